@@ -1,0 +1,195 @@
+//! The resolved [`Config`], the file-shaped `Document` it is built from, and
+//! the resolution step that fills derived defaults (`database`, `public_url`)
+//! and validates every section.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::apps::{AppDecl, AppEntry, resolve_apps};
+use crate::error::{KeyPath, Problem};
+use crate::secret::SecretRef;
+use crate::sections::{AuthConfig, LogConfig, ODataConfig};
+use crate::validate::{Validate, http_url, not_blank};
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_DATA_DIR: &str = "./ferry-data";
+const DATABASE_SCHEMES: &[&str] = &["sqlite:", "postgres:", "postgresql:"];
+
+/// ferry's validated configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Database URL; defaults to `sqlite://<data_dir>/ferry.db`. Never empty.
+    pub database: String,
+    /// Absolute `http(s)` base URL without trailing slash; defaults to `http://<listen>`.
+    pub public_url: String,
+    pub entities_dir: Option<PathBuf>,
+    pub master_key: Option<SecretRef>,
+    pub log: LogConfig,
+    pub auth: AuthConfig,
+    pub odata: ODataConfig,
+    pub apps: Vec<AppDecl>,
+}
+
+/// The configuration as layered TOML, before defaults are derived.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a table")]
+pub(crate) struct Document {
+    listen: Option<String>,
+    data_dir: Option<String>,
+    database: Option<String>,
+    public_url: Option<String>,
+    entities_dir: Option<String>,
+    master_key: Option<String>,
+    log: LogConfig,
+    auth: AuthConfig,
+    odata: ODataConfig,
+    apps: Vec<AppEntry>,
+}
+
+impl Document {
+    /// Derive defaults and validate; `env` serves `env:VAR` app secrets.
+    pub(crate) fn resolve(self, env: &[(String, String)]) -> Result<Config, Problem> {
+        let root = KeyPath::root();
+        let listen = parse_listen(self.listen.as_deref().unwrap_or(DEFAULT_LISTEN), &root.key("listen"))?;
+        let data_dir = self.data_dir.as_deref().unwrap_or(DEFAULT_DATA_DIR);
+        not_blank(data_dir, &root.key("data_dir"))?;
+        let data_dir = PathBuf::from(data_dir);
+        let database = match self.database {
+            Some(url) => check_database(url, &root.key("database"))?,
+            None => format!("sqlite://{}", data_dir.join("ferry.db").display()),
+        };
+        let public_url = match &self.public_url {
+            Some(url) => http_url(url, &root.key("public_url"))?,
+            None => format!("http://{listen}"),
+        };
+        let entities_dir = match self.entities_dir {
+            Some(dir) => {
+                not_blank(&dir, &root.key("entities_dir"))?;
+                Some(PathBuf::from(dir))
+            }
+            None => None,
+        };
+        let master_key = self
+            .master_key
+            .map(|text| SecretRef::parse(&text).map_err(|e| Problem::new(&root.key("master_key"), e)))
+            .transpose()?;
+
+        let (mut log, mut auth, mut odata) = (self.log, self.auth, self.odata);
+        log.validate(&root.key("log"))?;
+        auth.validate(&root.key("auth"))?;
+        odata.validate(&root.key("odata"))?;
+        for issuer in &mut auth.trusted_issuers {
+            if issuer.audience.is_empty() {
+                issuer.audience.clone_from(&public_url);
+            }
+        }
+        let apps = resolve_apps(self.apps, env, &root.key("apps"))?;
+
+        Ok(Config { listen, data_dir, database, public_url, entities_dir, master_key, log, auth, odata, apps })
+    }
+}
+
+fn parse_listen(text: &str, at: &KeyPath) -> Result<SocketAddr, Problem> {
+    text.trim().parse().map_err(|_| Problem::new(at, format!("'{text}' is not an address like 127.0.0.1:8080")))
+}
+
+fn check_database(url: String, at: &KeyPath) -> Result<String, Problem> {
+    let scheme_ok = DATABASE_SCHEMES.iter().any(|s| url.starts_with(s) && url.len() > s.len());
+    if scheme_ok {
+        Ok(url)
+    } else {
+        Err(Problem::new(
+            at,
+            format!(
+                "'{}' is not a supported database URL (expected sqlite:..., postgres://... or postgresql://...)",
+                redact_database_url(&url)
+            ),
+        ))
+    }
+}
+
+impl Config {
+    /// A few lines for the start-up log: no secrets, database password masked.
+    pub fn redacted_summary(&self) -> String {
+        let enabled = self.apps.iter().filter(|a| a.enabled).count();
+        format!(
+            "listen: {}\ndata_dir: {}\ndatabase: {}\npublic_url: {}\napps: {} ({enabled} enabled)",
+            self.listen,
+            self.data_dir.display(),
+            redact_database_url(&self.database),
+            self.public_url,
+            self.apps.len(),
+        )
+    }
+
+    /// Whether `database` is a SQLite URL (otherwise PostgreSQL).
+    pub fn database_is_sqlite(&self) -> bool {
+        self.database.starts_with("sqlite:")
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database", &redact_database_url(&self.database))
+            .field("public_url", &self.public_url)
+            .field("entities_dir", &self.entities_dir)
+            .field("master_key", &self.master_key)
+            .field("log", &self.log)
+            .field("auth", &self.auth)
+            .field("odata", &self.odata)
+            .field("apps", &self.apps)
+            .finish()
+    }
+}
+
+/// `url` with the userinfo password and any `password=` query value replaced by `***`.
+pub(crate) fn redact_database_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = url.find("://") {
+        let authority_start = scheme_end + 3;
+        let authority_end = url[authority_start..].find(['/', '?', '#']).map_or(url.len(), |i| authority_start + i);
+        let authority = &url[authority_start..authority_end];
+        if let Some(at) = authority.rfind('@')
+            && let Some(colon) = authority[..at].find(':')
+        {
+            let (pass_start, pass_end) = (authority_start + colon + 1, authority_start + at);
+            out = format!("{}***{}", &url[..pass_start], &url[pass_end..]);
+        }
+    }
+    let Some(query_start) = out.find('?') else {
+        return out;
+    };
+    let (base, query) = out.split_at(query_start + 1);
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}{}", query.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_database_url;
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(redact_database_url("postgres://u:p%40ss@db:5432/ferry"), "postgres://u:***@db:5432/ferry");
+        assert_eq!(redact_database_url("postgres://u@db/ferry"), "postgres://u@db/ferry");
+        assert_eq!(
+            redact_database_url("postgresql://db/f?user=u&password=pw"),
+            "postgresql://db/f?user=u&password=***"
+        );
+        assert_eq!(redact_database_url("sqlite://./ferry-data/ferry.db"), "sqlite://./ferry-data/ferry.db");
+    }
+}

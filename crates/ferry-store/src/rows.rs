@@ -1,0 +1,358 @@
+//! Reads and writes of entity rows, written once over [`Conn`] for both backends. Every write
+//! takes the version clock first (so all writers lock in the same order), then touches rows.
+
+use crate::engine::{ColType, Conn, RowExt};
+use crate::error::{StoreError, StoreResult};
+use crate::model::{Changes, CompanyScope, NewRow, RowKey, RowQuery, StoredRow, Tombstone};
+use crate::sql::{COMPANY, CREATED_AT, EntityTable, ID, MODIFIED_AT, Sql, VERSION, quote};
+use chrono::{DateTime, Utc};
+use ferry_model::{Catalog, Entity, Value};
+use ferry_query::BoundExpr;
+use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
+
+/// Parameters per statement stay well below SQLite's 32,766 and PostgreSQL's 65,535.
+const PARAMS_PER_STATEMENT_MAX: usize = 30_000;
+/// Values per `IN (...)` list when checking lookups.
+const LOOKUP_CHUNK: usize = 500;
+
+/// Takes `count` versions from the shared clock; answers the first. Holds the clock row until
+/// the transaction ends, which is what keeps versions in commit order.
+pub(crate) async fn allocate_versions<C: Conn>(conn: &mut C, count: usize) -> StoreResult<i64> {
+    let rows = conn
+        .fetch(
+            "UPDATE ferry_clock SET version = version + $1 WHERE id = 1 RETURNING version",
+            vec![Value::Int(count as i64)],
+            &[ColType::Int64],
+        )
+        .await?;
+    Ok(rows[0].int(0)? - count as i64 + 1)
+}
+
+pub(crate) async fn current_version<C: Conn>(conn: &mut C) -> StoreResult<i64> {
+    let rows = conn.fetch("SELECT version FROM ferry_clock WHERE id = 1", vec![], &[ColType::Int64]).await?;
+    rows[0].int(0)
+}
+
+/// The company of a row and some of its field values (by field index).
+type PartialRow = (Option<String>, Vec<(usize, Value)>);
+
+/// Checks that every lookup value in `rows` names an existing record of its target entity.
+pub(crate) async fn check_lookups<C: Conn>(
+    conn: &mut C,
+    catalog: &Catalog,
+    entity: &Entity,
+    rows: &[PartialRow],
+) -> StoreResult<()> {
+    for (field_index, field) in entity.fields.iter().enumerate() {
+        let Some(lookup) = &field.lookup else { continue };
+        let Some(target) = catalog.by_collection(&lookup.entity) else { continue };
+        let Some((target_field, _)) = target.field(&lookup.field) else { continue };
+        // Wanted values per company of the target (None for shared targets).
+        let mut wanted: BTreeMap<Option<String>, Vec<Value>> = BTreeMap::new();
+        for (company, values) in rows {
+            for (i, value) in values {
+                if *i == field_index && !value.is_null() {
+                    let scope = if target.company_specific { company.clone() } else { None };
+                    let list = wanted.entry(scope).or_default();
+                    if !list.contains(value) {
+                        list.push(value.clone());
+                    }
+                }
+            }
+        }
+        let table = EntityTable::new(target, conn.dialect());
+        let column = table.column_of_field(target_field);
+        let col_type = ColType::of(&target.fields[target_field].ty);
+        for (company, values) in wanted {
+            for chunk in values.chunks(LOOKUP_CHUNK) {
+                let mut sql = Sql::new(conn.dialect());
+                sql.push("SELECT ").push(&column).push(" FROM ").push(&table.name).push(" WHERE ");
+                if let Some(company) = &company {
+                    sql.push(&quote(COMPANY)).push(" = ").param(Value::String(company.clone())).push(" AND ");
+                }
+                sql.push(&column).push(" IN (");
+                for (n, value) in chunk.iter().enumerate() {
+                    if n > 0 {
+                        sql.push(", ");
+                    }
+                    sql.param(value.clone());
+                }
+                sql.push(")");
+                let found = conn.fetch(&sql.text, sql.args, &[col_type]).await?;
+                let found: Vec<Value> = found.into_iter().map(|mut r| r.remove(0)).collect();
+                if let Some(missing) = chunk.iter().find(|v| !found.contains(v)) {
+                    let company_note = company.as_ref().map(|c| format!(" (company {c})")).unwrap_or_default();
+                    return Err(StoreError::LookupMissing {
+                        field: field.name.clone(),
+                        value: missing.describe(),
+                        target: format!("{}.{}{company_note}", target.collection, lookup.field),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn insert<C: Conn>(
+    conn: &mut C,
+    catalog: &Catalog,
+    entity: &Entity,
+    rows: Vec<NewRow>,
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<StoredRow>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lookup_rows: Vec<_> =
+        rows.iter().map(|r| (r.company.clone(), r.values.iter().cloned().enumerate().collect::<Vec<_>>())).collect();
+    check_lookups(conn, catalog, entity, &lookup_rows).await?;
+    let first_version = allocate_versions(conn, rows.len()).await?;
+    let stored: Vec<StoredRow> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(n, row)| {
+            let id = match entity.primary_id.map(|i| &row.values[i]) {
+                Some(Value::Guid(g)) => *g,
+                _ => Uuid::now_v7(),
+            };
+            let mut values = row.values;
+            if let Some(i) = entity.primary_id {
+                values[i] = Value::Guid(id);
+            }
+            StoredRow {
+                id,
+                company: row.company,
+                created_at: now,
+                modified_at: now,
+                version: first_version + n as i64,
+                values,
+            }
+        })
+        .collect();
+
+    let table = EntityTable::new(entity, conn.dialect());
+    let mut columns = vec![quote(ID)];
+    if entity.company_specific {
+        columns.push(quote(COMPANY));
+    }
+    columns.extend([quote(CREATED_AT), quote(MODIFIED_AT), quote(VERSION)]);
+    let fields: Vec<usize> = table.stored_fields().collect();
+    columns.extend(fields.iter().map(|&i| quote(&entity.fields[i].name)));
+    let rows_per_statement = (PARAMS_PER_STATEMENT_MAX / columns.len()).max(1);
+    for chunk in stored.chunks(rows_per_statement) {
+        let mut sql = Sql::new(conn.dialect());
+        sql.push("INSERT INTO ").push(&table.name).push(" (").push(&columns.join(", ")).push(") VALUES ");
+        for (n, row) in chunk.iter().enumerate() {
+            sql.push(if n == 0 { "(" } else { ", (" });
+            sql.param(Value::Guid(row.id));
+            if entity.company_specific {
+                sql.push(", ").param(Value::String(row.company.clone().unwrap_or_default()));
+            }
+            sql.push(", ").param(Value::DateTime(now));
+            sql.push(", ").param(Value::DateTime(now));
+            sql.push(", ").param(Value::Int(row.version));
+            for &i in &fields {
+                sql.push(", ").param(row.values[i].clone());
+            }
+            sql.push(")");
+        }
+        conn.execute(&sql.text, sql.args).await.map_err(|e| conflict_or(e, entity, chunk))?;
+    }
+    Ok(stored)
+}
+
+/// A unique violation means a key that already exists (or appears twice in the batch).
+fn conflict_or(error: StoreError, entity: &Entity, rows: &[StoredRow]) -> StoreError {
+    let is_unique = matches!(&error, StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation());
+    if !is_unique {
+        return error;
+    }
+    let key = match rows {
+        [only] => only.key(entity).describe(entity),
+        _ => "in this batch".to_string(),
+    };
+    StoreError::Conflict { key }
+}
+
+pub(crate) async fn update<C: Conn>(
+    conn: &mut C,
+    catalog: &Catalog,
+    entity: &Entity,
+    key: &RowKey,
+    changes: Vec<(usize, Value)>,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<StoredRow>> {
+    check_lookups(conn, catalog, entity, &[(key.company.clone(), changes.clone())]).await?;
+    let version = allocate_versions(conn, 1).await?;
+    let table = EntityTable::new(entity, conn.dialect());
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("UPDATE ").push(&table.name).push(" SET ");
+    for (i, value) in changes {
+        if Some(i) == entity.primary_id {
+            continue;
+        }
+        sql.push(&table.column_of_field(i)).push(" = ").param(value).push(", ");
+    }
+    sql.push(&quote(MODIFIED_AT)).push(" = ").param(Value::DateTime(now));
+    sql.push(", ").push(&quote(VERSION)).push(" = ").param(Value::Int(version));
+    sql.push(" WHERE ");
+    table.push_key_predicate(&mut sql, key);
+    let (select, types) = table.select_list();
+    sql.push(" RETURNING ").push(&select);
+    let mut rows = conn.fetch(&sql.text, sql.args, &types).await?;
+    rows.pop().map(|r| table.decode(r)).transpose()
+}
+
+/// Deletes one row and leaves its tombstone; answers whether a row was deleted.
+pub(crate) async fn delete<C: Conn>(
+    conn: &mut C,
+    entity: &Entity,
+    key: &RowKey,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let version = allocate_versions(conn, 1).await?;
+    let table = EntityTable::new(entity, conn.dialect());
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("DELETE FROM ").push(&table.name).push(" WHERE ");
+    table.push_key_predicate(&mut sql, key);
+    sql.push(" RETURNING ").push(&quote(ID));
+    let deleted = conn.fetch(&sql.text, sql.args, &[ColType::Guid]).await?;
+    let Some(row) = deleted.first() else { return Ok(false) };
+    let key_text: Vec<String> = key.values.iter().map(|v| v.to_text().unwrap_or_default()).collect();
+    let key_json = serde_json::to_string(&key_text).expect("strings serialize");
+    conn.execute(
+        "INSERT INTO ferry_tombstones (entity, id, company, key_json, version, deleted_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        vec![
+            Value::String(entity.logical_name.clone()),
+            Value::Guid(row.guid(0)?),
+            key.company.clone().map_or(Value::Null, Value::String),
+            Value::String(key_json),
+            Value::Int(version),
+            Value::DateTime(now),
+        ],
+    )
+    .await?;
+    Ok(true)
+}
+
+pub(crate) async fn get<C: Conn>(conn: &mut C, entity: &Entity, key: &RowKey) -> StoreResult<Option<StoredRow>> {
+    let table = EntityTable::new(entity, conn.dialect());
+    let (select, types) = table.select_list();
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("SELECT ").push(&select).push(" FROM ").push(&table.name).push(" WHERE ");
+    table.push_key_predicate(&mut sql, key);
+    let mut rows = conn.fetch(&sql.text, sql.args, &types).await?;
+    rows.pop().map(|r| table.decode(r)).transpose()
+}
+
+fn push_where(table: &EntityTable<'_>, sql: &mut Sql, scope: &CompanyScope, filter: Option<&BoundExpr>) {
+    sql.push(" WHERE 1 = 1");
+    if let (CompanyScope::One(company), true) = (scope, table.entity.company_specific) {
+        sql.push(" AND ").push(&quote(COMPANY)).push(" = ").param(Value::String(company.clone()));
+    }
+    if let Some(filter) = filter {
+        sql.push(" AND ");
+        table.push_filter(sql, filter, false);
+    }
+}
+
+pub(crate) async fn query<C: Conn>(conn: &mut C, entity: &Entity, q: &RowQuery) -> StoreResult<Vec<StoredRow>> {
+    let table = EntityTable::new(entity, conn.dialect());
+    let (select, types) = table.select_list();
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("SELECT ").push(&select).push(" FROM ").push(&table.name);
+    push_where(&table, &mut sql, &q.scope, q.filter.as_ref());
+    if let Some(after) = &q.after {
+        sql.push(" AND ");
+        table.push_after_key(&mut sql, after);
+    }
+    sql.push(" ORDER BY ").push(&table.order_by(&q.order));
+    sql.push(&format!(" LIMIT {} OFFSET {}", q.limit, q.offset));
+    let rows = conn.fetch(&sql.text, sql.args, &types).await?;
+    rows.into_iter().map(|r| table.decode(r)).collect()
+}
+
+pub(crate) async fn count<C: Conn>(
+    conn: &mut C,
+    entity: &Entity,
+    scope: &CompanyScope,
+    filter: Option<&BoundExpr>,
+) -> StoreResult<u64> {
+    let table = EntityTable::new(entity, conn.dialect());
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("SELECT COUNT(*) FROM ").push(&table.name);
+    push_where(&table, &mut sql, scope, filter);
+    let rows = conn.fetch(&sql.text, sql.args, &[ColType::Int64]).await?;
+    Ok(rows[0].int(0)?.max(0) as u64)
+}
+
+/// Everything that changed after `since`, deletes included, at most `limit` changes.
+pub(crate) async fn changes_since<C: Conn>(
+    conn: &mut C,
+    entity: &Entity,
+    scope: &CompanyScope,
+    since: i64,
+    limit: usize,
+) -> StoreResult<Changes> {
+    // Versions up to the clock's committed value are all committed (see `allocate_versions`).
+    let upto = current_version(conn).await?;
+    let table = EntityTable::new(entity, conn.dialect());
+    let (select, types) = table.select_list();
+    let company = match (scope, entity.company_specific) {
+        (CompanyScope::One(c), true) => Some(c.clone()),
+        _ => None,
+    };
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("SELECT ").push(&select).push(" FROM ").push(&table.name).push(" WHERE ");
+    sql.push(&quote(VERSION)).push(" > ").param(Value::Int(since));
+    sql.push(" AND ").push(&quote(VERSION)).push(" <= ").param(Value::Int(upto));
+    if let Some(c) = &company {
+        sql.push(" AND ").push(&quote(COMPANY)).push(" = ").param(Value::String(c.clone()));
+    }
+    sql.push(" ORDER BY ").push(&quote(VERSION)).push(&format!(" LIMIT {}", limit + 1));
+    let rows: Vec<StoredRow> = conn
+        .fetch(&sql.text, sql.args, &types)
+        .await?
+        .into_iter()
+        .map(|r| table.decode(r))
+        .collect::<StoreResult<_>>()?;
+
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("SELECT id, company, key_json, version, deleted_at FROM ferry_tombstones WHERE entity = ");
+    sql.param(Value::String(entity.logical_name.clone()));
+    sql.push(" AND version > ").param(Value::Int(since));
+    sql.push(" AND version <= ").param(Value::Int(upto));
+    if let Some(c) = &company {
+        sql.push(" AND company = ").param(Value::String(c.clone()));
+    }
+    sql.push(&format!(" ORDER BY version LIMIT {}", limit + 1));
+    let cols = [ColType::Guid, ColType::Text, ColType::Text, ColType::Int64, ColType::DateTime];
+    let mut deleted = Vec::new();
+    for r in conn.fetch(&sql.text, sql.args, &cols).await? {
+        let key: Vec<String> = serde_json::from_str(&r.text(2)?)
+            .map_err(|e| StoreError::Corrupt { column: "ferry_tombstones.key_json".into(), message: e.to_string() })?;
+        deleted.push(Tombstone {
+            id: r.guid(0)?,
+            company: r.opt_text(1)?,
+            key,
+            version: r.int(3)?,
+            deleted_at: r.datetime(4)?,
+        });
+    }
+
+    // Merge both version-ordered lists and cut at `limit` changes.
+    let mut versions: BTreeSet<i64> = rows.iter().map(|r| r.version).collect();
+    versions.extend(deleted.iter().map(|t| t.version));
+    if versions.len() <= limit {
+        return Ok(Changes { rows, deleted, through_version: upto.max(since), more: false });
+    }
+    let through = *versions.iter().nth(limit - 1).expect("more than limit versions");
+    Ok(Changes {
+        rows: rows.into_iter().filter(|r| r.version <= through).collect(),
+        deleted: deleted.into_iter().filter(|t| t.version <= through).collect(),
+        through_version: through,
+        more: true,
+    })
+}

@@ -1,0 +1,44 @@
+//! The store conformance suite: every test runs on SQLite and on PostgreSQL (when
+//! `FERRY_TEST_POSTGRES_URL` is set), against a fresh database each.
+
+mod rows;
+mod support;
+mod versions;
+
+/// Declares each test once per backend.
+macro_rules! conformance {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = ferry_store::testing::TestDatabase::sqlite();
+                    crate::$module::$name(crate::support::open(&db.url).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = ferry_store::testing::TestDatabase::postgres(stringify!($name)).await else { return };
+                    crate::$module::$name(crate::support::open(&db.url).await).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    rows::crud_round_trip,
+    rows::every_type_round_trips,
+    rows::keys_are_unique_per_company,
+    rows::lookups_are_checked_on_write,
+    rows::filter_order_and_keyset_paging,
+    rows::schema_evolves_by_adding_columns,
+    rows::apps_and_signing_keys,
+    versions::versions_increase_across_entities,
+    versions::concurrent_writers_get_distinct_ordered_versions,
+    versions::changes_since_returns_exactly_later_changes_and_deletes,
+    versions::changes_since_pages_by_limit,
+);

@@ -1,0 +1,64 @@
+//! Shared set-up for conformance tests: a migrated store with the standard catalog plus a test
+//! entity that has one field of every type.
+
+use ferry_model::{Catalog, CatalogSource, Entity, Value, standard_sources};
+use ferry_store::{NewRow, Store};
+use std::sync::Arc;
+
+pub const ALL_TYPES: &str = r#"
+[[enums]]
+name = "TestColor"
+values = [{ name = "Red", code = 0 }, { name = "Blue", code = 1 }]
+
+[[entities]]
+label = "All types"
+public_name = "AllTypes"
+collection = "AllTypes"
+logical_name = "alltypes"
+company_specific = true
+key = ["Code"]
+fields = [
+  { name = "Code", type = "string(20)" },
+  { name = "Memo", type = "string" },
+  { name = "Small", type = "int" },
+  { name = "Big", type = "int64" },
+  { name = "Amount", type = "decimal(32,6)" },
+  { name = "Ratio", type = "real" },
+  { name = "Flag", type = "bool" },
+  { name = "Day", type = "date" },
+  { name = "Stamp", type = "datetime" },
+  { name = "Ref", type = "guid" },
+  { name = "Color", type = "enum(TestColor)" },
+]
+"#;
+
+pub fn catalog_with(extra: &str) -> Arc<Catalog> {
+    let mut sources = standard_sources();
+    sources.push(CatalogSource { origin: "test/alltypes.toml".into(), text: extra.into() });
+    Arc::new(Catalog::build(&sources).expect("test catalog builds"))
+}
+
+pub async fn open(url: &str) -> Store {
+    let store = Store::open(url).await.expect("open store");
+    store.migrate().await.expect("migrate");
+    store.prepare_entities(catalog_with(ALL_TYPES)).await.expect("prepare entities");
+    store
+}
+
+pub fn entity(store_catalog: &Catalog, collection: &str) -> Arc<Entity> {
+    store_catalog.by_collection(collection).expect("entity exists").clone()
+}
+
+/// A row of `entity` with the given field values and nulls (or defaults) elsewhere.
+pub fn row(entity: &Entity, company: Option<&str>, fields: &[(&str, Value)]) -> NewRow {
+    let mut values: Vec<Value> = entity.fields.iter().map(|f| f.default.clone().unwrap_or(Value::Null)).collect();
+    for (name, value) in fields {
+        let (i, _) = entity.field(name).unwrap_or_else(|| panic!("no field {name}"));
+        values[i] = value.clone();
+    }
+    NewRow { company: company.map(str::to_string), values }
+}
+
+pub fn s(text: &str) -> Value {
+    Value::String(text.into())
+}

@@ -1,0 +1,143 @@
+//! Change versions: one increasing sequence across entities and concurrent writers, and
+//! "changes since V" returning exactly the later changes, deletes included.
+
+use crate::support::{ALL_TYPES, catalog_with, entity, row, s};
+use ferry_model::Value;
+use ferry_store::{CompanyScope, RowKey, Store};
+use std::collections::BTreeSet;
+
+pub async fn versions_increase_across_entities(store: Store) {
+    let catalog = catalog_with(ALL_TYPES);
+    let groups = entity(&catalog, "CustomerGroups");
+    let currencies = entity(&catalog, "Currencies");
+    let start = store.current_version().await.unwrap();
+    let a = store.insert(&groups, vec![row(&groups, Some("usmf"), &[("CustomerGroupId", s("10"))])]).await.unwrap();
+    let b = store
+        .insert(&currencies, vec![row(&currencies, None, &[("CurrencyCode", s("EUR")), ("Name", s("Euro"))])])
+        .await
+        .unwrap();
+    let c = store.insert(&groups, vec![row(&groups, Some("usmf"), &[("CustomerGroupId", s("20"))])]).await.unwrap();
+    assert!(start < a[0].version && a[0].version < b[0].version && b[0].version < c[0].version);
+    assert_eq!(store.current_version().await.unwrap(), c[0].version);
+}
+
+pub async fn concurrent_writers_get_distinct_ordered_versions(store: Store) {
+    let catalog = catalog_with(ALL_TYPES);
+    let groups = entity(&catalog, "CustomerGroups");
+    let vendor_groups = entity(&catalog, "VendorGroups");
+    const WRITERS: usize = 8;
+    const ROWS_PER_WRITER: usize = 25;
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let store = store.clone();
+        let entity = if w % 2 == 0 { groups.clone() } else { vendor_groups.clone() };
+        let key_field = if w % 2 == 0 { "CustomerGroupId" } else { "VendorGroupId" };
+        tasks.push(tokio::spawn(async move {
+            let mut versions = Vec::new();
+            for i in 0..ROWS_PER_WRITER {
+                let r = row(&entity, Some(&format!("c{w}")), &[(key_field, s(&format!("{i}")))]);
+                versions.push(store.insert(&entity, vec![r]).await.unwrap()[0].version);
+            }
+            versions
+        }));
+    }
+    // A reader follows the changes while writers run; it must end up seeing every row.
+    let reader = {
+        let store = store.clone();
+        let (groups, vendor_groups) = (groups.clone(), vendor_groups.clone());
+        tokio::spawn(async move {
+            let mut seen = BTreeSet::new();
+            let mut tokens = [0i64, 0i64];
+            while seen.len() < WRITERS * ROWS_PER_WRITER {
+                for (n, entity) in [&groups, &vendor_groups].into_iter().enumerate() {
+                    let changes = store.changes_since(entity, &CompanyScope::All, tokens[n], 1000).await.unwrap();
+                    for r in &changes.rows {
+                        assert!(r.version > tokens[n], "a change older than the token came back");
+                        seen.insert(r.id);
+                    }
+                    tokens[n] = changes.through_version;
+                }
+                tokio::task::yield_now().await;
+            }
+            seen.len()
+        })
+    };
+    let mut all = Vec::new();
+    for t in tasks {
+        let versions = t.await.unwrap();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "one writer's versions increase");
+        all.extend(versions);
+    }
+    let distinct: BTreeSet<_> = all.iter().collect();
+    assert_eq!(distinct.len(), WRITERS * ROWS_PER_WRITER, "versions are never shared");
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(60), reader).await.expect("reader saw every row");
+    assert_eq!(seen.unwrap(), WRITERS * ROWS_PER_WRITER);
+}
+
+pub async fn changes_since_returns_exactly_later_changes_and_deletes(store: Store) {
+    let catalog = catalog_with(ALL_TYPES);
+    let groups = entity(&catalog, "CustomerGroups");
+    let g = |id: &str| row(&groups, Some("usmf"), &[("CustomerGroupId", s(id))]);
+    let key = |id: &str| RowKey { company: Some("usmf".into()), values: vec![s(id)] };
+    let before = store.insert(&groups, vec![g("A"), g("B"), g("D")]).await.unwrap();
+    let v = store.current_version().await.unwrap();
+    let (desc, _) = groups.field("Description").unwrap();
+    store.update(&groups, &key("A"), vec![(desc, s("changed"))]).await.unwrap().unwrap();
+    assert!(store.delete(&groups, &key("B")).await.unwrap());
+    let c = store.insert(&groups, vec![g("C")]).await.unwrap();
+    // Another company's change is not in the usmf scope.
+    store.insert(&groups, vec![row(&groups, Some("demf"), &[("CustomerGroupId", s("Z"))])]).await.unwrap();
+
+    let changes = store.changes_since(&groups, &CompanyScope::One("usmf".into()), v, 100).await.unwrap();
+    let ids: Vec<_> = changes.rows.iter().map(|r| r.values[0].clone()).collect();
+    assert_eq!(ids, vec![s("A"), s("C")]);
+    assert_eq!(changes.rows[0].values[desc], s("changed"));
+    assert_eq!(changes.rows[1].id, c[0].id);
+    assert_eq!(changes.deleted.len(), 1);
+    assert_eq!(changes.deleted[0].id, before[1].id);
+    assert_eq!(changes.deleted[0].key, vec!["B".to_string()]);
+    assert_eq!(changes.deleted[0].company.as_deref(), Some("usmf"));
+    assert!(!changes.more);
+    assert_eq!(changes.through_version, store.current_version().await.unwrap());
+
+    let all = store.changes_since(&groups, &CompanyScope::All, v, 100).await.unwrap();
+    assert_eq!(all.rows.len(), 3);
+    let nothing = store.changes_since(&groups, &CompanyScope::All, changes.through_version, 100).await.unwrap();
+    assert!(nothing.rows.is_empty() && nothing.deleted.is_empty());
+    // D was not touched after v.
+    assert!(!all.rows.iter().any(|r| r.values[0] == Value::String("D".into())));
+}
+
+pub async fn changes_since_pages_by_limit(store: Store) {
+    let catalog = catalog_with(ALL_TYPES);
+    let groups = entity(&catalog, "CustomerGroups");
+    let start = store.current_version().await.unwrap();
+    for i in 0..8 {
+        store
+            .insert(&groups, vec![row(&groups, Some("usmf"), &[("CustomerGroupId", s(&format!("G{i}")))])])
+            .await
+            .unwrap();
+    }
+    for i in 0..2 {
+        let k = RowKey { company: Some("usmf".into()), values: vec![s(&format!("G{i}"))] };
+        store.delete(&groups, &k).await.unwrap();
+    }
+    let mut token = start;
+    let mut sizes = Vec::new();
+    let mut rows = 0;
+    let mut deletes = 0;
+    loop {
+        let batch = store.changes_since(&groups, &CompanyScope::All, token, 3).await.unwrap();
+        sizes.push(batch.rows.len() + batch.deleted.len());
+        rows += batch.rows.len();
+        deletes += batch.deleted.len();
+        assert!(batch.through_version >= token);
+        token = batch.through_version;
+        if !batch.more {
+            break;
+        }
+    }
+    // G0 and G1 were deleted after their insert: their rows are gone, their tombstones remain.
+    assert_eq!((rows, deletes), (6, 2));
+    assert_eq!(sizes, vec![3, 3, 2]);
+}
