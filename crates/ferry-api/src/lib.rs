@@ -1,1 +1,83 @@
-//! placeholder
+//! ferry's HTTP edge: the OData entity API (F&O `/data`, Dataverse `/api/data/v9.2`), the F&O
+//! metadata service, OAuth 2.0 token and discovery endpoints, and operability endpoints.
+//!
+//! This is the only crate that knows the wire format: domain types are turned into JSON and
+//! XML here, by hand. Every error leaves through one table (`error.rs`).
+
+mod auth;
+mod error;
+mod oauth;
+mod odata;
+mod ops;
+mod routes;
+
+pub use error::ApiError;
+pub use ops::install_metrics;
+
+use ferry_auth::TokenService;
+use ferry_model::Catalog;
+use ferry_store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+
+/// Settings of the HTTP edge.
+#[derive(Clone, Debug)]
+pub struct ApiSettings {
+    /// The URL clients reach ferry at (issuer of tokens; base of absolute links it must make).
+    pub public_url: String,
+    pub tenant_id: String,
+    /// Largest page of entity rows one response holds.
+    pub max_page_size: u32,
+    /// Company for callers whose app declares none.
+    pub default_company: String,
+}
+
+struct StateInner {
+    store: Store,
+    catalog: Arc<Catalog>,
+    tokens: Arc<TokenService>,
+    settings: ApiSettings,
+    metrics: PrometheusHandle,
+}
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<StateInner>,
+}
+
+impl ApiState {
+    pub fn new(
+        store: Store,
+        catalog: Arc<Catalog>,
+        tokens: Arc<TokenService>,
+        settings: ApiSettings,
+        metrics: PrometheusHandle,
+    ) -> ApiState {
+        ApiState { inner: Arc::new(StateInner { store, catalog, tokens, settings, metrics }) }
+    }
+
+    fn store(&self) -> &Store {
+        &self.inner.store
+    }
+    fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+    fn tokens(&self) -> &TokenService {
+        &self.inner.tokens
+    }
+    fn settings(&self) -> &ApiSettings {
+        &self.inner.settings
+    }
+}
+
+/// The whole HTTP application.
+pub fn app(state: ApiState) -> axum::Router {
+    routes::build(state).0
+}
+
+/// The OpenAPI document of ferry's own endpoints, generated from the route table.
+pub fn openapi_document(state: ApiState) -> serde_json::Value {
+    let (_, docs) = routes::build(state.clone());
+    routes::openapi(&docs, &state.inner.settings.public_url)
+}

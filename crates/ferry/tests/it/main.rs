@@ -1,1 +1,10 @@
-//! placeholder
+//! ferry's end-to-end tests: a real server (in-process, or the `ferry`
+//! binary) over HTTP, on SQLite and — when `FERRY_TEST_POSTGRES_URL` is set —
+//! PostgreSQL. `support.rs` is the harness.
+
+mod support;
+
+mod auth;
+mod cli;
+mod odata;
+mod ops;

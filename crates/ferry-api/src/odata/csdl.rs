@@ -1,0 +1,110 @@
+//! The service document (`GET /data`) and the CSDL metadata document (`$metadata`) generated
+//! from the catalog.
+
+use super::json_out::write_string;
+use super::{Ctx, Flavor};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ferry_model::{COMPANY_FIELD, EnumStyle, FieldType};
+use std::fmt::Write;
+
+pub(crate) fn namespace(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::Dataverse => "Microsoft.Dynamics.CRM",
+        _ => "Microsoft.Dynamics.DataEntities",
+    }
+}
+
+pub(crate) fn service_document(ctx: &Ctx) -> Response {
+    let mut body = String::from("{\"@odata.context\":");
+    write_string(&mut body, &format!("{}/$metadata", ctx.root.url));
+    body.push_str(",\"value\":[");
+    for (n, entity) in ctx.state.catalog().entities().iter().enumerate() {
+        if n > 0 {
+            body.push(',');
+        }
+        body.push_str("{\"name\":");
+        write_string(&mut body, &entity.collection);
+        body.push_str(",\"kind\":\"EntitySet\",\"url\":");
+        write_string(&mut body, &entity.collection);
+        body.push('}');
+    }
+    body.push_str("]}");
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json; odata.metadata=minimal")], body).into_response()
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn property(out: &mut String, ns: &str, name: &str, ty: &FieldType, nullable: bool) {
+    let edm = match ty {
+        FieldType::Enum(e) if e.style == EnumStyle::Symbol => format!("{ns}.{}", e.name),
+        other => other.edm_type().to_string(),
+    };
+    let _ = write!(out, "<Property Name=\"{}\" Type=\"{edm}\"", xml_escape(name));
+    if !nullable {
+        out.push_str(" Nullable=\"false\"");
+    }
+    match ty {
+        FieldType::String { max_length: Some(n) } => {
+            let _ = write!(out, " MaxLength=\"{n}\"");
+        }
+        FieldType::Decimal { precision, scale } => {
+            let _ = write!(out, " Precision=\"{precision}\" Scale=\"{scale}\"");
+        }
+        FieldType::DateTime => out.push_str(" Precision=\"6\""),
+        _ => {}
+    }
+    out.push_str("/>");
+}
+
+pub(crate) fn metadata_document(ctx: &Ctx) -> Response {
+    let ns = namespace(ctx.flavor);
+    let catalog = ctx.state.catalog();
+    let mut xml = String::with_capacity(64 * 1024);
+    xml.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>");
+    xml.push_str("<edmx:Edmx Version=\"4.0\" xmlns:edmx=\"http://docs.oasis-open.org/odata/ns/edmx\">");
+    xml.push_str("<edmx:DataServices>");
+    let _ = write!(xml, "<Schema Namespace=\"{ns}\" xmlns=\"http://docs.oasis-open.org/odata/ns/edm\">");
+    for entity in catalog.entities() {
+        let _ = write!(xml, "<EntityType Name=\"{}\"><Key>", xml_escape(&entity.public_name));
+        if entity.company_specific {
+            let _ = write!(xml, "<PropertyRef Name=\"{COMPANY_FIELD}\"/>");
+        }
+        for field in entity.key_fields() {
+            let _ = write!(xml, "<PropertyRef Name=\"{}\"/>", xml_escape(&field.name));
+        }
+        xml.push_str("</Key>");
+        if entity.company_specific {
+            property(&mut xml, ns, COMPANY_FIELD, &FieldType::String { max_length: Some(32) }, false);
+        }
+        for (i, field) in entity.fields.iter().enumerate() {
+            property(&mut xml, ns, &field.name, &field.ty, !entity.key.contains(&i));
+        }
+        xml.push_str("</EntityType>");
+    }
+    for e in catalog.enums().iter().filter(|e| e.style == EnumStyle::Symbol) {
+        let _ = write!(xml, "<EnumType Name=\"{}\" UnderlyingType=\"Edm.Int32\">", xml_escape(&e.name));
+        for m in &e.members {
+            let _ = write!(xml, "<Member Name=\"{}\" Value=\"{}\"/>", xml_escape(&m.name), m.code);
+        }
+        xml.push_str("</EnumType>");
+    }
+    xml.push_str("<EntityContainer Name=\"Resources\">");
+    for entity in catalog.entities() {
+        let _ = write!(
+            xml,
+            "<EntitySet Name=\"{}\" EntityType=\"{ns}.{}\"/>",
+            xml_escape(&entity.collection),
+            xml_escape(&entity.public_name)
+        );
+    }
+    xml.push_str("</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>");
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/xml"), (header::HeaderName::from_static("odata-version"), "4.0")],
+        xml,
+    )
+        .into_response()
+}

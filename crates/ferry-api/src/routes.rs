@@ -1,0 +1,235 @@
+//! The route table: every endpoint is registered here once, which both builds the axum router
+//! and records the documentation `/openapi.json` is generated from, so the two cannot drift.
+
+use crate::error::ApiError;
+use crate::{ApiState, auth, oauth, odata, ops};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, any, get, post};
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// Largest request body accepted by the entity API.
+const BODY_LIMIT_BYTES: usize = 4 * 1024 * 1024;
+
+/// One documented endpoint.
+#[derive(Clone, Debug)]
+pub(crate) struct RouteDoc {
+    pub method: &'static str,
+    /// OpenAPI path (`/data/{entitySet}`).
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub tag: &'static str,
+    pub secured: bool,
+}
+
+struct Table {
+    public: Router<ApiState>,
+    secured: Router<ApiState>,
+    docs: Vec<RouteDoc>,
+}
+
+impl Table {
+    /// Registers `handler` at `axum_path`, documented under `doc_path` for each of `methods`.
+    fn add(
+        &mut self,
+        secured: bool,
+        axum_path: &str,
+        handler: MethodRouter<ApiState>,
+        docs: &[(&'static str, &'static str, &'static str, &'static str)],
+    ) {
+        for (method, doc_path, summary, tag) in docs {
+            self.docs.push(RouteDoc { method, path: doc_path, summary, tag, secured });
+        }
+        if secured {
+            self.secured = std::mem::take(&mut self.secured).route(axum_path, handler);
+        } else {
+            self.public = std::mem::take(&mut self.public).route(axum_path, handler);
+        }
+    }
+}
+
+pub(crate) fn build(state: ApiState) -> (Router, Vec<RouteDoc>) {
+    let mut t = Table { public: Router::new(), secured: Router::new(), docs: Vec::new() };
+    const AUTH: &str = "OAuth 2.0";
+    const OPS: &str = "Operations";
+    const ODATA: &str = "OData entities";
+    const META: &str = "F&O metadata service";
+
+    t.add(
+        false,
+        "/oauth2/token",
+        post(oauth::token_ferry),
+        &[("post", "/oauth2/token", "Issue an access token (client credentials; `scope` or `resource`)", AUTH)],
+    );
+    t.add(
+        false,
+        "/{tenant}/oauth2/token",
+        post(oauth::token_v1),
+        &[("post", "/{tenant}/oauth2/token", "Issue an access token, Entra ID v1 shape (`resource`)", AUTH)],
+    );
+    t.add(
+        false,
+        "/{tenant}/oauth2/v2.0/token",
+        post(oauth::token_v2),
+        &[(
+            "post",
+            "/{tenant}/oauth2/v2.0/token",
+            "Issue an access token, Entra ID v2 shape (`scope=<url>/.default`)",
+            AUTH,
+        )],
+    );
+    t.add(
+        false,
+        "/.well-known/openid-configuration",
+        get(oauth::openid_configuration),
+        &[("get", "/.well-known/openid-configuration", "OpenID Connect discovery document", AUTH)],
+    );
+    t.add(
+        false,
+        "/{tenant}/v2.0/.well-known/openid-configuration",
+        get(oauth::openid_configuration),
+        &[(
+            "get",
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            "OpenID Connect discovery document (Entra-shaped path)",
+            AUTH,
+        )],
+    );
+    t.add(false, "/discovery/keys", get(oauth::jwks), &[("get", "/discovery/keys", "Token signing keys (JWKS)", AUTH)]);
+    t.add(
+        false,
+        "/{tenant}/discovery/v2.0/keys",
+        get(oauth::jwks),
+        &[("get", "/{tenant}/discovery/v2.0/keys", "Token signing keys (JWKS, Entra-shaped path)", AUTH)],
+    );
+    t.add(false, "/healthz", get(ops::healthz), &[("get", "/healthz", "Liveness: the process answers", OPS)]);
+    t.add(false, "/readyz", get(ops::readyz), &[("get", "/readyz", "Readiness: the database answers", OPS)]);
+    t.add(false, "/openapi.json", get(openapi_json), &[("get", "/openapi.json", "This document", OPS)]);
+    t.add(true, "/metrics", get(ops::metrics), &[("get", "/metrics", "Prometheus metrics", OPS)]);
+
+    let entity_docs: &[(&str, &str, &str, &str)] = &[
+        ("get", "/data", "Service document: the entity sets", ODATA),
+        ("get", "/data/$metadata", "CSDL metadata of all entities and enums", ODATA),
+        (
+            "get",
+            "/data/{entitySet}",
+            "Query an entity set ($filter, $select, $orderby, $top, $skip, $count, cross-company, change tracking with Prefer: odata.track-changes)",
+            ODATA,
+        ),
+        ("post", "/data/{entitySet}", "Create a record", ODATA),
+        ("get", "/data/{entitySet}({key})", "Read one record by key", ODATA),
+        ("patch", "/data/{entitySet}({key})", "Change fields of one record", ODATA),
+        ("delete", "/data/{entitySet}({key})", "Delete one record", ODATA),
+        ("get", "/data/{entitySet}/$count", "Count records", ODATA),
+    ];
+    let dataverse_docs: &[(&str, &str, &str, &str)] = &[
+        (
+            "get",
+            "/api/data/v9.2/{entitySet}",
+            "The entity API under the Dataverse Web API prefix (same operations as /data)",
+            ODATA,
+        ),
+        ("post", "/api/data/v9.2/{entitySet}", "Create a record (Dataverse prefix)", ODATA),
+        ("patch", "/api/data/v9.2/{entitySet}({key})", "Change a record (Dataverse prefix)", ODATA),
+        ("delete", "/api/data/v9.2/{entitySet}({key})", "Delete a record (Dataverse prefix)", ODATA),
+    ];
+    let metadata_docs: &[(&str, &str, &str, &str)] = &[
+        ("get", "/Metadata/DataEntities", "Data entities (Name, PublicEntityName, PublicCollectionName, …)", META),
+        ("get", "/Metadata/PublicEntities", "Public entities with their properties (DataType, IsKey, …)", META),
+        ("get", "/Metadata/PublicEnumerations", "Enumerations with their members", META),
+    ];
+    t.add(true, "/data", any(odata::handle), &entity_docs[..1]);
+    t.add(true, "/data/{*path}", any(odata::handle), &entity_docs[1..]);
+    t.add(true, "/api/data/v9.2", any(odata::handle), &[]);
+    t.add(true, "/api/data/v9.2/{*path}", any(odata::handle), dataverse_docs);
+    t.add(true, "/Metadata/{*path}", any(odata::handle), metadata_docs);
+
+    let Table { public, secured, docs } = t;
+    let secured = secured
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    let router = public
+        .merge(secured)
+        .fallback(case_insensitive_fallback)
+        .layer(axum::middleware::from_fn(ops::record_metrics))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(crate::error::ErrorKind::Internal, "an internal error occurred").into_response()
+        }))
+        .with_state(state);
+    (router, docs)
+}
+
+/// Paths and entity-set names match without regard to case (`/Data/customergroups`,
+/// `/metadata/DataEntities`): anything the exact routes missed that belongs to the entity API
+/// lands here.
+async fn case_insensitive_fallback(State(state): State<ApiState>, request: Request) -> Response {
+    let lower = request.uri().path().to_ascii_lowercase();
+    let is_entity_api = ["/data", "/api/data/v9.2", "/metadata/"]
+        .iter()
+        .any(|p| lower == *p || lower.starts_with(&format!("{}/", p.trim_end_matches('/'))));
+    if !is_entity_api {
+        return ApiError::not_found(format!("no endpoint at {}; see /openapi.json", request.uri().path()))
+            .into_response();
+    }
+    let (mut parts, body) = request.into_parts();
+    let principal = match auth::authenticate(&state, &parts.headers).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    parts.extensions.insert(principal);
+    let body = match axum::body::to_bytes(body, BODY_LIMIT_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::new(crate::error::ErrorKind::PayloadTooLarge, "the request body is too large")
+                .into_response();
+        }
+    };
+    odata::dispatch(state, parts, body).await
+}
+
+async fn openapi_json(State(state): State<ApiState>) -> Response {
+    axum::Json(crate::openapi_document(state)).into_response()
+}
+
+/// Builds the OpenAPI 3.1 document from the route table.
+pub(crate) fn openapi(docs: &[RouteDoc], public_url: &str) -> serde_json::Value {
+    let mut paths = serde_json::Map::new();
+    for doc in docs {
+        let params: Vec<serde_json::Value> = doc
+            .path
+            .split(['/', '(', ')'])
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .collect();
+        let mut operation = json!({
+            "summary": doc.summary,
+            "tags": [doc.tag],
+            "parameters": params,
+            "responses": { "200": { "description": "OK" }, "default": { "description": "OData error envelope" } },
+        });
+        if doc.secured {
+            operation["security"] = json!([{ "bearer": [] }]);
+            operation["responses"]["401"] = json!({ "description": "Missing or invalid bearer token" });
+            operation["responses"]["403"] = json!({ "description": "The app's roles do not allow this" });
+        }
+        let entry = paths.entry(doc.path.to_string()).or_insert_with(|| json!({}));
+        entry[doc.method] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ferry",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Data-integration server: OData entity API, OAuth 2.0 and operations endpoints.",
+        },
+        "servers": [{ "url": public_url }],
+        "components": {
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" },
+            },
+        },
+        "paths": paths,
+    })
+}

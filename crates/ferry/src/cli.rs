@@ -1,0 +1,175 @@
+//! The command line: clap definitions of every command and flag, and the
+//! mapping of the global override flags onto [`ferry_config::Overrides`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// ferry: a data-integration server that speaks the OData entity API and
+/// OAuth 2.0 like Dynamics 365 Finance & Operations / Dataverse.
+///
+/// Settings come from a TOML file (--config), then FERRY_* environment
+/// variables (e.g. FERRY_LISTEN, FERRY_AUTH__TOKEN_LIFETIME_SECS), then the
+/// flags below; later layers win. With none of them, ferry runs on embedded
+/// defaults: 127.0.0.1:8080, data in ./ferry-data, SQLite.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags accepted by every command.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Settings (every command)")]
+pub struct GlobalArgs {
+    /// Read settings from this TOML file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on, e.g. 127.0.0.1:8080 or 0.0.0.0:443 (port 0 picks a free port).
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Directory for ferry's own files: the SQLite database and the master key.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Database URL: sqlite://path/ferry.db or postgres://user@host/db (default: SQLite in the data dir).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database: Option<String>,
+
+    /// URL clients reach ferry at; the issuer of its tokens (default: http://<listen>).
+    #[arg(long, global = true, value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Directory of custom entity definitions (*.toml), added to the standard catalog.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub entities_dir: Option<PathBuf>,
+
+    /// Log format: text or json.
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    /// Log filter, e.g. info or info,ferry_api=debug.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+impl GlobalArgs {
+    /// The flags that override configuration values.
+    pub fn overrides(&self) -> ferry_config::Overrides {
+        ferry_config::Overrides {
+            listen: self.listen.clone(),
+            data_dir: self.data_dir.clone(),
+            database: self.database.clone(),
+            public_url: self.public_url.clone(),
+            entities_dir: self.entities_dir.clone(),
+            log_format: self.log_format.clone(),
+            log_level: self.log_level.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server until SIGTERM or Ctrl-C (in-flight requests finish first).
+    Serve,
+    /// Manage the client apps that may obtain tokens (client-credentials grant).
+    #[command(subcommand)]
+    Apps(AppsCommand),
+    /// Manage token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Inspect the entity catalog (standard entities plus the entities dir).
+    #[command(subcommand)]
+    Entities(EntitiesCommand),
+    /// Print the OpenAPI document of ferry's endpoints as JSON.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// Register a new app and print its secret once.
+    Add(AddApp),
+    /// List the registered apps (secrets are never shown).
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an app; its tokens stop working once they expire.
+    Remove {
+        /// The app's client id.
+        client_id: String,
+    },
+    /// Give an app a new secret and print it once; the old secret stops working.
+    RotateSecret {
+        /// The app's client id.
+        client_id: String,
+    },
+    /// Stop an app from obtaining tokens.
+    Disable {
+        /// The app's client id.
+        client_id: String,
+    },
+    /// Allow a disabled app to obtain tokens again.
+    Enable {
+        /// The app's client id.
+        client_id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AddApp {
+    /// Client id: 1 to 100 letters, digits, '.', '_' or '-'.
+    #[arg(long, value_name = "ID")]
+    pub client_id: String,
+
+    /// Display name (default: the client id).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Comma-separated roles: reader, writer, admin.
+    #[arg(long, value_name = "ROLES", value_delimiter = ',', default_value = "writer")]
+    pub roles: Vec<String>,
+
+    /// The app's company (dataAreaId), e.g. usmf (default: none, so odata.default_company applies).
+    #[arg(long, value_name = "COMPANY")]
+    pub company: Option<String>,
+
+    /// Print one JSON object (client_id, secret, roles, default_company).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Start signing tokens with a new key; tokens signed with older keys stay valid until they expire.
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EntitiesCommand {
+    /// Check every entity definition and report problems naming file, entity and field.
+    Check,
+    /// List the entities: collection, label, key, field count, company-specific.
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}
