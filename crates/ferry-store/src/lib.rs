@@ -11,6 +11,7 @@ mod engine;
 mod error;
 mod model;
 mod postgres;
+mod replication;
 mod rows;
 mod schema;
 mod sql;
@@ -22,6 +23,7 @@ pub use engine::Dialect;
 pub use error::{StoreError, StoreResult};
 pub use model::{App, AppOrigin, Changes, CompanyScope, NewRow, RowKey, RowQuery, SigningKey, StoredRow, Tombstone};
 pub use postgres::redact_url;
+pub use replication::{EntityStatusRecord, FailureLogLine, FailureRecord, ProfileRecord};
 pub use schema::SchemaReport;
 
 use chrono::{DateTime, Utc};
@@ -43,6 +45,9 @@ struct Inner {
     backend: Backend,
     catalog: RwLock<Arc<Catalog>>,
     now: Box<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+    /// Bumped after every committed entity write (and, on PostgreSQL, every write of any node).
+    changes: tokio::sync::watch::Sender<u64>,
+    listener_started: std::sync::Once,
 }
 
 /// The store. Cheap to clone; all clones share one connection pool.
@@ -113,6 +118,8 @@ impl Store {
                 backend,
                 catalog: RwLock::new(Arc::new(Catalog::default())),
                 now: Box::new(Utc::now),
+                changes: tokio::sync::watch::channel(0).0,
+                listener_started: std::sync::Once::new(),
             }),
         })
     }
@@ -172,7 +179,9 @@ impl Store {
     pub async fn insert(&self, entity: &Entity, rows: Vec<NewRow>) -> StoreResult<Vec<StoredRow>> {
         let catalog = self.catalog();
         let now = self.now();
-        Ok(write_tx!(self, |conn| rows::insert(conn, &catalog, entity, rows, now)))
+        let stored = write_tx!(self, |conn| rows::insert(conn, &catalog, entity, rows, now));
+        self.changed();
+        Ok(stored)
     }
 
     /// Changes fields of one row; answers the row as updated, or `None` if the key is unknown.
@@ -184,13 +193,39 @@ impl Store {
     ) -> StoreResult<Option<StoredRow>> {
         let catalog = self.catalog();
         let now = self.now();
-        Ok(write_tx!(self, |conn| rows::update(conn, &catalog, entity, key, changes, now)))
+        let updated = write_tx!(self, |conn| rows::update(conn, &catalog, entity, key, changes, now));
+        self.changed();
+        Ok(updated)
     }
 
     /// Deletes one row, leaving a tombstone; answers whether the key existed.
     pub async fn delete(&self, entity: &Entity, key: &RowKey) -> StoreResult<bool> {
         let now = self.now();
-        Ok(write_tx!(self, |conn| rows::delete(conn, entity, key, now)))
+        let deleted = write_tx!(self, |conn| rows::delete(conn, entity, key, now));
+        self.changed();
+        Ok(deleted)
+    }
+
+    /// Reads one row by its GUID `Id`.
+    pub async fn get_by_id(&self, entity: &Entity, id: uuid::Uuid) -> StoreResult<Option<StoredRow>> {
+        read_conn!(self, |conn| rows::get_by_id(conn, entity, id))
+    }
+
+    fn changed(&self) {
+        self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees a new value after each committed entity write — on PostgreSQL,
+    /// by any node (LISTEN/NOTIFY). Replication waits on it instead of polling.
+    pub fn subscribe_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        if let Backend::Postgres(b) = &self.inner.backend {
+            let pool = b.pool.clone();
+            let sender = self.inner.changes.clone();
+            self.inner.listener_started.call_once(|| {
+                tokio::spawn(postgres::listen_for_changes(pool, sender));
+            });
+        }
+        self.inner.changes.subscribe()
     }
 
     pub async fn get(&self, entity: &Entity, key: &RowKey) -> StoreResult<Option<StoredRow>> {
@@ -253,5 +288,96 @@ impl Store {
     /// Deletes keys retired before `retired_before` (their tokens have all expired).
     pub async fn purge_signing_keys(&self, retired_before: DateTime<Utc>) -> StoreResult<u64> {
         Ok(write_tx!(self, |conn| apps::purge_signing_keys(conn, retired_before)))
+    }
+
+    pub async fn upsert_profile(&self, profile: &ProfileRecord) -> StoreResult<()> {
+        write_tx!(self, |conn| replication::upsert_profile(conn, profile));
+        Ok(())
+    }
+
+    pub async fn get_profile(&self, id: &str) -> StoreResult<Option<ProfileRecord>> {
+        read_conn!(self, |conn| replication::get_profile(conn, id))
+    }
+
+    pub async fn list_profiles(&self) -> StoreResult<Vec<ProfileRecord>> {
+        read_conn!(self, |conn| replication::list_profiles(conn))
+    }
+
+    /// Deletes a profile with its status, retry set and failure log.
+    pub async fn delete_profile(&self, id: &str) -> StoreResult<bool> {
+        Ok(write_tx!(self, |conn| replication::delete_profile(conn, id)))
+    }
+
+    pub async fn put_replication_status(&self, status: &EntityStatusRecord) -> StoreResult<()> {
+        write_tx!(self, |conn| replication::put_status(conn, status));
+        Ok(())
+    }
+
+    pub async fn replication_status(&self, profile_id: &str) -> StoreResult<Vec<EntityStatusRecord>> {
+        read_conn!(self, |conn| replication::list_status(conn, profile_id))
+    }
+
+    /// Puts a record into the retry set and appends a failure-log line.
+    pub async fn record_replication_failure(&self, failure: &FailureRecord) -> StoreResult<()> {
+        let now = self.now();
+        write_tx!(self, |conn| replication::record_failure(conn, failure, now));
+        Ok(())
+    }
+
+    /// Unresolved failures of a profile (only those due by `due_by`, when given).
+    pub async fn pending_replication_failures(
+        &self,
+        profile_id: &str,
+        due_by: Option<DateTime<Utc>>,
+        limit: u64,
+    ) -> StoreResult<Vec<FailureRecord>> {
+        read_conn!(self, |conn| replication::pending_failures(conn, profile_id, due_by, limit))
+    }
+
+    pub async fn resolve_replication_failure(
+        &self,
+        profile_id: &str,
+        entity: &str,
+        record_id: uuid::Uuid,
+    ) -> StoreResult<()> {
+        let now = self.now();
+        write_tx!(self, |conn| replication::resolve_failure(conn, profile_id, entity, record_id, now));
+        Ok(())
+    }
+
+    /// Makes every unresolved failure of a profile due now; answers how many there are.
+    pub async fn retry_replication_failures_now(&self, profile_id: &str) -> StoreResult<u64> {
+        let now = self.now();
+        Ok(write_tx!(self, |conn| replication::retry_failures_now(conn, profile_id, now)))
+    }
+
+    /// The newest `limit` failure-log lines of a profile, newest first.
+    pub async fn replication_failure_log(&self, profile_id: &str, limit: u64) -> StoreResult<Vec<FailureLogLine>> {
+        read_conn!(self, |conn| replication::failure_log(conn, profile_id, limit))
+    }
+
+    /// Takes or renews a lease; answers whether `holder` holds it until `expires_at`.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        Ok(write_tx!(self, |conn| replication::acquire_lease(conn, name, holder, now, expires_at)))
+    }
+
+    pub async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+        write_tx!(self, |conn| replication::release_lease(conn, name, holder));
+        Ok(())
+    }
+
+    pub async fn get_setting(&self, name: &str) -> StoreResult<Option<String>> {
+        read_conn!(self, |conn| replication::get_setting(conn, name))
+    }
+
+    pub async fn put_setting(&self, name: &str, value: &str) -> StoreResult<()> {
+        write_tx!(self, |conn| replication::put_setting(conn, name, value));
+        Ok(())
     }
 }

@@ -27,6 +27,30 @@ impl RowKey {
     }
 }
 
+impl RowKey {
+    /// The key as text (company, values), e.g. for paging tokens and checkpoints.
+    pub fn to_texts(&self) -> (Option<String>, Vec<String>) {
+        (self.company.clone(), self.values.iter().map(|v| v.to_text().unwrap_or_default()).collect())
+    }
+
+    /// The inverse of [`RowKey::to_texts`] for `entity`; `None` if the texts do not fit its key.
+    pub fn from_texts(entity: &ferry_model::Entity, company: Option<String>, texts: &[String]) -> Option<RowKey> {
+        if texts.len() != entity.key.len() {
+            return None;
+        }
+        let values = entity
+            .key_fields()
+            .zip(texts)
+            .map(|(field, text)| match &field.ty {
+                // Enum values are kept as their codes.
+                ferry_model::FieldType::Enum(_) => text.parse::<i64>().ok().map(Value::Int),
+                ty => ty.coerce(ferry_model::Input::Text(text)).ok(),
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(RowKey { company, values })
+    }
+}
+
 /// A row to insert: its company and one value per entity field (in field order). A missing
 /// primary id is generated.
 #[derive(Clone, Debug)]

@@ -154,3 +154,29 @@ mod tests {
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 }
+
+/// Re-broadcasts `ferry_changes` notifications of every node to this process's listeners,
+/// reconnecting after errors.
+pub(crate) async fn listen_for_changes(pool: PgPool, sender: tokio::sync::watch::Sender<u64>) {
+    loop {
+        match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen("ferry_changes").await {
+                    tracing::warn!(error = %e, "cannot listen for changes");
+                } else {
+                    loop {
+                        match listener.recv().await {
+                            Ok(_) => sender.send_modify(|n| *n = n.wrapping_add(1)),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "change listener lost its connection");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot connect the change listener"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

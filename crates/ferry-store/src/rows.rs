@@ -160,6 +160,7 @@ pub(crate) async fn insert<C: Conn>(
         }
         conn.execute(&sql.text, sql.args).await.map_err(|e| conflict_or(e, entity, chunk))?;
     }
+    notify_change(conn).await?;
     Ok(stored)
 }
 
@@ -202,6 +203,9 @@ pub(crate) async fn update<C: Conn>(
     let (select, types) = table.select_list();
     sql.push(" RETURNING ").push(&select);
     let mut rows = conn.fetch(&sql.text, sql.args, &types).await?;
+    if !rows.is_empty() {
+        notify_change(conn).await?;
+    }
     rows.pop().map(|r| table.decode(r)).transpose()
 }
 
@@ -234,6 +238,7 @@ pub(crate) async fn delete<C: Conn>(
         ],
     )
     .await?;
+    notify_change(conn).await?;
     Ok(true)
 }
 
@@ -245,6 +250,24 @@ pub(crate) async fn get<C: Conn>(conn: &mut C, entity: &Entity, key: &RowKey) ->
     table.push_key_predicate(&mut sql, key);
     let mut rows = conn.fetch(&sql.text, sql.args, &types).await?;
     rows.pop().map(|r| table.decode(r)).transpose()
+}
+
+pub(crate) async fn get_by_id<C: Conn>(conn: &mut C, entity: &Entity, id: Uuid) -> StoreResult<Option<StoredRow>> {
+    let table = EntityTable::new(entity, conn.dialect());
+    let (select, types) = table.select_list();
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("SELECT ").push(&select).push(" FROM ").push(&table.name).push(" WHERE ").push(&quote(ID)).push(" = ");
+    sql.param(Value::Guid(id));
+    let mut rows = conn.fetch(&sql.text, sql.args, &types).await?;
+    rows.pop().map(|r| table.decode(r)).transpose()
+}
+
+/// Wakes listeners on other nodes (PostgreSQL delivers the notification at commit).
+async fn notify_change<C: Conn>(conn: &mut C) -> StoreResult<()> {
+    if conn.dialect() == crate::engine::Dialect::Postgres {
+        conn.execute("SELECT pg_notify('ferry_changes', '')", vec![]).await?;
+    }
+    Ok(())
 }
 
 fn push_where(table: &EntityTable<'_>, sql: &mut Sql, scope: &CompanyScope, filter: Option<&BoundExpr>) {

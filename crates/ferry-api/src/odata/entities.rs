@@ -10,7 +10,7 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ferry_auth::Role;
-use ferry_model::{COMPANY_FIELD, Entity, FieldType, Input, Value, normalize_company};
+use ferry_model::{COMPANY_FIELD, Entity, Input, Value, normalize_company};
 use ferry_query::{Column, KeyPredicate, Literal, bind_filter, bind_orderby, bind_select, parse_filter};
 use ferry_query::{parse_key_predicate, parse_orderby, parse_select};
 use ferry_store::{CompanyScope, NewRow, RowKey, RowQuery, StoredRow};
@@ -296,21 +296,11 @@ async fn count(ctx: &Ctx, entity: &Arc<Entity>) -> ApiResult<Response> {
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], total.to_string()).into_response())
 }
 
-/// Turns key text (from a skip token or tombstone) back into typed key values.
+/// Turns key text from a skip token back into typed key values.
 fn key_from_text(entity: &Entity, company: Option<String>, texts: &[String]) -> ApiResult<RowKey> {
-    let bad = || ApiError::bad_request("$skiptoken does not fit this entity set; follow @odata.nextLink as given");
-    if texts.len() != entity.key.len() {
-        return Err(bad());
-    }
-    let values = entity
-        .key_fields()
-        .zip(texts)
-        .map(|(f, t)| match &f.ty {
-            FieldType::Enum(_) => t.parse::<i64>().map(Value::Int).map_err(|_| bad()),
-            ty => ty.coerce(Input::Text(t)).map_err(|_| bad()),
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
-    Ok(RowKey { company, values })
+    RowKey::from_texts(entity, company, texts).ok_or_else(|| {
+        ApiError::bad_request("$skiptoken does not fit this entity set; follow @odata.nextLink as given")
+    })
 }
 
 /// Parses `dataAreaId='usmf',CustomerGroupId='10'` (or `'10'` for a single key) into a key.

@@ -100,7 +100,7 @@ pub(crate) fn key_path(entity: &Entity, company: Option<&str>, key_text: &[Strin
 
 /// The key values of a row as text, in key order.
 pub(crate) fn key_text(entity: &Entity, row: &StoredRow) -> Vec<String> {
-    entity.key.iter().map(|&i| row.values[i].to_text().unwrap_or_default()).collect()
+    row.key(entity).to_texts().1
 }
 
 #[cfg(test)]

@@ -75,7 +75,9 @@ impl Options {
                         "true" => true,
                         "false" => false,
                         _ => {
-                            return Err(ApiError::bad_request(format!("cross-company: '{value}' is not true or false")));
+                            return Err(ApiError::bad_request(format!(
+                                "cross-company: '{value}' is not true or false"
+                            )));
                         }
                     }
                 }

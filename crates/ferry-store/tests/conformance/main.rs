@@ -1,6 +1,7 @@
 //! The store conformance suite: every test runs on SQLite and on PostgreSQL (when
 //! `FERRY_TEST_POSTGRES_URL` is set), against a fresh database each.
 
+mod replication;
 mod rows;
 mod support;
 mod versions;
@@ -41,4 +42,7 @@ conformance!(
     versions::concurrent_writers_get_distinct_ordered_versions,
     versions::changes_since_returns_exactly_later_changes_and_deletes,
     versions::changes_since_pages_by_limit,
+    replication::profiles_status_and_failures,
+    replication::leases_go_to_one_holder_until_they_expire,
+    replication::writes_wake_subscribers,
 );
