@@ -11,6 +11,9 @@
 #   BENCH_CONCURRENCY=16              concurrent clients
 #   BENCH_PAGE_SIZE=5000              rows per page
 #   BENCH_PAGING_LIMIT=300            seconds after which a paging step stops (reported partial)
+#   BENCH_SEED_BATCH=2000             rows per Store::insert call when seeding
+#   BENCH_ANALYZE=1                   run ANALYZE on the customer table after seeding
+#   BENCH_NO_BUILD=1                  use the binaries already built for BENCH_PROFILE
 #   BENCH_OUT=target/bench            where odata-<backend>.json and server logs are written
 #   BENCH_KEEP=1                      keep temp dirs and the PostgreSQL database
 #   FERRY_BENCH_POSTGRES_URL          admin URL of the PostgreSQL server
@@ -34,6 +37,9 @@ seconds=${BENCH_SECONDS:-10}
 concurrency=${BENCH_CONCURRENCY:-16}
 page_size=${BENCH_PAGE_SIZE:-5000}
 paging_limit=${BENCH_PAGING_LIMIT:-300}
+seed_batch=${BENCH_SEED_BATCH:-2000}
+analyze_flag=()
+if [[ "${BENCH_ANALYZE:-}" == 1 ]]; then analyze_flag=(--analyze); fi
 out=${BENCH_OUT:-$root/target/bench}
 pg_admin=${FERRY_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 mkdir -p "$out"
@@ -47,19 +53,21 @@ echo "== ferry OData benchmark =="
 echo "date      $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "commit    $commit"
 echo "machine   $(nproc) CPUs (${cpu:-unknown}), $mem memory, $(uname -sr)"
-echo "run       backends ${backends[*]}  rows $rows  clients $concurrency  ${seconds}s per step  page $page_size  profile $profile"
+echo "run       backends ${backends[*]}  rows $rows  clients $concurrency  ${seconds}s per step  page $page_size  seed batch $seed_batch  analyze ${BENCH_ANALYZE:-0}  profile $profile"
 echo "note      client and server share this machine"
 
 # --- build -------------------------------------------------------------------------------------
-if [[ "$profile" == release ]]; then
-  cargo build --quiet --release -p ferry -p ferry-odata-bench
-  bin_dir=${CARGO_TARGET_DIR:-$root/target}/release
-else
-  cargo build --quiet -p ferry -p ferry-odata-bench
-  bin_dir=${CARGO_TARGET_DIR:-$root/target}/debug
+case "$profile" in
+  release) build_flags=(--release); bin_dir=${CARGO_TARGET_DIR:-$root/target}/release ;;
+  debug) build_flags=(); bin_dir=${CARGO_TARGET_DIR:-$root/target}/debug ;;
+  *) echo "BENCH_PROFILE must be release or debug, got '$profile'" >&2; exit 2 ;;
+esac
+if [[ "${BENCH_NO_BUILD:-}" != 1 ]]; then
+  cargo build --quiet ${build_flags[@]+"${build_flags[@]}"} -p ferry -p ferry-odata-bench
 fi
 ferry=$bin_dir/ferry
 bench=$bin_dir/ferry-odata-bench
+for b in "$ferry" "$bench"; do [[ -x "$b" ]] || { echo "missing $b (build it or unset BENCH_NO_BUILD)" >&2; exit 2; }; done
 
 # --- clean-up of everything this script started or created ---------------------------------------
 server_pid=""
@@ -148,7 +156,7 @@ EOF
   local status=0
   "$bench" --base "http://127.0.0.1:$port" --client-id bench --database "$url" \
     --rows "$rows" --concurrency "$concurrency" --seconds "$seconds" --page-size "$page_size" \
-    --paging-limit-secs "$paging_limit" --json-out "$out/odata-$backend.json" || status=$?
+    --paging-limit-secs "$paging_limit" --seed-batch "$seed_batch" ${analyze_flag[@]+"${analyze_flag[@]}"} --json-out "$out/odata-$backend.json" || status=$?
   stop_server
   if [[ -s "$log" ]]; then
     echo "server log ($log, warnings and errors): $(wc -l <"$log") lines; last ones:"

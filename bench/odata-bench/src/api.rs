@@ -82,8 +82,8 @@ impl Api {
 
     /// Posts one customer outside the timed run and answers the company the server put it in
     /// (the app's default company) and its key.
-    pub async fn probe_company(&self) -> Result<(String, String)> {
-        let account = format!("PROBE-{}", std::process::id());
+    pub async fn probe_company(&self, tag: &str) -> Result<(String, String)> {
+        let account = format!("PROBE-{tag}");
         let response = self.post("/data/CustomersV3", &customer(&account, 0)).send().await?;
         if response.status() != StatusCode::CREATED {
             bail!("POST /data/CustomersV3 (probe) answered {}", describe(response).await);
@@ -93,9 +93,9 @@ impl Api {
         Ok((company.to_string(), account))
     }
 
-    /// Posts customer `P-{task}-{n}`; keeps its account on 201.
-    pub async fn post_customer(&self, task: usize, n: u64) -> Outcome {
-        let account = format!("P-{task}-{n}");
+    /// Posts customer `P{tag}-{task}-{n}`; keeps its account on 201.
+    pub async fn post_customer(&self, tag: &str, task: usize, n: u64) -> Outcome {
+        let account = format!("P{tag}-{task}-{n}");
         let body = customer(&account, n);
         match self.post("/data/CustomersV3", &body).send().await {
             Ok(r) if r.status() == StatusCode::CREATED => {

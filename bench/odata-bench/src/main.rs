@@ -51,9 +51,40 @@ struct Args {
     /// Seconds after which a paging step stops and reports what it read.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
     paging_limit_secs: u64,
+    /// Rows per `Store::insert` call (one transaction) when seeding.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    seed_batch: u64,
+    /// Tag in the keys this run creates (`P<tag>-…`, `S<tag>…`) so runs can repeat on one
+    /// database; default: 4 base-36 digits from the clock.
+    #[arg(long, value_parser = parse_tag)]
+    tag: Option<String>,
+    /// Run `ANALYZE` on the customer table after seeding (fresh planner statistics); without
+    /// it the paging steps see whatever statistics the database has at that moment.
+    #[arg(long)]
+    analyze: bool,
     /// Write every figure as JSON to this file.
     #[arg(long)]
     json_out: Option<PathBuf>,
+}
+
+fn parse_tag(text: &str) -> Result<String, String> {
+    if (1..=4).contains(&text.len()) && text.chars().all(|c| c.is_ascii_alphanumeric()) {
+        Ok(text.to_ascii_uppercase())
+    } else {
+        Err("1 to 4 letters or digits".into())
+    }
+}
+
+/// 4 base-36 digits that change every second (repeat after about 19 days).
+fn clock_tag() -> String {
+    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut n = chrono::Utc::now().timestamp().unsigned_abs() % 36u64.pow(4);
+    let mut tag = [b'0'; 4];
+    for d in tag.iter_mut().rev() {
+        *d = DIGITS[(n % 36) as usize];
+        n /= 36;
+    }
+    String::from_utf8_lossy(&tag).into_owned()
 }
 
 fn backend_of(database: &str) -> &'static str {
@@ -106,6 +137,7 @@ async fn main() -> Result<()> {
     let concurrency = args.concurrency as usize;
     let duration = Duration::from_secs(args.seconds);
     let paging_limit = Duration::from_secs(args.paging_limit_secs);
+    let tag = args.tag.clone().unwrap_or_else(clock_tag);
     let mut summary = json!({
         "started_at": chrono::Utc::now().to_rfc3339(),
         "backend": backend,
@@ -113,21 +145,22 @@ async fn main() -> Result<()> {
         "concurrency": args.concurrency,
         "seconds": args.seconds,
         "page_size": args.page_size,
+        "tag": tag,
     });
     let mut problems: Vec<String> = Vec::new();
 
     // 1. Token and reference data through the API; the probe POST tells the company.
     let api = Api::connect(&args.base, &args.client_id, &args.secret, concurrency).await?;
     api.seed_reference_data().await?;
-    let (company, probe_key) = api.probe_company().await?;
-    line("setup", backend, &format!("token ok  company {company}  base {}", api.base));
+    let (company, probe_key) = api.probe_company(&tag).await?;
+    line("setup", backend, &format!("token ok  company {company}  key tag {tag}  base {}", api.base));
     summary["company"] = json!(company);
 
     // 2. POST throughput.
-    let a = api.clone();
+    let (a, t) = (api.clone(), tag.clone());
     let post = load::run(concurrency, duration, move |task, n| {
-        let a = a.clone();
-        async move { a.post_customer(task, n).await }
+        let (a, t) = (a.clone(), t.clone());
+        async move { a.post_customer(&t, task, n).await }
     })
     .await;
     load_line("post", backend, args.concurrency, &post);
@@ -170,8 +203,12 @@ async fn main() -> Result<()> {
     summary["ratio_post_to_healthz"] = json!(post_ratio);
 
     // 5. Seed rows straight into the database.
+    let before = api.count_customers().await?;
+    if before < post.kept.len() as u64 + 1 {
+        problems.push(format!("$count says {before} customers after {} successful POSTs", post.kept.len() + 1));
+    }
     if args.rows > 0 {
-        let seeded = seed::seed_customers(&args.database, &company, args.rows).await?;
+        let seeded = seed::seed_customers(&args.database, &company, &tag, args.rows, args.seed_batch).await?;
         line(
             "seed",
             backend,
@@ -179,17 +216,23 @@ async fn main() -> Result<()> {
                 "{} rows  {} batches of {}  {:.2} s  {:.0} rows/s",
                 seeded.rows,
                 seeded.batches,
-                seed::BATCH_ROWS,
+                args.seed_batch,
                 seeded.elapsed.as_secs_f64(),
                 seeded.rate()
             ),
         );
         summary["seed"] = json!({
-            "rows": seeded.rows, "batches": seeded.batches, "batch_rows": seed::BATCH_ROWS,
+            "rows": seeded.rows, "batches": seeded.batches, "batch_rows": args.seed_batch,
             "seconds": seeded.elapsed.as_secs_f64(), "rows_per_second": seeded.rate(),
         });
     }
-    let expected_rows = args.rows + post.kept.len() as u64 + 1;
+    if args.analyze {
+        let (took, shown) = paging::analyze(&args.database)?;
+        line("analyze", backend, &format!("{:.2} s  ({shown})", took.as_secs_f64()));
+        summary["analyze_seconds"] = json!(took.as_secs_f64());
+    }
+    summary["analyzed"] = json!(args.analyze);
+    let expected_rows = before + args.rows;
     let counted = api.count_customers().await?;
     if counted != expected_rows {
         problems.push(format!("$count says {counted} customers, expected {expected_rows}"));

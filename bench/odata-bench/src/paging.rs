@@ -109,23 +109,21 @@ pub async fn client_driven(api: &Api, page_size: u64, limit: Duration, max_pages
     Ok(paged)
 }
 
-/// The reference read: the whole customer table through `sqlite3` or `psql`, output discarded.
-/// Answers how long the client took and the command line shown in the report.
-pub fn reference_read(database: &str) -> Result<(Duration, String)> {
+/// Runs one statement with the database's own command-line client (`sqlite3` or `psql`),
+/// output discarded. Answers how long the client took and the command line as shown.
+fn run_cli(database: &str, sqlite_sql: &str, postgres_sql: &str) -> Result<(Duration, String)> {
     let (mut command, shown) = if let Some(rest) = database.strip_prefix("sqlite:") {
         let path = rest.trim_start_matches("//");
         let path = path.split('?').next().unwrap_or(path);
-        let sql = "SELECT * FROM e_customerv3";
         let mut c = Command::new("sqlite3");
-        c.arg(path).arg(sql);
-        (c, format!("sqlite3 {path} \"{sql}\""))
+        c.arg(path).arg(sqlite_sql);
+        (c, format!("sqlite3 {path} \"{sqlite_sql}\""))
     } else if database.starts_with("postgres:") || database.starts_with("postgresql:") {
-        let sql = "\\copy (SELECT * FROM e_customerv3) TO '/dev/null'";
         let mut c = Command::new("psql");
-        c.arg("-X").arg("-q").arg("-v").arg("ON_ERROR_STOP=1").arg(database).arg("-c").arg(sql);
-        (c, format!("psql <url> -c \"{sql}\""))
+        c.arg("-X").arg("-q").arg("-v").arg("ON_ERROR_STOP=1").arg(database).arg("-c").arg(postgres_sql);
+        (c, format!("psql <url> -c \"{postgres_sql}\""))
     } else {
-        bail!("reference read: unknown database URL scheme");
+        bail!("unknown database URL scheme (want sqlite:// or postgres://)");
     };
     let start = Instant::now();
     let output = command
@@ -138,4 +136,15 @@ pub fn reference_read(database: &str) -> Result<(Duration, String)> {
         bail!("{shown} failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
     }
     Ok((elapsed, shown))
+}
+
+/// The reference read: the whole customer table through `sqlite3` or `psql`.
+pub fn reference_read(database: &str) -> Result<(Duration, String)> {
+    run_cli(database, "SELECT * FROM e_customerv3", "\\copy (SELECT * FROM e_customerv3) TO '/dev/null'")
+}
+
+/// Refreshes the planner statistics of the customer table (`ANALYZE`), as a database that has
+/// been running a while would have them.
+pub fn analyze(database: &str) -> Result<(Duration, String)> {
+    run_cli(database, "ANALYZE e_customerv3", "ANALYZE e_customerv3")
 }

@@ -7,9 +7,6 @@ use ferry_store::{NewRow, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Rows per `Store::insert` call (one transaction each).
-pub const BATCH_ROWS: usize = 2_000;
-
 /// Figures of one seeding run.
 pub struct Seeded {
     pub rows: u64,
@@ -24,8 +21,9 @@ impl Seeded {
 }
 
 /// Opens the store at `url`, makes sure the entity tables exist (idempotent) and inserts
-/// customers `S00000000`… in `company`, `rows` of them.
-pub async fn seed_customers(url: &str, company: &str, rows: u64) -> Result<Seeded> {
+/// `rows` customers `S{tag}00000000`… in `company`, `batch` rows per `Store::insert` call (one
+/// transaction each).
+pub async fn seed_customers(url: &str, company: &str, tag: &str, rows: u64, batch: u64) -> Result<Seeded> {
     let store = Store::open(url).await.context("opening the store for seeding")?;
     let catalog = Arc::new(Catalog::build(&standard_sources()).context("building the standard catalog")?);
     store.prepare_entities(catalog.clone()).await.context("preparing entity tables")?;
@@ -36,9 +34,9 @@ pub async fn seed_customers(url: &str, company: &str, rows: u64) -> Result<Seede
     let mut batches = 0;
     let mut next = 0u64;
     while next < rows {
-        let end = (next + BATCH_ROWS as u64).min(rows);
-        let batch: Vec<NewRow> = (next..end).map(|n| template.row(company, n)).collect::<Result<_>>()?;
-        store.insert(&entity, batch).await.with_context(|| format!("inserting customers S{next:08}…"))?;
+        let end = (next + batch.max(1)).min(rows);
+        let new_rows: Vec<NewRow> = (next..end).map(|n| template.row(company, tag, n)).collect::<Result<_>>()?;
+        store.insert(&entity, new_rows).await.with_context(|| format!("inserting customers S{tag}{next:08}…"))?;
         batches += 1;
         next = end;
     }
@@ -66,9 +64,9 @@ impl Template {
         Ok(())
     }
 
-    fn row(&self, company: &str, n: u64) -> Result<NewRow> {
+    fn row(&self, company: &str, tag: &str, n: u64) -> Result<NewRow> {
         let mut values = self.defaults.clone();
-        let account = format!("S{n:08}");
+        let account = format!("S{tag}{n:08}");
         let name = format!("Seeded customer {n}");
         let limit = ((n % 1000) * 100).to_string();
         let email = format!("c{n}@example.com");

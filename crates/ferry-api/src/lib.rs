@@ -6,6 +6,7 @@
 
 mod auth;
 mod error;
+mod exporter;
 mod oauth;
 mod odata;
 mod ops;
@@ -38,6 +39,7 @@ struct StateInner {
     tokens: Arc<TokenService>,
     settings: ApiSettings,
     metrics: PrometheusHandle,
+    replication: Option<Arc<ferry_replicate::Replication>>,
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -54,7 +56,14 @@ impl ApiState {
         settings: ApiSettings,
         metrics: PrometheusHandle,
     ) -> ApiState {
-        ApiState { inner: Arc::new(StateInner { store, catalog, tokens, settings, metrics }) }
+        ApiState { inner: Arc::new(StateInner { store, catalog, tokens, settings, metrics, replication: None }) }
+    }
+
+    /// Serves the data-export (replication) API from `replication`. Call before cloning.
+    pub fn with_replication(mut self, replication: Arc<ferry_replicate::Replication>) -> ApiState {
+        Arc::get_mut(&mut self.inner).expect("with_replication is called before the state is shared").replication =
+            Some(replication);
+        self
     }
 
     fn store(&self) -> &Store {

@@ -2,7 +2,7 @@
 //! and records the documentation `/openapi.json` is generated from, so the two cannot drift.
 
 use crate::error::ApiError;
-use crate::{ApiState, auth, oauth, odata, ops};
+use crate::{ApiState, auth, exporter, oauth, odata, ops};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::response::{IntoResponse, Response};
@@ -145,6 +145,109 @@ pub(crate) fn build(state: ApiState) -> (Router, Vec<RouteDoc>) {
     t.add(true, "/api/data/v9.2", any(odata::handle), &[]);
     t.add(true, "/api/data/v9.2/{*path}", any(odata::handle), dataverse_docs);
     t.add(true, "/Metadata/{*path}", any(odata::handle), metadata_docs);
+
+    const EXPORT: &str = "Data export (replication)";
+    let metadata: [(&'static str, MethodRouter<ApiState>, &'static str, &'static str); 7] = [
+        (
+            "/crm/exporter/metadata/organizations",
+            get(exporter::organizations),
+            "get",
+            "Organizations the caller can export from",
+        ),
+        ("/crm/exporter/metadata/discover", get(exporter::discover), "get", "Details of this organization"),
+        (
+            "/crm/exporter/metadata/connector",
+            get(exporter::connector),
+            "get",
+            "The connector URL profile operations use",
+        ),
+        (
+            "/crm/exporter/metadata/entities",
+            get(exporter::entities),
+            "get",
+            "Exportable entities with their attributes",
+        ),
+        (
+            "/crm/exporter/metadata/relationships",
+            get(exporter::relationships),
+            "get",
+            "Exportable many-to-many relationships",
+        ),
+        (
+            "/crm/exporter/metadata/hasorgacceptedprivacyterms",
+            get(exporter::has_accepted_privacy),
+            "get",
+            "Whether the privacy terms were accepted",
+        ),
+        (
+            "/crm/exporter/metadata/acceptprivacyterms",
+            post(exporter::accept_privacy),
+            "post",
+            "Accept the privacy terms",
+        ),
+    ];
+    for (path, handler, method, summary) in metadata {
+        t.add(true, path, handler, &[(method, path, summary, EXPORT)]);
+    }
+    t.add(
+        true,
+        "/crm/exporter/profiles",
+        get(exporter::list_profiles).post(exporter::create_profile),
+        &[
+            ("get", "/crm/exporter/profiles", "List export profiles", EXPORT),
+            ("post", "/crm/exporter/profiles", "Create an export profile (inactive)", EXPORT),
+        ],
+    );
+    t.add(
+        true,
+        "/crm/exporter/profiles/validate",
+        post(exporter::validate_profile),
+        &[(
+            "post",
+            "/crm/exporter/profiles/validate",
+            "Check a profile before creating it: settings, connection, permissions, name collisions",
+            EXPORT,
+        )],
+    );
+    t.add(
+        true,
+        "/crm/exporter/profiles/{id}",
+        get(exporter::get_profile).put(exporter::update_profile).delete(exporter::delete_profile),
+        &[
+            ("get", "/crm/exporter/profiles/{id}", "Read a profile with per-entity status", EXPORT),
+            ("put", "/crm/exporter/profiles/{id}", "Update a profile", EXPORT),
+            ("delete", "/crm/exporter/profiles/{id}", "Delete a profile (target tables stay)", EXPORT),
+        ],
+    );
+    t.add(
+        true,
+        "/crm/exporter/profiles/{id}/test",
+        get(exporter::test_profile),
+        &[("get", "/crm/exporter/profiles/{id}/test", "Run every check against the profile's target", EXPORT)],
+    );
+    t.add(
+        true,
+        "/crm/exporter/profiles/{id}/failures",
+        get(exporter::failures),
+        &[(
+            "get",
+            "/crm/exporter/profiles/{id}/failures",
+            "The failure log (JSON, or text lines with ?format=text)",
+            EXPORT,
+        )],
+    );
+    t.add(
+        true,
+        "/crm/exporter/profiles/{id}/{action}",
+        post(exporter::profile_action),
+        &[
+            ("post", "/crm/exporter/profiles/{id}/activate", "Start schema and data replication", EXPORT),
+            ("post", "/crm/exporter/profiles/{id}/activatemetadata", "Start schema replication only", EXPORT),
+            ("post", "/crm/exporter/profiles/{id}/activatedata", "Start data replication only", EXPORT),
+            ("post", "/crm/exporter/profiles/{id}/deactivate", "Stop replication", EXPORT),
+            ("post", "/crm/exporter/profiles/{id}/resync", "Retry every failed record now", EXPORT),
+        ],
+    );
 
     let Table { public, secured, docs } = t;
     let secured = secured

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::apps::{AppDecl, AppEntry, resolve_apps};
 use crate::error::{KeyPath, Problem};
+use crate::profiles::{ProfileDecl, ProfileEntry, resolve_profiles};
 use crate::secret::SecretRef;
 use crate::sections::{AuthConfig, LogConfig, ODataConfig};
 use crate::validate::{Validate, http_url, not_blank};
@@ -33,6 +34,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub odata: ODataConfig,
     pub apps: Vec<AppDecl>,
+    /// Replication profiles, applied at start-up (matched by name).
+    pub profiles: Vec<ProfileDecl>,
 }
 
 /// The configuration as layered TOML, before defaults are derived.
@@ -49,6 +52,7 @@ pub(crate) struct Document {
     auth: AuthConfig,
     odata: ODataConfig,
     apps: Vec<AppEntry>,
+    profiles: Vec<ProfileEntry>,
 }
 
 impl Document {
@@ -89,8 +93,21 @@ impl Document {
             }
         }
         let apps = resolve_apps(self.apps, env, &root.key("apps"))?;
+        let profiles = resolve_profiles(self.profiles, env, &root.key("profiles"))?;
 
-        Ok(Config { listen, data_dir, database, public_url, entities_dir, master_key, log, auth, odata, apps })
+        Ok(Config {
+            listen,
+            data_dir,
+            database,
+            public_url,
+            entities_dir,
+            master_key,
+            log,
+            auth,
+            odata,
+            apps,
+            profiles,
+        })
     }
 }
 
@@ -118,12 +135,13 @@ impl Config {
     pub fn redacted_summary(&self) -> String {
         let enabled = self.apps.iter().filter(|a| a.enabled).count();
         format!(
-            "listen: {}\ndata_dir: {}\ndatabase: {}\npublic_url: {}\napps: {} ({enabled} enabled)",
+            "listen: {}\ndata_dir: {}\ndatabase: {}\npublic_url: {}\napps: {} ({enabled} enabled)\nprofiles: {}",
             self.listen,
             self.data_dir.display(),
             redact_database_url(&self.database),
             self.public_url,
             self.apps.len(),
+            self.profiles.len(),
         )
     }
 
@@ -146,6 +164,7 @@ impl fmt::Debug for Config {
             .field("auth", &self.auth)
             .field("odata", &self.odata)
             .field("apps", &self.apps)
+            .field("profiles", &self.profiles)
             .finish()
     }
 }

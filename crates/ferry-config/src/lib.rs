@@ -26,6 +26,7 @@ mod config;
 mod de;
 mod error;
 mod layers;
+mod profiles;
 mod secret;
 mod sections;
 mod tree;
@@ -39,6 +40,10 @@ use std::path::{Path, PathBuf};
 pub use apps::{AppDecl, KNOWN_ROLES};
 pub use config::Config;
 pub use error::{ConfigError, Layer};
+pub use profiles::{
+    ConnectionString, PROFILE_RETRY_COUNT_DEFAULT, PROFILE_RETRY_INTERVAL_DEFAULT, ProfileDecl, ProfileStateDecl,
+    ProfileTarget,
+};
 pub use secret::{AppSecret, SecretRef};
 pub use sections::{AuthConfig, LogConfig, LogFormat, ODataConfig, TrustedIssuer};
 
@@ -66,8 +71,9 @@ pub struct Overrides {
 }
 
 /// Load the configuration: `file` (if any) < `env` (`FERRY_*` entries) <
-/// `overrides`. `env` is the only environment consulted — also for
-/// `env:VAR` app secrets — so pass `std::env::vars().collect::<Vec<_>>()`.
+/// `overrides`. `env` is the only environment consulted — also for `env:VAR`
+/// app secrets and profile connection strings — so pass
+/// `std::env::vars().collect::<Vec<_>>()`.
 pub fn load(file: Option<&Path>, env: &[(String, String)], overrides: &Overrides) -> Result<Config, ConfigError> {
     let text = match file {
         Some(path) => Some(

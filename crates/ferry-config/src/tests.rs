@@ -2,6 +2,7 @@
 //! < flags, secrets and redaction. Error-message shapes live in `tests/errors.rs`.
 
 mod errors;
+mod profiles;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -89,6 +90,7 @@ fn no_file_gives_defaults() {
     assert!(config.auth.trusted_issuers.is_empty());
     assert_eq!((config.odata.max_page_size, config.odata.default_company.as_str()), (10_000, "dat"));
     assert!(config.apps.is_empty());
+    assert!(config.profiles.is_empty());
 }
 
 #[test]

@@ -211,6 +211,11 @@ impl Store {
         read_conn!(self, |conn| rows::get_by_id(conn, entity, id))
     }
 
+    /// `(Id, version)` of every row of `entity`, ordered by `Id`.
+    pub async fn row_versions(&self, entity: &Entity) -> StoreResult<Vec<(uuid::Uuid, i64)>> {
+        read_conn!(self, |conn| rows::row_versions(conn, entity))
+    }
+
     fn changed(&self) {
         self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
     }

@@ -112,46 +112,36 @@ fn canonical_numeric(text: &str) -> String {
     if trimmed == "-0" { "0".into() } else { trimmed.to_string() }
 }
 
+/// A statement run with an untyped NULL gets its parameter types inferred by PostgreSQL
+/// (`integer` for an int column), which would clash with the `bigint` a cached statement is
+/// later run with. Such statements are therefore not cached.
+fn cacheable(args: &[Value]) -> bool {
+    !args.iter().any(Value::is_null)
+}
+
 impl Conn for PgConnection {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
     }
 
     async fn execute(&mut self, sql: &str, args: Vec<Value>) -> StoreResult<u64> {
+        let persistent = cacheable(&args);
         let mut arguments = PgArguments::default();
         for value in args {
             bind(&mut arguments, value)?;
         }
-        let result = sqlx::query_with(AssertSqlSafe(sql), arguments).execute(&mut *self).await?;
+        let result = sqlx::query_with(AssertSqlSafe(sql), arguments).persistent(persistent).execute(&mut *self).await?;
         Ok(result.rows_affected())
     }
 
     async fn fetch(&mut self, sql: &str, args: Vec<Value>, cols: &[ColType]) -> StoreResult<Vec<Vec<Value>>> {
+        let persistent = cacheable(&args);
         let mut arguments = PgArguments::default();
         for value in args {
             bind(&mut arguments, value)?;
         }
-        let rows = sqlx::query_with(AssertSqlSafe(sql), arguments).fetch_all(&mut *self).await?;
+        let rows = sqlx::query_with(AssertSqlSafe(sql), arguments).persistent(persistent).fetch_all(&mut *self).await?;
         rows.iter().map(|row| cols.iter().enumerate().map(|(i, &c)| decode(row, i, c)).collect()).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numeric_text_is_made_canonical() {
-        assert_eq!(canonical_numeric("12.500000"), "12.5");
-        assert_eq!(canonical_numeric("12.000000"), "12");
-        assert_eq!(canonical_numeric("-0.000"), "0");
-        assert_eq!(canonical_numeric("100"), "100");
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 }
 
@@ -178,5 +168,24 @@ pub(crate) async fn listen_for_changes(pool: PgPool, sender: tokio::sync::watch:
             Err(e) => tracing::warn!(error = %e, "cannot connect the change listener"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_text_is_made_canonical() {
+        assert_eq!(canonical_numeric("12.500000"), "12.5");
+        assert_eq!(canonical_numeric("12.000000"), "12");
+        assert_eq!(canonical_numeric("-0.000"), "0");
+        assert_eq!(canonical_numeric("100"), "100");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

@@ -262,6 +262,14 @@ pub(crate) async fn get_by_id<C: Conn>(conn: &mut C, entity: &Entity, id: Uuid) 
     rows.pop().map(|r| table.decode(r)).transpose()
 }
 
+/// `(Id, version)` of every row, ordered by `Id` (for comparing a replica with the source).
+pub(crate) async fn row_versions<C: Conn>(conn: &mut C, entity: &Entity) -> StoreResult<Vec<(Uuid, i64)>> {
+    let table = EntityTable::new(entity, conn.dialect());
+    let sql = format!("SELECT {}, {} FROM {} ORDER BY {}", quote(ID), quote(VERSION), table.name, quote(ID));
+    let rows = conn.fetch(&sql, vec![], &[ColType::Guid, ColType::Int64]).await?;
+    rows.iter().map(|r| Ok((r.guid(0)?, r.int(1)?))).collect()
+}
+
 /// Wakes listeners on other nodes (PostgreSQL delivers the notification at commit).
 async fn notify_change<C: Conn>(conn: &mut C) -> StoreResult<()> {
     if conn.dialect() == crate::engine::Dialect::Postgres {

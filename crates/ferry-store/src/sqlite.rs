@@ -56,20 +56,53 @@ impl SqliteBackend {
     }
 }
 
-/// SQL is written with PostgreSQL's `$n`; SQLite's numbered form is `?n`.
+/// SQL is written with PostgreSQL's `$n`. When the placeholders appear as `$1, $2, …` in order,
+/// each once (every generated statement), they become anonymous `?`: SQLite looks a *named*
+/// parameter up by a linear search, which made a 30,000-parameter batch insert quadratic.
+/// Otherwise they become SQLite's numbered `?n`.
 fn sqlite_placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
+    let mut numbers = Vec::new();
+    let mut chars = sql.char_indices().peekable();
     let mut in_string = false;
-    while let Some(c) = chars.next() {
+    while let Some((_, c)) = chars.next() {
         match c {
             '\'' => {
                 in_string = !in_string;
                 out.push(c);
             }
-            '$' if !in_string && chars.peek().is_some_and(|d| d.is_ascii_digit()) => out.push('?'),
+            '$' if !in_string && chars.peek().is_some_and(|(_, d)| d.is_ascii_digit()) => {
+                let mut number = String::new();
+                while let Some((_, d)) = chars.peek().filter(|(_, d)| d.is_ascii_digit()) {
+                    number.push(*d);
+                    chars.next();
+                }
+                numbers.push(number.parse::<usize>().unwrap_or(0));
+                out.push('?');
+                out.push_str(&number);
+            }
             _ => out.push(c),
         }
+    }
+    let sequential = numbers.iter().enumerate().all(|(i, &n)| n == i + 1);
+    if sequential && !numbers.is_empty() {
+        // Drop the numbers: `?12` → `?` (numbers are ascii digits right after each `?`).
+        let mut plain = String::with_capacity(out.len());
+        let mut chars = out.chars().peekable();
+        let mut in_string = false;
+        while let Some(c) = chars.next() {
+            plain.push(c);
+            match c {
+                '\'' => in_string = !in_string,
+                '?' if !in_string => {
+                    while chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+                        chars.next();
+                    }
+                }
+                _ => {}
+            }
+        }
+        return plain;
     }
     out
 }
@@ -143,5 +176,8 @@ mod tests {
     #[test]
     fn rewrites_placeholders_outside_strings() {
         assert_eq!(super::sqlite_placeholders("a = $1 AND b = '$2' OR c = $10"), "a = ?1 AND b = '$2' OR c = ?10");
+        assert_eq!(super::sqlite_placeholders("SET x = $2 WHERE y = $1"), "SET x = ?2 WHERE y = ?1");
+        assert_eq!(super::sqlite_placeholders("VALUES ($1, '?', $2), ($3)"), "VALUES (?, '?', ?), (?)");
+        assert_eq!(super::sqlite_placeholders("SELECT 1"), "SELECT 1");
     }
 }

@@ -87,6 +87,9 @@ pub enum Command {
     /// Inspect the entity catalog (standard entities plus the entities dir).
     #[command(subcommand)]
     Entities(EntitiesCommand),
+    /// Inspect and control replication (data export) profiles; IDs may also be profile names.
+    #[command(subcommand)]
+    Profiles(ProfilesCommand),
     /// Print the OpenAPI document of ferry's endpoints as JSON.
     Openapi,
 }
@@ -159,6 +162,71 @@ pub enum EntitiesCommand {
     /// List the entities: collection, label, key, field count, company-specific.
     List {
         /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfilesCommand {
+    /// List the replication profiles (connection strings are never shown).
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one profile's settings.
+    Show {
+        /// The profile's id or name.
+        id: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per entity: phase, state and why, rows copied, last applied version, lag, failed records.
+    Status {
+        /// The profile's id or name.
+        id: String,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start replicating schema and data (a running server picks it up within seconds).
+    Activate {
+        /// The profile's id or name.
+        id: String,
+    },
+    /// Stop replicating; the target's tables stay.
+    Deactivate {
+        /// The profile's id or name.
+        id: String,
+    },
+    /// Retry every record in the profile's retry set now.
+    Resync {
+        /// The profile's id or name.
+        id: String,
+    },
+    /// Print the failure log, newest first (JSON, or the Data Export Service's text lines).
+    Failures {
+        /// The profile's id or name.
+        id: String,
+        /// Print `Entity: …, RecordId: …, NotificationTime: …` lines instead of JSON.
+        #[arg(long)]
+        text: bool,
+    },
+    /// Check the target: connection, permissions, name collisions, entities (exit code 1 if one fails).
+    Test {
+        /// The profile's id or name.
+        id: String,
+    },
+    /// Compare source and target per key range; exit code 1 when they differ.
+    Verify {
+        /// The profile's id or name.
+        id: String,
+        /// Copy missing and outdated rows and remove extra ones, then compare again.
+        #[arg(long)]
+        repair: bool,
+        /// Print one JSON object.
         #[arg(long)]
         json: bool,
     },

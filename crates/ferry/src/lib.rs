@@ -8,6 +8,7 @@ mod apps;
 mod boot;
 pub mod cli;
 mod logging;
+mod profiles;
 mod server;
 mod table;
 
@@ -44,6 +45,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             admin::keys(&config, &env, command).await?
         }
         Command::Entities(command) => admin::entities(&config, command)?,
+        Command::Profiles(command) => {
+            logging::init(&config.log, LogTarget::Stderr)?;
+            let outcome = profiles::run(&config, &env, command).await?;
+            print(&outcome.output)?;
+            // Printed first: e.g. `verify` shows what differs, then exits with code 1.
+            return match outcome.failure {
+                Some(failure) => Err(anyhow!(failure)),
+                None => Ok(()),
+            };
+        }
         Command::Openapi => {
             logging::init(&config.log, LogTarget::Stderr)?;
             admin::openapi(&config, &env).await?

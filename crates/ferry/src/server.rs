@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::boot;
+use ferry_replicate::{EngineSettings, Replication, ReplicationEngine};
 
 /// How long a graceful shutdown waits for in-flight requests before giving up on them.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
@@ -64,9 +65,22 @@ impl RunningServer {
         let public_url = effective_public_url(&config, addr);
 
         let tokens = boot::token_service(store.clone(), &config, &env, &public_url).await?;
+        let master = Arc::new(boot::load_master_key(&config, &env)?);
+        let engine = ReplicationEngine::new(
+            store.clone(),
+            catalog.clone(),
+            master.clone(),
+            env.clone(),
+            EngineSettings::default(),
+        );
+        let replication = Arc::new(Replication::new(store.clone(), catalog.clone(), master, engine.clone(), env));
+        // Before the engine starts, so it never runs a profile as it was before the config changed it.
+        crate::profiles::apply_declared(&replication, &config.profiles).await?;
+        engine.start();
         let metrics = ferry_api::install_metrics();
         let state =
-            ferry_api::ApiState::new(store.clone(), catalog, tokens, boot::api_settings(&config, &public_url), metrics);
+            ferry_api::ApiState::new(store.clone(), catalog, tokens, boot::api_settings(&config, &public_url), metrics)
+                .with_replication(replication);
         let app = ferry_api::app(state);
 
         let (shutdown, requested) = oneshot::channel::<()>();
@@ -76,6 +90,7 @@ impl RunningServer {
                 let _ = requested.await;
             };
             let result = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(signal).await;
+            engine.shutdown().await;
             store.close().await;
             result
         });

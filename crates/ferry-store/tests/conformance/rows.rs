@@ -62,7 +62,17 @@ pub async fn every_type_round_trips(store: Store) {
         ],
     );
     let empty = row(&all, Some("usmf"), &[("Code", s("B"))]);
-    store.insert(&all, vec![full.clone(), empty.clone()]).await.unwrap();
+    // Nulls first, then values, through the same statement text, often enough to reuse pooled
+    // connections (their statement caches must cope).
+    for n in 0..12 {
+        let code = |base: &str| Value::String(format!("{base}{n}"));
+        let (mut e, mut f) = (empty.clone(), full.clone());
+        (e.values[0], f.values[0]) = (code("E"), code("F"));
+        store.insert(&all, vec![e]).await.unwrap();
+        store.insert(&all, vec![f]).await.unwrap();
+    }
+    store.insert(&all, vec![empty.clone()]).await.unwrap();
+    store.insert(&all, vec![full.clone()]).await.unwrap();
     let got = store.get(&all, &key("usmf", vec![s("A")])).await.unwrap().unwrap();
     assert_eq!(got.values, full.values);
     assert_eq!(got.values[4], Value::Decimal(Decimal::from_canonical("12345678901234567890123456.123456".into())));

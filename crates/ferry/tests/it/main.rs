@@ -8,3 +8,5 @@ mod auth;
 mod cli;
 mod odata;
 mod ops;
+mod replication;
+mod tidy;

@@ -1,6 +1,6 @@
 //! The end-to-end harness: [`TestServer`] runs a real ferry in-process (port
-//! 0, fresh database, temporary data dir) with two apps, `it-writer` and
-//! `it-reader`, and offers token and HTTP helpers. [`ferry_cmd`] runs the
+//! 0, fresh database, temporary data dir) with three apps, `it-writer`,
+//! `it-reader` and `it-admin`, and offers token and HTTP helpers. [`ferry_cmd`] runs the
 //! real binary for CLI tests. PostgreSQL servers exist only when
 //! `FERRY_TEST_POSTGRES_URL` is set; otherwise `start` answers `None`.
 
@@ -18,6 +18,7 @@ pub const AUDIENCE: &str = "https://ferry.test";
 pub const SCOPE: &str = "https://ferry.test/.default";
 pub const WRITER: &str = "it-writer";
 pub const READER: &str = "it-reader";
+pub const ADMIN: &str = "it-admin";
 
 /// Which database a test server runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,10 +55,11 @@ pub struct TestServer {
     pub client_id: String,
     pub secret: String,
     reader_secret: String,
+    admin_secret: String,
     /// Dropped first: dropping the server starts its graceful shutdown.
     server: Option<RunningServer>,
     dir: tempfile::TempDir,
-    _database: TestDatabase,
+    database: TestDatabase,
 }
 
 impl TestServer {
@@ -108,6 +110,12 @@ client_id = "{READER}"
 secret = "env:IT_READER_SECRET"
 roles = ["reader"]
 default_company = "usmf"
+
+[[apps]]
+client_id = "{ADMIN}"
+secret = "env:IT_ADMIN_SECRET"
+roles = ["admin"]
+default_company = "usmf"
 "#,
             data_dir = toml_string(&dir.path().join("data").display().to_string()),
             database = toml_string(&database.url),
@@ -118,13 +126,8 @@ default_company = "usmf"
 
         let secret = ferry_auth::generate_secret();
         let reader_secret = ferry_auth::generate_secret();
-        let env = vec![
-            ("IT_WRITER_SECRET".to_owned(), secret.clone()),
-            ("IT_READER_SECRET".to_owned(), reader_secret.clone()),
-        ];
-        let config = ferry_config::load(Some(&config_path), &env, &ferry_config::Overrides::default())
-            .unwrap_or_else(|e| panic!("test config is invalid: {e}"));
-        let server = RunningServer::start(config, env).await.unwrap_or_else(|e| panic!("ferry did not start: {e:#}"));
+        let admin_secret = ferry_auth::generate_secret();
+        let server = Self::launch(&config_path, &secrets_env(&secret, &reader_secret, &admin_secret)).await;
         let base = format!("http://{}", server.addr);
         assert_eq!(server.public_url, base, "a derived public url carries the real port");
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client");
@@ -134,10 +137,58 @@ default_company = "usmf"
             client_id: WRITER.to_owned(),
             secret,
             reader_secret,
+            admin_secret,
             server: Some(server),
             dir,
-            _database: database,
+            database,
         })
+    }
+
+    async fn launch(config_path: &Path, env: &[(String, String)]) -> RunningServer {
+        let config = ferry_config::load(Some(config_path), env, &ferry_config::Overrides::default())
+            .unwrap_or_else(|e| panic!("test config is invalid: {e}"));
+        RunningServer::start(config, env.to_vec()).await.unwrap_or_else(|e| panic!("ferry did not start: {e:#}"))
+    }
+
+    /// Stops the server gracefully, replaces the entities dir's files with `entity_files`, and
+    /// starts it again on the same database and data dir (on a new port: `base` changes).
+    #[allow(dead_code, reason = "for replication.rs and future tests")]
+    pub async fn restart_with_entities(&mut self, entity_files: &[(&str, &str)]) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        let entities_dir = self.dir.path().join("entities");
+        std::fs::remove_dir_all(&entities_dir).expect("clear entities dir");
+        std::fs::create_dir_all(&entities_dir).expect("create entities dir");
+        for (name, text) in entity_files {
+            std::fs::write(entities_dir.join(name), text).expect("write entity file");
+        }
+        let env = secrets_env(&self.secret, &self.reader_secret, &self.admin_secret);
+        let server = Self::launch(&self.dir.path().join("ferry.toml"), &env).await;
+        self.base = format!("http://{}", server.addr);
+        self.server = Some(server);
+    }
+
+    /// The URL of the server's database (the store).
+    #[allow(dead_code, reason = "for replication.rs and future tests")]
+    pub fn database_url(&self) -> &str {
+        &self.database.url
+    }
+
+    /// The real `ferry` binary, run with this server's config file and app secrets (for admin
+    /// commands against the same database).
+    #[allow(dead_code, reason = "for replication.rs and future tests")]
+    pub fn ferry_cli(&self) -> Command {
+        let mut command = ferry_cmd(self.dir.path());
+        command.arg("--config").arg(self.dir.path().join("ferry.toml"));
+        command.envs(secrets_env(&self.secret, &self.reader_secret, &self.admin_secret));
+        command
+    }
+
+    /// An admin token (`it-admin`, role admin) for [`AUDIENCE`].
+    #[allow(dead_code, reason = "for replication.rs and future tests")]
+    pub async fn admin_token(&self) -> String {
+        self.token_for(ADMIN, &self.admin_secret).await
     }
 
     /// The secret of `it-reader` (role reader, company usmf).
@@ -199,6 +250,15 @@ default_company = "usmf"
             server.stop().await;
         }
     }
+}
+
+/// The environment that serves the test apps' `env:VAR` secrets.
+fn secrets_env(writer: &str, reader: &str, admin: &str) -> Vec<(String, String)> {
+    vec![
+        ("IT_WRITER_SECRET".to_owned(), writer.to_owned()),
+        ("IT_READER_SECRET".to_owned(), reader.to_owned()),
+        ("IT_ADMIN_SECRET".to_owned(), admin.to_owned()),
+    ]
 }
 
 /// Asserts the status (printing the body when it differs) and answers the JSON body.

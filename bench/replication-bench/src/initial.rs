@@ -1,0 +1,95 @@
+//! The initial copy: create and activate a profile over `customerv3`, then poll its status
+//! until the entity reaches `DeltaSync`. The clock runs from just before `activate` to the
+//! first status that says `DeltaSync`, so it includes creating the target schema.
+
+use anyhow::{Result, bail};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+use crate::api::Api;
+use crate::target::TargetDb;
+
+/// Pause between two status polls.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Pause between two progress lines on stderr.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Figures of one initial copy.
+pub struct InitialCopy {
+    pub rows_total: i64,
+    pub rows_copied: i64,
+    /// From `activate` to the first `DeltaSync` status.
+    pub elapsed: Duration,
+    /// From `activate` to the first status with copied rows (schema creation and the first chunk).
+    pub first_rows_after: Option<Duration>,
+    /// Rows in the target table when the copy was done.
+    pub target_rows: i64,
+    /// Distinct `State`/`Reason` pairs other than `Running` seen while polling.
+    pub odd_states: Vec<String>,
+}
+
+impl InitialCopy {
+    pub fn rate(&self) -> f64 {
+        self.rows_copied as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "rows_total": self.rows_total, "rows_copied": self.rows_copied, "target_rows": self.target_rows,
+            "seconds": self.elapsed.as_secs_f64(), "rows_per_second": self.rate(),
+            "first_rows_after_seconds": self.first_rows_after.map(|d| d.as_secs_f64()),
+            "odd_states": self.odd_states,
+        })
+    }
+}
+
+/// Activates profile `id` and waits (at most `limit`) until its one entity is in `DeltaSync`.
+pub async fn run(api: &Api, target: &TargetDb, id: &str, limit: Duration) -> Result<InitialCopy> {
+    let start = Instant::now();
+    api.activate(id).await?;
+    let mut first_rows_after = None;
+    let mut odd_states: Vec<String> = Vec::new();
+    let mut last_progress = Instant::now();
+    loop {
+        let profile = api.profile(id).await?;
+        let status = &profile["EntityStatus"][0];
+        let phase = status["Phase"].as_str().unwrap_or("");
+        let state = status["State"].as_str().unwrap_or("");
+        let copied = status["RowsCopied"].as_i64().unwrap_or(0);
+        let total = status["RowsTotal"].as_i64().unwrap_or(0);
+        if first_rows_after.is_none() && copied > 0 {
+            first_rows_after = Some(start.elapsed());
+        }
+        if !state.is_empty() && state != "Running" {
+            let odd = format!("{state}: {}", status["Reason"].as_str().unwrap_or("(no reason)"));
+            if !odd_states.contains(&odd) {
+                eprintln!("initial    status {odd}");
+                odd_states.push(odd);
+            }
+        }
+        if phase == "DeltaSync" {
+            let elapsed = start.elapsed();
+            let target_rows = target.count().await?.unwrap_or(0);
+            return Ok(InitialCopy {
+                rows_total: total,
+                rows_copied: copied,
+                elapsed,
+                first_rows_after,
+                target_rows,
+                odd_states,
+            });
+        }
+        if last_progress.elapsed() >= PROGRESS_INTERVAL {
+            let secs = start.elapsed().as_secs_f64();
+            eprintln!(
+                "initial    {secs:>6.0} s  {phase} {state}  {copied}/{total} rows  {:.0} rows/s so far",
+                copied as f64 / secs
+            );
+            last_progress = Instant::now();
+        }
+        if start.elapsed() > limit {
+            bail!("the initial copy was not done after {} s ({copied}/{total} rows, phase {phase:?})", limit.as_secs());
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}

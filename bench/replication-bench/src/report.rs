@@ -1,0 +1,92 @@
+//! The figures table: reads the JSON files `run` wrote (one per target) and prints the initial
+//! copy beside the reference load, and the delta latencies, each against the issue's aim.
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// Aim of issue 4: ferry's initial copy at least this share of the reference load rate.
+const COPY_RATIO_AIM: f64 = 0.5;
+/// Aim of issue 4: p99 delta latency under this many milliseconds.
+const P99_AIM_MS: f64 = 1000.0;
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+/// Prints the table of every `run` JSON in `files`.
+pub fn print(files: &[PathBuf]) -> Result<()> {
+    let mut runs = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let run: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        runs.push(run);
+    }
+    println!(
+        "initial copy   {:>9} {:>9} {:>12} {:>9} {:>12} {:>7}  aim: ferry >= {COPY_RATIO_AIM} x reference",
+        "rows", "ferry s", "ferry rows/s", "ref s", "ref rows/s", "ratio"
+    );
+    for run in &runs {
+        let target = run["target"].as_str().unwrap_or("?");
+        let (copy, reference) = (&run["initial"], &run["reference"]);
+        if copy.is_null() {
+            println!("{target:<14} (no initial copy figures)");
+            continue;
+        }
+        let ratio = f(&run["ratio_copy_to_reference"]);
+        let verdict = if ratio >= COPY_RATIO_AIM {
+            "met"
+        } else if ratio.is_nan() {
+            "-"
+        } else {
+            "NOT met"
+        };
+        println!(
+            "{target:<14} {:>9} {:>9.1} {:>12.0} {:>9.1} {:>12.0} {:>7.2}  {verdict}",
+            copy["rows_copied"].as_i64().unwrap_or(0),
+            f(&copy["seconds"]),
+            f(&copy["rows_per_second"]),
+            f(&reference["seconds"]),
+            f(&reference["rows_per_second"]),
+            ratio,
+        );
+    }
+    println!();
+    println!(
+        "delta latency  {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}  aim: p99 < {P99_AIM_MS:.0} ms",
+        "paced/s", "achieved", "changes", "p50 ms", "p99 ms", "max ms", "unseen"
+    );
+    for run in &runs {
+        let target = run["target"].as_str().unwrap_or("?");
+        let delta = &run["delta"];
+        if delta.is_null() {
+            println!("{target:<14} (no delta figures)");
+            continue;
+        }
+        for (label, key, unseen) in [
+            ("", "visible_ms", delta["not_seen"].as_u64().unwrap_or(0).to_string()),
+            (" sink", "sink_modified_ms", "-".into()),
+        ] {
+            let l = &delta[key];
+            let p99 = f(&l["p99"]);
+            let verdict = if p99 < P99_AIM_MS { "met" } else { "NOT met" };
+            println!(
+                "{:<14} {:>9} {:>9.1} {:>9} {:>8.1} {:>8.1} {:>8.1} {:>8}  {verdict}",
+                format!("{target}{label}"),
+                run["delta_rate"].as_u64().unwrap_or(0),
+                f(&delta["achieved_changes_per_second"]),
+                l["count"].as_u64().unwrap_or(0),
+                f(&l["p50"]),
+                p99,
+                f(&l["max"]),
+                unseen,
+            );
+        }
+    }
+    println!("  {:<12} first seen by polling the target by Id - PATCH returned (monotonic clock)", "<target>");
+    println!(
+        "  {:<12} SinkModifiedOn (ferry's stamp when it built the batch) - PATCH returned (wall clock)",
+        "<target> sink"
+    );
+    Ok(())
+}

@@ -1,0 +1,292 @@
+//! What differs between target databases, as one trait each dialect module implements: quoting,
+//! type mapping, DDL, introspection queries and the upsert statement. Everything else (which
+//! tables and columns to create, how to diff them, how to apply a batch) is written once.
+
+use super::TargetKind;
+use super::conn::Sql;
+use ferry_model::{FieldType, Value};
+
+/// The portable type of a target column, before a dialect spells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ColumnKind {
+    /// Text of at most n characters; `None`: unlimited (memo).
+    Text(Option<u32>),
+    Int32,
+    Int64,
+    Decimal {
+        precision: u32,
+        scale: u32,
+    },
+    Real,
+    Bool,
+    Date,
+    DateTime,
+    Guid,
+}
+
+impl ColumnKind {
+    /// The column a field is stored in; enums store their integer codes.
+    pub(crate) fn of(ty: &FieldType) -> ColumnKind {
+        match ty {
+            FieldType::String { max_length } => ColumnKind::Text(*max_length),
+            FieldType::Int | FieldType::Enum(_) => ColumnKind::Int32,
+            FieldType::Int64 => ColumnKind::Int64,
+            FieldType::Decimal { precision, scale } => ColumnKind::Decimal { precision: *precision, scale: *scale },
+            FieldType::Real => ColumnKind::Real,
+            FieldType::Bool => ColumnKind::Bool,
+            FieldType::Date => ColumnKind::Date,
+            FieldType::DateTime => ColumnKind::DateTime,
+            FieldType::Guid => ColumnKind::Guid,
+        }
+    }
+
+    /// `string(20)`, `int`… for messages, in the catalog's spelling.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            ColumnKind::Text(Some(n)) => format!("string({n})"),
+            ColumnKind::Text(None) => "string".into(),
+            ColumnKind::Int32 => "int".into(),
+            ColumnKind::Int64 => "int64".into(),
+            ColumnKind::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
+            ColumnKind::Real => "real".into(),
+            ColumnKind::Bool => "bool".into(),
+            ColumnKind::Date => "date".into(),
+            ColumnKind::DateTime => "datetime".into(),
+            ColumnKind::Guid => "guid".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ColumnDef {
+    pub name: String,
+    pub kind: ColumnKind,
+    pub not_null: bool,
+}
+
+impl ColumnDef {
+    pub(crate) fn new(name: &str, kind: ColumnKind) -> ColumnDef {
+        ColumnDef { name: name.to_string(), kind, not_null: false }
+    }
+
+    pub(crate) fn not_null(name: &str, kind: ColumnKind) -> ColumnDef {
+        ColumnDef { name: name.to_string(), kind, not_null: true }
+    }
+}
+
+/// A table to create: columns, primary key, optionally an auto-numbered `bigint` key column
+/// (DeleteLog's `Id`, not listed in `columns`) and one indexed column.
+#[derive(Clone, Debug)]
+pub(crate) struct TableDef {
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    pub primary_key: Vec<String>,
+    pub serial_id: Option<String>,
+    pub index: Option<String>,
+}
+
+/// One column as the target's catalog describes it.
+#[derive(Clone, Debug)]
+pub(crate) struct ColumnInfo {
+    pub name: String,
+    pub data_type: String,
+    pub char_len: Option<i64>,
+    pub precision: Option<i64>,
+    pub scale: Option<i64>,
+    /// The full type (MySQL's `COLUMN_TYPE`, e.g. `tinyint(1)`); else the data type again.
+    pub column_type: String,
+}
+
+/// What an existing column can hold, as far as ferry's types go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Family {
+    Text(Option<u32>),
+    Int {
+        bits: u8,
+    },
+    Bool,
+    Decimal {
+        precision: u32,
+        scale: u32,
+    },
+    Real,
+    Date,
+    DateTime,
+    Guid,
+    /// SQLite's TEXT affinity: holds strings, decimals, dates, times and GUIDs alike.
+    AnyText,
+    /// SQLite's INTEGER affinity: holds integers and booleans alike.
+    AnyInteger,
+    Other(String),
+}
+
+/// A multi-row `INSERT … ON CONFLICT/DUPLICATE KEY` over `columns`, keyed by `key`.
+pub(crate) struct Upsert<'a> {
+    pub table: &'a str,
+    pub columns: &'a [ColumnDef],
+    pub key: &'a [&'a str],
+    /// Columns written on insert only (`SinkCreatedOn`).
+    pub insert_only: &'a [&'a str],
+    /// When set, an existing row is rewritten only if the incoming version is not older.
+    pub guard: Option<Guard<'a>>,
+}
+
+pub(crate) struct Guard<'a> {
+    /// The version column; assigned last where assignment order matters (MySQL).
+    pub version: &'a str,
+    /// Set only when the version grows (`SinkModifiedOn`), so replays leave it alone.
+    pub touched: &'a str,
+}
+
+pub(crate) trait Dialect: Sync {
+    fn kind(&self) -> TargetKind;
+
+    // Quoting and parameters.
+    fn quote(&self, ident: &str) -> String;
+    /// The placeholder of the `n`-th (1-based) argument.
+    fn placeholder(&self, n: usize) -> String;
+    /// A suffix that gives a bound parameter the column's type where binding cannot.
+    fn param_cast(&self, _kind: &ColumnKind) -> &'static str {
+        ""
+    }
+    fn max_identifier_len(&self) -> usize;
+    /// Most bound parameters one statement may carry (kept well below the hard limit).
+    fn max_params(&self) -> usize;
+    /// The form in which the database compares table and column names.
+    fn fold(&self, name: &str) -> String;
+
+    // Type mapping.
+    fn column_type(&self, kind: &ColumnKind) -> String;
+    fn family(&self, info: &ColumnInfo) -> Family;
+
+    // DDL.
+    fn qualified(&self, schema: &str, table: &str) -> String {
+        format!("{}.{}", self.quote(schema), self.quote(table))
+    }
+    /// A query answering a row when the schema (bound once) exists; `None`: it always does.
+    fn schema_exists_sql(&self) -> Option<&'static str>;
+    fn create_schema_sql(&self, schema: &str) -> String;
+    fn create_table_sql(&self, schema: &str, table: &TableDef) -> Vec<String>;
+    fn add_column_sql(&self, schema: &str, table: &str, column: &ColumnDef) -> String {
+        let null = if column.not_null { " NOT NULL" } else { "" };
+        format!(
+            "ALTER TABLE {} ADD COLUMN {} {}{null}",
+            self.qualified(schema, table),
+            self.quote(&column.name),
+            self.column_type(&column.kind)
+        )
+    }
+    /// `None` when the dialect needs nothing to hold the wider values.
+    fn widen_column_sql(&self, schema: &str, table: &str, column: &ColumnDef) -> Option<String>;
+
+    // Introspection.
+    /// Binds the schema; answers one text column: the names of its tables and views.
+    fn tables_sql(&self) -> &'static str;
+    /// Binds schema and table; answers (name, data type, character length, precision, scale,
+    /// full type) per column.
+    fn columns_sql(&self) -> &'static str;
+
+    // DML.
+    /// Writes the whole upsert statement for `rows` into `sql`.
+    fn upsert(&self, sql: &mut Sql<'_>, schema: &str, upsert: &Upsert<'_>, rows: Vec<Vec<Value>>);
+    /// Whether the upsert's affected-row count is the number of rows written (MySQL counts an
+    /// update twice and a skipped row once, so it is not).
+    fn upsert_counts_rows_affected(&self) -> bool;
+}
+
+/// Doubles `quote` inside `ident` and wraps it: the one quoting rule all dialects share.
+pub(crate) fn quote_with(ident: &str, quote: char) -> String {
+    let mut out = String::with_capacity(ident.len() + 2);
+    out.push(quote);
+    for c in ident.chars() {
+        if c == quote {
+            out.push(quote);
+        }
+        out.push(c);
+    }
+    out.push(quote);
+    out
+}
+
+/// `CREATE TABLE IF NOT EXISTS q (cols…, PRIMARY KEY (…))` with the dialect's types; `serial`
+/// is the dialect's spelling of an auto-numbered primary key column.
+pub(crate) fn create_table_body(
+    d: &dyn Dialect,
+    schema: &str,
+    table: &TableDef,
+    serial: &str,
+    extra_parts: &[String],
+    tail: &str,
+) -> String {
+    let mut parts = Vec::new();
+    if let Some(id) = &table.serial_id {
+        parts.push(format!("{} {serial}", d.quote(id)));
+    }
+    for c in &table.columns {
+        let null = if c.not_null { " NOT NULL" } else { "" };
+        parts.push(format!("{} {}{null}", d.quote(&c.name), d.column_type(&c.kind)));
+    }
+    if !table.primary_key.is_empty() {
+        let key: Vec<String> = table.primary_key.iter().map(|k| d.quote(k)).collect();
+        parts.push(format!("PRIMARY KEY ({})", key.join(", ")));
+    }
+    parts.extend(extra_parts.iter().cloned());
+    format!("CREATE TABLE IF NOT EXISTS {} ({}){tail}", d.qualified(schema, &table.name), parts.join(", "))
+}
+
+/// The `INSERT … ON CONFLICT (key) DO UPDATE SET … WHERE <guard>` form PostgreSQL and SQLite
+/// share; `excluded` is how the dialect names the proposed row.
+pub(crate) fn on_conflict_upsert(
+    d: &dyn Dialect,
+    sql: &mut Sql<'_>,
+    schema: &str,
+    upsert: &Upsert<'_>,
+    rows: Vec<Vec<Value>>,
+    excluded: &str,
+) {
+    sql.push("INSERT INTO ").table(schema, upsert.table).push(" ").column_list(upsert.columns);
+    sql.push(" VALUES ").values(upsert.columns, rows);
+    let key: Vec<String> = upsert.key.iter().map(|k| d.quote(k)).collect();
+    sql.push(" ON CONFLICT (").push(&key.join(", ")).push(")");
+    let updated: Vec<&ColumnDef> = upsert
+        .columns
+        .iter()
+        .filter(|c| !upsert.key.contains(&c.name.as_str()) && !upsert.insert_only.contains(&c.name.as_str()))
+        .collect();
+    if updated.is_empty() {
+        sql.push(" DO NOTHING");
+        return;
+    }
+    let table = d.quote(upsert.table);
+    let mut sets = Vec::new();
+    for c in updated {
+        let col = d.quote(&c.name);
+        match &upsert.guard {
+            Some(g) if g.touched == c.name => {
+                let v = d.quote(g.version);
+                sets.push(format!(
+                    "{col} = CASE WHEN {table}.{v} < {excluded}.{v} THEN {excluded}.{col} ELSE {table}.{col} END"
+                ));
+            }
+            _ => sets.push(format!("{col} = {excluded}.{col}")),
+        }
+    }
+    sql.push(" DO UPDATE SET ").push(&sets.join(", "));
+    if let Some(g) = &upsert.guard {
+        let v = d.quote(g.version);
+        sql.push(&format!(" WHERE {table}.{v} <= {excluded}.{v}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_doubles_the_quote_character() {
+        assert_eq!(quote_with("plain", '"'), "\"plain\"");
+        assert_eq!(quote_with("a\"b", '"'), "\"a\"\"b\"");
+        assert_eq!(quote_with("a`b", '`'), "`a``b`");
+        assert_eq!(quote_with("x; DROP TABLE y", '"'), "\"x; DROP TABLE y\"");
+    }
+}

@@ -1,0 +1,214 @@
+//! SIGKILL during the initial copy: the real `ferry serve` binary, with a profile declared in
+//! `[[profiles]]` (state active, SQLite target), is killed while it copies 20,000 customers (four chunks) and
+//! started again; the copy resumes from its checkpoint (not from zero) and the target ends equal
+//! to the source, every row once.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use ferry_model::{Catalog, Value as Cell};
+use ferry_store::{NewRow, Store};
+use serde_json::Value;
+
+use super::assert_target_equals_source;
+use super::targets::TargetDb;
+use crate::support::{SCOPE, expect_json, ferry_cmd, toml_string};
+
+const CUSTOMERS: usize = 20_000;
+const ADMIN_SECRET_VAR: &str = "IT_ADMIN_SECRET";
+
+/// `ferry serve` as a child process; killed with SIGKILL when dropped.
+struct Serve {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serve {
+    fn start(dir: &Path, secret: &str) -> Serve {
+        let mut child = ferry_cmd(dir)
+            .args(["serve", "--config", "ferry.toml"])
+            .env(ADMIN_SECRET_VAR, secret)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ferry serve");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        let (lines_tx, lines_rx) = mpsc::channel::<String>();
+        let out = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        let addr = loop {
+            match lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        break rest.split_whitespace().next().unwrap().to_owned();
+                    }
+                    seen.push(line);
+                }
+                Err(_) => panic!("ferry serve did not start; output: {seen:#?}"),
+            }
+        };
+        std::thread::spawn(move || while lines_rx.recv().is_ok() {});
+        Serve { child, base: format!("http://{addr}") }
+    }
+
+    /// SIGKILL: no graceful shutdown, no lease released.
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL ferry");
+        let _ = self.child.wait();
+    }
+}
+
+async fn admin_token(http: &reqwest::Client, base: &str, secret: &str) -> String {
+    let form =
+        [("grant_type", "client_credentials"), ("client_id", "it-admin"), ("client_secret", secret), ("scope", SCOPE)];
+    let response = http.post(format!("{base}/oauth2/token")).form(&form).send().await.expect("token request");
+    expect_json(response, 200).await["access_token"].as_str().expect("access_token").to_owned()
+}
+
+/// The one profile's entity status (the profile comes from the config).
+async fn status(http: &reqwest::Client, base: &str, token: &str) -> (String, Value) {
+    let list =
+        expect_json(http.get(format!("{base}/crm/exporter/profiles")).bearer_auth(token).send().await.unwrap(), 200)
+            .await;
+    let id = list[0]["Id"].as_str().expect("the declared profile").to_owned();
+    let profile = expect_json(
+        http.get(format!("{base}/crm/exporter/profiles/{id}")).bearer_auth(token).send().await.unwrap(),
+        200,
+    )
+    .await;
+    (id, profile["EntityStatus"][0].clone())
+}
+
+/// Writes the source rows straight into the store, before ferry first starts.
+async fn seed(database_url: &str, catalog: &Arc<Catalog>) {
+    let store = Store::open(database_url).await.expect("open source");
+    store.migrate().await.expect("migrate source");
+    store.prepare_entities(catalog.clone()).await.expect("prepare source");
+    let groups = catalog.by_collection("CustomerGroups").unwrap();
+    let mut values = vec![Cell::Null; groups.fields.len()];
+    values[0] = Cell::String("10".into());
+    store.insert(groups, vec![NewRow { company: Some("usmf".into()), values }]).await.expect("insert group");
+    let customers = catalog.by_collection("CustomersV3").unwrap();
+    let index = |name: &str| customers.field(name).expect("field").0;
+    let (account, name, group) = (index("CustomerAccount"), index("OrganizationName"), index("CustomerGroupId"));
+    for chunk in (0..CUSTOMERS).collect::<Vec<_>>().chunks(2_000) {
+        let rows = chunk
+            .iter()
+            .map(|i| {
+                let mut values = vec![Cell::Null; customers.fields.len()];
+                values[account] = Cell::String(format!("K{i:06}"));
+                values[name] = Cell::String(format!("Customer number {i}"));
+                values[group] = Cell::String("10".into());
+                NewRow { company: Some("usmf".into()), values }
+            })
+            .collect();
+        store.insert(customers, rows).await.expect("insert customers");
+    }
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_the_initial_copy_resumes_and_ends_equal() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = TargetDb::sqlite().await;
+    let database_url = format!("sqlite://{}", dir.path().join("data").join("ferry.db").display());
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let catalog = Arc::new(Catalog::build(&ferry_model::standard_sources()).unwrap());
+    seed(&database_url, &catalog).await;
+    let config = format!(
+        r#"
+listen = "127.0.0.1:0"
+data_dir = {data_dir}
+[auth]
+audiences = ["https://ferry.test"]
+[[apps]]
+client_id = "it-admin"
+secret = "env:{ADMIN_SECRET_VAR}"
+roles = ["admin"]
+[[profiles]]
+name = "Crash"
+target_type = "sqlite"
+connection_string = {target}
+table_prefix = "k"
+entities = ["CustomersV3"]
+state = "active"
+"#,
+        data_dir = toml_string(&dir.path().join("data").display().to_string()),
+        target = toml_string(&target.url),
+    );
+    std::fs::write(dir.path().join("ferry.toml"), config).unwrap();
+    let secret = ferry_auth::generate_secret();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+
+    // First run: kill it as soon as the copy has made progress.
+    let serve = Serve::start(dir.path(), &secret);
+    let token = admin_token(&http, &serve.base, &secret).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let copied_before_kill = loop {
+        let (_, entity) = status(&http, &serve.base, &token).await;
+        let copied = entity["RowsCopied"].as_u64().unwrap_or(0);
+        assert_ne!(entity["Phase"], "DeltaSync", "the copy finished before the test could kill it: {entity}");
+        if copied > 0 {
+            break copied;
+        }
+        assert!(Instant::now() < deadline, "the initial copy did not start: {entity}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    serve.kill();
+    assert!((copied_before_kill as usize) < CUSTOMERS);
+
+    // Second run: the copy resumes from the checkpoint written with the last chunk.
+    let restarted_at = chrono::Utc::now();
+    let serve = Serve::start(dir.path(), &secret);
+    let token = admin_token(&http, &serve.base, &secret).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut resumed_from = None;
+    let (id, done) = loop {
+        let (id, entity) = status(&http, &serve.base, &token).await;
+        let updated = entity["UpdatedOn"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        if resumed_from.is_none() && updated.is_some_and(|t| t > restarted_at) {
+            resumed_from = entity["RowsCopied"].as_u64();
+        }
+        if entity["Phase"] == "DeltaSync" && entity["LagVersions"] == 0 {
+            break (id, entity);
+        }
+        assert!(Instant::now() < deadline, "the copy did not finish after the restart: {entity}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let resumed_from = resumed_from.expect("a status reported after the restart");
+    assert!(
+        resumed_from >= copied_before_kill,
+        "resumed at {resumed_from}, but {copied_before_kill} were copied before"
+    );
+    assert_eq!(done["RowsCopied"], CUSTOMERS, "every row copied once: {done}");
+    assert_eq!(target.count("k_customerv3").await, CUSTOMERS as u64);
+    let source = Store::open(&database_url).await.unwrap();
+    assert_target_equals_source(&source, &catalog, &target, "k", "customerv3").await;
+    source.close().await;
+
+    let mut command = ferry_cmd(dir.path());
+    command.args(["profiles", "verify", &id, "--config", "ferry.toml"]).env(ADMIN_SECRET_VAR, &secret);
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains(&format!("customerv3: source {CUSTOMERS} rows, target {CUSTOMERS} rows")), "{stdout}");
+    eprintln!("killed after {copied_before_kill} rows; resumed at {resumed_from}");
+    drop(serve);
+}
