@@ -14,7 +14,9 @@
 #   BENCH_SECONDS=10                  seconds of paced changes
 #   BENCH_TASKS=16                    concurrent writer tasks
 #   BENCH_POLL_MS=10                  milliseconds between two polls of the target
-#   BENCH_SEED_BATCH=5000             rows per Store::insert call when seeding
+#   BENCH_SEED_BATCH                  rows per Store::insert call when seeding
+#                                     (16 on SQLite, where larger statements get slower; 2000 on PostgreSQL)
+#   BENCH_LOG_LEVEL                   the server's log filter              (warn,ferry_replicate=info)
 #   BENCH_OUT=target/bench            where replication-<target>.json, the CSVs and logs go
 #   BENCH_KEEP=1                      keep the temp dir and the databases
 #   FERRY_BENCH_POSTGRES_URL          admin URL of the PostgreSQL server
@@ -40,7 +42,7 @@ rate=${BENCH_RATE:-1000}
 seconds=${BENCH_SECONDS:-10}
 tasks=${BENCH_TASKS:-16}
 poll_ms=${BENCH_POLL_MS:-10}
-seed_batch=${BENCH_SEED_BATCH:-5000}
+seed_batch=${BENCH_SEED_BATCH:-}
 out=${BENCH_OUT:-$root/target/bench}
 pg_admin=${FERRY_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 my_server=${FERRY_BENCH_MYSQL_URL:-mysql://root@127.0.0.1:3306}
@@ -145,6 +147,9 @@ case "$source_kind" in
     echo "source    PostgreSQL database $db" ;;
   *) echo "BENCH_SOURCE must be sqlite or postgres, got '$source_kind'" >&2; exit 2 ;;
 esac
+if [[ -z "$seed_batch" ]]; then
+  if [[ "$source_kind" == sqlite ]]; then seed_batch=16; else seed_batch=2000; fi
+fi
 "$bench" seed --database "$source_url" --rows "$rows" --batch "$seed_batch"
 
 export BENCH_SECRET="bench-$RANDOM-$RANDOM-$RANDOM"
@@ -181,7 +186,7 @@ run_target() {
   port=$(free_port)
   log="$out/replication-server-$target.log"
   "$ferry" serve --config "$tmp_dir/ferry.toml" --listen "127.0.0.1:$port" --data-dir "$tmp_dir/data" \
-    --database "$source_url" --log-level "warn,ferry_replicate=info" >"$log" 2>&1 &
+    --database "$source_url" --log-level "${BENCH_LOG_LEVEL:-warn,ferry_replicate=info}" >"$log" 2>&1 &
   server_pid=$!
   local up=""
   for _ in $(seq 1 600); do
@@ -200,7 +205,7 @@ run_target() {
   if [[ "$target" == mysql ]]; then ref_schema="${db}_ref"; fi
   "$bench" run --base "http://127.0.0.1:$port" --target "$target" --target-url "$url" \
     --reference-schema "$ref_schema" --csv "$out/replication-$target.csv" \
-    --rate "$rate" --seconds "$seconds" --tasks "$tasks" --poll-ms "$poll_ms" \
+    --rate "$rate" --seconds "$seconds" --tasks "$tasks" --poll-ms "$poll_ms" --server-pid "$server_pid" \
     --json-out "$out/replication-$target.json" || status=$?
   stop_server
   if [[ -s "$log" ]]; then

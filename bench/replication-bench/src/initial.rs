@@ -1,6 +1,9 @@
-//! The initial copy: create and activate a profile over `customerv3`, then poll its status
-//! until the entity reaches `DeltaSync`. The clock runs from just before `activate` to the
-//! first status that says `DeltaSync`, so it includes creating the target schema.
+//! The initial copy: create and activate a profile over `customerv3`, then poll both the
+//! profile's status (API) and ferry's checkpoint row in the target until the entity is in delta
+//! sync. The clock runs from just before `activate` to the first poll that finds the target
+//! checkpoint in phase `delta` — that row commits in the same target transaction as the last
+//! chunk, so it marks the moment every row is visible. The moment the API status first says
+//! `DeltaSync` is kept beside it (the status is published separately and can lag).
 
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
@@ -18,9 +21,11 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(15);
 pub struct InitialCopy {
     pub rows_total: i64,
     pub rows_copied: i64,
-    /// From `activate` to the first `DeltaSync` status.
+    /// From `activate` to the checkpoint in the target saying `delta`.
     pub elapsed: Duration,
-    /// From `activate` to the first status with copied rows (schema creation and the first chunk).
+    /// From `activate` to the API status first saying `DeltaSync`.
+    pub status_after: Duration,
+    /// From `activate` to the first checkpoint with copied rows (schema and the first chunk).
     pub first_rows_after: Option<Duration>,
     /// Rows in the target table when the copy was done.
     pub target_rows: i64,
@@ -37,29 +42,40 @@ impl InitialCopy {
         json!({
             "rows_total": self.rows_total, "rows_copied": self.rows_copied, "target_rows": self.target_rows,
             "seconds": self.elapsed.as_secs_f64(), "rows_per_second": self.rate(),
+            "status_delta_sync_after_seconds": self.status_after.as_secs_f64(),
             "first_rows_after_seconds": self.first_rows_after.map(|d| d.as_secs_f64()),
             "odd_states": self.odd_states,
         })
     }
 }
 
-/// Activates profile `id` and waits (at most `limit`) until its one entity is in `DeltaSync`.
+/// Activates profile `id` and waits (at most `limit`) until its one entity is in delta sync
+/// both in the target's checkpoint and in the API status.
 pub async fn run(api: &Api, target: &TargetDb, id: &str, limit: Duration) -> Result<InitialCopy> {
     let start = Instant::now();
     api.activate(id).await?;
     let mut first_rows_after = None;
+    let mut committed_after: Option<(Duration, i64)> = None;
+    let mut status_after: Option<(Duration, i64, i64)> = None;
     let mut odd_states: Vec<String> = Vec::new();
     let mut last_progress = Instant::now();
     loop {
+        if committed_after.is_none()
+            && let Some((phase, copied)) = target.checkpoint().await?
+        {
+            if first_rows_after.is_none() && copied > 0 {
+                first_rows_after = Some(start.elapsed());
+            }
+            if phase == "delta" {
+                committed_after = Some((start.elapsed(), copied));
+            }
+        }
         let profile = api.profile(id).await?;
         let status = &profile["EntityStatus"][0];
         let phase = status["Phase"].as_str().unwrap_or("");
         let state = status["State"].as_str().unwrap_or("");
         let copied = status["RowsCopied"].as_i64().unwrap_or(0);
         let total = status["RowsTotal"].as_i64().unwrap_or(0);
-        if first_rows_after.is_none() && copied > 0 {
-            first_rows_after = Some(start.elapsed());
-        }
         if !state.is_empty() && state != "Running" {
             let odd = format!("{state}: {}", status["Reason"].as_str().unwrap_or("(no reason)"));
             if !odd_states.contains(&odd) {
@@ -67,13 +83,16 @@ pub async fn run(api: &Api, target: &TargetDb, id: &str, limit: Duration) -> Res
                 odd_states.push(odd);
             }
         }
-        if phase == "DeltaSync" {
-            let elapsed = start.elapsed();
+        if status_after.is_none() && phase == "DeltaSync" {
+            status_after = Some((start.elapsed(), copied, total));
+        }
+        if let (Some((elapsed, rows_copied)), Some((status_after, _, rows_total))) = (committed_after, status_after) {
             let target_rows = target.count().await?.unwrap_or(0);
             return Ok(InitialCopy {
-                rows_total: total,
-                rows_copied: copied,
+                rows_total,
+                rows_copied,
                 elapsed,
+                status_after,
                 first_rows_after,
                 target_rows,
                 odd_states,
@@ -82,8 +101,9 @@ pub async fn run(api: &Api, target: &TargetDb, id: &str, limit: Duration) -> Res
         if last_progress.elapsed() >= PROGRESS_INTERVAL {
             let secs = start.elapsed().as_secs_f64();
             eprintln!(
-                "initial    {secs:>6.0} s  {phase} {state}  {copied}/{total} rows  {:.0} rows/s so far",
-                copied as f64 / secs
+                "initial    {secs:>6.0} s  status {phase} {state} {copied}/{total} rows  {:.0} rows/s so far{}",
+                copied as f64 / secs,
+                if committed_after.is_some() { "  (target checkpoint: delta)" } else { "" }
             );
             last_progress = Instant::now();
         }

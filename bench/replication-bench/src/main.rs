@@ -158,7 +158,7 @@ async fn run(args: RunArgs) -> Result<()> {
     if leftover > 0 {
         eprintln!("setup      {kind:<8}  deleted {leftover} profile(s) left by an earlier run");
     }
-    let target = TargetDb::connect(&args.target_url, &table, 4).await?;
+    let target = TargetDb::connect(&args.target_url, PREFIX, 4).await?;
     if let Some(n) = target.count().await? {
         bail!("the target already has {table} ({n} rows); give a fresh database");
     }
@@ -174,11 +174,12 @@ async fn run(args: RunArgs) -> Result<()> {
         "initial",
         kind,
         &format!(
-            "{} rows  {:.1} s  {:.0} rows/s  (first rows after {:.1} s; target holds {})",
+            "{} rows  {:.1} s  {:.0} rows/s  (first chunk committed after {:.1} s; API status said DeltaSync after {:.1} s; target holds {})",
             copy.rows_copied,
             copy.elapsed.as_secs_f64(),
             copy.rate(),
             copy.first_rows_after.map_or(f64::NAN, |d| d.as_secs_f64()),
+            copy.status_after.as_secs_f64(),
             copy.target_rows
         ),
     );

@@ -26,23 +26,26 @@ pub struct Seen {
     pub modified: Option<DateTime<Utc>>,
 }
 
-/// A connection pool to the target database and the entity table's qualified name.
+/// A connection pool to the target database with the qualified names of the entity table and
+/// of ferry's checkpoint table.
 pub enum TargetDb {
-    Postgres { pool: PgPool, table: String },
-    MySql { pool: MySqlPool, table: String },
+    Postgres { pool: PgPool, table: String, checkpoints: String },
+    MySql { pool: MySqlPool, table: String, checkpoints: String },
 }
 
 impl TargetDb {
-    /// Connects to `url` (`postgres://…` or `mysql://…`); `table` is the entity table (in the
-    /// default schema of the connection).
-    pub async fn connect(url: &str, table: &str, connections: u32) -> Result<TargetDb> {
+    /// Connects to `url` (`postgres://…` or `mysql://…`); the tables are those of a profile
+    /// with table prefix `prefix`, in the default schema of the connection.
+    pub async fn connect(url: &str, prefix: &str, connections: u32) -> Result<TargetDb> {
+        let (table, checkpoints) = (format!("{prefix}_customerv3"), format!("{prefix}_ferry_checkpoint"));
         if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(connections)
                 .connect(url)
                 .await
                 .context("connecting to PostgreSQL")?;
-            Ok(TargetDb::Postgres { pool, table: format!("public.\"{table}\"") })
+            let (table, checkpoints) = (format!("public.\"{table}\""), format!("public.\"{checkpoints}\""));
+            Ok(TargetDb::Postgres { pool, table, checkpoints })
         } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
             let url = url.replacen("mariadb:", "mysql:", 1);
             let pool = MySqlPoolOptions::new()
@@ -50,7 +53,7 @@ impl TargetDb {
                 .connect(&url)
                 .await
                 .context("connecting to MariaDB")?;
-            Ok(TargetDb::MySql { pool, table: format!("`{table}`") })
+            Ok(TargetDb::MySql { pool, table: format!("`{table}`"), checkpoints: format!("`{checkpoints}`") })
         } else {
             bail!("target URL must be postgres://… or mysql://…");
         }
@@ -73,11 +76,13 @@ impl TargetDb {
     /// Rows in the entity table, or `None` while it does not exist yet.
     pub async fn count(&self) -> Result<Option<i64>> {
         let result = match self {
-            TargetDb::Postgres { pool, table } => sqlx::query(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-                .fetch_one(pool)
-                .await
-                .and_then(|r| r.try_get(0)),
-            TargetDb::MySql { pool, table } => sqlx::query(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            TargetDb::Postgres { pool, table, .. } => {
+                sqlx::query(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                    .fetch_one(pool)
+                    .await
+                    .and_then(|r| r.try_get(0))
+            }
+            TargetDb::MySql { pool, table, .. } => sqlx::query(AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
                 .fetch_one(pool)
                 .await
                 .and_then(|r| r.try_get(0)),
@@ -89,11 +94,37 @@ impl TargetDb {
         }
     }
 
+    /// `(phase, rows_copied)` of the checkpoint ferry keeps in the target (written in the same
+    /// transaction as each batch), or `None` while there is none.
+    pub async fn checkpoint(&self) -> Result<Option<(String, i64)>> {
+        let result = match self {
+            TargetDb::Postgres { pool, checkpoints, .. } => {
+                let sql = format!("SELECT phase, rows_copied FROM {checkpoints}");
+                sqlx::query(AssertSqlSafe(sql))
+                    .fetch_optional(pool)
+                    .await
+                    .and_then(|r| r.map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?))).transpose())
+            }
+            TargetDb::MySql { pool, checkpoints, .. } => {
+                let sql = format!("SELECT phase, rows_copied FROM {checkpoints}");
+                sqlx::query(AssertSqlSafe(sql))
+                    .fetch_optional(pool)
+                    .await
+                    .and_then(|r| r.map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?))).transpose())
+            }
+        };
+        match result {
+            Ok(c) => Ok(c),
+            Err(sqlx::Error::Database(e)) if is_missing_table(e.code().as_deref()) => Ok(None),
+            Err(e) => Err(e).context("reading ferry's checkpoint in the target"),
+        }
+    }
+
     /// Up to `n` customers, in `Id` order (the primary key, so no sort of the whole table).
     pub async fn sample(&self, n: usize) -> Result<Vec<Customer>> {
         let limit = i64::try_from(n).unwrap_or(i64::MAX);
         let customers = match self {
-            TargetDb::Postgres { pool, table } => {
+            TargetDb::Postgres { pool, table, .. } => {
                 let sql = format!("SELECT \"Id\", dataareaid, customeraccount FROM {table} ORDER BY \"Id\" LIMIT $1");
                 sqlx::query(AssertSqlSafe(sql.as_str()))
                     .bind(limit)
@@ -103,7 +134,7 @@ impl TargetDb {
                     .map(|r| Ok(Customer { id: r.try_get(0)?, company: r.try_get(1)?, account: r.try_get(2)? }))
                     .collect::<Result<Vec<_>, sqlx::Error>>()?
             }
-            TargetDb::MySql { pool, table } => {
+            TargetDb::MySql { pool, table, .. } => {
                 let sql = format!("SELECT Id, dataareaid, customeraccount FROM {table} ORDER BY Id LIMIT ?");
                 let rows = sqlx::query(AssertSqlSafe(sql.as_str())).bind(limit).fetch_all(pool).await?;
                 let mut customers = Vec::with_capacity(rows.len());
@@ -129,13 +160,13 @@ impl TargetDb {
         }
         let mut seen = Vec::with_capacity(ids.len());
         match self {
-            TargetDb::Postgres { pool, table } => {
+            TargetDb::Postgres { pool, table, .. } => {
                 let sql = format!("SELECT \"Id\", {MARKER}, \"SinkModifiedOn\" FROM {table} WHERE \"Id\" = ANY($1)");
                 for r in sqlx::query(AssertSqlSafe(sql.as_str())).bind(ids).fetch_all(pool).await? {
                     seen.push(Seen { id: r.try_get(0)?, marker: r.try_get(1)?, modified: r.try_get(2)? });
                 }
             }
-            TargetDb::MySql { pool, table } => {
+            TargetDb::MySql { pool, table, .. } => {
                 let marks = vec!["?"; ids.len()].join(",");
                 let sql = format!("SELECT Id, {MARKER}, SinkModifiedOn FROM {table} WHERE Id IN ({marks})");
                 let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));

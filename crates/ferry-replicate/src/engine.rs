@@ -245,12 +245,17 @@ async fn run_profile(inner: Arc<Inner>, record: ProfileRecord, mut stopped: watc
         if *stopped.borrow() {
             return;
         }
+        let started = std::time::Instant::now();
         let outcome = run_connected(&inner, &record, &profile.definition, profile.state, &entities, &mut stopped).await;
         let reason = match outcome {
             Interruption::Stopped => return,
             Interruption::Unreachable(e) => format!("target unreachable: {e}"),
             Interruption::Other(e) => e,
         };
+        // A run that lasted is a new outage, not the same one again: start over with a short wait.
+        if started.elapsed() >= inner.settings.reconnect_max {
+            backoff = Duration::from_secs(1);
+        }
         let wait = backoff;
         backoff = (backoff * 2).min(inner.settings.reconnect_max);
         tracing::warn!(profile = %record.name, reason = %reason, retry_in_secs = wait.as_secs(), "replication paused");

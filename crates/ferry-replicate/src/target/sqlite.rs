@@ -32,8 +32,10 @@ impl Dialect for Sqlite {
         quote_with(ident, '"')
     }
 
-    fn placeholder(&self, n: usize) -> String {
-        format!("?{n}")
+    /// Anonymous `?`: statements bind in order, each parameter once (as for MySQL). Numbered
+    /// `?n` would make SQLite look every parameter up by name, a linear search per parameter.
+    fn placeholder(&self, _n: usize) -> String {
+        "?".into()
     }
 
     fn max_identifier_len(&self) -> usize {
@@ -183,6 +185,6 @@ mod tests {
         assert_eq!(d.quote("x_OptionSetMetadata"), "\"x_OptionSetMetadata\"");
         assert_eq!(d.column_type(&ColumnKind::Decimal { precision: 32, scale: 6 }), "TEXT");
         assert_eq!(d.column_type(&ColumnKind::Bool), "INTEGER");
-        assert_eq!(d.placeholder(3), "?3");
+        assert_eq!(d.placeholder(3), "?");
     }
 }
