@@ -372,19 +372,7 @@ pub(crate) async fn failures(
     let wants_text = query.get("format").is_some_and(|f| f.eq_ignore_ascii_case("text"))
         || headers.get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.starts_with("text/plain"));
     if wants_text {
-        let text: String = lines
-            .iter()
-            .map(|l| {
-                format!(
-                    "Entity: {}, RecordId: {}, NotificationTime: {}, ChangeType: {}, FailureReason: {}\n",
-                    l.entity,
-                    l.record_id,
-                    l.notified_at.format("%m/%d/%Y %H:%M:%S"),
-                    l.change_type,
-                    l.reason.replace(['\n', '\r'], " ")
-                )
-            })
-            .collect();
+        let text: String = lines.iter().map(ferry_replicate::failure_log_text).collect();
         let disposition = format!("attachment; filename=\"ferry-failures-{id}.log\"");
         return Ok((
             StatusCode::OK,

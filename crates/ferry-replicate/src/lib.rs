@@ -14,4 +14,4 @@ pub mod target;
 
 pub use engine::{EngineSettings, ReplicationEngine};
 pub use profile::{Problem, ProfileDefinition, ProfileState};
-pub use service::{EntityStatus, Profile, Replication, ReplicationError, VerifyReport};
+pub use service::{EntityStatus, Profile, Replication, ReplicationError, VerifyReport, failure_log_text};

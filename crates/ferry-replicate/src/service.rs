@@ -48,6 +48,19 @@ pub struct EntityStatus {
     pub failed_records: u64,
 }
 
+/// One failure-log line in the Data Export Service's text format (newline included):
+/// `Entity: …, RecordId: …, NotificationTime: …, ChangeType: …, FailureReason: …`.
+pub fn failure_log_text(line: &FailureLogLine) -> String {
+    format!(
+        "Entity: {}, RecordId: {}, NotificationTime: {}, ChangeType: {}, FailureReason: {}\n",
+        line.entity,
+        line.record_id,
+        line.notified_at.format("%m/%d/%Y %H:%M:%S"),
+        line.change_type,
+        line.reason.replace(['\n', '\r'], " ")
+    )
+}
+
 /// What `verify` found for one entity.
 #[derive(Clone, Debug, Default)]
 pub struct EntityVerify {

@@ -13,7 +13,6 @@ use ferry_replicate::target::TargetKind;
 use ferry_replicate::{
     EngineSettings, Profile, ProfileState, Replication, ReplicationEngine, ReplicationError, VerifyReport,
 };
-use ferry_store::FailureLogLine;
 use serde_json::{Value, json};
 
 use crate::boot;
@@ -275,23 +274,11 @@ async fn set_state(replication: &Replication, id: &str, state: ProfileState) -> 
     ))
 }
 
-/// One line of the Data Export Service's failure log file.
-fn failure_line(line: &FailureLogLine) -> String {
-    format!(
-        "Entity: {}, RecordId: {}, NotificationTime: {}, ChangeType: {}, FailureReason: {}\n",
-        line.entity,
-        line.record_id,
-        line.notified_at.format("%m/%d/%Y %H:%M:%S"),
-        line.change_type,
-        line.reason.replace(['\n', '\r'], " ")
-    )
-}
-
 async fn failures(replication: &Replication, id: &str, text: bool) -> anyhow::Result<String> {
     let profile = find(replication, id).await?;
     let lines = replication.failures(&profile.id, FAILURES_MAX).await.context("cannot read the failure log")?;
     if text {
-        return Ok(lines.iter().map(failure_line).collect());
+        return Ok(lines.iter().map(ferry_replicate::failure_log_text).collect());
     }
     let list: Vec<Value> = lines
         .iter()
