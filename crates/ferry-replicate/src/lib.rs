@@ -4,7 +4,7 @@
 //!
 //! `target/` holds one module per target dialect with the same anatomy (types, DDL, batched
 //! version-guarded upsert, delete, identifier quoting); `profile.rs` the pure profile rules;
-//! `service.rs` the operations the API and CLI call; `engine.rs` the runner that copies and
+//! `service.rs` the operations the API and CLI call; `engine/` the runner that copies and
 //! follows changes, one node per profile.
 
 mod engine;
