@@ -14,8 +14,7 @@
 #   BENCH_SECONDS=10                  seconds of paced changes
 #   BENCH_TASKS=16                    concurrent writer tasks
 #   BENCH_POLL_MS=10                  milliseconds between two polls of the target
-#   BENCH_SEED_BATCH                  rows per Store::insert call when seeding
-#                                     (16 on SQLite, where larger statements get slower; 2000 on PostgreSQL)
+#   BENCH_SEED_BATCH=2000             rows per Store::insert call when seeding
 #   BENCH_LOG_LEVEL                   the server's log filter              (warn,ferry_replicate=info)
 #   BENCH_OUT=target/bench            where replication-<target>.json, the CSVs and logs go
 #   BENCH_KEEP=1                      keep the temp dir and the databases
@@ -42,7 +41,7 @@ rate=${BENCH_RATE:-1000}
 seconds=${BENCH_SECONDS:-10}
 tasks=${BENCH_TASKS:-16}
 poll_ms=${BENCH_POLL_MS:-10}
-seed_batch=${BENCH_SEED_BATCH:-}
+seed_batch=${BENCH_SEED_BATCH:-2000}
 out=${BENCH_OUT:-$root/target/bench}
 pg_admin=${FERRY_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 my_server=${FERRY_BENCH_MYSQL_URL:-mysql://root@127.0.0.1:3306}
@@ -86,6 +85,9 @@ fi
 ferry=$bin_dir/ferry
 bench=$bin_dir/ferry-replication-bench
 for b in "$ferry" "$bench"; do [[ -x "$b" ]] || { echo "missing $b (build it or unset BENCH_NO_BUILD)" >&2; exit 2; }; done
+if [[ "${BENCH_NO_BUILD:-}" == 1 ]]; then
+  echo "binaries  not rebuilt (BENCH_NO_BUILD=1): ferry built $(date -u -r "$ferry" +%Y-%m-%dT%H:%M:%SZ), may not match the commit"
+fi
 
 # --- clean-up of everything this script started or created ---------------------------------------
 server_pid=""
@@ -147,9 +149,6 @@ case "$source_kind" in
     echo "source    PostgreSQL database $db" ;;
   *) echo "BENCH_SOURCE must be sqlite or postgres, got '$source_kind'" >&2; exit 2 ;;
 esac
-if [[ -z "$seed_batch" ]]; then
-  if [[ "$source_kind" == sqlite ]]; then seed_batch=16; else seed_batch=2000; fi
-fi
 "$bench" seed --database "$source_url" --rows "$rows" --batch "$seed_batch"
 
 export BENCH_SECRET="bench-$RANDOM-$RANDOM-$RANDOM"

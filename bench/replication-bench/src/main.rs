@@ -45,7 +45,7 @@ enum Step {
         #[arg(long, default_value = "usmf")]
         company: String,
         /// Rows per `Store::insert` call (one transaction).
-        #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         batch: u64,
     },
     /// Replicate into one target: initial copy, delta latency, reference load.

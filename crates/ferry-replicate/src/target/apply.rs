@@ -14,10 +14,10 @@ use ferry_store::StoredRow;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// Most rows one upsert statement carries.
-const ROWS_PER_STATEMENT_MAX: usize = 1000;
 /// Most value bytes one upsert statement carries (MySQL's default packet limit is 16 MiB+).
 const BYTES_PER_STATEMENT_MAX: usize = 4 << 20;
+/// Most ids one `IN (…)` list carries.
+const IDS_PER_STATEMENT_MAX: usize = 1000;
 
 /// What `apply` needs to know about one entity and profile.
 pub(crate) struct ApplyContext<'a> {
@@ -69,7 +69,7 @@ pub(crate) async fn apply<C: Conn>(
         insert_only: &[layout::CREATED],
         guard: Some(Guard { version: layout::VERSION, touched: layout::MODIFIED }),
     };
-    let rows_max = (d.max_params() / def.columns.len()).clamp(1, ROWS_PER_STATEMENT_MAX);
+    let rows_max = d.upsert_rows_max(def.columns.len());
     let mut rows = latest_per_id(&batch.upserts).into_iter().peekable();
     while rows.peek().is_some() {
         let mut chunk: Vec<&StoredRow> = Vec::new();
@@ -272,7 +272,7 @@ pub(crate) async fn delete_rows<C: Conn>(
     ids: &[Uuid],
 ) -> Result<u64, TargetError> {
     let mut deleted = 0;
-    for chunk in ids.chunks(ROWS_PER_STATEMENT_MAX) {
+    for chunk in ids.chunks(IDS_PER_STATEMENT_MAX) {
         let mut sql = Sql::new(d);
         sql.push("DELETE FROM ").table(&names.schema, table).push(" WHERE ").ident(layout::ID).push(" IN (");
         sql.bind_list(chunk.iter().map(|id| Value::Guid(*id))).push(")");

@@ -23,6 +23,8 @@ pub(crate) enum ColType {
 pub(crate) struct Arg {
     pub value: Value,
     pub kind: Option<ColumnKind>,
+    /// A whole column of values bound as one array (PostgreSQL `UNNEST`); `value` is unused.
+    pub column: Option<Vec<Value>>,
 }
 
 /// A target connection (or transaction). Each dialect module implements it for its driver.
@@ -53,7 +55,11 @@ impl<'d> Sql<'d> {
 
     /// A statement written in the dialect's placeholder syntax by hand, with its arguments.
     pub(crate) fn query(d: &'d dyn Dialect, text: &str, args: Vec<Value>) -> Sql<'d> {
-        Sql { d, text: text.to_string(), args: args.into_iter().map(|value| Arg { value, kind: None }).collect() }
+        Sql {
+            d,
+            text: text.to_string(),
+            args: args.into_iter().map(|value| Arg { value, kind: None, column: None }).collect(),
+        }
     }
 
     pub(crate) fn push(&mut self, text: &str) -> &mut Self {
@@ -81,13 +87,20 @@ impl<'d> Sql<'d> {
 
     /// A placeholder for `value` (never NULL here: use `bind_as` for column values).
     pub(crate) fn bind(&mut self, value: Value) -> &mut Self {
-        self.bind_arg(Arg { value, kind: None })
+        self.bind_arg(Arg { value, kind: None, column: None })
     }
 
     /// A placeholder for a value of a column of `kind` (cast where the dialect needs it).
     pub(crate) fn bind_as(&mut self, value: Value, kind: &ColumnKind) -> &mut Self {
-        self.bind_arg(Arg { value, kind: Some(kind.clone()) });
+        self.bind_arg(Arg { value, kind: Some(kind.clone()), column: None });
         let cast = self.d.param_cast(kind);
+        self.push(cast)
+    }
+
+    /// A placeholder for a whole column of values of `kind`, bound as one array (followed by
+    /// the dialect's array cast).
+    pub(crate) fn bind_column(&mut self, values: Vec<Value>, kind: &ColumnKind, cast: &str) -> &mut Self {
+        self.bind_arg(Arg { value: Value::Null, kind: Some(kind.clone()), column: Some(values) });
         self.push(cast)
     }
 

@@ -152,6 +152,10 @@ pub(crate) trait Dialect: Sync {
     fn max_identifier_len(&self) -> usize;
     /// Most bound parameters one statement may carry (kept well below the hard limit).
     fn max_params(&self) -> usize;
+    /// Most rows one upsert statement of `columns` columns carries.
+    fn upsert_rows_max(&self, columns: usize) -> usize {
+        (self.max_params() / columns.max(1)).clamp(1, 1000)
+    }
     /// The form in which the database compares table and column names.
     fn fold(&self, name: &str) -> String;
 
@@ -236,6 +240,30 @@ pub(crate) fn create_table_body(
 
 /// The `INSERT … ON CONFLICT (key) DO UPDATE SET … WHERE <guard>` form PostgreSQL and SQLite
 /// share; `excluded` is how the dialect names the proposed row.
+/// How the rows of an `INSERT … ON CONFLICT` reach the database.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowsAs {
+    /// `VALUES (…), (…)`: one parameter per value.
+    Values,
+    /// `SELECT * FROM UNNEST($1::type[], …)`: one array parameter per column (PostgreSQL), far
+    /// cheaper to parse and plan for thousands of rows.
+    Unnest,
+}
+
+/// The PostgreSQL array type a column's values are bound as for `UNNEST`.
+pub(crate) fn pg_array_cast(kind: &ColumnKind) -> &'static str {
+    match kind {
+        ColumnKind::Text(_) => "::text[]",
+        ColumnKind::Int32 | ColumnKind::Int64 => "::bigint[]",
+        ColumnKind::Decimal { .. } => "::numeric[]",
+        ColumnKind::Real => "::float8[]",
+        ColumnKind::Bool => "::bool[]",
+        ColumnKind::Date => "::date[]",
+        ColumnKind::DateTime => "::timestamptz[]",
+        ColumnKind::Guid => "::uuid[]",
+    }
+}
+
 pub(crate) fn on_conflict_upsert(
     d: &dyn Dialect,
     sql: &mut Sql<'_>,
@@ -243,9 +271,30 @@ pub(crate) fn on_conflict_upsert(
     upsert: &Upsert<'_>,
     rows: Vec<Vec<Value>>,
     excluded: &str,
+    rows_as: RowsAs,
 ) {
     sql.push("INSERT INTO ").table(schema, upsert.table).push(" ").column_list(upsert.columns);
-    sql.push(" VALUES ").values(upsert.columns, rows);
+    match rows_as {
+        RowsAs::Values => {
+            sql.push(" VALUES ").values(upsert.columns, rows);
+        }
+        RowsAs::Unnest => {
+            let mut columns: Vec<Vec<Value>> = upsert.columns.iter().map(|_| Vec::with_capacity(rows.len())).collect();
+            for row in rows {
+                for (i, value) in row.into_iter().enumerate() {
+                    columns[i].push(value);
+                }
+            }
+            sql.push(" SELECT * FROM UNNEST(");
+            for (i, (values, column)) in columns.into_iter().zip(upsert.columns).enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.bind_column(values, &column.kind, pg_array_cast(&column.kind));
+            }
+            sql.push(")");
+        }
+    }
     let key: Vec<String> = upsert.key.iter().map(|k| d.quote(k)).collect();
     sql.push(" ON CONFLICT (").push(&key.join(", ")).push(")");
     let updated: Vec<&ColumnDef> = upsert

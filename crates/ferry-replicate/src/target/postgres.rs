@@ -5,8 +5,8 @@
 
 use super::conn::{Arg, ColType, Conn};
 use super::dialect::{
-    ColumnDef, ColumnInfo, ColumnKind, Dialect, Family, TableDef, Upsert, create_table_body, on_conflict_upsert,
-    quote_with,
+    ColumnDef, ColumnInfo, ColumnKind, Dialect, Family, RowsAs, TableDef, Upsert, create_table_body,
+    on_conflict_upsert, quote_with,
 };
 use super::error::TargetError;
 use super::{TargetKind, conn::Sql};
@@ -43,6 +43,11 @@ impl Dialect for Postgres {
 
     fn max_params(&self) -> usize {
         30_000
+    }
+
+    /// Rows travel as one array per column (`UNNEST`), so the parameter count does not grow.
+    fn upsert_rows_max(&self, _columns: usize) -> usize {
+        5_000
     }
 
     fn fold(&self, name: &str) -> String {
@@ -129,7 +134,7 @@ impl Dialect for Postgres {
     }
 
     fn upsert(&self, sql: &mut Sql<'_>, schema: &str, upsert: &Upsert<'_>, rows: Vec<Vec<Value>>) {
-        on_conflict_upsert(self, sql, schema, upsert, rows, "EXCLUDED");
+        on_conflict_upsert(self, sql, schema, upsert, rows, "EXCLUDED", RowsAs::Unnest);
     }
 
     fn upsert_counts_rows_affected(&self) -> bool {
@@ -165,7 +170,11 @@ impl sqlx::Encode<'_, sqlx::Postgres> for UntypedNull {
 
 fn arguments(values: Vec<Arg>) -> Result<PgArguments, sqlx::Error> {
     let mut args = PgArguments::default();
-    for Arg { value, kind } in values {
+    for Arg { value, kind, column } in values {
+        if let Some(column) = column {
+            bind_column(&mut args, column, kind.as_ref())?;
+            continue;
+        }
         match value {
             Value::Null => match kind {
                 // A NULL of the column's type, as the values of that column are bound.
@@ -190,6 +199,28 @@ fn arguments(values: Vec<Arg>) -> Result<PgArguments, sqlx::Error> {
         .map_err(sqlx::Error::Encode)?;
     }
     Ok(args)
+}
+
+/// Binds a whole column as a typed array (for `UNNEST`), NULLs included.
+fn bind_column(args: &mut PgArguments, values: Vec<Value>, kind: Option<&ColumnKind>) -> Result<(), sqlx::Error> {
+    fn each<T>(values: Vec<Value>, f: impl Fn(Value) -> Option<T>) -> Vec<Option<T>> {
+        values.into_iter().map(|v| if v.is_null() { None } else { f(v) }).collect()
+    }
+    let result = match kind {
+        Some(ColumnKind::Int32 | ColumnKind::Int64) => {
+            args.add(each(values, |v| if let Value::Int(i) = v { Some(i) } else { None }))
+        }
+        Some(ColumnKind::Real) => args.add(each(values, |v| if let Value::Real(r) = v { Some(r) } else { None })),
+        Some(ColumnKind::Bool) => args.add(each(values, |v| if let Value::Bool(b) = v { Some(b) } else { None })),
+        Some(ColumnKind::Date) => args.add(each(values, |v| if let Value::Date(d) = v { Some(d) } else { None })),
+        Some(ColumnKind::DateTime) => {
+            args.add(each(values, |v| if let Value::DateTime(t) = v { Some(t) } else { None }))
+        }
+        Some(ColumnKind::Guid) => args.add(each(values, |v| if let Value::Guid(g) = v { Some(g) } else { None })),
+        // Text, decimals (exact text cast to numeric in SQL) and anything else as text.
+        _ => args.add(each(values, |v| v.to_text())),
+    };
+    result.map_err(sqlx::Error::Encode)
 }
 
 fn decode(row: &PgRow, i: usize, col: ColType) -> Result<Value, sqlx::Error> {
@@ -252,7 +283,7 @@ mod tests {
         assert_eq!(
             sql.text(),
             "INSERT INTO \"public\".\"p_t\" (\"Id\", \"amount\", \"versionnumber\", \"SinkCreatedOn\", \"SinkModifiedOn\") \
-             VALUES ($1, $2::numeric, $3, $4, $5), ($6, $7::numeric, $8, $9, $10) ON CONFLICT (\"Id\") DO UPDATE SET \
+             SELECT * FROM UNNEST($1::uuid[], $2::numeric[], $3::bigint[], $4::timestamptz[], $5::timestamptz[]) ON CONFLICT (\"Id\") DO UPDATE SET \
              \"amount\" = EXCLUDED.\"amount\", \"versionnumber\" = EXCLUDED.\"versionnumber\", \"SinkModifiedOn\" = \
              CASE WHEN \"p_t\".\"versionnumber\" < EXCLUDED.\"versionnumber\" THEN EXCLUDED.\"SinkModifiedOn\" \
              ELSE \"p_t\".\"SinkModifiedOn\" END WHERE \"p_t\".\"versionnumber\" <= EXCLUDED.\"versionnumber\""

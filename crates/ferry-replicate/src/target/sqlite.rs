@@ -7,8 +7,8 @@
 use super::TargetKind;
 use super::conn::{Arg, ColType, Conn, Sql};
 use super::dialect::{
-    ColumnDef, ColumnInfo, ColumnKind, Dialect, Family, TableDef, Upsert, create_table_body, on_conflict_upsert,
-    quote_with,
+    ColumnDef, ColumnInfo, ColumnKind, Dialect, Family, RowsAs, TableDef, Upsert, create_table_body,
+    on_conflict_upsert, quote_with,
 };
 use super::error::TargetError;
 use ferry_model::{Value, format_datetime};
@@ -113,7 +113,7 @@ impl Dialect for Sqlite {
     }
 
     fn upsert(&self, sql: &mut Sql<'_>, schema: &str, upsert: &Upsert<'_>, rows: Vec<Vec<Value>>) {
-        on_conflict_upsert(self, sql, schema, upsert, rows, "excluded");
+        on_conflict_upsert(self, sql, schema, upsert, rows, "excluded", RowsAs::Values);
     }
 
     fn upsert_counts_rows_affected(&self) -> bool {
