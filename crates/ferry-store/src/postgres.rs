@@ -149,6 +149,9 @@ impl Conn for PgConnection {
 /// reconnecting after errors.
 pub(crate) async fn listen_for_changes(pool: PgPool, sender: tokio::sync::watch::Sender<u64>) {
     loop {
+        if pool.is_closed() {
+            return;
+        }
         match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
                 if let Err(e) = listener.listen("ferry_changes").await {
@@ -157,6 +160,7 @@ pub(crate) async fn listen_for_changes(pool: PgPool, sender: tokio::sync::watch:
                     loop {
                         match listener.recv().await {
                             Ok(_) => sender.send_modify(|n| *n = n.wrapping_add(1)),
+                            Err(_) if pool.is_closed() => return,
                             Err(e) => {
                                 tracing::warn!(error = %e, "change listener lost its connection");
                                 break;

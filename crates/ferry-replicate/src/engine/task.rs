@@ -281,6 +281,7 @@ async fn step(
         }
     };
     let applied = batch.upserts.len() + batch.deletes.len();
+    let was_initial = p.checkpoint.phase == Phase::Initial;
     apply_isolating(inner, target, definition, &p.entity, &p.checkpoint, batch, &next, kind).await?;
     metrics::counter!(METRIC_ROWS_APPLIED, "profile" => definition.name.clone(), "entity" => p.entity.logical_name.clone())
         .increment(applied as u64);
@@ -290,5 +291,6 @@ async fn step(
     }
     p.caught_up_to = p.caught_up_to.max(next.last_version);
     p.checkpoint = next;
-    Ok(applied > 0 || p.checkpoint.phase == Phase::Initial)
+    // Every initial-copy step is progress, the last (possibly empty) chunk included.
+    Ok(applied > 0 || was_initial)
 }
