@@ -48,7 +48,14 @@ struct Inner {
     /// Bumped after every committed entity write (and, on PostgreSQL, every write of any node).
     changes: tokio::sync::watch::Sender<u64>,
     listener_started: std::sync::Once,
+    /// Rows inserted per entity table since its statistics were last refreshed (PostgreSQL).
+    inserted_since_analyze: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
+
+/// After this many inserted rows a table's planner statistics are refreshed (PostgreSQL), so
+/// that keyset paging uses the key index right after a bulk load instead of waiting for
+/// autovacuum.
+const ANALYZE_AFTER_INSERTED_ROWS: u64 = 100_000;
 
 /// The store. Cheap to clone; all clones share one connection pool.
 #[derive(Clone)]
@@ -120,6 +127,7 @@ impl Store {
                 now: Box::new(Utc::now),
                 changes: tokio::sync::watch::channel(0).0,
                 listener_started: std::sync::Once::new(),
+                inserted_since_analyze: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -181,6 +189,7 @@ impl Store {
         let now = self.now();
         let stored = write_tx!(self, |conn| rows::insert(conn, &catalog, entity, rows, now));
         self.changed();
+        self.count_inserts(entity, stored.len() as u64);
         Ok(stored)
     }
 
@@ -214,6 +223,31 @@ impl Store {
     /// `(Id, version)` of every row of `entity`, ordered by `Id`.
     pub async fn row_versions(&self, entity: &Entity) -> StoreResult<Vec<(uuid::Uuid, i64)>> {
         read_conn!(self, |conn| rows::row_versions(conn, entity))
+    }
+
+    /// Refreshes a PostgreSQL table's statistics in the background once enough rows arrived.
+    fn count_inserts(&self, entity: &Entity, rows: u64) {
+        let Backend::Postgres(b) = &self.inner.backend else { return };
+        let table = sql::table_name(entity);
+        let due = {
+            let mut counts = self.inner.inserted_since_analyze.lock().expect("insert counts");
+            let count = counts.entry(table.clone()).or_default();
+            *count += rows;
+            let due = *count >= ANALYZE_AFTER_INSERTED_ROWS;
+            if due {
+                *count = 0;
+            }
+            due
+        };
+        if due {
+            let pool = b.pool.clone();
+            tokio::spawn(async move {
+                let statement = format!("ANALYZE {}", sql::quote(&table));
+                if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await {
+                    tracing::warn!(error = %e, table = %table, "cannot refresh table statistics");
+                }
+            });
+        }
     }
 
     fn changed(&self) {
