@@ -139,6 +139,11 @@ fn definition_from(body: &Value) -> ApiResult<(ProfileDefinition, Option<String>
     Ok((definition, connection))
 }
 
+/// The request body as JSON, or a 400 saying why it is not.
+fn json_body(body: Result<Json<Value>, axum::extract::rejection::JsonRejection>) -> ApiResult<Value> {
+    body.map(|Json(v)| v).map_err(|e| ApiError::bad_request(format!("the body is not JSON: {}", e.body_text())))
+}
+
 fn checks_json(checks: &[Check]) -> Value {
     let ok = checks.iter().all(|c| c.ok);
     json!({
@@ -256,7 +261,7 @@ pub(crate) async fn create_profile(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
     let r = replication(&state, &p)?;
-    let Json(body) = body.map_err(|e| ApiError::bad_request(format!("the body is not JSON: {}", e.body_text())))?;
+    let body = json_body(body)?;
     let (definition, connection) = definition_from(&body)?;
     let profile = r.create(definition, connection.as_deref().unwrap_or("")).await?;
     Ok((StatusCode::CREATED, Json(profile_json(&profile))).into_response())
@@ -295,7 +300,7 @@ pub(crate) async fn update_profile(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
     let r = replication(&state, &p)?;
-    let Json(body) = body.map_err(|e| ApiError::bad_request(format!("the body is not JSON: {}", e.body_text())))?;
+    let body = json_body(body)?;
     let (definition, connection) = definition_from(&body)?;
     let profile = r.update(&id, definition, connection.as_deref()).await?;
     Ok(Json(profile_json(&profile)).into_response())
@@ -352,7 +357,7 @@ pub(crate) async fn validate_profile(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
     let r = replication(&state, &p)?;
-    let Json(body) = body.map_err(|e| ApiError::bad_request(format!("the body is not JSON: {}", e.body_text())))?;
+    let body = json_body(body)?;
     let (definition, connection) = definition_from(&body)?;
     Ok(Json(checks_json(&r.validate(definition, connection.as_deref().unwrap_or("")).await)).into_response())
 }
