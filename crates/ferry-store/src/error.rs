@@ -24,6 +24,9 @@ pub enum StoreError {
     /// A value read back from the database has an unexpected shape.
     #[error("corrupt stored value in {column}: {message}")]
     Corrupt { column: String, message: String },
+    /// Another worker took over the message this worker was importing (its lease expired).
+    #[error("the lease on message {message_id} was lost to another worker")]
+    LeaseLost { message_id: String },
     #[error("invalid database url: {0}")]
     BadUrl(String),
 }

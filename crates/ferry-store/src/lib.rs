@@ -9,8 +9,10 @@
 mod apps;
 mod engine;
 mod error;
+mod imports;
 mod model;
 mod postgres;
+mod queue;
 mod replication;
 mod rows;
 mod schema;
@@ -18,13 +20,20 @@ mod sql;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod upsert;
 
 pub use engine::Dialect;
 pub use error::{StoreError, StoreResult};
+pub use imports::{
+    ErrorFilter, ImportErrorRecord, JobRecord, LanePosition, MessageEntityRecord, MessageFilter, MessageRecord,
+    ProjectRecord, QueueStats, RowCounters,
+};
 pub use model::{App, AppOrigin, Changes, CompanyScope, NewRow, RowKey, RowQuery, SigningKey, StoredRow, Tombstone};
 pub use postgres::redact_url;
+pub use queue::{Enqueued, MessageOutcome, NewMessage};
 pub use replication::{EntityStatusRecord, FailureLogLine, FailureRecord, ProfileRecord};
 pub use schema::SchemaReport;
+pub use upsert::{BatchCounts, Fence, LookupMiss};
 
 use chrono::{DateTime, Utc};
 use ferry_model::{Catalog, Entity, Value};
@@ -48,6 +57,9 @@ struct Inner {
     /// Bumped after every committed entity write (and, on PostgreSQL, every write of any node).
     changes: tokio::sync::watch::Sender<u64>,
     listener_started: std::sync::Once,
+    /// Bumped when the import queue may have runnable work (PostgreSQL: by any node).
+    queue_events: tokio::sync::watch::Sender<u64>,
+    queue_listener_started: std::sync::Once,
     /// Rows inserted per entity table since its statistics were last refreshed (PostgreSQL).
     inserted_since_analyze: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
@@ -110,6 +122,8 @@ macro_rules! read_conn {
     };
 }
 
+mod imports_facade;
+
 impl Store {
     /// Opens a store from a URL: `sqlite://path/to/file.db` or `postgres://…`. Does not migrate.
     pub async fn open(url: &str) -> StoreResult<Store> {
@@ -127,6 +141,8 @@ impl Store {
                 now: Box::new(Utc::now),
                 changes: tokio::sync::watch::channel(0).0,
                 listener_started: std::sync::Once::new(),
+                queue_events: tokio::sync::watch::channel(0).0,
+                queue_listener_started: std::sync::Once::new(),
                 inserted_since_analyze: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         })
@@ -261,7 +277,7 @@ impl Store {
             let pool = b.pool.clone();
             let sender = self.inner.changes.clone();
             self.inner.listener_started.call_once(|| {
-                tokio::spawn(postgres::listen_for_changes(pool, sender));
+                tokio::spawn(postgres::listen_for(pool, "ferry_changes", sender));
             });
         }
         self.inner.changes.subscribe()

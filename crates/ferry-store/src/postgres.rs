@@ -147,14 +147,15 @@ impl Conn for PgConnection {
 
 /// Re-broadcasts `ferry_changes` notifications of every node to this process's listeners,
 /// reconnecting after errors.
-pub(crate) async fn listen_for_changes(pool: PgPool, sender: tokio::sync::watch::Sender<u64>) {
+/// Bumps `sender` on every notification on `channel` (reconnecting when the connection drops).
+pub(crate) async fn listen_for(pool: PgPool, channel: &'static str, sender: tokio::sync::watch::Sender<u64>) {
     loop {
         if pool.is_closed() {
             return;
         }
         match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
-                if let Err(e) = listener.listen("ferry_changes").await {
+                if let Err(e) = listener.listen(channel).await {
                     tracing::warn!(error = %e, "cannot listen for changes");
                 } else {
                     loop {

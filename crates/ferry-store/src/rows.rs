@@ -5,6 +5,7 @@ use crate::engine::{ColType, Conn, RowExt};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{Changes, CompanyScope, NewRow, RowKey, RowQuery, StoredRow, Tombstone};
 use crate::sql::{COMPANY, CREATED_AT, EntityTable, ID, MODIFIED_AT, Sql, VERSION, quote};
+use crate::upsert::LookupMiss;
 use chrono::{DateTime, Utc};
 use ferry_model::{Catalog, Entity, Value};
 use ferry_query::BoundExpr;
@@ -35,7 +36,7 @@ pub(crate) async fn current_version<C: Conn>(conn: &mut C) -> StoreResult<i64> {
 }
 
 /// The company of a row and some of its field values (by field index).
-type PartialRow = (Option<String>, Vec<(usize, Value)>);
+pub(crate) type PartialRow = (Option<String>, Vec<(usize, Value)>);
 
 /// Checks that every lookup value in `rows` names an existing record of its target entity.
 pub(crate) async fn check_lookups<C: Conn>(
@@ -44,6 +45,24 @@ pub(crate) async fn check_lookups<C: Conn>(
     entity: &Entity,
     rows: &[PartialRow],
 ) -> StoreResult<()> {
+    match find_missing_lookups(conn, catalog, entity, rows).await?.into_iter().next() {
+        Some(miss) => Err(StoreError::LookupMissing {
+            field: entity.fields[miss.field].name.clone(),
+            value: miss.value.describe(),
+            target: miss.target,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Every lookup value in `rows` that names no record of its target entity.
+pub(crate) async fn find_missing_lookups<C: Conn>(
+    conn: &mut C,
+    catalog: &Catalog,
+    entity: &Entity,
+    rows: &[PartialRow],
+) -> StoreResult<Vec<LookupMiss>> {
+    let mut misses = Vec::new();
     for (field_index, field) in entity.fields.iter().enumerate() {
         let Some(lookup) = &field.lookup else { continue };
         let Some(target) = catalog.by_collection(&lookup.entity) else { continue };
@@ -65,6 +84,7 @@ pub(crate) async fn check_lookups<C: Conn>(
         let column = table.column_of_field(target_field);
         let col_type = ColType::of(&target.fields[target_field].ty);
         for (company, values) in wanted {
+            let mut missing: Vec<Value> = Vec::new();
             for chunk in values.chunks(LOOKUP_CHUNK) {
                 let mut sql = Sql::new(conn.dialect());
                 sql.push("SELECT ").push(&column).push(" FROM ").push(&table.name).push(" WHERE ");
@@ -81,18 +101,33 @@ pub(crate) async fn check_lookups<C: Conn>(
                 sql.push(")");
                 let found = conn.fetch(&sql.text, sql.args, &[col_type]).await?;
                 let found: Vec<Value> = found.into_iter().map(|mut r| r.remove(0)).collect();
-                if let Some(missing) = chunk.iter().find(|v| !found.contains(v)) {
-                    let company_note = company.as_ref().map(|c| format!(" (company {c})")).unwrap_or_default();
-                    return Err(StoreError::LookupMissing {
-                        field: field.name.clone(),
-                        value: missing.describe(),
-                        target: format!("{}.{}{company_note}", target.collection, lookup.field),
-                    });
+                missing.extend(chunk.iter().filter(|v| !found.contains(v)).cloned());
+            }
+            if missing.is_empty() {
+                continue;
+            }
+            let company_note = company.as_ref().map(|c| format!(" (company {c})")).unwrap_or_default();
+            let target_text = format!("{}.{}{company_note}", target.collection, lookup.field);
+            for (row, (row_company, values)) in rows.iter().enumerate() {
+                let scope = if target.company_specific { row_company.clone() } else { None };
+                if scope != company {
+                    continue;
+                }
+                for (i, value) in values {
+                    if *i == field_index && missing.contains(value) {
+                        misses.push(LookupMiss {
+                            row,
+                            field: field_index,
+                            value: value.clone(),
+                            target: target_text.clone(),
+                        });
+                    }
                 }
             }
         }
     }
-    Ok(())
+    misses.sort_by_key(|m| (m.row, m.field));
+    Ok(misses)
 }
 
 pub(crate) async fn insert<C: Conn>(
@@ -271,7 +306,7 @@ pub(crate) async fn row_versions<C: Conn>(conn: &mut C, entity: &Entity) -> Stor
 }
 
 /// Wakes listeners on other nodes (PostgreSQL delivers the notification at commit).
-async fn notify_change<C: Conn>(conn: &mut C) -> StoreResult<()> {
+pub(crate) async fn notify_change<C: Conn>(conn: &mut C) -> StoreResult<()> {
     if conn.dialect() == crate::engine::Dialect::Postgres {
         conn.execute("SELECT pg_notify('ferry_changes', '')", vec![]).await?;
     }

@@ -1,6 +1,7 @@
 //! The store conformance suite: every test runs on SQLite and on PostgreSQL (when
 //! `FERRY_TEST_POSTGRES_URL` is set), against a fresh database each.
 
+mod queue;
 mod replication;
 mod rows;
 mod support;
@@ -45,4 +46,10 @@ conformance!(
     replication::profiles_status_and_failures,
     replication::leases_go_to_one_holder_until_they_expire,
     replication::writes_wake_subscribers,
+    queue::lanes_run_one_message_at_a_time_in_enqueue_order,
+    queue::leases_expire_and_fence_the_old_holder,
+    queue::retries_keep_their_place_and_poison_ends,
+    queue::duplicate_enqueues_answer_the_original,
+    queue::import_batches_upsert_by_key_and_count,
+    queue::errors_are_stored_fenced_and_paged,
 );

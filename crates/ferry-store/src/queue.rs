@@ -1,0 +1,309 @@
+//! The import queue's state transitions, all in SQL so that several nodes on one PostgreSQL
+//! database share it safely.
+//!
+//! A message holds *lanes* (an entity, or an entity and company) from enqueue until it reaches a
+//! final state. Enqueue takes the single row of `ferry_queue_clock` first, so sequence numbers
+//! follow commit order. A message may run only when it heads every lane it holds (no message
+//! with a smaller seq in any of them) — so one message per lane runs at a time, lanes are
+//! served in enqueue order, and a package holding several lanes waits until it heads all of
+//! them (the globally oldest waiting message always heads all its lanes, so nothing deadlocks).
+//! A claim is a lease: a conditional update that only one claimer can win; the holder extends it
+//! with heartbeats, and every write of the import is fenced by the holder's name.
+
+use crate::engine::{ColType, Conn, Dialect, RowExt};
+use crate::error::{StoreError, StoreResult};
+use crate::imports::{MESSAGE_COLUMNS, MESSAGE_TYPES, MessageRecord, RowCounters, decode_message};
+use chrono::{DateTime, Utc};
+use ferry_model::Value;
+
+/// States a message can be in before it is final.
+pub const WAITING_STATES: &str = "('Enqueued', 'Retrying', 'Processing')";
+
+/// A message to enqueue. Its body is already durable in the blob store.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub id: String,
+    pub execution_id: String,
+    pub activity_id: String,
+    pub project: String,
+    pub kind: String,
+    pub entity: Option<String>,
+    pub company: Option<String>,
+    pub external_id: Option<String>,
+    pub content_hash: String,
+    pub blob_key: String,
+    pub size: i64,
+    pub enqueued_by: String,
+    /// The lanes the message holds while it waits and runs.
+    pub lanes: Vec<String>,
+    /// Not processed before this time (the job's next processing time); `None` for now.
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+/// What an enqueue did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Enqueued {
+    Created(MessageRecord),
+    /// The same job, external identifier and content were enqueued within the retention window:
+    /// the original message.
+    Duplicate(MessageRecord),
+}
+
+/// How a message ends.
+#[derive(Clone, Debug)]
+pub struct MessageOutcome {
+    pub state: String,
+    pub reason: Option<String>,
+    pub counters: RowCounters,
+    pub warnings: Option<String>,
+}
+
+fn text(s: &str) -> Value {
+    Value::String(s.to_string())
+}
+
+fn opt_text(s: &Option<String>) -> Value {
+    s.clone().map_or(Value::Null, Value::String)
+}
+
+pub(crate) async fn enqueue<C: Conn>(
+    conn: &mut C,
+    m: &NewMessage,
+    dedupe_since: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> StoreResult<Enqueued> {
+    let seq = conn
+        .fetch("UPDATE ferry_queue_clock SET seq = seq + 1 WHERE id = 1 RETURNING seq", vec![], &[ColType::Int64])
+        .await?[0]
+        .int(0)?;
+    if let (Some(external_id), Some(since)) = (&m.external_id, dedupe_since) {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM ferry_messages WHERE activity_id = $1 AND external_id = $2 \
+             AND content_hash = $3 AND enqueued_at >= $4 ORDER BY seq LIMIT 1"
+        );
+        let args = vec![text(&m.activity_id), text(external_id), text(&m.content_hash), Value::DateTime(since)];
+        if let Some(r) = conn.fetch(&sql, args, &MESSAGE_TYPES).await?.first() {
+            return Ok(Enqueued::Duplicate(decode_message(r)?));
+        }
+    }
+    let sql = format!(
+        "INSERT INTO ferry_messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+         $13, 'Enqueued', NULL, 0, NULL, NULL, $15, $14, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL) RETURNING {MESSAGE_COLUMNS}"
+    );
+    let args = vec![
+        text(&m.id),
+        Value::Int(seq),
+        text(&m.execution_id),
+        text(&m.activity_id),
+        text(&m.project),
+        text(&m.kind),
+        opt_text(&m.entity),
+        opt_text(&m.company),
+        opt_text(&m.external_id),
+        text(&m.content_hash),
+        text(&m.blob_key),
+        Value::Int(m.size),
+        text(&m.enqueued_by),
+        Value::DateTime(now),
+        Value::DateTime(m.not_before.unwrap_or(now).max(now)),
+    ];
+    let record = decode_message(&conn.fetch(&sql, args, &MESSAGE_TYPES).await?[0])?;
+    let mut lanes = m.lanes.clone();
+    lanes.sort();
+    lanes.dedup();
+    for lane in lanes {
+        conn.execute(
+            "INSERT INTO ferry_message_lanes (lane, seq, message_id) VALUES ($1, $2, $3)",
+            vec![Value::String(lane), Value::Int(seq), text(&m.id)],
+        )
+        .await?;
+    }
+    notify_queue(conn).await?;
+    Ok(Enqueued::Created(record))
+}
+
+/// Claims up to `max` runnable messages for `holder` until `lease_until`. Messages whose
+/// previous runs all died (lease expired) `max_attempts` times end as poison instead.
+pub(crate) async fn claim<C: Conn>(
+    conn: &mut C,
+    holder: &str,
+    max: usize,
+    lease_until: DateTime<Utc>,
+    max_attempts: i64,
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<MessageRecord>> {
+    let mut claimed = Vec::new();
+    // Giving up a poison message frees its lanes, which can make others runnable: look again.
+    loop {
+        let mut gave_up = false;
+        let candidates = conn
+            .fetch(
+                &format!(
+                    "SELECT m.id, m.attempts, m.state FROM ferry_messages m WHERE m.state IN {WAITING_STATES} \
+                     AND m.not_before <= $1 AND (m.lease_until IS NULL OR m.lease_until < $1) \
+                     AND NOT EXISTS (SELECT 1 FROM ferry_message_lanes a JOIN ferry_message_lanes b \
+                     ON b.lane = a.lane AND b.seq < a.seq WHERE a.message_id = m.id) \
+                     ORDER BY m.seq LIMIT {}",
+                    (max - claimed.len()).max(1)
+                ),
+                vec![Value::DateTime(now)],
+                &[ColType::Text, ColType::Int64, ColType::Text],
+            )
+            .await?;
+        for c in candidates {
+            let id = c.text(0)?;
+            if c.int(1)? >= max_attempts && c.text(2)? == "Processing" {
+                let reason = format!(
+                    "gave up after {} attempts: each run stopped before finishing (the worker or its node died, \
+                     or lost its lease). Check the server log for this message id, fix the cause and enqueue it again.",
+                    c.int(1)?
+                );
+                give_up(conn, &id, &reason, now).await?;
+                gave_up = true;
+                continue;
+            }
+            let sql = format!(
+                "UPDATE ferry_messages SET state = 'Processing', reason = NULL, lease_holder = $2, lease_until = $3, \
+                 heartbeat_at = $4, attempts = attempts + 1, started_at = COALESCE(started_at, $4) \
+                 WHERE id = $1 AND state IN {WAITING_STATES} AND (lease_until IS NULL OR lease_until < $4) \
+                 RETURNING {MESSAGE_COLUMNS}"
+            );
+            let args = vec![text(&id), text(holder), Value::DateTime(lease_until), Value::DateTime(now)];
+            if let Some(r) = conn.fetch(&sql, args, &MESSAGE_TYPES).await?.first() {
+                claimed.push(decode_message(r)?);
+            }
+        }
+        if !gave_up || claimed.len() >= max {
+            break;
+        }
+    }
+    Ok(claimed)
+}
+
+async fn give_up<C: Conn>(conn: &mut C, id: &str, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
+    conn.execute(
+        &format!(
+            "UPDATE ferry_messages SET state = 'PreProcessingError', reason = $2, lease_holder = NULL, \
+             lease_until = NULL, finished_at = $3 WHERE id = $1 AND state IN {WAITING_STATES}"
+        ),
+        vec![text(id), text(reason), Value::DateTime(now)],
+    )
+    .await?;
+    conn.execute("DELETE FROM ferry_message_lanes WHERE message_id = $1", vec![text(id)]).await?;
+    Ok(())
+}
+
+/// Extends `holder`'s lease (and records progress); false when the lease was lost.
+pub(crate) async fn renew<C: Conn>(
+    conn: &mut C,
+    id: &str,
+    holder: &str,
+    lease_until: DateTime<Utc>,
+    progress: Option<RowCounters>,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let mut sql = String::from("UPDATE ferry_messages SET lease_until = $3, heartbeat_at = $4");
+    let mut args = vec![text(id), text(holder), Value::DateTime(lease_until), Value::DateTime(now)];
+    if let Some(c) = progress {
+        sql.push_str(
+            ", rows_read = $5, rows_rejected = $6, rows_inserted = $7, rows_updated = $8, rows_unchanged = $9",
+        );
+        args.extend([c.read, c.rejected, c.inserted, c.updated, c.unchanged].map(Value::Int));
+    }
+    sql.push_str(" WHERE id = $1 AND lease_holder = $2 AND state = 'Processing'");
+    Ok(conn.execute(&sql, args).await? > 0)
+}
+
+/// Fails with [`StoreError::LeaseLost`] unless `holder` still holds the message; on PostgreSQL
+/// the row lock taken here also keeps a claimer waiting until the caller's transaction ends.
+pub(crate) async fn fence<C: Conn>(conn: &mut C, id: &str, holder: &str, now: DateTime<Utc>) -> StoreResult<()> {
+    let n = conn
+        .execute(
+            "UPDATE ferry_messages SET heartbeat_at = $3 WHERE id = $1 AND lease_holder = $2 AND state = 'Processing'",
+            vec![text(id), text(holder), Value::DateTime(now)],
+        )
+        .await?;
+    if n == 0 { Err(StoreError::LeaseLost { message_id: id.to_string() }) } else { Ok(()) }
+}
+
+/// Starts a run from scratch: forgets what an earlier, unfinished run recorded.
+pub(crate) async fn begin_attempt<C: Conn>(
+    conn: &mut C,
+    id: &str,
+    holder: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    fence(conn, id, holder, now).await?;
+    conn.execute("DELETE FROM ferry_import_errors WHERE message_id = $1", vec![text(id)]).await?;
+    conn.execute("DELETE FROM ferry_message_entities WHERE message_id = $1", vec![text(id)]).await?;
+    conn.execute(
+        "UPDATE ferry_messages SET rows_read = 0, rows_rejected = 0, rows_inserted = 0, rows_updated = 0, \
+         rows_unchanged = 0, warnings = NULL WHERE id = $1",
+        vec![text(id)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Ends a message in a final state and frees its lanes; false when the lease was lost.
+pub(crate) async fn finish<C: Conn>(
+    conn: &mut C,
+    id: &str,
+    holder: &str,
+    outcome: &MessageOutcome,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let c = outcome.counters;
+    let n = conn
+        .execute(
+            "UPDATE ferry_messages SET state = $3, reason = $4, lease_holder = NULL, lease_until = NULL, \
+             finished_at = $5, rows_read = $6, rows_rejected = $7, rows_inserted = $8, rows_updated = $9, \
+             rows_unchanged = $10, warnings = $11 WHERE id = $1 AND lease_holder = $2 AND state = 'Processing'",
+            vec![
+                text(id),
+                text(holder),
+                text(&outcome.state),
+                opt_text(&outcome.reason),
+                Value::DateTime(now),
+                Value::Int(c.read),
+                Value::Int(c.rejected),
+                Value::Int(c.inserted),
+                Value::Int(c.updated),
+                Value::Int(c.unchanged),
+                opt_text(&outcome.warnings),
+            ],
+        )
+        .await?;
+    if n == 0 {
+        return Ok(false);
+    }
+    conn.execute("DELETE FROM ferry_message_lanes WHERE message_id = $1", vec![text(id)]).await?;
+    notify_queue(conn).await?;
+    Ok(true)
+}
+
+/// Puts a message back to wait until `not_before`, keeping its lanes (so order is kept).
+pub(crate) async fn retry_later<C: Conn>(
+    conn: &mut C,
+    id: &str,
+    holder: &str,
+    not_before: DateTime<Utc>,
+    reason: &str,
+) -> StoreResult<bool> {
+    let n = conn
+        .execute(
+            "UPDATE ferry_messages SET state = 'Retrying', reason = $3, lease_holder = NULL, lease_until = NULL, \
+             not_before = $4 WHERE id = $1 AND lease_holder = $2 AND state = 'Processing'",
+            vec![text(id), text(holder), text(reason), Value::DateTime(not_before)],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+/// Wakes queue workers on every node (PostgreSQL delivers the notification at commit).
+async fn notify_queue<C: Conn>(conn: &mut C) -> StoreResult<()> {
+    if conn.dialect() == Dialect::Postgres {
+        conn.execute("SELECT pg_notify('ferry_queue', '')", vec![]).await?;
+    }
+    Ok(())
+}

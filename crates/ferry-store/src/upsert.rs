@@ -1,0 +1,215 @@
+//! Set-based import into an entity: rows are matched to stored rows by natural key and company,
+//! new ones are inserted, changed ones updated, identical ones left alone (so a re-run of the
+//! same file changes nothing and takes no versions) — all in one multi-row
+//! `INSERT … ON CONFLICT DO UPDATE` per chunk.
+
+use crate::engine::Conn;
+use crate::error::StoreResult;
+use crate::model::{NewRow, RowKey, StoredRow};
+use crate::queue;
+use crate::rows::{allocate_versions, check_lookups, notify_change};
+use crate::sql::{COMPANY, CREATED_AT, EntityTable, ID, MODIFIED_AT, Sql, VERSION, quote};
+use chrono::{DateTime, Utc};
+use ferry_model::{Catalog, Entity, Value};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Parameters per statement, as for inserts.
+const PARAMS_PER_STATEMENT_MAX: usize = 30_000;
+
+/// What one import batch did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchCounts {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+impl std::ops::AddAssign for BatchCounts {
+    fn add_assign(&mut self, o: BatchCounts) {
+        self.inserted += o.inserted;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+    }
+}
+
+/// The holder of a message's lease, checked inside the batch's transaction.
+#[derive(Clone, Debug)]
+pub struct Fence {
+    pub message_id: String,
+    pub holder: String,
+}
+
+/// Upserts `rows` (no key twice) by natural key. New rows are inserted whole; existing rows take
+/// `update_fields` (all fields when `None`) and keep the rest. Takes the version clock first, like every
+/// writer, then checks the fence and the lookups (a missing lookup fails the batch: callers
+/// validate lookups beforehand with [`crate::Store::missing_lookups`]).
+pub(crate) async fn import_batch<C: Conn>(
+    conn: &mut C,
+    catalog: &Catalog,
+    entity: &Entity,
+    rows: Vec<NewRow>,
+    update_fields: Option<&[usize]>,
+    fence: Option<&Fence>,
+    now: DateTime<Utc>,
+) -> StoreResult<BatchCounts> {
+    allocate_versions(conn, 0).await?;
+    if let Some(f) = fence {
+        queue::fence(conn, &f.message_id, &f.holder, now).await?;
+    }
+    if rows.is_empty() {
+        return Ok(BatchCounts::default());
+    }
+    let lookup_rows: Vec<_> =
+        rows.iter().map(|r| (r.company.clone(), r.values.iter().cloned().enumerate().collect::<Vec<_>>())).collect();
+    check_lookups(conn, catalog, entity, &lookup_rows).await?;
+
+    let table = EntityTable::new(entity, conn.dialect());
+    let existing = existing_rows(conn, &table, &rows).await?;
+    let fields: Vec<usize> = table.stored_fields().collect();
+    // Fields an existing row takes from the file (the others keep their stored values).
+    let updated_fields: Vec<usize> = match update_fields {
+        Some(only) => fields.iter().copied().filter(|i| only.contains(i)).collect(),
+        None => fields.clone(),
+    };
+    let mut counts = BatchCounts::default();
+    let mut writes: Vec<(Uuid, NewRow)> = Vec::with_capacity(rows.len());
+    for row in rows {
+        let key = key_text(entity, &row.company, &row.values);
+        match existing.get(&key) {
+            Some(stored) if updated_fields.iter().all(|&i| stored.values[i] == row.values[i]) => counts.unchanged += 1,
+            Some(stored) => {
+                counts.updated += 1;
+                writes.push((stored.id, row));
+            }
+            None => {
+                counts.inserted += 1;
+                let id = match entity.primary_id.map(|i| &row.values[i]) {
+                    Some(Value::Guid(g)) => *g,
+                    _ => Uuid::now_v7(),
+                };
+                writes.push((id, row));
+            }
+        }
+    }
+    if writes.is_empty() {
+        return Ok(counts);
+    }
+    let first_version = allocate_versions(conn, writes.len()).await?;
+
+    let mut columns = vec![quote(ID)];
+    if entity.company_specific {
+        columns.push(quote(COMPANY));
+    }
+    columns.extend([quote(CREATED_AT), quote(MODIFIED_AT), quote(VERSION)]);
+    columns.extend(fields.iter().map(|&i| quote(&entity.fields[i].name)));
+    let mut update_set: Vec<String> =
+        updated_fields.iter().map(|&i| format!("{c} = excluded.{c}", c = quote(&entity.fields[i].name))).collect();
+    update_set.push(format!("{c} = excluded.{c}", c = quote(MODIFIED_AT)));
+    update_set.push(format!("{c} = excluded.{c}", c = quote(VERSION)));
+    let conflict_target = table.key_columns().join(", ");
+
+    let rows_per_statement = (PARAMS_PER_STATEMENT_MAX / columns.len()).max(1);
+    let mut version = first_version;
+    for chunk in writes.chunks(rows_per_statement) {
+        let mut sql = Sql::new(conn.dialect());
+        sql.push("INSERT INTO ").push(&table.name).push(" (").push(&columns.join(", ")).push(") VALUES ");
+        for (n, (id, row)) in chunk.iter().enumerate() {
+            sql.push(if n == 0 { "(" } else { ", (" });
+            sql.param(Value::Guid(*id));
+            if entity.company_specific {
+                sql.push(", ").param(Value::String(row.company.clone().unwrap_or_default()));
+            }
+            sql.push(", ").param(Value::DateTime(now));
+            sql.push(", ").param(Value::DateTime(now));
+            sql.push(", ").param(Value::Int(version));
+            version += 1;
+            for &i in &fields {
+                sql.push(", ").param(row.values[i].clone());
+            }
+            sql.push(")");
+        }
+        sql.push(" ON CONFLICT (").push(&conflict_target).push(") DO UPDATE SET ").push(&update_set.join(", "));
+        conn.execute(&sql.text, sql.args).await?;
+    }
+    notify_change(conn).await?;
+    Ok(counts)
+}
+
+/// A map key for a natural key and company (unambiguous: parts are length-prefixed).
+fn key_text(entity: &Entity, company: &Option<String>, values: &[Value]) -> String {
+    let mut out = String::new();
+    let company = if entity.company_specific { company.clone().unwrap_or_default() } else { String::new() };
+    for part in std::iter::once(company).chain(entity.key.iter().map(|&i| values[i].to_text().unwrap_or_default())) {
+        out.push_str(&part.len().to_string());
+        out.push(':');
+        out.push_str(&part);
+    }
+    out
+}
+
+/// The stored rows with the keys of `rows`, by [`key_text`].
+async fn existing_rows<C: Conn>(
+    conn: &mut C,
+    table: &EntityTable<'_>,
+    rows: &[NewRow],
+) -> StoreResult<HashMap<String, StoredRow>> {
+    let entity = table.entity;
+    let key_columns = table.key_columns();
+    let (select, types) = table.select_list();
+    let per_statement = (PARAMS_PER_STATEMENT_MAX / key_columns.len()).max(1);
+    let mut found = HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(per_statement) {
+        let mut sql = Sql::new(conn.dialect());
+        sql.push("SELECT ").push(&select).push(" FROM ").push(&table.name).push(" WHERE (");
+        sql.push(&key_columns.join(", ")).push(") IN (");
+        for (n, row) in chunk.iter().enumerate() {
+            sql.push(if n == 0 { "(" } else { ", (" });
+            let key = RowKey {
+                company: entity.company_specific.then(|| row.company.clone().unwrap_or_default()),
+                values: entity.key.iter().map(|&i| row.values[i].clone()).collect(),
+            };
+            let mut first = true;
+            if let Some(company) = key.company {
+                sql.param(Value::String(company));
+                first = false;
+            }
+            for value in key.values {
+                if !first {
+                    sql.push(", ");
+                }
+                first = false;
+                sql.param(value);
+            }
+            sql.push(")");
+        }
+        sql.push(")");
+        for r in conn.fetch(&sql.text, sql.args, &types).await? {
+            let stored = table.decode(r)?;
+            found.insert(key_text(entity, &stored.company, &stored.values), stored);
+        }
+    }
+    Ok(found)
+}
+
+/// One lookup value that names no record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LookupMiss {
+    /// Index of the row in the batch.
+    pub row: usize,
+    pub field: usize,
+    pub value: Value,
+    /// `Collection.Field (company x)`.
+    pub target: String,
+}
+
+pub(crate) async fn missing_lookups<C: Conn>(
+    conn: &mut C,
+    catalog: &Catalog,
+    entity: &Entity,
+    rows: &[NewRow],
+) -> StoreResult<Vec<LookupMiss>> {
+    let partial: Vec<_> =
+        rows.iter().map(|r| (r.company.clone(), r.values.iter().cloned().enumerate().collect::<Vec<_>>())).collect();
+    crate::rows::find_missing_lookups(conn, catalog, entity, &partial).await
+}

@@ -1,0 +1,204 @@
+//! The import queue and set-based import: lane order, one message per lane, packages holding
+//! several lanes, leases and fencing, retries that keep their place, dedupe, poison messages,
+//! and the upsert's insert/update/unchanged counts.
+
+use crate::support::{ALL_TYPES, catalog_with, entity, row, s};
+use ferry_store::{
+    Enqueued, ErrorFilter, Fence, ImportErrorRecord, MessageOutcome, NewMessage, RowCounters, Store, StoreError,
+};
+use std::time::Duration;
+
+fn message(id: &str, lanes: &[&str]) -> NewMessage {
+    NewMessage {
+        id: id.into(),
+        execution_id: id.into(),
+        activity_id: "job".into(),
+        project: "p".into(),
+        kind: "file".into(),
+        entity: Some("CustomerGroups".into()),
+        company: Some("usmf".into()),
+        external_id: None,
+        content_hash: format!("hash-{id}"),
+        blob_key: format!("messages/{id}"),
+        size: 1,
+        enqueued_by: "app".into(),
+        lanes: lanes.iter().map(|l| l.to_string()).collect(),
+        not_before: None,
+    }
+}
+
+async fn enqueue(store: &Store, id: &str, lanes: &[&str]) {
+    match store.enqueue_message(&message(id, lanes), None).await.unwrap() {
+        Enqueued::Created(m) => assert_eq!(m.state, "Enqueued"),
+        Enqueued::Duplicate(_) => panic!("not a duplicate"),
+    }
+}
+
+fn done() -> MessageOutcome {
+    MessageOutcome { state: "Processed".into(), reason: None, counters: RowCounters::default(), warnings: None }
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn ids(claimed: &[ferry_store::MessageRecord]) -> Vec<&str> {
+    claimed.iter().map(|m| m.id.as_str()).collect()
+}
+
+pub async fn lanes_run_one_message_at_a_time_in_enqueue_order(store: Store) {
+    enqueue(&store, "a1", &["a"]).await;
+    enqueue(&store, "b1", &["b"]).await;
+    enqueue(&store, "a2", &["a"]).await;
+    enqueue(&store, "ab", &["a", "b"]).await; // a package holding both lanes
+    enqueue(&store, "b2", &["b"]).await;
+
+    let first = store.claim_messages("w1", 10, LEASE, 5).await.unwrap();
+    assert_eq!(ids(&first), ["a1", "b1"], "only lane heads run");
+    assert!(store.claim_messages("w2", 10, LEASE, 5).await.unwrap().is_empty(), "heads are leased");
+    let pos = store.lane_position("a2").await.unwrap().expect("a2 waits");
+    assert_eq!((pos.head_message_id.as_str(), pos.ahead), ("a1", 1));
+
+    assert!(store.finish_message("a1", "w1", &done()).await.unwrap());
+    assert_eq!(ids(&store.claim_messages("w2", 10, LEASE, 5).await.unwrap()), ["a2"]);
+    assert!(store.finish_message("b1", "w1", &done()).await.unwrap());
+    assert!(store.claim_messages("w2", 10, LEASE, 5).await.unwrap().is_empty(), "ab waits for a2 in lane a");
+    assert!(store.finish_message("a2", "w2", &done()).await.unwrap());
+    assert_eq!(ids(&store.claim_messages("w1", 10, LEASE, 5).await.unwrap()), ["ab"], "b2 stays behind ab");
+    assert!(store.finish_message("ab", "w1", &done()).await.unwrap());
+    assert_eq!(ids(&store.claim_messages("w1", 10, LEASE, 5).await.unwrap()), ["b2"]);
+    assert!(store.finish_message("b2", "w1", &done()).await.unwrap());
+    let m = store.get_message("ab").await.unwrap().unwrap();
+    assert_eq!((m.state.as_str(), m.attempts), ("Processed", 1));
+    assert!(m.started_at.is_some() && m.finished_at.is_some());
+}
+
+pub async fn leases_expire_and_fence_the_old_holder(store: Store) {
+    enqueue(&store, "m", &["a"]).await;
+    let claimed = store.claim_messages("w1", 1, Duration::from_millis(1), 5).await.unwrap();
+    assert_eq!(ids(&claimed), ["m"]);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let again = store.claim_messages("w2", 1, LEASE, 5).await.unwrap();
+    assert_eq!(ids(&again), ["m"], "an expired lease is claimed again");
+    assert_eq!(again[0].attempts, 2);
+
+    let catalog = catalog_with(ALL_TYPES);
+    let groups = entity(&catalog, "CustomerGroups");
+    let old = Fence { message_id: "m".into(), holder: "w1".into() };
+    let rows = vec![row(&groups, Some("usmf"), &[("CustomerGroupId", s("10"))])];
+    let err = store.import_batch(&groups, rows.clone(), None, Some(&old)).await.unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err:?}");
+    assert!(!store.renew_message_lease("m", "w1", LEASE, None).await.unwrap());
+    assert!(!store.finish_message("m", "w1", &done()).await.unwrap(), "the old holder cannot finish");
+    let new = Fence { message_id: "m".into(), holder: "w2".into() };
+    store.import_batch(&groups, rows, None, Some(&new)).await.unwrap();
+    assert!(store.finish_message("m", "w2", &done()).await.unwrap());
+}
+
+pub async fn retries_keep_their_place_and_poison_ends(store: Store) {
+    enqueue(&store, "r1", &["a"]).await;
+    enqueue(&store, "r2", &["a"]).await;
+    store.claim_messages("w", 1, LEASE, 5).await.unwrap();
+    assert!(store.retry_message_later("r1", "w", Duration::from_secs(3600), "database busy").await.unwrap());
+    let r1 = store.get_message("r1").await.unwrap().unwrap();
+    assert_eq!((r1.state.as_str(), r1.reason.as_deref()), ("Retrying", Some("database busy")));
+    assert!(store.claim_messages("w", 5, LEASE, 5).await.unwrap().is_empty(), "r2 stays behind the retrying r1");
+
+    // A message whose runs keep dying ends as poison and frees its lane.
+    enqueue(&store, "p1", &["p"]).await;
+    enqueue(&store, "p2", &["p"]).await;
+    for _ in 0..2 {
+        let c = store.claim_messages("w", 5, Duration::from_millis(1), 2).await.unwrap();
+        assert_eq!(ids(&c), ["p1"]);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let c = store.claim_messages("w", 5, LEASE, 2).await.unwrap();
+    assert_eq!(ids(&c), ["p2"], "p1 gave up, p2 runs");
+    let p1 = store.get_message("p1").await.unwrap().unwrap();
+    assert_eq!(p1.state, "PreProcessingError");
+    assert!(p1.reason.unwrap().contains("gave up after 2 attempts"));
+}
+
+pub async fn duplicate_enqueues_answer_the_original(store: Store) {
+    let mut m = message("d1", &["a"]);
+    m.external_id = Some("file.csv".into());
+    let window = Some(Duration::from_secs(3600));
+    assert!(matches!(store.enqueue_message(&m, window).await.unwrap(), Enqueued::Created(_)));
+    let mut again = message("d2", &["a"]);
+    again.external_id = Some("file.csv".into());
+    again.content_hash = m.content_hash.clone();
+    match store.enqueue_message(&again, window).await.unwrap() {
+        Enqueued::Duplicate(original) => assert_eq!(original.id, "d1"),
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+    let mut changed = message("d3", &["a"]);
+    changed.external_id = Some("file.csv".into());
+    assert!(matches!(store.enqueue_message(&changed, window).await.unwrap(), Enqueued::Created(_)));
+}
+
+pub async fn import_batches_upsert_by_key_and_count(store: Store) {
+    let catalog = catalog_with(ALL_TYPES);
+    let groups = entity(&catalog, "CustomerGroups");
+    let g = |id: &str, desc: &str| row(&groups, Some("usmf"), &[("CustomerGroupId", s(id)), ("Description", s(desc))]);
+    let c = store.import_batch(&groups, vec![g("10", "A"), g("20", "B")], None, None).await.unwrap();
+    assert_eq!((c.inserted, c.updated, c.unchanged), (2, 0, 0));
+    let before = store.current_version().await.unwrap();
+    let c = store.import_batch(&groups, vec![g("10", "A"), g("20", "B2"), g("30", "C")], None, None).await.unwrap();
+    assert_eq!((c.inserted, c.updated, c.unchanged), (1, 1, 1));
+    assert_eq!(store.current_version().await.unwrap(), before + 2, "unchanged rows take no version");
+    // Fields the file does not give keep their stored values.
+    let (desc, _) = groups.field("Description").unwrap();
+    let c = store.import_batch(&groups, vec![g("20", "ignored")], Some(&[]), None).await.unwrap();
+    assert_eq!(c.unchanged, 1);
+    let got = store
+        .get(&groups, &ferry_store::RowKey { company: Some("usmf".into()), values: vec![s("20")] })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.values[desc], s("B2"));
+
+    // Lookups: misses are reported per row without writing.
+    let customers = entity(&catalog, "CustomersV3");
+    let (group_field, _) = customers.field("CustomerGroupId").unwrap();
+    let mut r1 = row(&customers, Some("usmf"), &[("CustomerAccount", s("C1")), ("CustomerGroupId", s("10"))]);
+    let mut r2 = row(&customers, Some("usmf"), &[("CustomerAccount", s("C2")), ("CustomerGroupId", s("99"))]);
+    for r in [&mut r1, &mut r2] {
+        let (name, _) = customers.field("OrganizationName").unwrap_or(customers.field("CustomerAccount").unwrap());
+        if r.values[name].is_null() {
+            r.values[name] = s("Org");
+        }
+    }
+    let misses = store.missing_lookups(&customers, &[r1, r2]).await.unwrap();
+    assert_eq!(misses.len(), 1);
+    assert_eq!((misses[0].row, misses[0].field), (1, group_field));
+    assert!(misses[0].target.contains("CustomerGroups"), "{}", misses[0].target);
+}
+
+pub async fn errors_are_stored_fenced_and_paged(store: Store) {
+    enqueue(&store, "e", &["a"]).await;
+    store.claim_messages("w", 1, LEASE, 5).await.unwrap();
+    let fence = Fence { message_id: "e".into(), holder: "w".into() };
+    let errors: Vec<ImportErrorRecord> = (1..=5)
+        .map(|n| ImportErrorRecord {
+            id: 0,
+            message_id: "e".into(),
+            entity: "Customer groups".into(),
+            stage: if n % 2 == 0 { "target" } else { "staging" }.into(),
+            row_number: Some(n + 1),
+            record_key: Some(format!("CustomerGroupId='{n}'")),
+            field: Some("Description".into()),
+            code: "string_too_long".into(),
+            message: format!("row {n}"),
+        })
+        .collect();
+    store.add_import_errors(&errors, &fence).await.unwrap();
+    let page = store.import_errors("e", &ErrorFilter { limit: 2, ..Default::default() }).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.row_number).collect::<Vec<_>>(), [Some(2), Some(3)]);
+    let next = ErrorFilter { after_id: Some(page[1].id), limit: 10, ..Default::default() };
+    assert_eq!(store.import_errors("e", &next).await.unwrap().len(), 3);
+    let target = ErrorFilter { stage: Some("target".into()), limit: 10, ..Default::default() };
+    assert_eq!(store.import_errors("e", &target).await.unwrap().len(), 2);
+    let stranger = Fence { message_id: "e".into(), holder: "other".into() };
+    assert!(matches!(store.add_import_errors(&errors, &stranger).await, Err(StoreError::LeaseLost { .. })));
+    // A new attempt starts clean.
+    store.begin_message_attempt("e", "w").await.unwrap();
+    assert!(store.import_errors("e", &next).await.unwrap().is_empty());
+}
