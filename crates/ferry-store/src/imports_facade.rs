@@ -81,9 +81,9 @@ impl Store {
         lease: Duration,
         max_attempts: i64,
     ) -> StoreResult<Vec<MessageRecord>> {
-        let now = self.now();
-        let until = after(now, lease);
-        Ok(write_tx!(self, |conn| queue::claim(conn, holder, max, until, max_attempts, now)))
+        let until = after(self.now(), lease);
+        let clock = || self.now();
+        Ok(write_tx!(self, |conn| queue::claim(conn, holder, max, until, max_attempts, &clock)))
     }
 
     /// Extends a lease (recording progress); false when it was lost.
@@ -108,8 +108,8 @@ impl Store {
 
     /// Ends a message; false when the lease was lost (another worker owns it now).
     pub async fn finish_message(&self, id: &str, holder: &str, outcome: &MessageOutcome) -> StoreResult<bool> {
-        let now = self.now();
-        Ok(write_tx!(self, |conn| queue::finish(conn, id, holder, outcome, now)))
+        // The clock is read inside the transaction, so the end precedes the commit.
+        Ok(write_tx!(self, |conn| async { queue::finish(conn, id, holder, outcome, self.now()).await }))
     }
 
     /// Sends a message back to wait (keeping its place in its lanes) until `delay` has passed.

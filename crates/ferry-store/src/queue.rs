@@ -130,8 +130,9 @@ pub(crate) async fn claim<C: Conn>(
     max: usize,
     lease_until: DateTime<Utc>,
     max_attempts: i64,
-    now: DateTime<Utc>,
+    clock: &(dyn Fn() -> DateTime<Utc> + Sync),
 ) -> StoreResult<Vec<MessageRecord>> {
+    let now = clock();
     let mut claimed = Vec::new();
     // Giving up a poison message frees its lanes, which can make others runnable: look again.
     loop {
@@ -168,7 +169,10 @@ pub(crate) async fn claim<C: Conn>(
                  WHERE id = $1 AND state IN {WAITING_STATES} AND (lease_until IS NULL OR lease_until < $4) \
                  RETURNING {MESSAGE_COLUMNS}"
             );
-            let args = vec![text(&id), text(holder), Value::DateTime(lease_until), Value::DateTime(now)];
+            // Read the clock after the lanes were seen free: a start never precedes the end of
+            // the message before it in its lane.
+            let started = clock().max(now);
+            let args = vec![text(&id), text(holder), Value::DateTime(lease_until), Value::DateTime(started)];
             if let Some(r) = conn.fetch(&sql, args, &MESSAGE_TYPES).await?.first() {
                 claimed.push(decode_message(r)?);
             }

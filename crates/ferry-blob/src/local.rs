@@ -1,0 +1,214 @@
+//! The local-directory backend: blob `a/b` is the file `<dir>/a/b`. A put writes
+//! `<dir>/.tmp/<uuid>`, fsyncs it, renames it into place and fsyncs the directories it changed,
+//! so a blob is either absent or complete, also after a crash. Temporary files left by a crash
+//! are removed when the store is next opened.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt, TryStreamExt};
+use tokio::io::AsyncWriteExt;
+
+use crate::{BlobError, BlobInfo, LocalBlob, Meter, READ_CHUNK, io_error};
+
+/// The folder (inside the root) of files being written.
+const TMP_DIR: &str = ".tmp";
+/// Temporary files younger than this are left alone when opening: another process (an admin
+/// command next to the server) may be writing them right now.
+const TMP_GRACE: Duration = Duration::from_secs(60 * 60);
+
+pub(crate) struct LocalStore {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl LocalStore {
+    pub(crate) async fn open(dir: &Path) -> Result<LocalStore, BlobError> {
+        let root = std::path::absolute(dir).map_err(|e| io_error(dir, e))?;
+        let tmp = root.join(TMP_DIR);
+        blocking(move || {
+            std::fs::create_dir_all(&tmp).map_err(|e| io_error(&tmp, e))?;
+            let removed = clean_tmp(&tmp).map_err(|e| io_error(&tmp, e))?;
+            if removed > 0 {
+                tracing::info!(dir = %tmp.display(), removed, "removed temporary files of unfinished blob writes");
+            }
+            Ok(LocalStore { root, tmp })
+        })
+        .await
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        format!("local directory {}", self.root.display())
+    }
+
+    fn path_of(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    pub(crate) async fn put<S>(&self, key: &str, mut body: S, mut meter: Meter) -> Result<BlobInfo, BlobError>
+    where
+        S: Stream<Item = Result<Bytes, BlobError>> + Send + Unpin,
+    {
+        // Declared before the file so that on an early return the file is closed, then removed.
+        let temp_path = self.tmp.join(uuid::Uuid::new_v4().to_string());
+        let mut temp = TempFile { path: temp_path.clone(), armed: true };
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp_path)
+            .await
+            .map_err(|e| io_error(&temp_path, e))?;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            meter.add(&chunk)?;
+            file.write_all(&chunk).await.map_err(|e| io_error(&temp_path, e))?;
+        }
+        file.flush().await.map_err(|e| io_error(&temp_path, e))?;
+        let file = file.into_std().await;
+
+        let root = self.root.clone();
+        let target = self.path_of(key);
+        blocking(move || {
+            file.sync_all().map_err(|e| io_error(&temp_path, e))?;
+            drop(file);
+            let created = create_parents(&root, &target)?;
+            std::fs::rename(&temp_path, &target).map_err(|e| io_error(&target, e))?;
+            // The rename is durable once the target's directory is; a directory created for it is
+            // durable once its parent is.
+            sync_dir(target.parent().unwrap_or(&root))?;
+            for dir in &created {
+                sync_dir(dir.parent().unwrap_or(&root))?;
+            }
+            Ok(())
+        })
+        .await?;
+        temp.disarm();
+        Ok(meter.finish(key))
+    }
+
+    pub(crate) async fn local_copy(&self, key: &str) -> Result<LocalBlob, BlobError> {
+        match self.size(key).await? {
+            Some(_) => Ok(LocalBlob::shared(self.path_of(key))),
+            None => Err(BlobError::NotFound(key.to_owned())),
+        }
+    }
+
+    pub(crate) async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<BoxStream<'static, Result<Bytes, BlobError>>, BlobError> {
+        let path = self.path_of(key);
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(e) if is_missing(&e) => return Err(BlobError::NotFound(key.to_owned())),
+            Err(e) => return Err(io_error(&path, e)),
+        };
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, READ_CHUNK).map_err(move |e| io_error(&path, e));
+        Ok(stream.boxed())
+    }
+
+    pub(crate) async fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {
+        let path = self.path_of(key);
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            Ok(_) => Ok(None),
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(io_error(&path, e)),
+        }
+    }
+
+    pub(crate) async fn delete(&self, key: &str) -> Result<bool, BlobError> {
+        let path = self.path_of(key);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(true),
+            Err(e) if is_missing(&e) => Ok(false),
+            Err(e) => Err(io_error(&path, e)),
+        }
+    }
+}
+
+/// Runs blocking file-system work off the async threads.
+async fn blocking<T, F>(f: F) -> Result<T, BlobError>
+where
+    F: FnOnce() -> Result<T, BlobError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(|e| BlobError::Io(io::Error::other(e)))?
+}
+
+fn is_missing(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
+}
+
+/// Removes temporary files older than [`TMP_GRACE`]; returns how many.
+fn clean_tmp(tmp: &Path) -> io::Result<usize> {
+    let now = SystemTime::now();
+    let mut removed = 0;
+    for entry in std::fs::read_dir(tmp)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        let age = meta.modified().ok().and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
+        if age < TMP_GRACE {
+            continue;
+        }
+        if meta.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Creates the missing directories between `root` and `file`'s parent; returns them, topmost first.
+fn create_parents(root: &Path, file: &Path) -> Result<Vec<PathBuf>, BlobError> {
+    let mut missing = Vec::new();
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        if d == root || d.is_dir() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        dir = d.parent();
+    }
+    missing.reverse();
+    for d in &missing {
+        match std::fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_error(d, e)),
+        }
+    }
+    Ok(missing)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), BlobError> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_error(dir, e))
+}
+
+/// A temporary file that is removed on drop (a failed or cancelled put) unless disarmed.
+struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed
+            && let Err(e) = std::fs::remove_file(&self.path)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not remove a temporary blob file");
+        }
+    }
+}

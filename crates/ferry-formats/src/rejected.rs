@@ -1,0 +1,296 @@
+//! Rejected rows, written back in the source's own format so a person can correct them and submit
+//! the file again: [`RejectedRowsWriter`] takes records as a reader gave them (with the reader's
+//! columns) and writes CSV (same delimiter, UTF-8, CRLF, a header row), XML (`<Document>` of
+//! `<RECORD>` elements, fields as elements or attributes), JSON (an array of objects) or an .xlsx
+//! workbook (a header row, then the rows; rust_xlsxwriter's constant-memory mode, so rows go to a
+//! temporary file rather than memory). Reading the output with the matching reader gives the same
+//! cells back.
+//!
+//! Columns: XML and JSON write each record with the columns it has, so columns may grow from one
+//! record to the next. CSV and Excel have one header row, so their columns are fixed by the first
+//! record written (their readers' columns are fixed too).
+
+use crate::{Cell, FormatError, FormatErrorKind, SourceFormat, SourceRecord};
+use std::io::{BufWriter, Write};
+
+type Out = Box<dyn Write + Send>;
+
+/// The XML namespace of `i:nil`.
+const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+
+/// Excel's last row (0-based).
+const XLSX_MAX_ROW: u32 = 1_048_575;
+
+/// Writes rejected records in the format they came in.
+pub struct RejectedRowsWriter {
+    inner: Inner,
+}
+
+enum Inner {
+    Csv { writer: Box<csv::Writer<Out>>, width: Option<usize> },
+    Xml { out: BufWriter<Out>, attributes: bool, started: bool },
+    Json { out: BufWriter<Out>, records: u64 },
+    Xlsx { workbook: Box<rust_xlsxwriter::Workbook>, out: Out, width: Option<usize>, next_row: u32 },
+}
+
+impl RejectedRowsWriter {
+    pub fn new(format: &SourceFormat, out: Box<dyn Write + Send>) -> Result<Self, FormatError> {
+        let inner = match format {
+            SourceFormat::Csv { delimiter } => Inner::Csv {
+                writer: Box::new(
+                    csv::WriterBuilder::new()
+                        .delimiter(*delimiter)
+                        .terminator(csv::Terminator::CRLF)
+                        .quote_style(csv::QuoteStyle::Necessary)
+                        .flexible(false)
+                        .from_writer(out),
+                ),
+                width: None,
+            },
+            SourceFormat::XmlElement => Inner::Xml { out: BufWriter::new(out), attributes: false, started: false },
+            SourceFormat::XmlAttribute => Inner::Xml { out: BufWriter::new(out), attributes: true, started: false },
+            SourceFormat::Json => Inner::Json { out: BufWriter::new(out), records: 0 },
+            SourceFormat::Xlsx { sheet } => {
+                let mut workbook = Box::new(rust_xlsxwriter::Workbook::new());
+                let worksheet = workbook.add_worksheet_with_constant_memory().map_err(xlsx_error)?;
+                if let Some(name) = sheet {
+                    worksheet.set_name(name.as_str()).map_err(xlsx_error)?;
+                }
+                Inner::Xlsx { workbook, out, width: None, next_row: 0 }
+            }
+        };
+        Ok(RejectedRowsWriter { inner })
+    }
+
+    /// Writes one record; `columns` are the reader's columns when it gave the record.
+    pub fn write_record(&mut self, columns: &[String], record: &SourceRecord) -> Result<(), FormatError> {
+        let fields = || columns.iter().zip(record.cells.iter());
+        match &mut self.inner {
+            Inner::Csv { writer, width } => {
+                if width.is_none() {
+                    writer.write_record(columns).map_err(csv_error)?;
+                }
+                let width = fixed_width(width, columns)?;
+                let row: Vec<&str> = (0..width)
+                    .map(|i| match record.cells.get(i) {
+                        None | Some(Cell::Null) => "",
+                        Some(Cell::Text(s) | Cell::Number(s)) => s.as_str(),
+                        Some(Cell::Bool(b)) => bool_text(*b),
+                    })
+                    .collect();
+                writer.write_record(&row).map_err(csv_error)?;
+            }
+            Inner::Xml { out, attributes, started } => {
+                if !*started {
+                    write!(out, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n<Document xmlns:i=\"{XSI}\">\r\n")
+                        .map_err(write_error)?;
+                    *started = true;
+                }
+                let mut text = String::from("  <RECORD");
+                if *attributes {
+                    for (name, cell) in fields() {
+                        let value = match cell {
+                            Cell::Null => continue,
+                            Cell::Text(s) | Cell::Number(s) => s.as_str(),
+                            Cell::Bool(b) => bool_text(*b),
+                        };
+                        text.push(' ');
+                        text.push_str(xml_name(name)?);
+                        text.push_str("=\"");
+                        escape_xml(value, true, &mut text);
+                        text.push('"');
+                    }
+                    text.push_str(" />\r\n");
+                } else {
+                    text.push('>');
+                    for (name, cell) in fields() {
+                        let name = xml_name(name)?;
+                        let value = match cell {
+                            Cell::Null => {
+                                text.push_str(&format!("<{name} i:nil=\"true\" />"));
+                                continue;
+                            }
+                            Cell::Text(s) | Cell::Number(s) => s.as_str(),
+                            Cell::Bool(b) => bool_text(*b),
+                        };
+                        text.push_str(&format!("<{name}>"));
+                        escape_xml(value, false, &mut text);
+                        text.push_str(&format!("</{name}>"));
+                    }
+                    text.push_str("</RECORD>\r\n");
+                }
+                out.write_all(text.as_bytes()).map_err(write_error)?;
+            }
+            Inner::Json { out, records } => {
+                let mut text = String::from(if *records == 0 { "[\r\n  {" } else { ",\r\n  {" });
+                for (i, (name, cell)) in fields().enumerate() {
+                    if i > 0 {
+                        text.push_str(", ");
+                    }
+                    text.push_str(&json_string(name));
+                    text.push_str(": ");
+                    match cell {
+                        Cell::Null => text.push_str("null"),
+                        Cell::Bool(b) => text.push_str(bool_text(*b)),
+                        Cell::Number(n) if is_json_number(n) => text.push_str(n),
+                        Cell::Text(s) | Cell::Number(s) => text.push_str(&json_string(s)),
+                    }
+                }
+                text.push('}');
+                out.write_all(text.as_bytes()).map_err(write_error)?;
+                *records += 1;
+            }
+            Inner::Xlsx { workbook, width, next_row, .. } => {
+                let sheet = workbook.worksheet_from_index(0).map_err(xlsx_error)?;
+                if width.is_none() {
+                    for (col, name) in columns.iter().enumerate() {
+                        sheet.write_string(0, xlsx_col(col)?, name.as_str()).map_err(xlsx_error)?;
+                    }
+                    *next_row = 1;
+                }
+                let width = fixed_width(width, columns)?;
+                if *next_row > XLSX_MAX_ROW {
+                    return Err(FormatError::new(
+                        FormatErrorKind::LimitExceeded,
+                        "more rejected rows than an Excel sheet can hold (1,048,576 rows)",
+                    ));
+                }
+                let row = *next_row;
+                for (col, cell) in record.cells.iter().take(width).enumerate() {
+                    let col = xlsx_col(col)?;
+                    match cell {
+                        Cell::Null => {}
+                        Cell::Text(s) => {
+                            sheet.write_string(row, col, s.as_str()).map_err(xlsx_error)?;
+                        }
+                        Cell::Number(n) => match n.parse::<f64>() {
+                            Ok(f) if f.is_finite() && format!("{f}") == *n => {
+                                sheet.write_number(row, col, f).map_err(xlsx_error)?;
+                            }
+                            _ => {
+                                sheet.write_string(row, col, n.as_str()).map_err(xlsx_error)?;
+                            }
+                        },
+                        Cell::Bool(b) => {
+                            sheet.write_boolean(row, col, *b).map_err(xlsx_error)?;
+                        }
+                    }
+                }
+                *next_row += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the file (closing elements, the array, the workbook) and flushes it.
+    pub fn finish(self) -> Result<(), FormatError> {
+        match self.inner {
+            Inner::Csv { writer, .. } => {
+                let mut out = writer.into_inner().map_err(|e| write_error(e.into_error()))?;
+                out.flush().map_err(write_error)
+            }
+            Inner::Xml { mut out, started, .. } => {
+                if !started {
+                    write!(out, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n<Document xmlns:i=\"{XSI}\">\r\n")
+                        .map_err(write_error)?;
+                }
+                out.write_all(b"</Document>\r\n").map_err(write_error)?;
+                out.flush().map_err(write_error)
+            }
+            Inner::Json { mut out, records } => {
+                out.write_all(if records == 0 { b"[]\r\n" as &[u8] } else { b"\r\n]\r\n" }).map_err(write_error)?;
+                out.flush().map_err(write_error)
+            }
+            Inner::Xlsx { mut workbook, mut out, .. } => {
+                workbook.save_to_writer(&mut out).map_err(xlsx_error)?;
+                out.flush().map_err(write_error)
+            }
+        }
+    }
+}
+
+/// The number of columns, fixed by the first record; a later record with more is an error.
+fn fixed_width(width: &mut Option<usize>, columns: &[String]) -> Result<usize, FormatError> {
+    match *width {
+        None => {
+            *width = Some(columns.len());
+            Ok(columns.len())
+        }
+        Some(w) if columns.len() > w => Err(FormatError::new(
+            FormatErrorKind::LimitExceeded,
+            format!(
+                "the rejected rows file has {w} columns from its header, but this record has {}: the columns of \
+                 a CSV or Excel file are fixed by its first row",
+                columns.len()
+            ),
+        )),
+        Some(w) => Ok(w),
+    }
+}
+
+fn bool_text(b: bool) -> &'static str {
+    if b { "true" } else { "false" }
+}
+
+fn json_string(s: &str) -> String {
+    // Serialising a str cannot fail.
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
+}
+
+/// Whether `n` is a JSON number as written (`-12.5e3`), so it can be written unquoted.
+fn is_json_number(n: &str) -> bool {
+    n.starts_with(|c: char| c == '-' || c.is_ascii_digit())
+        && serde_json::from_str::<&serde_json::value::RawValue>(n).is_ok()
+}
+
+/// `name` if it can be an XML element or attribute name.
+fn xml_name(name: &str) -> Result<&str, FormatError> {
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if valid {
+        Ok(name)
+    } else {
+        Err(FormatError::new(
+            FormatErrorKind::InvalidRecord,
+            format!("'{name}' cannot be an XML name, so this field cannot be written to the rejected rows file"),
+        )
+        .in_column(name))
+    }
+}
+
+/// Escapes `value` for XML text or (with `attribute`) a double-quoted attribute value. Line breaks
+/// and tabs in attributes, and carriage returns anywhere, become character references so a reader
+/// gets them back unchanged.
+fn escape_xml(value: &str, attribute: bool, out: &mut String) {
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' if attribute => out.push_str("&quot;"),
+            '\n' | '\t' if attribute => out.push_str(&format!("&#{};", u32::from(c))),
+            '\r' => out.push_str("&#13;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => out.push_str(&format!("&#x{:X};", c as u32)),
+            c => out.push(c),
+        }
+    }
+}
+
+fn xlsx_col(col: usize) -> Result<u16, FormatError> {
+    u16::try_from(col).ok().filter(|&c| c < 16_384).ok_or_else(|| {
+        FormatError::new(FormatErrorKind::LimitExceeded, "more columns than an Excel sheet can hold (16,384)")
+    })
+}
+
+fn write_error(e: std::io::Error) -> FormatError {
+    FormatError::new(FormatErrorKind::Io, format!("could not write the rejected rows file: {e}"))
+}
+
+fn csv_error(e: csv::Error) -> FormatError {
+    FormatError::new(FormatErrorKind::Io, format!("could not write the rejected rows file: {e}"))
+}
+
+fn xlsx_error(e: rust_xlsxwriter::XlsxError) -> FormatError {
+    FormatError::new(FormatErrorKind::Io, format!("could not write the rejected rows workbook: {e}"))
+}

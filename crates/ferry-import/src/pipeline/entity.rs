@@ -1,0 +1,281 @@
+//! The writing half of an import of one entity: takes staged batches, checks lookups, upserts in
+//! batched transactions (isolating a row the database refuses), records every rejected row and
+//! writes the rejected-rows file. All-or-nothing imports validate everything first and then
+//! write every batch in one transaction.
+
+use super::source::{ErrorDraft, Rejected, SourceEnd, SourceEvent, SourceSpec, read_source};
+use super::{RunError, RunState};
+use crate::status::Stage;
+use crate::validate::describe_key;
+use ferry_formats::rejected::RejectedRowsWriter;
+use ferry_store::{BatchCounts, ImportErrorRecord, NewRow, StoreError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use tokio::sync::mpsc;
+
+/// Most error records stored per message; beyond it rows are still counted.
+const ERRORS_STORED_MAX: i64 = 100_000;
+
+/// What importing one entity's source did.
+#[derive(Debug, Default)]
+pub(crate) struct EntityOutcome {
+    pub read: i64,
+    pub staged: i64,
+    pub staging_errors: i64,
+    pub target_errors: i64,
+    pub counts: BatchCounts,
+    pub fatal: Option<String>,
+    pub ignored_columns: Vec<String>,
+}
+
+impl EntityOutcome {
+    pub fn rejected(&self) -> i64 {
+        self.staging_errors + self.target_errors
+    }
+}
+
+/// How the batches are written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteMode {
+    /// One transaction per batch.
+    Batched,
+    /// Read and validate only (first pass of an all-or-nothing import).
+    ValidateOnly,
+    /// Everything in one transaction (second pass of an all-or-nothing import).
+    Atomic,
+}
+
+pub(crate) async fn import_entity(
+    run: &RunState,
+    spec: SourceSpec,
+    position: i64,
+    mode: WriteMode,
+) -> Result<EntityOutcome, RunError> {
+    let (tx, mut rx) = mpsc::channel::<SourceEvent>(2);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let spec = spec.clone();
+        let cancel = cancel.clone();
+        tokio::task::spawn_blocking(move || read_source(spec, tx, cancel))
+    };
+    let _stop_reader = StopOnDrop(cancel);
+    let entity = spec.entity.clone();
+    let mut outcome = EntityOutcome::default();
+    let mut rejected_file: Option<RejectedFile> = None;
+    let (atomic_tx, atomic_task) = if mode == WriteMode::Atomic {
+        let (btx, brx) = mpsc::channel::<Vec<NewRow>>(2);
+        let store = run.ctx.store.clone();
+        let fence = run.fence.clone();
+        let entity = entity.clone();
+        let update_fields: Vec<usize> = (0..entity.fields.len()).collect();
+        let task =
+            tokio::spawn(
+                async move { store.import_atomically(&entity, brx, Some(&update_fields), Some(&fence)).await },
+            );
+        (Some(btx), Some(task))
+    } else {
+        (None, None)
+    };
+
+    let mut end: Option<SourceEnd> = None;
+    while let Some(event) = rx.recv().await {
+        run.check_lease()?;
+        let batch = match event {
+            SourceEvent::Batch(b) => b,
+            SourceEvent::End(e) => {
+                end = Some(e);
+                break;
+            }
+        };
+        outcome.read += batch.read as i64;
+        let mut errors: Vec<ImportErrorRecord> = Vec::new();
+        for Rejected { record, errors: drafts } in batch.rejected {
+            outcome.staging_errors += 1;
+            if let Some(record) = &record {
+                rejected_file
+                    .get_or_insert_with(|| RejectedFile::new(run, &spec, position))
+                    .write(&batch.columns, record);
+            }
+            errors.extend(drafts.into_iter().map(|d| run.error_record(&entity.label, d)));
+        }
+        let mut rows = batch.rows;
+        outcome.staged += rows.len() as i64;
+        // Lookups to other entities, checked for the whole batch at once.
+        let new_rows: Vec<NewRow> =
+            rows.iter().map(|(s, _)| NewRow { company: s.company.clone(), values: s.values.clone() }).collect();
+        let misses = run.ctx.store.missing_lookups(&entity, &new_rows).await?;
+        if !misses.is_empty() {
+            let mut by_row: BTreeMap<usize, Vec<ErrorDraft>> = BTreeMap::new();
+            for miss in misses {
+                let (staged, _) = &rows[miss.row];
+                let field = &entity.fields[miss.field].name;
+                by_row.entry(miss.row).or_default().push(ErrorDraft {
+                    stage: Stage::Target,
+                    row: Some(staged.row),
+                    key: Some(describe_key(&entity, &staged.company, &staged.values)),
+                    field: Some(field.clone()),
+                    code: "lookup_missing".into(),
+                    message: format!("{field}: {} does not exist in {}", miss.value.describe(), miss.target),
+                });
+            }
+            for (i, drafts) in by_row.into_iter().rev() {
+                let (_, record) = rows.remove(i);
+                outcome.target_errors += 1;
+                rejected_file
+                    .get_or_insert_with(|| RejectedFile::new(run, &spec, position))
+                    .write(&batch.columns, &record);
+                errors.extend(drafts.into_iter().map(|d| run.error_record(&entity.label, d)));
+            }
+        }
+        match mode {
+            WriteMode::ValidateOnly => {}
+            WriteMode::Atomic => {
+                let batch_rows =
+                    rows.into_iter().map(|(s, _)| NewRow { company: s.company, values: s.values }).collect();
+                if let Some(btx) = &atomic_tx
+                    && btx.send(batch_rows).await.is_err()
+                {
+                    break; // the transaction failed; its error is reported below
+                }
+            }
+            WriteMode::Batched => {
+                let written = write_batch(run, &spec, &batch.mapped_fields, rows, &mut errors).await?;
+                outcome.counts += written.0;
+                outcome.target_errors += written.1.len() as i64;
+                for record in written.1 {
+                    rejected_file
+                        .get_or_insert_with(|| RejectedFile::new(run, &spec, position))
+                        .write(&batch.columns, &record);
+                }
+            }
+        }
+        run.store_errors(errors).await?;
+        run.add_progress(&outcome);
+    }
+    drop(atomic_tx);
+    if let Some(task) = atomic_task {
+        match task.await {
+            Ok(Ok(counts)) => outcome.counts = counts,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(e) => return Err(RunError::Fatal(format!("the import task failed: {e}"))),
+        }
+    }
+    let _ = reader.await;
+    if let Some(end) = end {
+        outcome.ignored_columns = end.ignored_columns;
+        if let Some(draft) = end.fatal {
+            outcome.fatal = Some(match draft.row {
+                Some(row) => format!("{}: row {row}: {}", entity.label, draft.message),
+                None => format!("{}: {}", entity.label, draft.message),
+            });
+            let record = run.error_record(&entity.label, draft);
+            run.store_errors(vec![record]).await?;
+        }
+    }
+    if let Some(file) = rejected_file {
+        file.finish(run).await?;
+    }
+    Ok(outcome)
+}
+
+/// Upserts one batch; if the database refuses it as a whole (not transiently), writes the
+/// rows one by one so only the refused rows are rejected. Answers the counts and the records
+/// of refused rows.
+async fn write_batch(
+    run: &RunState,
+    spec: &SourceSpec,
+    mapped_fields: &[usize],
+    rows: Vec<(crate::validate::StagedRow, ferry_formats::SourceRecord)>,
+    errors: &mut Vec<ImportErrorRecord>,
+) -> Result<(BatchCounts, Vec<ferry_formats::SourceRecord>), RunError> {
+    let store = &run.ctx.store;
+    let entity = &spec.entity;
+    let new_rows: Vec<NewRow> =
+        rows.iter().map(|(s, _)| NewRow { company: s.company.clone(), values: s.values.clone() }).collect();
+    match store.import_batch(entity, new_rows, Some(mapped_fields), Some(&run.fence)).await {
+        Ok(counts) => return Ok((counts, Vec::new())),
+        Err(e) if is_row_level(&e) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut counts = BatchCounts::default();
+    let mut refused = Vec::new();
+    for (staged, record) in rows {
+        let row = NewRow { company: staged.company.clone(), values: staged.values.clone() };
+        match store.import_batch(entity, vec![row], Some(mapped_fields), Some(&run.fence)).await {
+            Ok(c) => counts += c,
+            Err(e) if is_row_level(&e) => {
+                let (code, field) = match &e {
+                    StoreError::LookupMissing { field, .. } => ("lookup_missing", Some(field.clone())),
+                    StoreError::Conflict { .. } => ("conflict", None),
+                    _ => ("rejected_by_database", None),
+                };
+                errors.push(run.error_record(
+                    &entity.label,
+                    ErrorDraft {
+                        stage: Stage::Target,
+                        row: Some(staged.row),
+                        key: Some(describe_key(entity, &staged.company, &staged.values)),
+                        field,
+                        code: code.into(),
+                        message: format!("the record could not be written: {e}"),
+                    },
+                ));
+                refused.push(record);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((counts, refused))
+}
+
+/// Errors that belong to rows rather than to the run.
+fn is_row_level(e: &StoreError) -> bool {
+    matches!(e, StoreError::LookupMissing { .. } | StoreError::Conflict { .. } | StoreError::Database(_))
+}
+
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The rejected rows of one entity, in the input's format, in a local file until the end.
+struct RejectedFile {
+    path: tempfile::TempPath,
+    writer: Option<RejectedRowsWriter>,
+    key: String,
+}
+
+impl RejectedFile {
+    fn new(run: &RunState, spec: &SourceSpec, position: i64) -> RejectedFile {
+        let file = tempfile::NamedTempFile::new_in(&run.ctx.settings.work_dir).expect("work dir is writable");
+        let (file, path) = file.into_parts();
+        let writer = RejectedRowsWriter::new(&spec.format, Box::new(std::io::BufWriter::new(file))).ok();
+        RejectedFile { path, writer, key: super::rejected_blob_key(&run.message.id, position, &spec.format) }
+    }
+
+    fn write(&mut self, columns: &[String], record: &ferry_formats::SourceRecord) {
+        if let Some(w) = &mut self.writer
+            && w.write_record(columns, record).is_err()
+        {
+            self.writer = None;
+        }
+    }
+
+    async fn finish(self, run: &RunState) -> Result<(), RunError> {
+        let Some(writer) = self.writer else { return Ok(()) };
+        if writer.finish().is_err() {
+            return Ok(());
+        }
+        run.ctx.blobs.put_file(&self.key, &self.path).await?;
+        Ok(())
+    }
+}
+
+/// The error-record cap: how many more records may be stored.
+pub(crate) fn errors_room(stored: i64) -> usize {
+    (ERRORS_STORED_MAX - stored).max(0) as usize
+}

@@ -1,0 +1,211 @@
+//! The reading half of an import, on a blocking thread: read records, map them, stage them,
+//! drop in-file duplicates, and hand bounded batches to the writing half.
+
+use crate::mapping::{ColumnMap, Target};
+use crate::status::Stage;
+use crate::validate::{DuplicateKeys, StagedRow, describe_key, stage_record};
+use ferry_formats::{Limits, SourceFormat, SourceRecord, open_reader};
+use ferry_model::Entity;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::mpsc;
+
+/// One source file of one entity.
+#[derive(Clone, Debug)]
+pub(crate) struct SourceSpec {
+    pub entity: Arc<Entity>,
+    pub format: SourceFormat,
+    pub path: PathBuf,
+    pub mapping: BTreeMap<String, String>,
+    pub company: Option<String>,
+    pub limits: Limits,
+    pub batch_rows: usize,
+}
+
+/// An error record before it is stored.
+#[derive(Clone, Debug)]
+pub(crate) struct ErrorDraft {
+    pub stage: Stage,
+    pub row: Option<u64>,
+    pub key: Option<String>,
+    pub field: Option<String>,
+    pub code: String,
+    pub message: String,
+}
+
+/// A record rejected while reading or staging, with the record when there is one.
+pub(crate) struct Rejected {
+    pub record: Option<SourceRecord>,
+    pub errors: Vec<ErrorDraft>,
+}
+
+pub(crate) struct SourceBatch {
+    /// Staged rows and the source records they came from (same order).
+    pub rows: Vec<(StagedRow, SourceRecord)>,
+    pub rejected: Vec<Rejected>,
+    /// Records read in this batch (staged, rejected or not).
+    pub read: u64,
+    pub columns: Vec<String>,
+    /// Fields the file gives values for (existing rows keep the others).
+    pub mapped_fields: Vec<usize>,
+}
+
+pub(crate) struct SourceEnd {
+    /// A problem with the whole file that stopped reading.
+    pub fatal: Option<ErrorDraft>,
+    pub ignored_columns: Vec<String>,
+}
+
+pub(crate) enum SourceEvent {
+    Batch(SourceBatch),
+    End(SourceEnd),
+}
+
+fn fatal(code: &str, message: String, row: Option<u64>, field: Option<String>) -> SourceEvent {
+    SourceEvent::End(SourceEnd {
+        fatal: Some(ErrorDraft { stage: Stage::Parse, row, key: None, field, code: code.into(), message }),
+        ignored_columns: Vec::new(),
+    })
+}
+
+/// Reads `spec` to the end (or until `cancel`), sending batches to `out`.
+pub(crate) fn read_source(spec: SourceSpec, out: mpsc::Sender<SourceEvent>, cancel: Arc<AtomicBool>) {
+    let end = read_all(&spec, &out, &cancel);
+    let _ = out.blocking_send(end);
+}
+
+fn read_all(spec: &SourceSpec, out: &mpsc::Sender<SourceEvent>, cancel: &AtomicBool) -> SourceEvent {
+    let file = match std::fs::File::open(&spec.path) {
+        Ok(f) => f,
+        Err(e) => return fatal("io", format!("cannot open the stored file: {e}"), None, None),
+    };
+    let input = Box::new(std::io::BufReader::with_capacity(256 * 1024, file));
+    let mut reader = match open_reader(&spec.format, input, &spec.limits) {
+        Ok(r) => r,
+        Err(e) => return fatal(e.kind.code(), e.to_string(), e.row, e.column.clone()),
+    };
+    let entity = &spec.entity;
+    let header_is_complete = matches!(spec.format, SourceFormat::Csv { .. } | SourceFormat::Xlsx { .. });
+    let mut map = match ColumnMap::build(entity, reader.columns(), &spec.mapping, header_is_complete) {
+        Ok(m) => m,
+        Err(e) => return fatal("missing_columns", e.message, None, e.missing.first().cloned()),
+    };
+    let mut duplicates = DuplicateKeys::default();
+    let mut batch = new_batch(reader.columns(), &map);
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return SourceEvent::End(SourceEnd { fatal: None, ignored_columns: map.ignored });
+        }
+        let Some(next) = reader.next_record() else { break };
+        let record = match next {
+            Ok(r) => r,
+            Err(e) if e.is_fatal() => {
+                if !send(out, &mut batch, reader.columns(), &map) {
+                    return SourceEvent::End(SourceEnd { fatal: None, ignored_columns: map.ignored });
+                }
+                return fatal(e.kind.code(), e.to_string(), e.row, e.column.clone());
+            }
+            Err(e) => {
+                batch.read += 1;
+                batch.rejected.push(Rejected {
+                    record: None,
+                    errors: vec![ErrorDraft {
+                        stage: Stage::Parse,
+                        row: e.row,
+                        key: None,
+                        field: e.column.clone(),
+                        code: e.kind.code().into(),
+                        message: e.message.clone(),
+                    }],
+                });
+                continue;
+            }
+        };
+        if reader.columns().len() > map.targets.len() {
+            map.extend(entity, reader.columns(), &spec.mapping);
+        }
+        batch.read += 1;
+        match stage_record(entity, &map, &record, spec.company.as_deref()) {
+            Ok(staged) => match duplicates.check(entity, &staged) {
+                Some(first) => {
+                    let key = describe_key(entity, &staged.company, &staged.values);
+                    batch.rejected.push(Rejected {
+                        errors: vec![ErrorDraft {
+                            stage: Stage::Staging,
+                            row: Some(record.row),
+                            key: Some(key.clone()),
+                            field: None,
+                            code: "duplicate_key".into(),
+                            message: format!(
+                                "the key {key} appears earlier in this file (row {first}); each record may appear once"
+                            ),
+                        }],
+                        record: Some(record),
+                    });
+                }
+                None => batch.rows.push((staged, record)),
+            },
+            Err(errors) => {
+                let errors = errors
+                    .into_iter()
+                    .map(|e| ErrorDraft {
+                        stage: Stage::Staging,
+                        row: Some(record.row),
+                        key: key_of_record(entity, &map, &record),
+                        field: e.field,
+                        code: e.code,
+                        message: e.message,
+                    })
+                    .collect();
+                batch.rejected.push(Rejected { record: Some(record), errors });
+            }
+        }
+        if (batch.rows.len() >= spec.batch_rows || batch.rejected.len() >= spec.batch_rows)
+            && !send(out, &mut batch, reader.columns(), &map)
+        {
+            return SourceEvent::End(SourceEnd { fatal: None, ignored_columns: map.ignored });
+        }
+    }
+    send(out, &mut batch, reader.columns(), &map);
+    SourceEvent::End(SourceEnd { fatal: None, ignored_columns: map.ignored })
+}
+
+fn new_batch(columns: &[String], map: &ColumnMap) -> SourceBatch {
+    SourceBatch {
+        rows: Vec::new(),
+        rejected: Vec::new(),
+        read: 0,
+        columns: columns.to_vec(),
+        mapped_fields: map
+            .targets
+            .iter()
+            .filter_map(|t| match t {
+                Some(Target::Field(i)) => Some(*i),
+                _ => None,
+            })
+            .collect(),
+    }
+}
+
+/// Sends the batch (if it holds anything) and starts a new one; false when the receiver is gone.
+fn send(out: &mpsc::Sender<SourceEvent>, batch: &mut SourceBatch, columns: &[String], map: &ColumnMap) -> bool {
+    if batch.read == 0 {
+        return true;
+    }
+    let full = std::mem::replace(batch, new_batch(columns, map));
+    out.blocking_send(SourceEvent::Batch(full)).is_ok()
+}
+
+/// The key of a record that could not be staged, as far as its key cells can be read.
+fn key_of_record(entity: &Entity, map: &ColumnMap, record: &SourceRecord) -> Option<String> {
+    let mut parts = Vec::new();
+    for &k in &entity.key {
+        let cell = map.targets.iter().position(|t| *t == Some(Target::Field(k))).and_then(|c| record.cells.get(c));
+        if let Some(ferry_formats::Cell::Text(t) | ferry_formats::Cell::Number(t)) = cell {
+            parts.push(format!("{}='{}'", entity.fields[k].name, t.chars().take(60).collect::<String>()));
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(","))
+}

@@ -1,0 +1,328 @@
+//! The import service end to end below HTTP: a real store (SQLite and PostgreSQL), a real blob
+//! directory, real files; enqueue, let the workers run, check tables, states and errors.
+
+use bytes::Bytes;
+use ferry_blob::{BlobConfig, BlobStore};
+use ferry_import::{
+    AuthorizedApp, EnqueueRequest, ImportService, ImportSettings, Job, JobKind, MessageState, Origin, Project,
+    ProjectEntity,
+};
+use ferry_model::{Catalog, Value, standard_sources};
+use ferry_store::{CompanyScope, ErrorFilter, RowQuery, Store};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const JOB: &str = "6d31e09f-4a4b-4e2b-9c1e-0c5f0a0b1c2d";
+const PACKAGE_JOB: &str = "7e42f1a0-5b5c-4f3c-8d2f-1d6a1b2c3d4e";
+
+struct Harness {
+    service: ImportService,
+    store: Store,
+    catalog: Arc<Catalog>,
+    _dir: tempfile::TempDir,
+    workers: Option<ferry_import::WorkerHandle>,
+}
+
+async fn harness(url: &str) -> Harness {
+    let catalog = Arc::new(Catalog::build(&standard_sources()).unwrap());
+    let store = Store::open(url).await.unwrap();
+    store.migrate().await.unwrap();
+    store.prepare_entities(catalog.clone()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = BlobStore::open(&BlobConfig::Local { dir: dir.path().join("blobs") }).await.unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let mut settings = ImportSettings::new(work);
+    settings.poll_interval = Duration::from_millis(50);
+    settings.batch_rows = 7;
+    settings.workers = 4;
+    let service = ImportService::new(store.clone(), blobs, catalog.clone(), settings);
+    let entity = |name: &str, format: &str| ProjectEntity {
+        entity: name.into(),
+        format: format.into(),
+        sheet: None,
+        mapping: BTreeMap::new(),
+        xslt: None,
+        execution_unit: 1,
+        level: 1,
+        sequence: 1,
+    };
+    let project = Project {
+        name: "Customers".into(),
+        description: String::new(),
+        operation: ferry_import::Operation::Import,
+        entities: vec![
+            entity("Customer groups", "CSV"),
+            entity("Customers V3", "CSV"),
+            entity("General journal", "CSV"),
+            entity("Vendor groups", "CSV"),
+            entity("Currencies", "CSV"),
+        ],
+    };
+    service.put_project(project, Origin::Api).await.unwrap();
+    let job = |id: &str, kind| Job {
+        activity_id: id.into(),
+        description: String::new(),
+        project: "Customers".into(),
+        kind,
+        apps: vec![AuthorizedApp { client_id: "app".into(), enabled: true }],
+        recurrence: None,
+        enabled: true,
+        company: Some("usmf".into()),
+        all_or_nothing: false,
+    };
+    service.put_job(job(JOB, JobKind::File), Origin::Api).await.unwrap();
+    service.put_job(job(PACKAGE_JOB, JobKind::Package), Origin::Api).await.unwrap();
+    let workers = Some(service.start_workers("test"));
+    Harness { service, store, catalog, _dir: dir, workers }
+}
+
+impl Harness {
+    async fn enqueue(&self, job: &str, entity: Option<&str>, body: Vec<u8>) -> String {
+        let req = EnqueueRequest {
+            activity_id: job.into(),
+            entity: entity.map(str::to_string),
+            company: None,
+            external_id: None,
+            client_id: "app".into(),
+        };
+        let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(body))]);
+        self.service.enqueue(req, stream).await.unwrap().message_id
+    }
+
+    async fn wait(&self, id: &str) -> ferry_import::MessageView {
+        for _ in 0..400 {
+            let view = self.service.message(id).await.unwrap().unwrap();
+            if view.state.is_final() {
+                return view;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("message {id} did not finish");
+    }
+
+    async fn rows_by_key(&self, collection: &str, key: &str, value: &str) -> BTreeMap<String, String> {
+        let entity = self.catalog.by_collection(collection).unwrap();
+        let (k, _) = entity.field(key).unwrap();
+        let (v, _) = entity.field(value).unwrap();
+        self.rows(collection)
+            .await
+            .into_iter()
+            .map(|r| (r[k].to_text().unwrap(), r[v].to_text().unwrap_or_default()))
+            .collect()
+    }
+
+    async fn rows(&self, collection: &str) -> Vec<Vec<Value>> {
+        let entity = self.catalog.by_collection(collection).unwrap();
+        let q = RowQuery { scope: CompanyScope::All, filter: None, order: vec![], after: None, offset: 0, limit: 1000 };
+        self.store.query(entity, &q).await.unwrap().into_iter().map(|r| r.values).collect()
+    }
+
+    async fn stop(mut self) {
+        self.workers.take().unwrap().shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = ferry_store::testing::TestDatabase::sqlite();
+                    super::$name(super::harness(&db.url).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = ferry_store::testing::TestDatabase::postgres(concat!("imp_", stringify!($name))).await else { return };
+                    super::$name(super::harness(&db.url).await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both!(
+    csv_files_import_and_bad_rows_are_reported,
+    packages_import_in_manifest_order,
+    concurrent_clients_get_per_lane_order,
+);
+
+async fn csv_files_import_and_bad_rows_are_reported(h: Harness) {
+    let groups = "CUSTOMERGROUPID,DESCRIPTION,EXTRA\r\n10,Wholesale,x\r\n20,Retail,y\r\n";
+    let id = h.enqueue(JOB, Some("Customer groups"), groups.as_bytes().to_vec()).await;
+    let view = h.wait(&id).await;
+    assert_eq!(view.state, MessageState::Processed, "{:?}", view.reason);
+    assert_eq!(view.record.counters.inserted, 2);
+    assert!(view.record.warnings.as_deref().unwrap_or("").contains("EXTRA"), "{:?}", view.record.warnings);
+
+    let mut customers = String::from("CUSTOMERACCOUNT,ORGANIZATIONNAME,CUSTOMERGROUPID,CREDITLIMIT\n");
+    for n in 1..=20 {
+        let group = if n == 5 { "99" } else { "10" };
+        let limit = if n == 9 { "lots" } else { "1000.50" };
+        customers.push_str(&format!("C{n:03},\"Müller, Söhne {n}\",{group},{limit}\n"));
+    }
+    customers.push_str("C001,Again,10,1\n");
+    let id = h.enqueue(JOB, Some("CustomersV3"), customers.into_bytes()).await;
+    let view = h.wait(&id).await;
+    assert_eq!(view.state, MessageState::ProcessedWithErrors, "{:?}", view.reason);
+    assert_eq!(view.record.counters.read, 21);
+    assert_eq!(view.record.counters.rejected, 3);
+    assert_eq!(view.record.counters.inserted, 18);
+    let errors = h.service.errors(&id, &ErrorFilter { limit: 100, ..Default::default() }).await.unwrap();
+    let summary: Vec<(Option<i64>, String, Option<String>)> =
+        errors.iter().map(|e| (e.row_number, e.code.clone(), e.field.clone())).collect();
+    assert!(summary.contains(&(Some(6), "lookup_missing".into(), Some("CustomerGroupId".into()))), "{summary:?}");
+    assert!(summary.contains(&(Some(10), "not_a_number".into(), Some("CreditLimit".into()))), "{summary:?}");
+    assert!(summary.iter().any(|(row, code, _)| *row == Some(22) && code == "duplicate_key"), "{summary:?}");
+    assert_eq!(h.rows("CustomersV3").await.len(), 18);
+
+    h.stop().await;
+}
+
+async fn packages_import_in_manifest_order(h: Harness) {
+    use std::io::Write;
+    let manifest = r#"<?xml version="1.0" encoding="utf-8"?>
+<DataManagementPackageManifest xmlns="http://schemas.microsoft.com/dynamics/2015/01/DataManagement" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">
+ <DefinitionGroupName>Customers</DefinitionGroupName>
+ <PackageEntityList>
+  <DataManagementPackageEntityData>
+   <EntityName>Customers V3</EntityName><InputFilePath>Customers V3.csv</InputFilePath>
+   <ExecutionUnit>1</ExecutionUnit><LevelInExecutionUnit>2</LevelInExecutionUnit><SequenceInLevel>1</SequenceInLevel>
+   <SourceFormat>CSV</SourceFormat>
+  </DataManagementPackageEntityData>
+  <DataManagementPackageEntityData>
+   <EntityName>Customer groups</EntityName><InputFilePath>Customer groups.csv</InputFilePath>
+   <ExecutionUnit>1</ExecutionUnit><LevelInExecutionUnit>1</LevelInExecutionUnit><SequenceInLevel>1</SequenceInLevel>
+   <SourceFormat>CSV</SourceFormat>
+  </DataManagementPackageEntityData>
+ </PackageEntityList>
+</DataManagementPackageManifest>"#;
+    let header = r#"<DataManagementPackageHeader xmlns="http://schemas.microsoft.com/dynamics/2015/01/DataManagement"><Description>Customers</Description><ManifestType>Microsoft.Dynamics.AX.Framework.Tools.DataManagement.Serialization.DataManagementPackageManifest</ManifestType><PackageType>DefinitionGroup</PackageType><PackageVersion>2</PackageVersion></DataManagementPackageHeader>"#;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    for (name, body) in [
+        ("Manifest.xml", manifest),
+        ("PackageHeader.xml", header),
+        ("Customer groups.csv", "CUSTOMERGROUPID,DESCRIPTION\n30,Export\n"),
+        ("Customers V3.csv", "CUSTOMERACCOUNT,ORGANIZATIONNAME,CUSTOMERGROUPID\nP1,Pack,30\n"),
+    ] {
+        zip.start_file(name, opts).unwrap();
+        zip.write_all(body.as_bytes()).unwrap();
+    }
+    let bytes = zip.finish().unwrap().into_inner();
+    let id = h.enqueue(PACKAGE_JOB, None, bytes).await;
+    let view = h.wait(&id).await;
+    assert_eq!(view.state, MessageState::Processed, "{:?}", view.reason);
+    assert_eq!(
+        view.entities.iter().map(|e| e.entity.as_str()).collect::<Vec<_>>(),
+        ["Customer groups", "Customers V3"]
+    );
+    assert_eq!(h.rows("CustomersV3").await.len(), 1);
+
+    let broken = h.enqueue(PACKAGE_JOB, None, b"not a zip".to_vec()).await;
+    let view = h.wait(&broken).await;
+    assert_eq!(view.state, MessageState::PreProcessingError);
+    assert!(view.reason.unwrap_or_default().to_lowercase().contains("zip"));
+    h.stop().await;
+}
+
+/// The seed scenario: 8 clients enqueue 200 files at once for three entities (general journal,
+/// customers, vendor groups); every message ends Processed, each lane ran one message at a time
+/// in enqueue order, and the tables equal applying the files one by one in that order.
+async fn concurrent_clients_get_per_lane_order(h: Harness) {
+    let h = Arc::new(h);
+    // Reference data the files look up.
+    h.enqueue(JOB, Some("Currencies"), b"CURRENCYCODE,NAME\nUSD,US dollar\n".to_vec()).await;
+    h.enqueue(JOB, Some("Customer groups"), b"CUSTOMERGROUPID,DESCRIPTION\n10,Wholesale\n".to_vec()).await;
+    let file = |n: usize| -> (&'static str, String) {
+        match n % 3 {
+            0 => {
+                let mut body = String::from(
+                    "JOURNALBATCHNUMBER,LINENUMBER,TRANSDATE,ACCOUNTTYPE,ACCOUNTDISPLAYVALUE,CURRENCYCODE,TEXT\n",
+                );
+                for line in 0..(n % 7 + 3) {
+                    body.push_str(&format!("B1,{},2026-11-22,Ledger,110110,USD,file {n}\n", (line * 3 + n) % 10 + 1));
+                }
+                ("General journal", body)
+            }
+            1 => {
+                let mut body = String::from("CUSTOMERACCOUNT,ORGANIZATIONNAME,CUSTOMERGROUPID\n");
+                for c in 0..(n % 5 + 2) {
+                    body.push_str(&format!("C{},file {n},10\n", (c * 7 + n) % 12));
+                }
+                ("Customers V3", body)
+            }
+            _ => {
+                let mut body = String::from("VENDORGROUPID,DESCRIPTION\n");
+                for g in 0..(n % 4 + 1) {
+                    body.push_str(&format!("V{},file {n}\n", (g + n) % 6));
+                }
+                ("Vendor groups", body)
+            }
+        }
+    };
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..8 {
+        let h = h.clone();
+        clients.spawn(async move {
+            let mut ids = Vec::new();
+            for n in (client..200).step_by(8) {
+                let (entity, body) = file(n);
+                ids.push((n, h.enqueue(JOB, Some(entity), body.into_bytes()).await));
+            }
+            ids
+        });
+    }
+    let mut sent = Vec::new();
+    while let Some(ids) = clients.join_next().await {
+        sent.extend(ids.unwrap());
+    }
+    let mut views = Vec::new();
+    for (n, id) in &sent {
+        let view = h.wait(id).await;
+        assert_eq!(view.state, MessageState::Processed, "file {n}: {:?}", view.reason);
+        views.push((*n, view));
+    }
+    views.sort_by_key(|(_, v)| v.record.seq);
+    // Per lane: intervals never overlap and follow enqueue order.
+    for lane in ["LedgerJournalLines", "CustomersV3", "VendorGroups"] {
+        let in_lane: Vec<_> = views.iter().filter(|(_, v)| v.record.entity.as_deref() == Some(lane)).collect();
+        assert!(in_lane.len() >= 66, "{lane}: {}", in_lane.len());
+        for pair in in_lane.windows(2) {
+            let (a, b) = (&pair[0].1.record, &pair[1].1.record);
+            assert!(
+                a.finished_at.unwrap() <= b.started_at.unwrap(),
+                "{lane}: message {} (seq {}) ran before {} (seq {}) finished",
+                b.id,
+                b.seq,
+                a.id,
+                a.seq
+            );
+        }
+    }
+    // The tables equal the files applied one by one in enqueue order.
+    let mut journal = BTreeMap::new();
+    let mut customers = BTreeMap::new();
+    let mut vendor_groups = BTreeMap::new();
+    for (n, _) in &views {
+        let (_, body) = file(*n);
+        for line in body.lines().skip(1) {
+            let cells: Vec<&str> = line.split(',').collect();
+            match n % 3 {
+                0 => journal.insert(cells[1].to_string(), cells[6].to_string()),
+                1 => customers.insert(cells[0].to_string(), cells[1].to_string()),
+                _ => vendor_groups.insert(cells[0].to_string(), cells[1].to_string()),
+            };
+        }
+    }
+    assert_eq!(h.rows_by_key("LedgerJournalLines", "LineNumber", "Text").await, journal);
+    assert_eq!(h.rows_by_key("CustomersV3", "CustomerAccount", "OrganizationName").await, customers);
+    assert_eq!(h.rows_by_key("VendorGroups", "VendorGroupId", "Description").await, vendor_groups);
+    Arc::into_inner(h).expect("clients are done").stop().await;
+}
