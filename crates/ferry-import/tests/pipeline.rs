@@ -48,6 +48,45 @@ async fn harness(url: &str) -> Harness {
         level: 1,
         sequence: 1,
     };
+    let mut formats = Vec::new();
+    for (format, entity_name) in
+        [("CSV-Unicode", "Customer groups"), ("XML-Element", "Vendor groups"), ("XML-Attribute", "Currencies")]
+    {
+        formats.push(Project {
+            name: format!("p-{format}"),
+            description: String::new(),
+            operation: ferry_import::Operation::Import,
+            entities: vec![entity(entity_name, format)],
+        });
+    }
+    formats.push(Project {
+        name: "p-JSON".into(),
+        description: String::new(),
+        operation: ferry_import::Operation::Import,
+        entities: vec![entity("Customer groups", "JSON")],
+    });
+    formats.push(Project {
+        name: "p-EXCEL".into(),
+        description: String::new(),
+        operation: ferry_import::Operation::Import,
+        entities: vec![ProjectEntity { sheet: Some("Groups".into()), ..entity("Customer groups", "EXCEL") }],
+    });
+    for (n, p) in formats.into_iter().enumerate() {
+        let name = p.name.clone();
+        service.put_project(p, Origin::Api).await.unwrap();
+        let job = Job {
+            activity_id: format!("00000000-0000-0000-0000-00000000000{n}"),
+            description: String::new(),
+            project: name,
+            kind: JobKind::File,
+            apps: vec![AuthorizedApp { client_id: "app".into(), enabled: true }],
+            recurrence: None,
+            enabled: true,
+            company: Some("usmf".into()),
+            all_or_nothing: n == 0,
+        };
+        service.put_job(job, Origin::Api).await.unwrap();
+    }
     let project = Project {
         name: "Customers".into(),
         description: String::new(),
@@ -151,6 +190,9 @@ on_both!(
     csv_files_import_and_bad_rows_are_reported,
     packages_import_in_manifest_order,
     concurrent_clients_get_per_lane_order,
+    every_format_imports_a_realistic_sample,
+    hostile_inputs_are_rejected_clearly,
+    all_or_nothing_jobs_roll_back_on_a_bad_row,
 );
 
 async fn csv_files_import_and_bad_rows_are_reported(h: Harness) {
@@ -237,9 +279,12 @@ async fn packages_import_in_manifest_order(h: Harness) {
 /// in enqueue order, and the tables equal applying the files one by one in that order.
 async fn concurrent_clients_get_per_lane_order(h: Harness) {
     let h = Arc::new(h);
-    // Reference data the files look up.
-    h.enqueue(JOB, Some("Currencies"), b"CURRENCYCODE,NAME\nUSD,US dollar\n".to_vec()).await;
-    h.enqueue(JOB, Some("Customer groups"), b"CUSTOMERGROUPID,DESCRIPTION\n10,Wholesale\n".to_vec()).await;
+    // Reference data the files look up (other lanes: wait until it is in).
+    let currencies = h.enqueue(JOB, Some("Currencies"), b"CURRENCYCODE,NAME\nUSD,US dollar\n".to_vec()).await;
+    let groups = h.enqueue(JOB, Some("Customer groups"), b"CUSTOMERGROUPID,DESCRIPTION\n10,Wholesale\n".to_vec()).await;
+    for id in [currencies, groups] {
+        assert_eq!(h.wait(&id).await.state, MessageState::Processed);
+    }
     let file = |n: usize| -> (&'static str, String) {
         match n % 3 {
             0 => {
@@ -325,4 +370,154 @@ async fn concurrent_clients_get_per_lane_order(h: Harness) {
     assert_eq!(h.rows_by_key("CustomersV3", "CustomerAccount", "OrganizationName").await, customers);
     assert_eq!(h.rows_by_key("VendorGroups", "VendorGroupId", "Description").await, vendor_groups);
     Arc::into_inner(h).expect("clients are done").stop().await;
+}
+
+/// Job of the per-format projects: 0 CSV-Unicode (all or nothing), 1 XML-Element,
+/// 2 XML-Attribute, 3 JSON, 4 EXCEL.
+fn format_job(n: usize) -> String {
+    format!("00000000-0000-0000-0000-00000000000{n}")
+}
+
+fn utf16le(text: &str) -> Vec<u8> {
+    let mut out = vec![0xFF, 0xFE];
+    for unit in text.encode_utf16() {
+        out.extend(unit.to_le_bytes());
+    }
+    out
+}
+
+async fn every_format_imports_a_realistic_sample(h: Harness) {
+    // CSV-Unicode: UTF-16 LE with BOM and CRLF, as D365 writes it.
+    let id = h
+        .enqueue(
+            &format_job(0),
+            None,
+            utf16le("CUSTOMERGROUPID,DESCRIPTION\r\nU1,Grüße aus Köln\r\nU2,\"Semi; colon, comma\"\r\n"),
+        )
+        .await;
+    assert_eq!(h.wait(&id).await.state, MessageState::Processed);
+    let groups = h.rows_by_key("CustomerGroups", "CustomerGroupId", "Description").await;
+    assert_eq!(groups.get("U1").map(String::as_str), Some("Grüße aus Köln"));
+    assert_eq!(groups.get("U2").map(String::as_str), Some("Semi; colon, comma"));
+
+    let xml = r#"<?xml version="1.0" encoding="utf-8"?>
+<Document xmlns:i="http://www.w3.org/2001/XMLSchema-instance">
+  <VENDORGROUP><VENDORGROUPID>X1</VENDORGROUPID><DESCRIPTION>Tools &amp; more</DESCRIPTION></VENDORGROUP>
+  <VENDORGROUP><VENDORGROUPID>X2</VENDORGROUPID><DESCRIPTION i:nil="true"/></VENDORGROUP>
+</Document>"#;
+    let id = h.enqueue(&format_job(1), None, xml.as_bytes().to_vec()).await;
+    assert_eq!(h.wait(&id).await.state, MessageState::Processed);
+    let vendor_groups = h.rows_by_key("VendorGroups", "VendorGroupId", "Description").await;
+    assert_eq!(vendor_groups.get("X1").map(String::as_str), Some("Tools & more"));
+
+    let xml = r#"<Document><CURRENCY CURRENCYCODE="EUR" NAME="Euro"/><CURRENCY CURRENCYCODE="CHF" NAME="Franken"/></Document>"#;
+    let id = h.enqueue(&format_job(2), None, xml.as_bytes().to_vec()).await;
+    assert_eq!(h.wait(&id).await.state, MessageState::Processed);
+    assert_eq!(h.rows("Currencies").await.len(), 2);
+
+    let json =
+        r#"[{"CustomerGroupId": "J1", "Description": "from JSON"}, {"CustomerGroupId": "J2", "Description": null}]"#;
+    let id = h.enqueue(&format_job(3), None, json.as_bytes().to_vec()).await;
+    assert_eq!(h.wait(&id).await.state, MessageState::Processed);
+    let ndjson = "{\"CustomerGroupId\": \"J3\", \"Description\": \"line\"}\n{\"CustomerGroupId\": \"J4\"}\n";
+    let id = h.enqueue(&format_job(3), None, ndjson.as_bytes().to_vec()).await;
+    assert_eq!(h.wait(&id).await.state, MessageState::Processed);
+
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    workbook.add_worksheet().set_name("Other").unwrap();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("Groups").unwrap();
+    sheet.write(0, 0, "CUSTOMERGROUPID").unwrap();
+    sheet.write(0, 1, "DESCRIPTION").unwrap();
+    sheet.write(1, 0, "E1").unwrap();
+    sheet.write(1, 1, "from Excel").unwrap();
+    sheet.write(2, 0, 42).unwrap();
+    sheet.write(2, 1, "numeric id").unwrap();
+    let id = h.enqueue(&format_job(4), None, workbook.save_to_buffer().unwrap()).await;
+    let view = h.wait(&id).await;
+    assert_eq!(view.state, MessageState::Processed, "{:?}", view.reason);
+    let groups = h.rows_by_key("CustomerGroups", "CustomerGroupId", "Description").await;
+    assert_eq!(groups.get("E1").map(String::as_str), Some("from Excel"));
+    assert_eq!(groups.get("42").map(String::as_str), Some("numeric id"));
+    assert!(groups.contains_key("J1") && groups.contains_key("J4"));
+    h.stop().await;
+}
+
+async fn hostile_inputs_are_rejected_clearly(h: Harness) {
+    use std::io::Write;
+    let (xml_job, json_job) = (format_job(1), format_job(3));
+    let cases: Vec<(&str, Option<&str>, Vec<u8>, &str)> = vec![
+        (JOB, Some("Customer groups"), b"CUSTOMERGROUPID,DESCRIPTION\n10,caf\xe9\n".to_vec(), "utf-8"),
+        (
+            &xml_job,
+            None,
+            br#"<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><Document><V><VENDORGROUPID>&x;</VENDORGROUPID></V></Document>"#.to_vec(),
+            "dtd",
+        ),
+        (JOB, Some("Customer groups"), b"DESCRIPTION\nno key column\n".to_vec(), "customergroupid"),
+        (&json_job, None, b"[{\"CustomerGroupId\": ".to_vec(), "json"),
+    ];
+    for (job, entity, body, needle) in cases {
+        let id = h.enqueue(job, entity, body).await;
+        let view = h.wait(&id).await;
+        assert_eq!(view.state, MessageState::PreProcessingError, "{needle}: {:?}", view.reason);
+        let reason = view.reason.unwrap_or_default().to_lowercase();
+        assert!(reason.contains(needle), "reason should mention {needle}: {reason}");
+    }
+    // A field over the size cap rejects its row only.
+    let long = "x".repeat(2 << 20);
+    let id = h
+        .enqueue(
+            JOB,
+            Some("Customer groups"),
+            format!("CUSTOMERGROUPID,DESCRIPTION\nL1,{long}\nL2,fine\n").into_bytes(),
+        )
+        .await;
+    let view = h.wait(&id).await;
+    assert_eq!(view.state, MessageState::ProcessedWithErrors, "{:?}", view.reason);
+    assert_eq!(view.record.counters.inserted, 1);
+
+    // Zip bomb and path traversal in packages.
+    let zip_with = |name: &str, body: Vec<u8>| {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("Manifest.xml", opts).unwrap();
+        zip.write_all(b"<DataManagementPackageManifest><PackageEntityList><DataManagementPackageEntityData><EntityName>Customer groups</EntityName><InputFilePath>g.csv</InputFilePath><SourceFormat>CSV</SourceFormat></DataManagementPackageEntityData></PackageEntityList></DataManagementPackageManifest>").unwrap();
+        zip.start_file(name, opts).unwrap();
+        zip.write_all(&body).unwrap();
+        zip.finish().unwrap().into_inner()
+    };
+    let bomb = zip_with("g.csv", vec![b'0'; 300 << 20]);
+    let id = h.enqueue(PACKAGE_JOB, None, bomb).await;
+    let view = h.wait(&id).await;
+    assert_eq!(view.state, MessageState::PreProcessingError);
+    assert!(view.reason.clone().unwrap_or_default().contains("zip bomb"), "{:?}", view.reason);
+    let traversal = zip_with("../../etc/g.csv", b"CUSTOMERGROUPID\n1\n".to_vec());
+    let id = h.enqueue(PACKAGE_JOB, None, traversal).await;
+    let view = h.wait(&id).await;
+    assert_eq!(view.state, MessageState::PreProcessingError);
+    assert!(view.reason.clone().unwrap_or_default().contains(".."), "{:?}", view.reason);
+
+    // The service keeps serving.
+    let id = h.enqueue(JOB, Some("Customer groups"), b"CUSTOMERGROUPID\nOK\n".to_vec()).await;
+    assert_eq!(h.wait(&id).await.state, MessageState::Processed);
+    h.stop().await;
+}
+
+async fn all_or_nothing_jobs_roll_back_on_a_bad_row(h: Harness) {
+    let body = utf16le(
+        "CUSTOMERGROUPID,DESCRIPTION\r\nA1,fine\r\nA2,this description is far longer than the sixty characters allowed\r\n",
+    );
+    let id = h.enqueue(&format_job(0), None, body).await;
+    let view = h.wait(&id).await;
+    assert_eq!(view.state, MessageState::ProcessedWithErrors);
+    assert!(view.reason.clone().unwrap_or_default().contains("rolled back"), "{:?}", view.reason);
+    assert!(h.rows("CustomerGroups").await.is_empty(), "nothing was imported");
+    let errors = h.service.errors(&id, &ErrorFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!((errors[0].row_number, errors[0].code.as_str()), (Some(3), "string_too_long"));
+    let id = h.enqueue(&format_job(0), None, utf16le("CUSTOMERGROUPID,DESCRIPTION\r\nA1,fine\r\nA2,ok\r\n")).await;
+    assert_eq!(h.wait(&id).await.state, MessageState::Processed);
+    assert_eq!(h.rows("CustomerGroups").await.len(), 2);
+    h.stop().await;
 }
