@@ -24,7 +24,7 @@ pub use definition::{
     AuthorizedApp, DefinitionError, Job, JobKind, Operation, Project, ProjectEntity, normalize_activity_id,
 };
 pub use error::ImportError;
-pub use pipeline::rejected_blob_key;
+pub use pipeline::{rejected_blob_key, staging_blob_key};
 pub use service::{EnqueueRequest, EnqueueResult, ImportService, MessageView, Origin};
 pub use status::{EntityState, MessageState, Stage};
 pub use worker::WorkerHandle;

@@ -372,6 +372,12 @@ impl ImportService {
         Ok(None)
     }
 
+    /// The staging file (JSON lines) of entity `position` of a message, if it has one.
+    pub async fn staging_file(&self, view: &MessageView, position: i64) -> Result<Option<String>, ImportError> {
+        let key = crate::pipeline::staging_blob_key(&view.record.id, position);
+        Ok(self.ctx.blobs.size(&key).await?.map(|_| key))
+    }
+
     pub fn blobs(&self) -> &BlobStore {
         &self.ctx.blobs
     }

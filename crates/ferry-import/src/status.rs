@@ -113,15 +113,17 @@ impl EntityState {
         }
     }
 
-    /// The summary status of one entity (`GetEntityExecutionSummaryStatusList`).
+    /// The summary status of one entity (`GetEntityExecutionSummaryStatusList`) from its
+    /// staging and target states and its rejected rows.
     pub fn summary(staging: &str, target: &str, errors: i64) -> &'static str {
-        match (staging, target) {
-            ("Error", _) | (_, "Error") if errors == 0 => "Failed",
-            (_, "Finished") if errors > 0 => "PartiallySucceeded",
-            (_, "Finished") => "Succeeded",
-            ("Error", _) | (_, "Error") => "PartiallySucceeded",
-            ("NotStarted", _) => "NotRun",
-            _ => "Executing",
+        let failed = staging == "Error" || target == "Error";
+        match (failed, target == "Finished") {
+            (true, _) if errors == 0 => "Failed",
+            (true, _) => "PartiallySucceeded",
+            (false, true) if errors > 0 => "PartiallySucceeded",
+            (false, true) => "Succeeded",
+            (false, false) if staging == "NotStarted" => "NotRun",
+            (false, false) => "Executing",
         }
     }
 }

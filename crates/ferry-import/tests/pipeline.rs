@@ -223,6 +223,19 @@ async fn csv_files_import_and_bad_rows_are_reported(h: Harness) {
     assert!(summary.contains(&(Some(10), "not_a_number".into(), Some("CreditLimit".into()))), "{summary:?}");
     assert!(summary.iter().any(|(row, code, _)| *row == Some(22) && code == "duplicate_key"), "{summary:?}");
     assert_eq!(h.rows("CustomersV3").await.len(), 18);
+    // Staging keeps every staged row with its source row number; rejected rows come back as a
+    // file in the input's format.
+    let key = h.service.staging_file(&view, 0).await.unwrap().expect("a staging file");
+    let staging = std::fs::read_to_string(h.service.blobs().local_copy(&key).await.unwrap().path()).unwrap();
+    let lines: Vec<serde_json::Value> = staging.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 19, "21 read; a bad number and a duplicate are not staged");
+    assert_eq!(lines[0]["row"], 2);
+    assert_eq!(lines[0]["values"]["CustomerAccount"], "C001");
+    let (key, ext) = h.service.rejected_file(&view, 0).await.unwrap().expect("a rejected-rows file");
+    assert_eq!(ext, "csv");
+    let rejected = std::fs::read_to_string(h.service.blobs().local_copy(&key).await.unwrap().path()).unwrap();
+    assert_eq!(rejected.lines().count(), 4, "header and three rejected rows: {rejected}");
+    assert!(rejected.contains("C005") && rejected.contains("lots"), "{rejected}");
 
     h.stop().await;
 }

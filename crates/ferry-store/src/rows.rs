@@ -9,7 +9,7 @@ use crate::upsert::LookupMiss;
 use chrono::{DateTime, Utc};
 use ferry_model::{Catalog, Entity, Value};
 use ferry_query::BoundExpr;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use uuid::Uuid;
 
 /// Parameters per statement stay well below SQLite's 32,766 and PostgreSQL's 65,535.
@@ -67,14 +67,15 @@ pub(crate) async fn find_missing_lookups<C: Conn>(
         let Some(lookup) = &field.lookup else { continue };
         let Some(target) = catalog.by_collection(&lookup.entity) else { continue };
         let Some((target_field, _)) = target.field(&lookup.field) else { continue };
-        // Wanted values per company of the target (None for shared targets).
-        let mut wanted: BTreeMap<Option<String>, Vec<Value>> = BTreeMap::new();
+        // Distinct wanted values per company of the target (None for shared targets), compared
+        // by their canonical text (values are not hashable: reals).
+        let mut wanted: BTreeMap<Option<String>, (Vec<Value>, HashSet<String>)> = BTreeMap::new();
         for (company, values) in rows {
             for (i, value) in values {
                 if *i == field_index && !value.is_null() {
                     let scope = if target.company_specific { company.clone() } else { None };
-                    let list = wanted.entry(scope).or_default();
-                    if !list.contains(value) {
+                    let (list, seen) = wanted.entry(scope).or_default();
+                    if seen.insert(value.to_text().unwrap_or_default()) {
                         list.push(value.clone());
                     }
                 }
@@ -83,8 +84,8 @@ pub(crate) async fn find_missing_lookups<C: Conn>(
         let table = EntityTable::new(target, conn.dialect());
         let column = table.column_of_field(target_field);
         let col_type = ColType::of(&target.fields[target_field].ty);
-        for (company, values) in wanted {
-            let mut missing: Vec<Value> = Vec::new();
+        for (company, (values, _)) in wanted {
+            let mut missing: HashSet<String> = HashSet::new();
             for chunk in values.chunks(LOOKUP_CHUNK) {
                 let mut sql = Sql::new(conn.dialect());
                 sql.push("SELECT ").push(&column).push(" FROM ").push(&table.name).push(" WHERE ");
@@ -100,8 +101,9 @@ pub(crate) async fn find_missing_lookups<C: Conn>(
                 }
                 sql.push(")");
                 let found = conn.fetch(&sql.text, sql.args, &[col_type]).await?;
-                let found: Vec<Value> = found.into_iter().map(|mut r| r.remove(0)).collect();
-                missing.extend(chunk.iter().filter(|v| !found.contains(v)).cloned());
+                let found: HashSet<String> =
+                    found.into_iter().map(|mut r| r.remove(0).to_text().unwrap_or_default()).collect();
+                missing.extend(chunk.iter().map(|v| v.to_text().unwrap_or_default()).filter(|v| !found.contains(v)));
             }
             if missing.is_empty() {
                 continue;
@@ -114,7 +116,7 @@ pub(crate) async fn find_missing_lookups<C: Conn>(
                     continue;
                 }
                 for (i, value) in values {
-                    if *i == field_index && missing.contains(value) {
+                    if *i == field_index && !value.is_null() && missing.contains(&value.to_text().unwrap_or_default()) {
                         misses.push(LookupMiss {
                             row,
                             field: field_index,

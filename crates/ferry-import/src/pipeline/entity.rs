@@ -48,10 +48,20 @@ pub(crate) enum WriteMode {
 
 pub(crate) async fn import_entity(
     run: &RunState,
-    spec: SourceSpec,
+    mut spec: SourceSpec,
     position: i64,
     mode: WriteMode,
 ) -> Result<EntityOutcome, RunError> {
+    // The staging file is written by the pass that stages (not by the write pass of an
+    // all-or-nothing import, which reads the file a second time).
+    let staging = if mode == WriteMode::Atomic {
+        None
+    } else {
+        let file = tempfile::NamedTempFile::new_in(&run.ctx.settings.work_dir)
+            .map_err(|e| RunError::Transient(format!("cannot create a staging file: {e}")))?;
+        Some(file.into_temp_path())
+    };
+    spec.staging_path = staging.as_ref().map(|p| p.to_path_buf());
     let (tx, mut rx) = mpsc::channel::<SourceEvent>(2);
     let cancel = Arc::new(AtomicBool::new(false));
     let reader = {
@@ -176,6 +186,9 @@ pub(crate) async fn import_entity(
     if let Some(file) = rejected_file {
         file.finish(run).await?;
     }
+    if let Some(path) = staging {
+        run.ctx.blobs.put_file(&super::staging_blob_key(&run.message.id, position), &path).await?;
+    }
     Ok(outcome)
 }
 
@@ -244,17 +257,27 @@ impl Drop for StopOnDrop {
 
 /// The rejected rows of one entity, in the input's format, in a local file until the end.
 struct RejectedFile {
-    path: tempfile::TempPath,
+    path: Option<tempfile::TempPath>,
     writer: Option<RejectedRowsWriter>,
     key: String,
 }
 
 impl RejectedFile {
+    /// A rejected-rows file; without a writer when the scratch file cannot be created (the
+    /// rows are still recorded as errors; only the file is missing).
     fn new(run: &RunState, spec: &SourceSpec, position: i64) -> RejectedFile {
-        let file = tempfile::NamedTempFile::new_in(&run.ctx.settings.work_dir).expect("work dir is writable");
-        let (file, path) = file.into_parts();
-        let writer = RejectedRowsWriter::new(&spec.format, Box::new(std::io::BufWriter::new(file))).ok();
-        RejectedFile { path, writer, key: super::rejected_blob_key(&run.message.id, position, &spec.format) }
+        let key = super::rejected_blob_key(&run.message.id, position, &spec.format);
+        match tempfile::NamedTempFile::new_in(&run.ctx.settings.work_dir) {
+            Ok(file) => {
+                let (file, path) = file.into_parts();
+                let writer = RejectedRowsWriter::new(&spec.format, Box::new(std::io::BufWriter::new(file))).ok();
+                RejectedFile { path: Some(path), writer, key }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create the rejected-rows file");
+                RejectedFile { path: None, writer: None, key }
+            }
+        }
     }
 
     fn write(&mut self, columns: &[String], record: &ferry_formats::SourceRecord) {
@@ -266,11 +289,11 @@ impl RejectedFile {
     }
 
     async fn finish(self, run: &RunState) -> Result<(), RunError> {
-        let Some(writer) = self.writer else { return Ok(()) };
+        let (Some(writer), Some(path)) = (self.writer, self.path) else { return Ok(()) };
         if writer.finish().is_err() {
             return Ok(());
         }
-        run.ctx.blobs.put_file(&self.key, &self.path).await?;
+        run.ctx.blobs.put_file(&self.key, &path).await?;
         Ok(())
     }
 }

@@ -149,6 +149,11 @@ pub fn rejected_blob_key(message_id: &str, position: i64, format: &SourceFormat)
     format!("rejected/{message_id}/{position}.{ext}")
 }
 
+/// The blob key of the staging file (JSON lines) of entity `position` of a message.
+pub fn staging_blob_key(message_id: &str, position: i64) -> String {
+    format!("staging/{message_id}/{position}.jsonl")
+}
+
 /// One entity to import from one local file.
 struct Unit {
     resolved: ResolvedEntity,
@@ -256,6 +261,7 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
             company: run.message.company.clone().or(job.company.clone()),
             limits: ctx.settings.limits.clone(),
             batch_rows: ctx.settings.batch_rows,
+            staging_path: None,
         };
         let outcome = if job.all_or_nothing {
             let check = import_entity(run, spec.clone(), position, WriteMode::ValidateOnly).await?;

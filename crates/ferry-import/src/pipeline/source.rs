@@ -22,6 +22,8 @@ pub(crate) struct SourceSpec {
     pub company: Option<String>,
     pub limits: Limits,
     pub batch_rows: usize,
+    /// Where to keep the staged rows (JSON lines: source row, company, mapped values).
+    pub staging_path: Option<PathBuf>,
 }
 
 /// An error record before it is stored.
@@ -93,6 +95,13 @@ fn read_all(spec: &SourceSpec, out: &mpsc::Sender<SourceEvent>, cancel: &AtomicB
         Err(e) => return fatal("missing_columns", e.message, None, e.missing.first().cloned()),
     };
     let mut duplicates = DuplicateKeys::default();
+    let mut staging = match &spec.staging_path {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => Some(std::io::BufWriter::with_capacity(256 * 1024, f)),
+            Err(e) => return fatal("io", format!("cannot write the staging file: {e}"), None, None),
+        },
+        None => None,
+    };
     let mut batch = new_batch(reader.columns(), &map);
     loop {
         if cancel.load(Ordering::Relaxed) {
@@ -145,7 +154,14 @@ fn read_all(spec: &SourceSpec, out: &mpsc::Sender<SourceEvent>, cancel: &AtomicB
                         record: Some(record),
                     });
                 }
-                None => batch.rows.push((staged, record)),
+                None => {
+                    if let Some(out) = &mut staging
+                        && let Err(e) = write_staged(out, entity, &map, &staged)
+                    {
+                        return fatal("io", format!("cannot write the staging file: {e}"), None, None);
+                    }
+                    batch.rows.push((staged, record));
+                }
             },
             Err(errors) => {
                 let errors = errors
@@ -169,7 +185,32 @@ fn read_all(spec: &SourceSpec, out: &mpsc::Sender<SourceEvent>, cancel: &AtomicB
         }
     }
     send(out, &mut batch, reader.columns(), &map);
+    if let Some(mut out) = staging
+        && let Err(e) = std::io::Write::flush(&mut out)
+    {
+        return fatal("io", format!("cannot write the staging file: {e}"), None, None);
+    }
     SourceEvent::End(SourceEnd { fatal: None, ignored_columns: map.ignored })
+}
+
+/// One staged row as a JSON line: `{"row":2,"company":"usmf","values":{"Field":"text",…}}`
+/// with the fields the file gives.
+fn write_staged(
+    out: &mut impl std::io::Write,
+    entity: &Entity,
+    map: &ColumnMap,
+    staged: &StagedRow,
+) -> std::io::Result<()> {
+    let mut values = serde_json::Map::new();
+    for target in map.targets.iter().flatten() {
+        if let Target::Field(i) = target {
+            let text = staged.values[*i].to_text().map_or(serde_json::Value::Null, serde_json::Value::String);
+            values.insert(entity.fields[*i].name.clone(), text);
+        }
+    }
+    let line = serde_json::json!({ "row": staged.row, "company": staged.company, "values": values });
+    serde_json::to_writer(&mut *out, &line)?;
+    out.write_all(b"\n")
 }
 
 fn new_batch(columns: &[String], map: &ColumnMap) -> SourceBatch {
