@@ -71,11 +71,13 @@ pub struct ApiError {
     pub target: Option<String>,
     /// Set for 401s: the `WWW-Authenticate` challenge.
     pub challenge: Option<String>,
+    /// Set for retryable 503s: `Retry-After` in whole seconds (RIS parses it as an integer).
+    pub retry_after_secs: Option<u32>,
 }
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> ApiError {
-        ApiError { kind, message: message.into(), target: None, challenge: None }
+        ApiError { kind, message: message.into(), target: None, challenge: None, retry_after_secs: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -105,7 +107,14 @@ impl ApiError {
             message: description.into(),
             target: None,
             challenge: Some(challenge),
+            retry_after_secs: None,
         }
+    }
+
+    /// Adds `Retry-After: <secs>` to the answer.
+    pub fn with_retry_after(mut self, secs: u32) -> ApiError {
+        self.retry_after_secs = Some(secs);
+        self
     }
 }
 
@@ -122,6 +131,34 @@ impl From<StoreError> for ApiError {
             }
             _ => {
                 tracing::error!(error = ?e, "store error");
+                ApiError::new(ErrorKind::Internal, "an internal error occurred; the server log has the details")
+            }
+        }
+    }
+}
+
+/// Seconds a client is asked to wait before retrying when import storage is unavailable.
+const IMPORT_RETRY_AFTER_SECS: u32 = 5;
+
+impl From<ferry_import::ImportError> for ApiError {
+    fn from(e: ferry_import::ImportError) -> ApiError {
+        use ferry_import::ImportError as E;
+        match e {
+            E::UnknownJob(_) | E::NotFound(_) => ApiError::not_found(e.to_string()),
+            // The job's authorization policy is the permission: the token was fine, the app is
+            // not listed. D365 answers 401 here, and clients expect it.
+            E::Unauthorized { .. } => ApiError::unauthorized(None, &e.to_string()),
+            // D365 documents no answer for a disabled job; 409 tells it apart from the policy's
+            // 401 and from an unknown job's 404.
+            E::JobDisabled(_) | E::Conflict(_) => ApiError::new(ErrorKind::Conflict, e.to_string()),
+            E::BadRequest(_) | E::BodyFailed(_) => ApiError::bad_request(e.to_string()),
+            E::TooLarge { .. } => ApiError::new(ErrorKind::PayloadTooLarge, e.to_string()),
+            E::Unavailable(ref detail) => {
+                tracing::warn!(error = %detail, "import storage unavailable");
+                ApiError::new(ErrorKind::Unavailable, e.to_string()).with_retry_after(IMPORT_RETRY_AFTER_SECS)
+            }
+            E::Internal(ref detail) => {
+                tracing::error!(error = %detail, "import error");
                 ApiError::new(ErrorKind::Internal, "an internal error occurred; the server log has the details")
             }
         }
@@ -146,6 +183,9 @@ impl IntoResponse for ApiError {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; odata.metadata=minimal"));
         if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

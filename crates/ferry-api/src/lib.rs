@@ -1,12 +1,19 @@
 //! ferry's HTTP edge: the OData entity API (F&O `/data`, Dataverse `/api/data/v9.2`), the F&O
-//! metadata service, OAuth 2.0 token and discovery endpoints, and operability endpoints.
+//! metadata service, OAuth 2.0 token and discovery endpoints, operability endpoints, and the
+//! recurring import: the connector (`/api/connector/*`), the DMF actions on
+//! `DataManagementDefinitionGroups`, message views (`/api/messages`) and project/job
+//! administration (`/api/admin/*`).
 //!
 //! This is the only crate that knows the wire format: domain types are turned into JSON and
 //! XML here, by hand. Every error leaves through one table (`error.rs`).
 
 mod auth;
+mod connector;
+mod dmf;
 mod error;
 mod exporter;
+mod import_admin;
+mod messages;
 mod oauth;
 mod odata;
 mod ops;
@@ -40,6 +47,7 @@ struct StateInner {
     settings: ApiSettings,
     metrics: PrometheusHandle,
     replication: Option<Arc<ferry_replicate::Replication>>,
+    import: Option<ferry_import::ImportService>,
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -56,7 +64,9 @@ impl ApiState {
         settings: ApiSettings,
         metrics: PrometheusHandle,
     ) -> ApiState {
-        ApiState { inner: Arc::new(StateInner { store, catalog, tokens, settings, metrics, replication: None }) }
+        ApiState {
+            inner: Arc::new(StateInner { store, catalog, tokens, settings, metrics, replication: None, import: None }),
+        }
     }
 
     /// Serves the data-export (replication) API from `replication`. Call before cloning.
@@ -64,6 +74,20 @@ impl ApiState {
         Arc::get_mut(&mut self.inner).expect("with_replication is called before the state is shared").replication =
             Some(replication);
         self
+    }
+
+    /// Serves the recurring import (connector, DMF actions, messages, project and job
+    /// administration) from `import`. Call before cloning.
+    pub fn with_import(mut self, import: ferry_import::ImportService) -> ApiState {
+        Arc::get_mut(&mut self.inner).expect("with_import is called before the state is shared").import = Some(import);
+        self
+    }
+
+    /// The import service, or the 503 every import route answers when this server has none.
+    fn import(&self) -> error::ApiResult<&ferry_import::ImportService> {
+        self.inner.import.as_ref().ok_or_else(|| {
+            ApiError::new(error::ErrorKind::Unavailable, "recurring import is not enabled on this server")
+        })
     }
 
     fn store(&self) -> &Store {

@@ -2,7 +2,7 @@
 //! and records the documentation `/openapi.json` is generated from, so the two cannot drift.
 
 use crate::error::ApiError;
-use crate::{ApiState, auth, exporter, oauth, odata, ops};
+use crate::{ApiState, auth, connector, dmf, exporter, import_admin, messages, oauth, odata, ops};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::response::{IntoResponse, Response};
@@ -140,8 +140,53 @@ pub(crate) fn build(state: ApiState) -> (Router, Vec<RouteDoc>) {
         ("get", "/Metadata/PublicEntities", "Public entities with their properties (DataType, IsKey, …)", META),
         ("get", "/Metadata/PublicEnumerations", "Enumerations with their members", META),
     ];
+    const DMF: &str = "DMF package API";
+    // Before `/data/{*path}` in matching (a static segment wins): not a catalog entity set.
+    t.add(
+        true,
+        "/data/DataManagementDefinitionGroups/{action}",
+        any(dmf::action),
+        &[
+            (
+                "post",
+                "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.GetMessageStatus",
+                "Status of a recurring-import message (`messageId`): Enqueued, Processing, Processed, ProcessedWithErrors, PreProcessingError",
+                DMF,
+            ),
+            (
+                "post",
+                "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.GetExecutionIdByMessageId",
+                "Execution id of a message (`_messageId`); the empty GUID for an unknown message",
+                DMF,
+            ),
+            (
+                "post",
+                "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.GetExecutionSummaryStatus",
+                "DMF execution summary status (`executionId`): NotRun, Executing, Succeeded, PartiallySucceeded, Failed",
+                DMF,
+            ),
+            (
+                "post",
+                "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.GetEntityExecutionSummaryStatusList",
+                "Per-entity status and record counts of an execution (`executionId`)",
+                DMF,
+            ),
+            (
+                "post",
+                "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.GetExecutionErrors",
+                "Rejected rows of an execution (`executionId`, or a message id) as a string holding a JSON array of {RecordId, Field, ErrorMessage}",
+                DMF,
+            ),
+            (
+                "post",
+                "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.InitializeDataManagement",
+                "Accepted for compatibility; nothing to initialize (204)",
+                DMF,
+            ),
+        ],
+    );
     t.add(true, "/data", any(odata::handle), &entity_docs[..1]);
-    t.add(true, "/data/{*path}", any(odata::handle), &entity_docs[1..]);
+    t.add(true, "/data/{*path}", any(data_path), &entity_docs[1..]);
     t.add(true, "/api/data/v9.2", any(odata::handle), &[]);
     t.add(true, "/api/data/v9.2/{*path}", any(odata::handle), dataverse_docs);
     t.add(true, "/Metadata/{*path}", any(odata::handle), metadata_docs);
@@ -249,6 +294,138 @@ pub(crate) fn build(state: ApiState) -> (Router, Vec<RouteDoc>) {
         ],
     );
 
+    const CONNECTOR: &str = "Recurring integrations (connector)";
+    // The import service enforces its own limit while streaming (and answers 413).
+    t.add(
+        true,
+        "/api/connector/enqueue/{activityId}",
+        post(connector::enqueue).layer(DefaultBodyLimit::disable()),
+        &[(
+            "post",
+            "/api/connector/enqueue/{activityId}",
+            "Enqueue a file (`?entity=`, `&company=`) or data package; header x-ms-dyn-externalidentifier; answers the message id as a JSON string",
+            CONNECTOR,
+        )],
+    );
+    t.add(
+        true,
+        "/{tenant}/api/connector/enqueue/{activityId}",
+        post(connector::enqueue_with_culture).layer(DefaultBodyLimit::disable()),
+        &[],
+    );
+    t.add(
+        true,
+        "/api/connector/jobstatus/{activityId}",
+        get(connector::job_status),
+        &[(
+            "get",
+            "/api/connector/jobstatus/{activityId}",
+            "DataJobStatusDetail of a message (`?jobId=<message id>`)",
+            CONNECTOR,
+        )],
+    );
+    t.add(true, "/{tenant}/api/connector/jobstatus/{activityId}", get(connector::job_status_with_culture), &[]);
+
+    const MESSAGES: &str = "Import messages";
+    t.add(
+        true,
+        "/api/messages",
+        get(messages::list),
+        &[("get", "/api/messages", "Messages, newest first (`activity`, `state`, `before`, `limit`)", MESSAGES)],
+    );
+    t.add(
+        true,
+        "/api/messages/{id}",
+        get(messages::get),
+        &[(
+            "get",
+            "/api/messages/{id}",
+            "One message (by message or execution id): state and why, timings, attempts, counters, warnings, entities",
+            MESSAGES,
+        )],
+    );
+    t.add(
+        true,
+        "/api/messages/{id}/errors",
+        get(messages::errors),
+        &[(
+            "get",
+            "/api/messages/{id}/errors",
+            "Rejected rows of a message (`stage`, `entity`, `after`, `limit`; `next` pages on)",
+            MESSAGES,
+        )],
+    );
+    t.add(
+        true,
+        "/api/messages/{id}/rejected/{position}",
+        get(messages::rejected),
+        &[(
+            "get",
+            "/api/messages/{id}/rejected/{position}",
+            "Download the rejected-rows file of one entity of a message",
+            MESSAGES,
+        )],
+    );
+    t.add(
+        true,
+        "/api/messages/{id}/staging/{position}",
+        get(messages::staging),
+        &[(
+            "get",
+            "/api/messages/{id}/staging/{position}",
+            "Download the staged rows of one entity of a message (JSON lines with source row numbers)",
+            MESSAGES,
+        )],
+    );
+
+    const IMPORT_ADMIN: &str = "Import administration";
+    t.add(
+        true,
+        "/api/admin/projects",
+        get(import_admin::list_projects),
+        &[("get", "/api/admin/projects", "List data projects", IMPORT_ADMIN)],
+    );
+    t.add(
+        true,
+        "/api/admin/projects/{name}",
+        get(import_admin::get_project).put(import_admin::put_project).delete(import_admin::delete_project),
+        &[
+            ("get", "/api/admin/projects/{name}", "Read a data project", IMPORT_ADMIN),
+            ("put", "/api/admin/projects/{name}", "Create or replace a data project", IMPORT_ADMIN),
+            ("delete", "/api/admin/projects/{name}", "Delete a data project no job uses", IMPORT_ADMIN),
+        ],
+    );
+    t.add(
+        true,
+        "/api/admin/jobs",
+        get(import_admin::list_jobs),
+        &[("get", "/api/admin/jobs", "List recurring jobs", IMPORT_ADMIN)],
+    );
+    t.add(
+        true,
+        "/api/admin/jobs/{activityId}",
+        get(import_admin::get_job).put(import_admin::put_job).delete(import_admin::delete_job),
+        &[
+            ("get", "/api/admin/jobs/{activityId}", "Read a recurring job", IMPORT_ADMIN),
+            ("put", "/api/admin/jobs/{activityId}", "Create or replace a recurring job", IMPORT_ADMIN),
+            ("delete", "/api/admin/jobs/{activityId}", "Delete a recurring job", IMPORT_ADMIN),
+        ],
+    );
+    t.add(
+        true,
+        "/api/admin/jobs/{activityId}/{action}",
+        post(import_admin::job_action),
+        &[
+            ("post", "/api/admin/jobs/{activityId}/enable", "Enable a recurring job", IMPORT_ADMIN),
+            (
+                "post",
+                "/api/admin/jobs/{activityId}/disable",
+                "Disable a recurring job (enqueue answers 409)",
+                IMPORT_ADMIN,
+            ),
+        ],
+    );
+
     let Table { public, secured, docs } = t;
     let secured = secured
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
@@ -289,7 +466,20 @@ async fn case_insensitive_fallback(State(state): State<ApiState>, request: Reque
                 .into_response();
         }
     };
+    if let Some(action) = dmf::action_in_path(parts.uri.path()) {
+        let principal = parts.extensions.get::<ferry_auth::Principal>().cloned().expect("inserted above");
+        return dmf::run(&state, &principal, &parts.method, &action, &body).await.unwrap_or_else(|e| e.into_response());
+    }
     odata::dispatch(state, parts, body).await
+}
+
+/// `/data/{*path}`: the DMF actions when the entity set is spelled in another case than the
+/// exact route's, else the entity API.
+async fn data_path(State(state): State<ApiState>, request: Request) -> Response {
+    match dmf::action_in_path(request.uri().path()) {
+        Some(action) => dmf::handle_request(state, &action, request).await,
+        None => odata::handle(State(state), request).await,
+    }
 }
 
 async fn openapi_json(State(state): State<ApiState>) -> Response {

@@ -4,13 +4,17 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::apps::{AppDecl, AppEntry, resolve_apps};
+use crate::blobs::{BlobsConfig, BlobsEntry};
 use crate::error::{KeyPath, Problem};
+use crate::import::ImportConfig;
+use crate::jobs::{JobDecl, JobEntry, resolve_jobs};
 use crate::profiles::{ProfileDecl, ProfileEntry, resolve_profiles};
+use crate::projects::{ProjectDecl, ProjectEntry, resolve_projects};
 use crate::secret::SecretRef;
 use crate::sections::{AuthConfig, LogConfig, ODataConfig};
 use crate::validate::{Validate, http_url, not_blank};
@@ -36,6 +40,14 @@ pub struct Config {
     pub apps: Vec<AppDecl>,
     /// Replication profiles, applied at start-up (matched by name).
     pub profiles: Vec<ProfileDecl>,
+    /// The recurring-import service.
+    pub import: ImportConfig,
+    /// Where files are kept (enqueued imports, rejected rows).
+    pub blobs: BlobsConfig,
+    /// Data projects, applied at start-up (matched by name).
+    pub projects: Vec<ProjectDecl>,
+    /// Recurring import jobs, applied at start-up after the projects (matched by activity id).
+    pub jobs: Vec<JobDecl>,
 }
 
 /// The configuration as layered TOML, before defaults are derived.
@@ -53,11 +65,16 @@ pub(crate) struct Document {
     odata: ODataConfig,
     apps: Vec<AppEntry>,
     profiles: Vec<ProfileEntry>,
+    import: ImportConfig,
+    blobs: BlobsEntry,
+    projects: Vec<ProjectEntry>,
+    jobs: Vec<JobEntry>,
 }
 
 impl Document {
-    /// Derive defaults and validate; `env` serves `env:VAR` app secrets.
-    pub(crate) fn resolve(self, env: &[(String, String)]) -> Result<Config, Problem> {
+    /// Derive defaults and validate; `env` serves `env:VAR` secrets, `base_dir` (the config
+    /// file's directory) is where relative `xslt_file` paths start.
+    pub(crate) fn resolve(self, env: &[(String, String)], base_dir: &Path) -> Result<Config, Problem> {
         let root = KeyPath::root();
         let listen = parse_listen(self.listen.as_deref().unwrap_or(DEFAULT_LISTEN), &root.key("listen"))?;
         let data_dir = self.data_dir.as_deref().unwrap_or(DEFAULT_DATA_DIR);
@@ -83,10 +100,11 @@ impl Document {
             .map(|text| SecretRef::parse(&text).map_err(|e| Problem::new(&root.key("master_key"), e)))
             .transpose()?;
 
-        let (mut log, mut auth, mut odata) = (self.log, self.auth, self.odata);
+        let (mut log, mut auth, mut odata, mut import) = (self.log, self.auth, self.odata, self.import);
         log.validate(&root.key("log"))?;
         auth.validate(&root.key("auth"))?;
         odata.validate(&root.key("odata"))?;
+        import.validate(&root.key("import"))?;
         for issuer in &mut auth.trusted_issuers {
             if issuer.audience.is_empty() {
                 issuer.audience.clone_from(&public_url);
@@ -94,6 +112,9 @@ impl Document {
         }
         let apps = resolve_apps(self.apps, env, &root.key("apps"))?;
         let profiles = resolve_profiles(self.profiles, env, &root.key("profiles"))?;
+        let blobs = self.blobs.resolve(&data_dir, env, &root.key("blobs"))?;
+        let projects = resolve_projects(self.projects, base_dir, &root.key("projects"))?;
+        let jobs = resolve_jobs(self.jobs, &root.key("jobs"))?;
 
         Ok(Config {
             listen,
@@ -107,6 +128,10 @@ impl Document {
             odata,
             apps,
             profiles,
+            import,
+            blobs,
+            projects,
+            jobs,
         })
     }
 }
@@ -135,13 +160,18 @@ impl Config {
     pub fn redacted_summary(&self) -> String {
         let enabled = self.apps.iter().filter(|a| a.enabled).count();
         format!(
-            "listen: {}\ndata_dir: {}\ndatabase: {}\npublic_url: {}\napps: {} ({enabled} enabled)\nprofiles: {}",
+            "listen: {}\ndata_dir: {}\ndatabase: {}\npublic_url: {}\napps: {} ({enabled} enabled)\nprofiles: {}\n\
+             blobs: {}\nimport workers: {}\nprojects: {}\njobs: {}",
             self.listen,
             self.data_dir.display(),
             redact_database_url(&self.database),
             self.public_url,
             self.apps.len(),
             self.profiles.len(),
+            self.blobs.describe(),
+            self.import.workers,
+            self.projects.len(),
+            self.jobs.len(),
         )
     }
 
@@ -165,6 +195,10 @@ impl fmt::Debug for Config {
             .field("odata", &self.odata)
             .field("apps", &self.apps)
             .field("profiles", &self.profiles)
+            .field("import", &self.import)
+            .field("blobs", &self.blobs)
+            .field("projects", &self.projects)
+            .field("jobs", &self.jobs)
             .finish()
     }
 }

@@ -5,7 +5,8 @@
 //! `FERRY_LOG__FORMAT` sets `log.format` (a double underscore separates
 //! nesting levels; names are lower-cased). Every `FERRY_*` variable must name
 //! a real key — unknown ones fail deserialization like unknown file keys do —
-//! except `FERRY_TEST_*` and variables that the configuration itself
+//! except `FERRY_TEST_*`, the few variables ferry reads itself outside the
+//! configuration ([`NOT_SETTINGS`]) and variables that the configuration itself
 //! references as a secret (`secret = "env:FERRY_ERP_SECRET"`).
 
 use std::collections::BTreeSet;
@@ -17,6 +18,11 @@ use crate::tree::{Node, Origin, Value};
 
 const PREFIX: &str = "FERRY_";
 const IGNORED_PREFIX: &str = "FERRY_TEST_";
+/// `FERRY_*` variables that are not settings: the program that runs XSLT transforms (tests point
+/// it at the `ferry` binary, since an in-process server's own executable is the test binary) and
+/// the limits the transform runner hands its worker process.
+pub(crate) const NOT_SETTINGS: &[&str] =
+    &["FERRY_XSLT_WORKER", "FERRY_XSLT_MAX_MEMORY_BYTES", "FERRY_XSLT_MAX_OUTPUT_BYTES"];
 
 /// The dotted config key an environment variable sets (`FERRY_AUTH__CLOCK_SKEW_SECS`
 /// → `auth.clock_skew_secs`).
@@ -32,7 +38,11 @@ fn env_var_path(var: &str) -> Vec<String> {
 pub(crate) fn apply_env(root: &mut Node, env: &[(String, String)]) -> Result<(), ConfigError> {
     let referenced = secret_references(root, env);
     for (var, value) in env {
-        if !var.starts_with(PREFIX) || var.starts_with(IGNORED_PREFIX) || referenced.contains(var.as_str()) {
+        if !var.starts_with(PREFIX)
+            || var.starts_with(IGNORED_PREFIX)
+            || NOT_SETTINGS.contains(&var.as_str())
+            || referenced.contains(var.as_str())
+        {
             continue;
         }
         let path = env_var_path(var);

@@ -22,11 +22,15 @@
 //! `Document` and `Config` (`config.rs`).
 
 mod apps;
+mod blobs;
 mod config;
 mod de;
 mod error;
+mod import;
+mod jobs;
 mod layers;
 mod profiles;
+mod projects;
 mod secret;
 mod sections;
 mod tree;
@@ -38,12 +42,16 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use apps::{AppDecl, KNOWN_ROLES};
+pub use blobs::{BLOBS_S3_REGION_DEFAULT, BlobsConfig, S3Blobs};
 pub use config::Config;
 pub use error::{ConfigError, Layer};
+pub use import::{IMPORT_MAX_ENQUEUE_BYTES_DEFAULT, IMPORT_MAX_FIELD_BYTES_DEFAULT, ImportConfig};
+pub use jobs::{JobAppDecl, JobDecl, JobKindDecl};
 pub use profiles::{
     ConnectionString, PROFILE_RETRY_COUNT_DEFAULT, PROFILE_RETRY_INTERVAL_DEFAULT, ProfileDecl, ProfileStateDecl,
     ProfileTarget,
 };
+pub use projects::{PROJECT_FORMAT_DEFAULT, ProjectDecl, ProjectEntityDecl, ProjectOperation};
 pub use secret::{AppSecret, SecretRef};
 pub use sections::{AuthConfig, LogConfig, LogFormat, ODataConfig, TrustedIssuer};
 
@@ -72,7 +80,7 @@ pub struct Overrides {
 
 /// Load the configuration: `file` (if any) < `env` (`FERRY_*` entries) <
 /// `overrides`. `env` is the only environment consulted — also for `env:VAR`
-/// app secrets and profile connection strings — so pass
+/// app secrets, profile connection strings and the S3 secret key — so pass
 /// `std::env::vars().collect::<Vec<_>>()`.
 pub fn load(file: Option<&Path>, env: &[(String, String)], overrides: &Overrides) -> Result<Config, ConfigError> {
     let text = match file {
@@ -89,10 +97,12 @@ pub fn load(file: Option<&Path>, env: &[(String, String)], overrides: &Overrides
     layers::apply_env(&mut root, env)?;
     layers::apply_overrides(&mut root, overrides)?;
 
+    // Relative `xslt_file` paths start at the config file's directory.
+    let base_dir = file.and_then(Path::parent).filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let file = file.zip(text.as_deref());
     let located = |problem: Problem| locate(problem, &root, file);
     let document: Document = de::from_node(&root).map_err(located)?;
-    document.resolve(env).map_err(located)
+    document.resolve(env, base_dir).map_err(located)
 }
 
 /// Turn a [`Problem`] into a [`ConfigError`] naming the layer whose value

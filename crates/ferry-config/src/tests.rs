@@ -2,6 +2,7 @@
 //! < flags, secrets and redaction. Error-message shapes live in `tests/errors.rs`.
 
 mod errors;
+mod imports;
 mod profiles;
 
 use std::io::Write;

@@ -100,9 +100,10 @@ impl Store {
     }
 
     /// Clears what an earlier unfinished run of the message recorded (errors, entity results).
-    pub async fn begin_message_attempt(&self, id: &str, holder: &str) -> StoreResult<()> {
+    pub async fn begin_message_attempt(&self, fence: &Fence) -> StoreResult<()> {
         let now = self.now();
-        write_tx!(self, |conn| queue::begin_attempt(conn, id, holder, now));
+        let until = fence.lease_until(now);
+        write_tx!(self, |conn| queue::begin_attempt(conn, &fence.message_id, &fence.holder, until, now));
         Ok(())
     }
 
@@ -127,7 +128,7 @@ impl Store {
     pub async fn put_message_entity(&self, e: &MessageEntityRecord, fence: &Fence) -> StoreResult<()> {
         let now = self.now();
         write_tx!(self, |conn| async {
-            queue::fence(conn, &fence.message_id, &fence.holder, now).await?;
+            queue::fence(conn, &fence.message_id, &fence.holder, fence.lease_until(now), now).await?;
             imports::put_message_entity(conn, e).await
         });
         Ok(())
@@ -144,7 +145,7 @@ impl Store {
         }
         let now = self.now();
         write_tx!(self, |conn| async {
-            queue::fence(conn, &fence.message_id, &fence.holder, now).await?;
+            queue::fence(conn, &fence.message_id, &fence.holder, fence.lease_until(now), now).await?;
             imports::add_import_errors(conn, errors).await
         });
         Ok(())

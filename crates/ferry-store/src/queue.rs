@@ -218,13 +218,23 @@ pub(crate) async fn renew<C: Conn>(
     Ok(conn.execute(&sql, args).await? > 0)
 }
 
-/// Fails with [`StoreError::LeaseLost`] unless `holder` still holds the message; on PostgreSQL
-/// the row lock taken here also keeps a claimer waiting until the caller's transaction ends.
-pub(crate) async fn fence<C: Conn>(conn: &mut C, id: &str, holder: &str, now: DateTime<Utc>) -> StoreResult<()> {
+/// Fails with [`StoreError::LeaseLost`] unless `holder` still holds the message, and extends its
+/// lease to at least `lease_until`. The row lock taken here keeps a claimer waiting until the
+/// caller's transaction ends — which is why the lease is extended here too: a claimer that waited
+/// for a long batch must not find the lease expired the moment the batch commits.
+pub(crate) async fn fence<C: Conn>(
+    conn: &mut C,
+    id: &str,
+    holder: &str,
+    lease_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
     let n = conn
         .execute(
-            "UPDATE ferry_messages SET heartbeat_at = $3 WHERE id = $1 AND lease_holder = $2 AND state = 'Processing'",
-            vec![text(id), text(holder), Value::DateTime(now)],
+            "UPDATE ferry_messages SET heartbeat_at = $3, \
+             lease_until = CASE WHEN lease_until > $4 THEN lease_until ELSE $4 END \
+             WHERE id = $1 AND lease_holder = $2 AND state = 'Processing'",
+            vec![text(id), text(holder), Value::DateTime(now), Value::DateTime(lease_until)],
         )
         .await?;
     if n == 0 { Err(StoreError::LeaseLost { message_id: id.to_string() }) } else { Ok(()) }
@@ -235,9 +245,10 @@ pub(crate) async fn begin_attempt<C: Conn>(
     conn: &mut C,
     id: &str,
     holder: &str,
+    lease_until: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    fence(conn, id, holder, now).await?;
+    fence(conn, id, holder, lease_until, now).await?;
     conn.execute("DELETE FROM ferry_import_errors WHERE message_id = $1", vec![text(id)]).await?;
     conn.execute("DELETE FROM ferry_message_entities WHERE message_id = $1", vec![text(id)]).await?;
     conn.execute(

@@ -3,7 +3,7 @@
 //! same file changes nothing and takes no versions) — all in one multi-row
 //! `INSERT … ON CONFLICT DO UPDATE` per chunk.
 
-use crate::engine::Conn;
+use crate::engine::{Conn, Dialect};
 use crate::error::StoreResult;
 use crate::model::{NewRow, RowKey, StoredRow};
 use crate::queue;
@@ -38,6 +38,14 @@ impl std::ops::AddAssign for BatchCounts {
 pub struct Fence {
     pub message_id: String,
     pub holder: String,
+    /// How far each fenced write extends the lease.
+    pub lease: std::time::Duration,
+}
+
+impl Fence {
+    pub(crate) fn lease_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX)
+    }
 }
 
 /// Upserts `rows` (no key twice) by natural key. New rows are inserted whole; existing rows take
@@ -55,7 +63,7 @@ pub(crate) async fn import_batch<C: Conn>(
 ) -> StoreResult<BatchCounts> {
     allocate_versions(conn, 0).await?;
     if let Some(f) = fence {
-        queue::fence(conn, &f.message_id, &f.holder, now).await?;
+        queue::fence(conn, &f.message_id, &f.holder, f.lease_until(now), now).await?;
     }
     if rows.is_empty() {
         return Ok(BatchCounts::default());
@@ -160,9 +168,15 @@ async fn existing_rows<C: Conn>(
     let per_statement = (PARAMS_PER_STATEMENT_MAX / key_columns.len()).max(1);
     let mut found = HashMap::with_capacity(rows.len());
     for chunk in rows.chunks(per_statement) {
+        // PostgreSQL plans a long row-value IN list as one OR per row (a scan that compares every
+        // row with every key); a join with a VALUES list uses the key index. SQLite turns the IN
+        // list into an ephemeral index by itself.
         let mut sql = Sql::new(conn.dialect());
-        sql.push("SELECT ").push(&select).push(" FROM ").push(&table.name).push(" WHERE (");
-        sql.push(&key_columns.join(", ")).push(") IN (");
+        sql.push("SELECT ").push(&select).push(" FROM ").push(&table.name);
+        match conn.dialect() {
+            Dialect::Postgres => sql.push(" JOIN (VALUES "),
+            Dialect::Sqlite => sql.push(" WHERE (").push(&key_columns.join(", ")).push(") IN ("),
+        };
         for (n, row) in chunk.iter().enumerate() {
             sql.push(if n == 0 { "(" } else { ", (" });
             let key = RowKey {
@@ -183,7 +197,18 @@ async fn existing_rows<C: Conn>(
             }
             sql.push(")");
         }
-        sql.push(")");
+        if conn.dialect() == Dialect::Postgres {
+            let names: Vec<String> = (0..key_columns.len()).map(|i| format!("ferry_key{i}")).collect();
+            let on: Vec<String> = key_columns
+                .iter()
+                .zip(&names)
+                .map(|(col, v)| format!("{}.{col} = ferry_keys.{v}", table.name))
+                .collect();
+            sql.push(") AS ferry_keys (").push(&names.join(", ")).push(") ON ").push(&on.join(" AND "));
+        }
+        if conn.dialect() == Dialect::Sqlite {
+            sql.push(")");
+        }
         for r in conn.fetch(&sql.text, sql.args, &types).await? {
             let stored = table.decode(r)?;
             found.insert(key_text(entity, &stored.company, &stored.values), stored);

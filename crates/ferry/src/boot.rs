@@ -1,7 +1,7 @@
 //! Start-up steps shared by `ferry serve` and the admin commands: building the
 //! entity catalog, opening and migrating the store, applying the `[[apps]]`
-//! declarations, loading (or creating) the master key and opening the token
-//! service.
+//! declarations, loading (or creating) the master key, opening the token
+//! service, the blob store (`[blobs]`) and the import service (`[import]`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,12 +10,20 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use chrono::Utc;
 use ferry_auth::{MasterKey, TokenService, TokenSettings, TrustedIssuerSettings};
-use ferry_config::{AppDecl, AppSecret, Config, SecretRef};
+use ferry_blob::{BlobConfig, BlobStore};
+use ferry_config::{AppDecl, AppSecret, BlobsConfig, Config, SecretRef};
+use ferry_import::{ImportService, ImportSettings};
 use ferry_model::{Catalog, CatalogSource};
 use ferry_store::{App, AppOrigin, Store};
+use ferry_xslt::XsltRunner;
 
 /// The master key file kept in the data dir when `master_key` is not configured.
 const MASTER_KEY_FILE: &str = "master.key";
+/// The import's scratch directory inside the data dir.
+const WORK_DIR: &str = "work";
+/// Names the program started as the XSLT worker (with `xslt-worker` as its first argument)
+/// instead of this executable: in-process test servers' executable is the test binary.
+const XSLT_WORKER_VAR: &str = "FERRY_XSLT_WORKER";
 
 /// The catalog sources: the standard entities, then every `*.toml` file of
 /// `entities_dir` in file-name order. Each source's origin is its file path,
@@ -114,25 +122,32 @@ async fn verifies(secret: &str, hash: &str) -> anyhow::Result<bool> {
 /// The master key named by `master_key`, or `<data_dir>/master.key`, which is
 /// created with a fresh key when missing.
 pub(crate) fn load_master_key(config: &Config, env: &[(String, String)]) -> anyhow::Result<MasterKey> {
-    let (text, source) = match &config.master_key {
-        Some(SecretRef::Env(var)) => {
+    let Some(secret) = &config.master_key else {
+        return data_dir_master_key(&config.data_dir);
+    };
+    let (text, source) = secret_value(secret, env, "master_key")?;
+    MasterKey::from_base64(&text).with_context(|| format!("master_key: invalid key in {source}"))
+}
+
+/// The value of the secret `secret` (setting `key`) and where it came from, for messages.
+fn secret_value(secret: &SecretRef, env: &[(String, String)], key: &str) -> anyhow::Result<(String, String)> {
+    Ok(match secret {
+        SecretRef::Env(var) => {
             let value = env
                 .iter()
                 .rev()
                 .find(|(name, _)| name == var)
                 .map(|(_, value)| value.clone())
-                .ok_or_else(|| anyhow!("master_key: environment variable {var} is not set"))?;
+                .ok_or_else(|| anyhow!("{key}: environment variable {var} is not set"))?;
             (value, format!("environment variable {var}"))
         }
-        Some(SecretRef::File(path)) => {
+        SecretRef::File(path) => {
             let text =
-                std::fs::read_to_string(path).with_context(|| format!("master_key: cannot read {}", path.display()))?;
+                std::fs::read_to_string(path).with_context(|| format!("{key}: cannot read {}", path.display()))?;
             (text, format!("file {}", path.display()))
         }
-        Some(SecretRef::Inline(text)) => (text.clone(), "the master_key setting".to_owned()),
-        None => return data_dir_master_key(&config.data_dir),
-    };
-    MasterKey::from_base64(&text).with_context(|| format!("master_key: invalid key in {source}"))
+        SecretRef::Inline(text) => (text.clone(), format!("the {key} setting")),
+    })
 }
 
 fn data_dir_master_key(data_dir: &Path) -> anyhow::Result<MasterKey> {
@@ -207,6 +222,93 @@ pub(crate) fn api_settings(config: &Config, public_url: &str) -> ferry_api::ApiS
         max_page_size: config.odata.max_page_size,
         default_company: config.odata.default_company.clone(),
     }
+}
+
+/// The blob store's configuration from `[blobs]`, with the S3 secret key read.
+pub(crate) fn blob_config(config: &Config, env: &[(String, String)]) -> anyhow::Result<BlobConfig> {
+    Ok(match &config.blobs {
+        BlobsConfig::Local { dir } => BlobConfig::Local { dir: dir.clone() },
+        BlobsConfig::S3(s3) => BlobConfig::S3 {
+            bucket: s3.bucket.clone(),
+            endpoint: s3.endpoint.clone(),
+            region: s3.region.clone(),
+            access_key_id: s3.access_key_id.clone(),
+            secret_access_key: s3
+                .secret_access_key
+                .as_ref()
+                .map(|secret| {
+                    secret_value(secret, env, "blobs.secret_access_key").map(|(text, _)| text.trim().to_owned())
+                })
+                .transpose()?,
+            prefix: s3.prefix.clone(),
+            allow_http: s3.allow_http,
+        },
+    })
+}
+
+/// Opens the blob store `[blobs]` names (creating a local directory; checking an S3 bucket answers).
+pub(crate) async fn open_blobs(config: &Config, env: &[(String, String)]) -> anyhow::Result<BlobStore> {
+    let blob_config = blob_config(config, env)?;
+    BlobStore::open(&blob_config)
+        .await
+        .with_context(|| format!("cannot open the blob store ([blobs]: {})", config.blobs.describe()))
+}
+
+/// The import service's settings from `[import]`; creates the work dir `<data_dir>/work`.
+pub(crate) fn import_settings(config: &Config, env: &[(String, String)]) -> anyhow::Result<ImportSettings> {
+    let work_dir = config.data_dir.join(WORK_DIR);
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("cannot create the import work dir {}", work_dir.display()))?;
+    let import = &config.import;
+    let mut settings = ImportSettings::new(work_dir);
+    settings.workers = import.workers as usize;
+    settings.lease = Duration::from_secs(import.lease_secs);
+    settings.poll_interval = Duration::from_millis(import.poll_interval_ms);
+    settings.max_attempts = i64::from(import.max_attempts);
+    settings.max_enqueue_bytes = import.max_enqueue_bytes;
+    settings.dedupe_window = Duration::from_secs(import.dedupe_window_hours * 3600);
+    settings.batch_rows = import.batch_rows as usize;
+    settings.default_company = import.default_company.clone();
+    settings.limits.max_field_bytes = usize::try_from(import.max_field_bytes).context("import.max_field_bytes")?;
+    settings.xslt = if import.xslt { Some(Arc::new(xslt_runner(env)?)) } else { None };
+    Ok(settings)
+}
+
+/// Runs transforms as `<ferry> xslt-worker …`: this executable, or the one `FERRY_XSLT_WORKER` names.
+fn xslt_runner(env: &[(String, String)]) -> anyhow::Result<XsltRunner> {
+    let named = env
+        .iter()
+        .rev()
+        .find(|(name, _)| name == XSLT_WORKER_VAR)
+        .map(|(_, value)| PathBuf::from(value))
+        .or_else(|| std::env::var_os(XSLT_WORKER_VAR).map(PathBuf::from))
+        .filter(|path| !path.as_os_str().is_empty());
+    let program = match named {
+        Some(program) => program,
+        None => {
+            let exe = std::env::current_exe().context(
+                "cannot find ferry's own executable to run XSLT transforms (set import.xslt = false to do without)",
+            )?;
+            // An in-process server (a test) whose executable is not ferry would run itself.
+            if !exe.file_name().is_some_and(|name| name.to_string_lossy().starts_with("ferry")) {
+                tracing::warn!(program = %exe.display(), "XSLT transforms will run `{} xslt-worker`, which may not be ferry; set {XSLT_WORKER_VAR} to the ferry binary", exe.display());
+            }
+            exe
+        }
+    };
+    Ok(XsltRunner::new(program, vec![crate::XSLT_WORKER_COMMAND.into()]))
+}
+
+/// The import service over `store`: the blob store opened, the settings from `[import]`.
+pub(crate) async fn import_service(
+    config: &Config,
+    env: &[(String, String)],
+    store: Store,
+    catalog: Arc<Catalog>,
+) -> anyhow::Result<ImportService> {
+    let settings = import_settings(config, env)?;
+    let blobs = open_blobs(config, env).await?;
+    Ok(ImportService::new(store, blobs, catalog, settings))
 }
 
 /// Fails unless `client_id` is 1..=100 characters from `[A-Za-z0-9._-]`.

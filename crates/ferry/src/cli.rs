@@ -90,6 +90,15 @@ pub enum Command {
     /// Inspect and control replication (data export) profiles; IDs may also be profile names.
     #[command(subcommand)]
     Profiles(ProfilesCommand),
+    /// Manage data projects: the entities an import fills, their formats and column mappings.
+    #[command(subcommand)]
+    Projects(ProjectsCommand),
+    /// Manage recurring import jobs: the connector endpoints apps enqueue files to.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Inspect enqueued import messages: state, row counts, rejected rows.
+    #[command(subcommand)]
+    Messages(MessagesCommand),
     /// Print the OpenAPI document of ferry's endpoints as JSON.
     Openapi,
 }
@@ -227,6 +236,157 @@ pub enum ProfilesCommand {
         #[arg(long)]
         repair: bool,
         /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+const PROJECTS_APPLY_HELP: &str = "\
+FILE holds one project, a list of them, or [[projects]] tables as in the config file
+(TOML, or JSON with a .json name or starting with '{' or '['). An \"origin\" key is ignored,
+so the output of `ferry projects show NAME --json` can be edited and applied again. A project
+entity's xslt_file is read relative to FILE's directory into its xslt.
+
+Example (customers.toml):
+  name = \"Customers\"
+  description = \"Customers from the ERP\"
+  [[entities]]
+  entity = \"Customers V3\"
+  format = \"CSV\"
+  mapping = { CUSTNO = \"CustomerAccount\" }
+
+  ferry projects apply customers.toml";
+
+const JOBS_APPLY_HELP: &str = "\
+FILE holds one job, a list of them, or [[jobs]] tables as in the config file (TOML, or JSON
+with a .json name or starting with '{' or '['). An \"origin\" key is ignored, so the output of
+`ferry jobs show ID --json` can be edited and applied again. The job's project must exist.
+
+Example (customers-job.toml):
+  activity_id = \"6d31e09f-4a4b-4e2b-9c1e-0c5f0a0b1c2d\"
+  project = \"Customers\"
+  kind = \"file\"                   # or \"package\" (zip data packages)
+  apps = [{ client_id = \"erp\" }]  # who may enqueue
+  recurrence = \"0 */15 * * * *\"   # optional: process every 15 minutes
+  company = \"usmf\"
+
+  ferry jobs apply customers-job.toml
+Apps enqueue with POST /api/connector/enqueue/6d31e09f-4a4b-4e2b-9c1e-0c5f0a0b1c2d";
+
+const MESSAGES_ERRORS_HELP: &str = "\
+Examples:
+  ferry messages errors 0195a3c4-7f1e-7b2a-9c3d-1e2f3a4b5c6d
+  ferry messages errors 0195a3c4-7f1e-7b2a-9c3d-1e2f3a4b5c6d --stage staging --limit 1000 --json";
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectsCommand {
+    /// List the data projects.
+    List {
+        /// Print a JSON array of definitions (each with its origin) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one project's definition.
+    Show {
+        /// The project's name (any case).
+        name: String,
+        /// Print the definition as JSON (which `ferry projects apply` accepts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create or replace data projects from a TOML or JSON file.
+    #[command(after_help = PROJECTS_APPLY_HELP)]
+    Apply {
+        /// The file with the project(s).
+        file: PathBuf,
+    },
+    /// Delete a project no recurring job uses.
+    Delete {
+        /// The project's name (any case).
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List the recurring import jobs.
+    List {
+        /// Print a JSON array of definitions (each with its origin) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job's definition.
+    Show {
+        /// The job's activity id (any case, with or without braces).
+        id: String,
+        /// Print the definition as JSON (which `ferry jobs apply` accepts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create or replace recurring jobs from a TOML or JSON file.
+    #[command(after_help = JOBS_APPLY_HELP)]
+    Apply {
+        /// The file with the job(s).
+        file: PathBuf,
+    },
+    /// Accept enqueues for the job again.
+    Enable {
+        /// The job's activity id.
+        id: String,
+    },
+    /// Refuse new enqueues for the job (messages already enqueued are still imported).
+    Disable {
+        /// The job's activity id.
+        id: String,
+    },
+    /// Delete the job; its endpoint stops accepting enqueues.
+    Delete {
+        /// The job's activity id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MessagesCommand {
+    /// List the newest messages.
+    List {
+        /// Only messages of this job (activity id).
+        #[arg(long, value_name = "ACTIVITY_ID")]
+        job: Option<String>,
+        /// Only messages in this state: Enqueued, Processing, Retrying, Processed, ProcessedWithErrors,
+        /// PreProcessingError.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many, newest first (1 to 1000).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a message: state and why, attempts, row counts, and each entity's result.
+    Show {
+        /// The message id (or execution id).
+        id: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a message's rejected rows: row number, entity, stage, field, reason.
+    #[command(after_help = MESSAGES_ERRORS_HELP)]
+    Errors {
+        /// The message id (or execution id).
+        id: String,
+        /// Only rows rejected at this stage: parse, staging or target.
+        #[arg(long, value_name = "STAGE")]
+        stage: Option<String>,
+        /// Only rows of this entity.
+        #[arg(long)]
+        entity: Option<String>,
+        /// At most this many rows (1 to 100000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Print a JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },

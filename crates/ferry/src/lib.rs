@@ -1,12 +1,14 @@
 //! The `ferry` binary's logic, as a library so the end-to-end tests can start
 //! a server in-process: configuration loading, start-up wiring of the
-//! catalog, store, token service and HTTP edge ([`RunningServer`]), and the
-//! admin commands. `main.rs` only parses the command line and calls [`run`].
+//! catalog, store, token service, import service and HTTP edge
+//! ([`RunningServer`]), and the admin commands. `main.rs` only parses the
+//! command line (or runs the hidden `xslt-worker`) and calls [`run`].
 
 mod admin;
 mod apps;
 mod boot;
 pub mod cli;
+mod imports;
 mod logging;
 mod profiles;
 mod server;
@@ -17,6 +19,11 @@ use std::io::Write;
 use anyhow::anyhow;
 
 pub use server::RunningServer;
+
+/// The hidden subcommand that runs one XSLT transform: the import service starts
+/// `ferry xslt-worker <stylesheet> <input> <output>` per transform, so a crash in
+/// libxslt only ends that child. `main.rs` dispatches it before anything else.
+pub const XSLT_WORKER_COMMAND: &str = "xslt-worker";
 
 use cli::{Cli, Command};
 use logging::LogTarget;
@@ -54,6 +61,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(failure) => Err(anyhow!(failure)),
                 None => Ok(()),
             };
+        }
+        Command::Projects(command) => {
+            logging::init(&config.log, LogTarget::Stderr)?;
+            imports::projects(&config, &env, command).await?
+        }
+        Command::Jobs(command) => {
+            logging::init(&config.log, LogTarget::Stderr)?;
+            imports::jobs(&config, &env, command).await?
+        }
+        Command::Messages(command) => {
+            logging::init(&config.log, LogTarget::Stderr)?;
+            imports::messages(&config, &env, command).await?
         }
         Command::Openapi => {
             logging::init(&config.log, LogTarget::Stderr)?;

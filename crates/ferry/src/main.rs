@@ -1,11 +1,18 @@
 //! `ferry`: parses the command line, runs it on a Tokio runtime and turns an
-//! error into `error: <message>` on stderr with exit code 1.
+//! error into `error: <message>` on stderr with exit code 1. The hidden
+//! `ferry xslt-worker <xsl> <in> <out>` (one XSLT transform in a child process
+//! of the server) is dispatched first, before any parsing, logging or runtime.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|command| command == ferry::XSLT_WORKER_COMMAND) {
+        let rest: Vec<std::ffi::OsString> = args.collect();
+        std::process::exit(ferry_xslt::worker_main(&rest));
+    }
     let cli = ferry::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -1,7 +1,9 @@
 //! The server: [`RunningServer::start`] runs every start-up step and serves
-//! HTTP on a background task until [`RunningServer::stop`] (or drop) asks it
-//! to shut down gracefully. `ferry serve` and the end-to-end tests both use it.
+//! HTTP (and runs the import workers and the replication engine) on background
+//! tasks until [`RunningServer::stop`] (or drop) asks it to shut down
+//! gracefully. `ferry serve` and the end-to-end tests both use it.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,9 @@ use ferry_replicate::{EngineSettings, Replication, ReplicationEngine};
 
 /// How long a graceful shutdown waits for in-flight requests before giving up on them.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// How long a graceful shutdown waits for running imports; the rest are abandoned (their leases
+/// expire and they run again, idempotently). Shorter than [`DRAIN_LIMIT`], which covers it.
+const IMPORT_GRACE: Duration = Duration::from_secs(20);
 
 /// A server serving HTTP on a background task.
 pub struct RunningServer {
@@ -73,23 +78,40 @@ impl RunningServer {
             env.clone(),
             EngineSettings::default(),
         );
-        let replication = Arc::new(Replication::new(store.clone(), catalog.clone(), master, engine.clone(), env));
+        let replication =
+            Arc::new(Replication::new(store.clone(), catalog.clone(), master, engine.clone(), env.clone()));
         // Before the engine starts, so it never runs a profile as it was before the config changed it.
         crate::profiles::apply_declared(&replication, &config.profiles).await?;
+
+        let import = boot::import_service(&config, &env, store.clone(), catalog.clone()).await?;
+        tracing::info!(blobs = %import.blobs().describe(), "import service ready");
+        // Before the workers start, so they never import with a definition the config changed.
+        crate::imports::apply_declared(&import, &config.projects, &config.jobs).await?;
+
         engine.start();
+        let workers = import.start_workers(&node_name());
         let metrics = ferry_api::install_metrics();
         let state =
             ferry_api::ApiState::new(store.clone(), catalog, tokens, boot::api_settings(&config, &public_url), metrics)
-                .with_replication(replication);
+                .with_replication(replication)
+                .with_import(import);
         let app = ferry_api::app(state);
 
         let (shutdown, requested) = oneshot::channel::<()>();
         let join = tokio::spawn(async move {
-            // A send and a dropped sender both mean "shut down".
+            // A send and a dropped sender both mean "shut down"; the import workers stop at the
+            // same time as the listener (or when serving fails, which drops `stop_workers`).
+            let (stop_workers, workers_stopping) = oneshot::channel::<()>();
             let signal = async move {
                 let _ = requested.await;
+                let _ = stop_workers.send(());
             };
-            let result = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(signal).await;
+            let imports_done = async move {
+                let _ = workers_stopping.await;
+                workers.shutdown(IMPORT_GRACE).await;
+            };
+            let serve = axum::serve(listener, app.into_make_service()).with_graceful_shutdown(signal);
+            let (result, ()) = tokio::join!(serve.into_future(), imports_done);
             engine.shutdown().await;
             store.close().await;
             result
@@ -98,8 +120,9 @@ impl RunningServer {
         Ok(RunningServer { addr, public_url, shutdown: Some(shutdown), join })
     }
 
-    /// Shuts down gracefully: stops accepting, lets in-flight requests finish
-    /// (for up to 30 seconds), then closes the store. Problems are logged.
+    /// Shuts down gracefully: stops accepting and claiming imports, lets in-flight
+    /// requests (for up to 30 seconds) and imports (up to 20 seconds) finish, then
+    /// closes the store. Problems are logged.
     pub async fn stop(self) {
         if let Err(e) = self.shutdown().await {
             tracing::error!(error = %format!("{e:#}"), "ferry did not shut down cleanly");
@@ -135,6 +158,17 @@ impl RunningServer {
         tracing::info!("ferry stopped");
         Ok(())
     }
+}
+
+/// This node's name in the import workers' leases: host name and process id.
+fn node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "ferry".to_owned());
+    format!("{host}:{}", std::process::id())
 }
 
 /// The configured public URL, with the real port when it was derived from a

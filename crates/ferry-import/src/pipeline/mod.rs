@@ -64,7 +64,7 @@ pub(crate) struct RunState {
 
 impl RunState {
     pub fn new(ctx: Arc<ImportContext>, message: MessageRecord, holder: &str) -> RunState {
-        let fence = Fence { message_id: message.id.clone(), holder: holder.to_string() };
+        let fence = Fence { message_id: message.id.clone(), holder: holder.to_string(), lease: ctx.settings.lease };
         RunState {
             ctx,
             message,
@@ -163,7 +163,7 @@ struct Unit {
 /// Runs the message to its outcome.
 pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
     let ctx = &run.ctx;
-    ctx.store.begin_message_attempt(&run.message.id, &run.fence.holder).await?;
+    ctx.store.begin_message_attempt(&run.fence).await?;
     let job = match ctx.store.get_job(&run.message.activity_id).await? {
         Some(record) => serde_json::from_str::<Job>(&record.definition)
             .map_err(|e| RunError::Fatal(format!("the job's stored definition is unreadable: {e}")))?,

@@ -82,13 +82,13 @@ pub async fn leases_expire_and_fence_the_old_holder(store: Store) {
 
     let catalog = catalog_with(ALL_TYPES);
     let groups = entity(&catalog, "CustomerGroups");
-    let old = Fence { message_id: "m".into(), holder: "w1".into() };
+    let old = Fence { message_id: "m".into(), holder: "w1".into(), lease: LEASE };
     let rows = vec![row(&groups, Some("usmf"), &[("CustomerGroupId", s("10"))])];
     let err = store.import_batch(&groups, rows.clone(), None, Some(&old)).await.unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost { .. }), "{err:?}");
     assert!(!store.renew_message_lease("m", "w1", LEASE, None).await.unwrap());
     assert!(!store.finish_message("m", "w1", &done()).await.unwrap(), "the old holder cannot finish");
-    let new = Fence { message_id: "m".into(), holder: "w2".into() };
+    let new = Fence { message_id: "m".into(), holder: "w2".into(), lease: LEASE };
     store.import_batch(&groups, rows, None, Some(&new)).await.unwrap();
     assert!(store.finish_message("m", "w2", &done()).await.unwrap());
 }
@@ -175,7 +175,7 @@ pub async fn import_batches_upsert_by_key_and_count(store: Store) {
 pub async fn errors_are_stored_fenced_and_paged(store: Store) {
     enqueue(&store, "e", &["a"]).await;
     store.claim_messages("w", 1, LEASE, 5).await.unwrap();
-    let fence = Fence { message_id: "e".into(), holder: "w".into() };
+    let fence = Fence { message_id: "e".into(), holder: "w".into(), lease: LEASE };
     let errors: Vec<ImportErrorRecord> = (1..=5)
         .map(|n| ImportErrorRecord {
             id: 0,
@@ -196,9 +196,9 @@ pub async fn errors_are_stored_fenced_and_paged(store: Store) {
     assert_eq!(store.import_errors("e", &next).await.unwrap().len(), 3);
     let target = ErrorFilter { stage: Some("target".into()), limit: 10, ..Default::default() };
     assert_eq!(store.import_errors("e", &target).await.unwrap().len(), 2);
-    let stranger = Fence { message_id: "e".into(), holder: "other".into() };
+    let stranger = Fence { message_id: "e".into(), holder: "other".into(), lease: LEASE };
     assert!(matches!(store.add_import_errors(&errors, &stranger).await, Err(StoreError::LeaseLost { .. })));
     // A new attempt starts clean.
-    store.begin_message_attempt("e", "w").await.unwrap();
+    store.begin_message_attempt(&fence).await.unwrap();
     assert!(store.import_errors("e", &next).await.unwrap().is_empty());
 }

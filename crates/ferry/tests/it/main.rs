@@ -6,6 +6,8 @@ mod support;
 
 mod auth;
 mod cli;
+mod import_api;
+mod import_processes;
 mod odata;
 mod ops;
 mod replication;

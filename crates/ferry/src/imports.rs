@@ -1,0 +1,807 @@
+//! Recurring imports in the binary: applying the `[[projects]]` and `[[jobs]]` declarations at
+//! start-up (matched by name and activity id; unchanged ones are not rewritten) and the
+//! `ferry projects|jobs|messages …` commands. Like `ferry apps` and `ferry profiles`, the commands
+//! work on the store directly, through an [`ImportService`] whose workers are never started; a
+//! running server sees changed definitions at the next enqueue or import.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use ferry_config::{Config, JobDecl, JobKindDecl, ProjectDecl, ProjectOperation};
+use ferry_import::{
+    AuthorizedApp, ImportError, ImportService, Job, JobKind, MessageState, MessageView, Operation, Origin, Project,
+    ProjectEntity, Stage, normalize_activity_id,
+};
+use ferry_store::{ErrorFilter, MessageFilter, MessageRecord};
+use serde_json::{Value, json};
+
+use crate::boot;
+use crate::cli::{JobsCommand, MessagesCommand, ProjectsCommand};
+
+/// The import service's error with its detail (`Internal` and `Unavailable` display without it).
+fn failed(e: ImportError) -> anyhow::Error {
+    match &e {
+        ImportError::Internal(detail) | ImportError::Unavailable(detail) => anyhow!("{e}: {detail}"),
+        _ => anyhow!("{e}"),
+    }
+}
+
+fn project_of(decl: &ProjectDecl) -> Project {
+    Project {
+        name: decl.name.clone(),
+        description: decl.description.clone(),
+        operation: match decl.operation {
+            ProjectOperation::Import => Operation::Import,
+            ProjectOperation::Export => Operation::Export,
+        },
+        entities: decl
+            .entities
+            .iter()
+            .map(|e| ProjectEntity {
+                entity: e.entity.clone(),
+                format: e.format.clone(),
+                sheet: e.sheet.clone(),
+                mapping: e.mapping.clone(),
+                xslt: e.xslt.clone(),
+                execution_unit: e.execution_unit,
+                level: e.level,
+                sequence: e.sequence,
+            })
+            .collect(),
+    }
+}
+
+fn job_of(decl: &JobDecl) -> Job {
+    Job {
+        activity_id: decl.activity_id.clone(),
+        description: decl.description.clone(),
+        project: decl.project.clone(),
+        kind: match decl.kind {
+            JobKindDecl::File => JobKind::File,
+            JobKindDecl::Package => JobKind::Package,
+        },
+        apps: decl.apps.iter().map(|a| AuthorizedApp { client_id: a.client_id.clone(), enabled: a.enabled }).collect(),
+        recurrence: decl.recurrence.clone(),
+        enabled: decl.enabled,
+        company: decl.company.clone(),
+        all_or_nothing: decl.all_or_nothing,
+    }
+}
+
+/// Creates or replaces every project, then every job, declared in the config. Idempotent: a
+/// definition already stored as declared is not written. Definitions the config declared before
+/// but no longer does are kept (they may be in use) and reported in the log.
+pub(crate) async fn apply_declared(
+    service: &ImportService,
+    projects: &[ProjectDecl],
+    jobs: &[JobDecl],
+) -> anyhow::Result<()> {
+    for (i, decl) in projects.iter().enumerate() {
+        let at = || format!("config projects[{i}] ('{}')", decl.name);
+        let project = project_of(decl);
+        let existing = service.get_project(&project.name).await.map_err(failed).with_context(at)?;
+        if existing.as_ref().is_some_and(|(stored, origin)| *stored == project && *origin == Origin::Config) {
+            continue;
+        }
+        if existing.as_ref().is_some_and(|(_, origin)| *origin == Origin::Api) {
+            tracing::warn!(project = %project.name, "the config declares a data project created through the API or CLI; the config wins");
+        }
+        let uses_xslt = project.entities.iter().any(|e| e.xslt.is_some());
+        if uses_xslt && service.settings().xslt.is_none() {
+            tracing::warn!(project = %project.name, "the project transforms with XSLT, but import.xslt = false: its XML files will fail");
+        }
+        service.put_project(project, Origin::Config).await.map_err(failed).with_context(at)?;
+        let action = if existing.is_some() { "updated" } else { "created" };
+        tracing::info!(project = %decl.name, "{action} data project from config");
+    }
+    for (i, decl) in jobs.iter().enumerate() {
+        let at = || format!("config jobs[{i}] ({})", decl.activity_id);
+        let job = job_of(decl);
+        let existing = service.get_job(&job.activity_id).await.map_err(failed).with_context(at)?;
+        if existing.as_ref().is_some_and(|(stored, origin)| *stored == job && *origin == Origin::Config) {
+            continue;
+        }
+        if existing.as_ref().is_some_and(|(_, origin)| *origin == Origin::Api) {
+            tracing::warn!(job = %job.activity_id, "the config declares a recurring job created through the API or CLI; the config wins");
+        }
+        service.put_job(job, Origin::Config).await.map_err(failed).with_context(at)?;
+        let action = if existing.is_some() { "updated" } else { "created" };
+        tracing::info!(job = %decl.activity_id, project = %decl.project, "{action} recurring job from config");
+    }
+    report_undeclared(service, projects, jobs).await
+}
+
+/// Logs config-origin definitions that the config no longer declares.
+async fn report_undeclared(service: &ImportService, projects: &[ProjectDecl], jobs: &[JobDecl]) -> anyhow::Result<()> {
+    for (project, origin) in service.list_projects().await.map_err(failed)? {
+        if origin == Origin::Config && !projects.iter().any(|d| d.name.eq_ignore_ascii_case(&project.name)) {
+            tracing::warn!(project = %project.name, "data project was declared in the config and no longer is; it is kept (`ferry projects delete` removes it)");
+        }
+    }
+    for (job, origin) in service.list_jobs().await.map_err(failed)? {
+        if origin == Origin::Config && !jobs.iter().any(|d| d.activity_id == job.activity_id) {
+            tracing::warn!(job = %job.activity_id, "recurring job was declared in the config and no longer is; it is kept (`ferry jobs delete` removes it)");
+        }
+    }
+    Ok(())
+}
+
+/// Opens the store and an import service over it (workers never started), runs `f`, closes.
+async fn with_service<F, T>(config: &Config, env: &[(String, String)], f: F) -> anyhow::Result<T>
+where
+    F: AsyncFnOnce(&ImportService) -> anyhow::Result<T>,
+{
+    let catalog = Arc::new(boot::build_catalog(config.entities_dir.as_deref())?);
+    let store = boot::open_store(config).await?;
+    let result = async {
+        let service = boot::import_service(config, env, store.clone(), catalog).await?;
+        f(&service).await
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+// ----- ferry projects -----
+
+pub(crate) async fn projects(
+    config: &Config,
+    env: &[(String, String)],
+    command: ProjectsCommand,
+) -> anyhow::Result<String> {
+    // Read the file before touching the database.
+    let applying = match &command {
+        ProjectsCommand::Apply { file } => Some(read_definitions::<Project>(file, Kind::Project)?),
+        _ => None,
+    };
+    with_service(config, env, async |service| match command {
+        ProjectsCommand::List { json } => list_projects(service, json).await,
+        ProjectsCommand::Show { name, json } => {
+            let (project, origin) = find_project(service, &name).await?;
+            Ok(if json { format!("{:#}\n", project_json(&project, origin)) } else { project_text(&project, origin) })
+        }
+        ProjectsCommand::Apply { .. } => apply_projects(service, applying.unwrap_or_default()).await,
+        ProjectsCommand::Delete { name } => {
+            let (project, origin) = find_project(service, &name).await?;
+            service.delete_project(&project.name).await.map_err(failed)?;
+            let mut out = format!("deleted data project '{}'\n", project.name);
+            out.push_str(&config_note(origin, "data project", &project.name, "creates it again"));
+            Ok(out)
+        }
+    })
+    .await
+}
+
+async fn find_project(service: &ImportService, name: &str) -> anyhow::Result<(Project, Origin)> {
+    service.get_project(name.trim()).await.map_err(failed)?.ok_or_else(|| {
+        anyhow!(
+            "no data project named '{name}' (`ferry projects list` shows them; `ferry projects apply FILE` creates one)"
+        )
+    })
+}
+
+/// The definition as `apply` accepts it, plus its origin.
+fn project_json(project: &Project, origin: Origin) -> Value {
+    let mut value = serde_json::to_value(project).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("origin".into(), Value::String(origin.as_str().into()));
+    }
+    value
+}
+
+async fn list_projects(service: &ImportService, as_json: bool) -> anyhow::Result<String> {
+    let projects = service.list_projects().await.map_err(failed)?;
+    if as_json {
+        let list: Vec<Value> = projects.iter().map(|(p, o)| project_json(p, *o)).collect();
+        return Ok(format!("{}\n", Value::Array(list)));
+    }
+    if projects.is_empty() {
+        return Ok(
+            "no data projects (declare them in [[projects]] or create one with `ferry projects apply FILE`)\n".into()
+        );
+    }
+    let header = ["NAME", "OPERATION", "ENTITIES", "ORIGIN", "DESCRIPTION"].map(str::to_owned).to_vec();
+    let rows = projects.iter().map(|(p, origin)| {
+        vec![
+            p.name.clone(),
+            operation_name(p.operation).to_owned(),
+            p.entities.iter().map(|e| e.entity.as_str()).collect::<Vec<_>>().join(","),
+            origin.as_str().to_owned(),
+            p.description.clone(),
+        ]
+    });
+    Ok(crate::table::render(header, rows))
+}
+
+fn operation_name(operation: Operation) -> &'static str {
+    match operation {
+        Operation::Import => "import",
+        Operation::Export => "export",
+    }
+}
+
+fn project_text(project: &Project, origin: Origin) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "name:        {}", project.name);
+    let _ = writeln!(out, "description: {}", project.description);
+    let _ = writeln!(out, "operation:   {}", operation_name(project.operation));
+    let _ = writeln!(out, "origin:      {}", origin.as_str());
+    for (i, e) in project.entities.iter().enumerate() {
+        let _ = writeln!(out, "entity {}:    {}", i + 1, e.entity);
+        let _ = writeln!(
+            out,
+            "  format:    {}{}",
+            e.format,
+            e.sheet.as_ref().map(|s| format!(" (sheet {s})")).unwrap_or_default()
+        );
+        let _ = writeln!(
+            out,
+            "  order:     execution unit {}, level {}, sequence {}",
+            e.execution_unit, e.level, e.sequence
+        );
+        if !e.mapping.is_empty() {
+            let pairs: Vec<String> = e.mapping.iter().map(|(column, field)| format!("{column} -> {field}")).collect();
+            let _ = writeln!(out, "  mapping:   {}", pairs.join(", "));
+        }
+        if let Some(xslt) = &e.xslt {
+            let _ = writeln!(out, "  xslt:      {} bytes (`--json` shows it)", xslt.len());
+        }
+    }
+    out
+}
+
+async fn apply_projects(service: &ImportService, projects: Vec<(String, Project)>) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for (at, project) in projects {
+        let before = service.get_project(project.name.trim()).await.map_err(failed)?;
+        let saved = service.put_project(project, Origin::Api).await.map_err(failed).with_context(|| at.clone())?;
+        let action = if before.is_some() { "replaced" } else { "created" };
+        let entities = saved.entities.len();
+        let noun = if entities == 1 { "entity" } else { "entities" };
+        writeln!(out, "{action} data project '{}' ({entities} {noun})", saved.name)?;
+        if let Some((_, origin)) = before {
+            out.push_str(&config_note(origin, "data project", &saved.name, "sets it again"));
+        }
+    }
+    Ok(out)
+}
+
+/// A note for changes the config will undo at the next start.
+fn config_note(origin: Origin, what: &str, name: &str, undo: &str) -> String {
+    if origin == Origin::Config {
+        format!("note: {what} '{name}' is declared in the config, which {undo} at the next start\n")
+    } else {
+        String::new()
+    }
+}
+
+// ----- ferry jobs -----
+
+pub(crate) async fn jobs(config: &Config, env: &[(String, String)], command: JobsCommand) -> anyhow::Result<String> {
+    let applying = match &command {
+        JobsCommand::Apply { file } => Some(read_definitions::<Job>(file, Kind::Job)?),
+        _ => None,
+    };
+    with_service(config, env, async |service| match command {
+        JobsCommand::List { json } => list_jobs(service, json).await,
+        JobsCommand::Show { id, json } => {
+            let (job, origin) = find_job(service, &id).await?;
+            Ok(if json { format!("{:#}\n", job_json(&job, origin)) } else { job_text(&job, origin) })
+        }
+        JobsCommand::Apply { .. } => apply_jobs(service, applying.unwrap_or_default()).await,
+        JobsCommand::Enable { id } => set_enabled(service, &id, true).await,
+        JobsCommand::Disable { id } => set_enabled(service, &id, false).await,
+        JobsCommand::Delete { id } => {
+            let (job, origin) = find_job(service, &id).await?;
+            service.delete_job(&job.activity_id).await.map_err(failed)?;
+            let mut out = format!(
+                "deleted recurring job {}: its endpoint no longer accepts enqueues (messages already enqueued are \
+                 still imported)\n",
+                job.activity_id
+            );
+            out.push_str(&config_note(origin, "recurring job", &job.activity_id, "creates it again"));
+            Ok(out)
+        }
+    })
+    .await
+}
+
+async fn find_job(service: &ImportService, id: &str) -> anyhow::Result<(Job, Origin)> {
+    if normalize_activity_id(id).is_none() {
+        bail!("'{id}' is not an activity id (a GUID like 6d31e09f-4a4b-4e2b-9c1e-0c5f0a0b1c2d)");
+    }
+    service
+        .get_job(id)
+        .await
+        .map_err(failed)?
+        .ok_or_else(|| anyhow!("no recurring job has activity id {id} (`ferry jobs list` shows them)"))
+}
+
+fn job_json(job: &Job, origin: Origin) -> Value {
+    let mut value = serde_json::to_value(job).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("origin".into(), Value::String(origin.as_str().into()));
+    }
+    value
+}
+
+fn apps_text(job: &Job) -> String {
+    let apps: Vec<String> = job
+        .apps
+        .iter()
+        .map(|a| if a.enabled { a.client_id.clone() } else { format!("{} (disabled)", a.client_id) })
+        .collect();
+    if apps.is_empty() { "(none: no app may enqueue)".into() } else { apps.join(", ") }
+}
+
+async fn list_jobs(service: &ImportService, as_json: bool) -> anyhow::Result<String> {
+    let jobs = service.list_jobs().await.map_err(failed)?;
+    if as_json {
+        let list: Vec<Value> = jobs.iter().map(|(j, o)| job_json(j, *o)).collect();
+        return Ok(format!("{}\n", Value::Array(list)));
+    }
+    if jobs.is_empty() {
+        return Ok("no recurring jobs (declare them in [[jobs]] or create one with `ferry jobs apply FILE`)\n".into());
+    }
+    let header =
+        ["ACTIVITY_ID", "PROJECT", "KIND", "ENABLED", "RECURRENCE", "APPS", "ORIGIN"].map(str::to_owned).to_vec();
+    let rows = jobs.iter().map(|(j, origin)| {
+        vec![
+            j.activity_id.clone(),
+            j.project.clone(),
+            j.kind.as_str().to_owned(),
+            if j.enabled { "yes" } else { "no" }.to_owned(),
+            j.recurrence.clone().unwrap_or_else(|| "-".into()),
+            j.apps.iter().filter(|a| a.enabled).map(|a| a.client_id.as_str()).collect::<Vec<_>>().join(","),
+            origin.as_str().to_owned(),
+        ]
+    });
+    Ok(crate::table::render(header, rows))
+}
+
+fn job_text(job: &Job, origin: Origin) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "activity id:    {}", job.activity_id);
+    let _ = writeln!(out, "description:    {}", job.description);
+    let _ = writeln!(out, "project:        {}", job.project);
+    let _ = writeln!(out, "kind:           {}", job.kind.as_str());
+    let _ = writeln!(out, "enabled:        {}", if job.enabled { "yes" } else { "no" });
+    let _ = writeln!(out, "apps:           {}", apps_text(job));
+    let _ = writeln!(
+        out,
+        "recurrence:     {}",
+        job.recurrence.as_deref().unwrap_or("(none: each message is processed when enqueued)")
+    );
+    let _ = writeln!(out, "company:        {}", job.company.as_deref().unwrap_or("(import.default_company)"));
+    let _ = writeln!(out, "all or nothing: {}", if job.all_or_nothing { "yes" } else { "no" });
+    let _ = writeln!(out, "origin:         {}", origin.as_str());
+    let _ = writeln!(out, "endpoint:       /api/connector/enqueue/{}", job.activity_id);
+    out
+}
+
+async fn apply_jobs(service: &ImportService, jobs: Vec<(String, Job)>) -> anyhow::Result<String> {
+    let mut out = String::new();
+    for (at, job) in jobs {
+        let before = service.get_job(&job.activity_id).await.map_err(failed)?;
+        let saved = service.put_job(job, Origin::Api).await.map_err(failed).with_context(|| at.clone())?;
+        let action = if before.is_some() { "replaced" } else { "created" };
+        writeln!(out, "{action} recurring job {} (project '{}')", saved.activity_id, saved.project)?;
+        if let Some((_, origin)) = before {
+            out.push_str(&config_note(origin, "recurring job", &saved.activity_id, "sets it again"));
+        }
+    }
+    Ok(out)
+}
+
+async fn set_enabled(service: &ImportService, id: &str, enabled: bool) -> anyhow::Result<String> {
+    let (job, origin) = find_job(service, id).await?;
+    let mut out = if job.enabled == enabled {
+        format!("recurring job {} is already {}\n", job.activity_id, if enabled { "enabled" } else { "disabled" })
+    } else {
+        service.set_job_enabled(&job.activity_id, enabled).await.map_err(failed)?;
+        if enabled {
+            format!("enabled recurring job {}: it accepts enqueues again\n", job.activity_id)
+        } else {
+            format!(
+                "disabled recurring job {}: enqueues are refused (messages already enqueued are still imported)\n",
+                job.activity_id
+            )
+        }
+    };
+    out.push_str(&config_note(origin, "recurring job", &job.activity_id, "sets its enabled flag again"));
+    Ok(out)
+}
+
+// ----- apply files -----
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Project,
+    Job,
+}
+
+impl Kind {
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Project => "project",
+            Kind::Job => "job",
+        }
+    }
+
+    /// The config file's key for a list of them.
+    fn plural(self) -> &'static str {
+        match self {
+            Kind::Project => "projects",
+            Kind::Job => "jobs",
+        }
+    }
+}
+
+/// The definitions in `path` (TOML or JSON; one, a list, or `[[projects]]`/`[[jobs]]` tables),
+/// each with where it came from for messages. An `origin` key is dropped (it is output, not
+/// input); a project entity's `xslt_file` is read (relative to the file's directory) into `xslt`.
+fn read_definitions<T: serde::de::DeserializeOwned>(path: &Path, kind: Kind) -> anyhow::Result<Vec<(String, T)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let shown = path.display();
+    let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let is_json = match extension.as_deref() {
+        Some("json") => true,
+        Some("toml") => false,
+        _ => text.trim_start().starts_with(['{', '[']),
+    };
+    let document: Value = if is_json {
+        serde_json::from_str(&text).with_context(|| format!("{shown} is not valid JSON"))?
+    } else {
+        let table: toml::Table = toml::from_str(&text).with_context(|| format!("{shown} is not valid TOML"))?;
+        serde_json::to_value(table).context("cannot convert the TOML")?
+    };
+    let items = match document {
+        Value::Array(items) => items,
+        Value::Object(mut map) if map.len() == 1 && map.get(kind.plural()).is_some_and(Value::is_array) => {
+            match map.remove(kind.plural()) {
+                Some(Value::Array(items)) => items,
+                _ => unreachable!("checked to be an array"),
+            }
+        }
+        single @ Value::Object(_) => vec![single],
+        _ => bail!("{shown}: expected a {} (a table or JSON object) or a list of them", kind.noun()),
+    };
+    if items.is_empty() {
+        bail!("{shown} holds no {}", kind.plural());
+    }
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let mut definitions = Vec::with_capacity(items.len());
+    for (i, mut item) in items.into_iter().enumerate() {
+        let name_key = match kind {
+            Kind::Project => "name",
+            Kind::Job => "activity_id",
+        };
+        let name = item.get(name_key).and_then(Value::as_str).unwrap_or("?").to_owned();
+        let at = format!("{shown}: {} {} ('{name}')", kind.noun(), i + 1);
+        if let Value::Object(map) = &mut item {
+            map.remove("origin");
+        }
+        if matches!(kind, Kind::Project) {
+            read_stylesheet_files(&mut item, base_dir).with_context(|| at.clone())?;
+        }
+        let definition = serde_json::from_value(item).with_context(|| at.clone())?;
+        definitions.push((at, definition));
+    }
+    Ok(definitions)
+}
+
+/// Replaces each entity's `xslt_file` with the file's text as `xslt`.
+fn read_stylesheet_files(project: &mut Value, base_dir: &Path) -> anyhow::Result<()> {
+    let Some(entities) = project.get_mut("entities").and_then(Value::as_array_mut) else { return Ok(()) };
+    for (i, entity) in entities.iter_mut().enumerate() {
+        let Some(map) = entity.as_object_mut() else { continue };
+        let Some(file) = map.remove("xslt_file") else { continue };
+        let Some(file) = file.as_str() else { bail!("entity {}: xslt_file must be a path", i + 1) };
+        if map.contains_key("xslt") {
+            bail!("entity {}: set either xslt (the stylesheet) or xslt_file, not both", i + 1);
+        }
+        let path = base_dir.join(file);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("entity {}: cannot read the stylesheet {}", i + 1, path.display()))?;
+        map.insert("xslt".into(), Value::String(text));
+    }
+    Ok(())
+}
+
+// ----- ferry messages -----
+
+pub(crate) async fn messages(
+    config: &Config,
+    env: &[(String, String)],
+    command: MessagesCommand,
+) -> anyhow::Result<String> {
+    with_service(config, env, async |service| match command {
+        MessagesCommand::List { job, state, limit, json } => {
+            list_messages(service, job.as_deref(), state.as_deref(), limit, json).await
+        }
+        MessagesCommand::Show { id, json } => {
+            let view = find_message(service, &id).await?;
+            Ok(if json { format!("{:#}\n", message_json(&view)) } else { message_text(&view) })
+        }
+        MessagesCommand::Errors { id, stage, entity, limit, json } => {
+            message_errors(service, &id, stage.as_deref(), entity.as_deref(), limit, json).await
+        }
+    })
+    .await
+}
+
+async fn find_message(service: &ImportService, id: &str) -> anyhow::Result<MessageView> {
+    service
+        .message(id)
+        .await
+        .map_err(failed)?
+        .ok_or_else(|| anyhow!("no message or execution has id {id} (`ferry messages list` shows the newest messages)"))
+}
+
+async fn list_messages(
+    service: &ImportService,
+    job: Option<&str>,
+    state: Option<&str>,
+    limit: u32,
+    as_json: bool,
+) -> anyhow::Result<String> {
+    if !(1..=1000).contains(&limit) {
+        bail!("--limit must be 1 to 1000, got {limit}");
+    }
+    let activity_id = job
+        .map(|id| normalize_activity_id(id).ok_or_else(|| anyhow!("--job: '{id}' is not an activity id (a GUID)")))
+        .transpose()?;
+    let state = state
+        .map(|s| {
+            MessageState::parse(s.trim()).map(|s| s.as_str().to_owned()).ok_or_else(|| {
+                let known: Vec<&str> = MessageState::ALL.iter().map(|s| s.as_str()).collect();
+                anyhow!("--state: unknown state '{s}' (known: {})", known.join(", "))
+            })
+        })
+        .transpose()?;
+    let filter = MessageFilter { activity_id, state, before_seq: None, limit };
+    let messages = service.list_messages(&filter).await.map_err(failed)?;
+    if as_json {
+        return Ok(format!("{}\n", Value::Array(messages.iter().map(record_json).collect())));
+    }
+    if messages.is_empty() {
+        return Ok("no messages\n".into());
+    }
+    let header =
+        ["ID", "JOB", "STATE", "ENTITY", "COMPANY", "READ", "REJECTED", "ENQUEUED"].map(str::to_owned).to_vec();
+    let rows = messages.iter().map(|m| {
+        vec![
+            m.id.clone(),
+            m.activity_id.clone(),
+            m.state.clone(),
+            m.entity.clone().unwrap_or_else(|| format!("({})", m.kind)),
+            m.company.clone().unwrap_or_else(|| "-".into()),
+            m.counters.read.to_string(),
+            m.counters.rejected.to_string(),
+            m.enqueued_at.to_rfc3339(),
+        ]
+    });
+    Ok(crate::table::render(header, rows))
+}
+
+fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> Value {
+    t.map_or(Value::Null, |t| Value::String(t.to_rfc3339()))
+}
+
+fn record_json(m: &MessageRecord) -> Value {
+    let c = &m.counters;
+    json!({
+        "id": m.id, "execution_id": m.execution_id, "activity_id": m.activity_id, "project": m.project,
+        "kind": m.kind, "entity": m.entity, "company": m.company, "external_id": m.external_id,
+        "content_hash": m.content_hash, "size": m.size, "enqueued_by": m.enqueued_by, "state": m.state,
+        "reason": m.reason, "attempts": m.attempts, "enqueued_at": m.enqueued_at.to_rfc3339(),
+        "not_before": m.not_before.to_rfc3339(), "started_at": time(m.started_at),
+        "finished_at": time(m.finished_at), "warnings": m.warnings,
+        "rows": { "read": c.read, "rejected": c.rejected, "inserted": c.inserted, "updated": c.updated,
+                  "unchanged": c.unchanged },
+    })
+}
+
+fn message_json(view: &MessageView) -> Value {
+    let mut value = record_json(&view.record);
+    if let Value::Object(map) = &mut value {
+        map.insert("state".into(), Value::String(view.state.as_str().into()));
+        map.insert("reason".into(), view.reason.clone().map_or(Value::Null, Value::String));
+        let entities: Vec<Value> = view
+            .entities
+            .iter()
+            .map(|e| {
+                json!({
+                    "position": e.position, "entity": e.entity, "company": e.company,
+                    "staging_status": e.staging_status, "target_status": e.target_status,
+                    "rows_read": e.rows_read, "rows_staged": e.rows_staged, "staging_errors": e.staging_errors,
+                    "rows_inserted": e.rows_inserted, "rows_updated": e.rows_updated,
+                    "rows_unchanged": e.rows_unchanged, "target_errors": e.target_errors,
+                    "started_at": time(e.started_at), "finished_at": time(e.finished_at),
+                })
+            })
+            .collect();
+        map.insert("entities".into(), Value::Array(entities));
+    }
+    value
+}
+
+fn message_text(view: &MessageView) -> String {
+    let m = &view.record;
+    let c = &m.counters;
+    let shown = |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
+    let mut out = String::new();
+    let _ = writeln!(out, "message:     {}", m.id);
+    if m.execution_id != m.id {
+        let _ = writeln!(out, "execution:   {}", m.execution_id);
+    }
+    let _ = writeln!(out, "job:         {} (project '{}', {})", m.activity_id, m.project, m.kind);
+    if let Some(entity) = &m.entity {
+        let _ = writeln!(out, "entity:      {entity}");
+    }
+    let _ = writeln!(out, "company:     {}", m.company.as_deref().unwrap_or("-"));
+    if let Some(external) = &m.external_id {
+        let _ = writeln!(out, "external id: {external}");
+    }
+    let _ = writeln!(out, "state:       {}", view.state.as_str());
+    if let Some(reason) = &view.reason {
+        let _ = writeln!(out, "why:         {reason}");
+    }
+    let _ = writeln!(out, "attempts:    {}", m.attempts);
+    let _ = writeln!(out, "size:        {} bytes (sha256 {})", m.size, m.content_hash);
+    let _ = writeln!(out, "enqueued:    {} by {}", m.enqueued_at.to_rfc3339(), m.enqueued_by);
+    let _ = writeln!(out, "started:     {}", shown(m.started_at));
+    let _ = writeln!(out, "finished:    {}", shown(m.finished_at));
+    let _ = writeln!(
+        out,
+        "rows:        {} read, {} inserted, {} updated, {} unchanged, {} rejected",
+        c.read, c.inserted, c.updated, c.unchanged, c.rejected
+    );
+    if let Some(warnings) = m.warnings.as_deref().filter(|w| !w.is_empty()) {
+        for line in warnings.lines() {
+            let _ = writeln!(out, "warning:     {line}");
+        }
+    }
+    if !view.entities.is_empty() {
+        out.push('\n');
+        let header = ["#", "ENTITY", "COMPANY", "STAGING", "TARGET", "READ", "STAGED", "ERRORS", "INS", "UPD", "SAME"]
+            .map(str::to_owned)
+            .to_vec();
+        let rows = view.entities.iter().map(|e| {
+            vec![
+                e.position.to_string(),
+                e.entity.clone(),
+                e.company.clone().unwrap_or_else(|| "-".into()),
+                e.staging_status.clone(),
+                e.target_status.clone(),
+                e.rows_read.to_string(),
+                e.rows_staged.to_string(),
+                (e.staging_errors + e.target_errors).to_string(),
+                e.rows_inserted.to_string(),
+                e.rows_updated.to_string(),
+                e.rows_unchanged.to_string(),
+            ]
+        });
+        out.push_str(&crate::table::render(header, rows));
+    }
+    if c.rejected > 0 {
+        let _ = writeln!(out, "\n`ferry messages errors {}` lists the rejected rows", m.id);
+    }
+    out
+}
+
+async fn message_errors(
+    service: &ImportService,
+    id: &str,
+    stage: Option<&str>,
+    entity: Option<&str>,
+    limit: u32,
+    as_json: bool,
+) -> anyhow::Result<String> {
+    if !(1..=100_000).contains(&limit) {
+        bail!("--limit must be 1 to 100000, got {limit}");
+    }
+    let stage = stage
+        .map(|s| {
+            Stage::parse(s.trim())
+                .map(|s| s.as_str().to_owned())
+                .ok_or_else(|| anyhow!("--stage: unknown stage '{s}' (known: parse, staging, target)"))
+        })
+        .transpose()?;
+    // Errors are recorded under the entity's label; accept any of its names.
+    let entity = entity
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| service.catalog().by_any_name(e).map_or_else(|| e.to_owned(), |entity| entity.label.clone()));
+    let view = find_message(service, id).await?;
+    let filter = ErrorFilter { stage, entity, after_id: None, limit };
+    let errors = service.errors(&view.record.id, &filter).await.map_err(failed)?;
+    if as_json {
+        let list: Vec<Value> = errors
+            .iter()
+            .map(|e| {
+                json!({
+                    "id": e.id, "entity": e.entity, "stage": e.stage, "row_number": e.row_number,
+                    "record_key": e.record_key, "field": e.field, "code": e.code, "message": e.message,
+                })
+            })
+            .collect();
+        return Ok(format!("{}\n", Value::Array(list)));
+    }
+    if errors.is_empty() {
+        return Ok(format!("no rejected rows for message {} ({})\n", view.record.id, view.state.as_str()));
+    }
+    let header = ["ROW", "ENTITY", "STAGE", "FIELD", "KEY", "CODE", "MESSAGE"].map(str::to_owned).to_vec();
+    let rows = errors.iter().map(|e| {
+        vec![
+            e.row_number.map_or_else(|| "-".into(), |n| n.to_string()),
+            e.entity.clone(),
+            e.stage.clone(),
+            e.field.clone().unwrap_or_else(|| "-".into()),
+            e.record_key.clone().unwrap_or_else(|| "-".into()),
+            e.code.clone(),
+            e.message.replace('\n', " "),
+        ]
+    });
+    let mut out = crate::table::render(header, rows);
+    if errors.len() as u64 >= u64::from(limit) {
+        let _ = writeln!(out, "(the first {limit} rejected rows; --limit shows more)");
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The config's defaults for projects and jobs must be the import service's own.
+    #[test]
+    fn config_defaults_match_the_import_service() {
+        let text = "[[projects]]\nname = \"P\"\n[[projects.entities]]\nentity = \"CustomersV3\"\n\
+                    [[jobs]]\nactivity_id = \"6d31e09f-4a4b-4e2b-9c1e-0c5f0a0b1c2d\"\nproject = \"P\"\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.toml");
+        std::fs::write(&path, text).unwrap();
+        let config = ferry_config::load(Some(&path), &[], &ferry_config::Overrides::default()).unwrap();
+        let project: Project =
+            serde_json::from_value(json!({ "name": "P", "entities": [{ "entity": "CustomersV3" }] })).unwrap();
+        assert_eq!(project_of(&config.projects[0]), project);
+        let job: Job =
+            serde_json::from_value(json!({ "activity_id": "6d31e09f-4a4b-4e2b-9c1e-0c5f0a0b1c2d", "project": "P" }))
+                .unwrap();
+        assert_eq!(job_of(&config.jobs[0]), job);
+    }
+
+    #[test]
+    fn apply_files_in_every_form() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.xsl"), "<xsl:stylesheet/>").unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let one = write("one.toml", "name = \"A\"\n[[entities]]\nentity = \"X\"\nxslt_file = \"t.xsl\"\n");
+        let [(_, a)] = &read_definitions::<Project>(&one, Kind::Project).unwrap()[..] else { panic!("one") };
+        assert_eq!(a.entities[0].xslt.as_deref(), Some("<xsl:stylesheet/>"));
+
+        let tables = write(
+            "many.toml",
+            "[[projects]]\nname = \"A\"\nentities = [{ entity = \"X\" }]\n[[projects]]\nname = \"B\"\nentities = [{ entity = \"Y\" }]\n",
+        );
+        assert_eq!(read_definitions::<Project>(&tables, Kind::Project).unwrap().len(), 2);
+
+        let list = write(
+            "list.json",
+            r#"[{"activity_id": "6d31e09f-4a4b-4e2b-9c1e-0c5f0a0b1c2d", "project": "A", "origin": "config"}]"#,
+        );
+        let jobs = read_definitions::<Job>(&list, Kind::Job).unwrap();
+        assert_eq!(jobs[0].1.project, "A", "origin is dropped");
+
+        let typo = write("typo.json", r#"{"name": "A", "entities": [{"entity": "X", "fromat": "CSV"}]}"#);
+        let err = format!("{:#}", read_definitions::<Project>(&typo, Kind::Project).unwrap_err());
+        assert!(err.contains("project 1 ('A')") && err.contains("unknown field `fromat`"), "{err}");
+    }
+}
