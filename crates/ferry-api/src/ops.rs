@@ -62,5 +62,10 @@ pub(crate) async fn readyz(State(state): State<ApiState>) -> Response {
 }
 
 pub(crate) async fn metrics(State(state): State<ApiState>) -> Response {
+    if let Some(import) = &state.inner.import
+        && let Err(e) = import.publish_queue_gauges().await
+    {
+        tracing::warn!(error = %e, "cannot read the import queue's gauges");
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.inner.metrics.render()).into_response()
 }

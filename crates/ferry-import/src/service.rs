@@ -378,6 +378,18 @@ impl ImportService {
         Ok(self.ctx.blobs.size(&key).await?.map(|_| key))
     }
 
+    /// Publishes the queue's gauges: messages per state and the age of the oldest waiting one.
+    pub async fn publish_queue_gauges(&self) -> Result<(), ImportError> {
+        let stats = self.ctx.store.queue_stats().await?;
+        for state in MessageState::ALL {
+            let count = stats.by_state.iter().find(|(s, _)| s == state.as_str()).map_or(0, |(_, n)| *n);
+            metrics::gauge!("ferry_import_messages", "state" => state.as_str()).set(count as f64);
+        }
+        let age = stats.oldest_waiting_enqueued_at.map_or(0.0, |t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0);
+        metrics::gauge!("ferry_import_oldest_waiting_seconds").set(age.max(0.0));
+        Ok(())
+    }
+
     pub fn blobs(&self) -> &BlobStore {
         &self.ctx.blobs
     }

@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod import_api;
 mod import_processes;
+mod import_xslt;
 mod odata;
 mod ops;
 mod replication;

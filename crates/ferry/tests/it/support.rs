@@ -258,6 +258,8 @@ fn secrets_env(writer: &str, reader: &str, admin: &str) -> Vec<(String, String)>
         ("IT_WRITER_SECRET".to_owned(), writer.to_owned()),
         ("IT_READER_SECRET".to_owned(), reader.to_owned()),
         ("IT_ADMIN_SECRET".to_owned(), admin.to_owned()),
+        // In-process servers run XSLT transforms with the real binary's `xslt-worker`.
+        ("FERRY_XSLT_WORKER".to_owned(), env!("CARGO_BIN_EXE_ferry").to_owned()),
     ]
 }
 
