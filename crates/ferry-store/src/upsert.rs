@@ -16,6 +16,9 @@ use uuid::Uuid;
 
 /// Parameters per statement, as for inserts.
 const PARAMS_PER_STATEMENT_MAX: usize = 30_000;
+/// Rows per statement: full chunks have the same text, so the prepared statement is reused, and
+/// the drivers' statement caches stay small.
+const ROWS_PER_STATEMENT_MAX: usize = 500;
 
 /// What one import batch did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -68,9 +71,7 @@ pub(crate) async fn import_batch<C: Conn>(
     if rows.is_empty() {
         return Ok(BatchCounts::default());
     }
-    let lookup_rows: Vec<_> =
-        rows.iter().map(|r| (r.company.clone(), r.values.iter().cloned().enumerate().collect::<Vec<_>>())).collect();
-    check_lookups(conn, catalog, entity, &lookup_rows).await?;
+    check_lookups(conn, catalog, entity, &lookup_values(entity, &rows)).await?;
 
     let table = EntityTable::new(entity, conn.dialect());
     let existing = existing_rows(conn, &table, &rows).await?;
@@ -105,6 +106,12 @@ pub(crate) async fn import_batch<C: Conn>(
     }
     let first_version = allocate_versions(conn, writes.len()).await?;
 
+    // Columns null in every row are left out: they would be written as null anyway, and on
+    // wide entities most columns are (binding every one of them dominated the cost).
+    let fields: Vec<usize> = fields
+        .into_iter()
+        .filter(|&i| entity.key.contains(&i) || writes.iter().any(|(_, r)| !r.values[i].is_null()))
+        .collect();
     let mut columns = vec![quote(ID)];
     if entity.company_specific {
         columns.push(quote(COMPANY));
@@ -117,12 +124,12 @@ pub(crate) async fn import_batch<C: Conn>(
     update_set.push(format!("{c} = excluded.{c}", c = quote(VERSION)));
     let conflict_target = table.key_columns().join(", ");
 
-    let rows_per_statement = (PARAMS_PER_STATEMENT_MAX / columns.len()).max(1);
+    let rows_per_statement = (PARAMS_PER_STATEMENT_MAX / columns.len()).clamp(1, ROWS_PER_STATEMENT_MAX);
     let mut version = first_version;
-    for chunk in writes.chunks(rows_per_statement) {
+    for chunk in writes.chunks_mut(rows_per_statement) {
         let mut sql = Sql::new(conn.dialect());
         sql.push("INSERT INTO ").push(&table.name).push(" (").push(&columns.join(", ")).push(") VALUES ");
-        for (n, (id, row)) in chunk.iter().enumerate() {
+        for (n, (id, row)) in chunk.iter_mut().enumerate() {
             sql.push(if n == 0 { "(" } else { ", (" });
             sql.param(Value::Guid(*id));
             if entity.company_specific {
@@ -133,7 +140,7 @@ pub(crate) async fn import_batch<C: Conn>(
             sql.push(", ").param(Value::Int(version));
             version += 1;
             for &i in &fields {
-                sql.push(", ").param(row.values[i].clone());
+                sql.push(", ").param(std::mem::replace(&mut row.values[i], Value::Null));
             }
             sql.push(")");
         }
@@ -165,7 +172,7 @@ async fn existing_rows<C: Conn>(
     let entity = table.entity;
     let key_columns = table.key_columns();
     let (select, types) = table.select_list();
-    let per_statement = (PARAMS_PER_STATEMENT_MAX / key_columns.len()).max(1);
+    let per_statement = (PARAMS_PER_STATEMENT_MAX / key_columns.len()).clamp(1, ROWS_PER_STATEMENT_MAX * 2);
     let mut found = HashMap::with_capacity(rows.len());
     for chunk in rows.chunks(per_statement) {
         // PostgreSQL plans a long row-value IN list as one OR per row (a scan that compares every
@@ -217,6 +224,12 @@ async fn existing_rows<C: Conn>(
     Ok(found)
 }
 
+/// The company and lookup-field values of each row (what lookup checks need).
+fn lookup_values(entity: &Entity, rows: &[NewRow]) -> Vec<crate::rows::PartialRow> {
+    let lookups: Vec<usize> = (0..entity.fields.len()).filter(|&i| entity.fields[i].lookup.is_some()).collect();
+    rows.iter().map(|r| (r.company.clone(), lookups.iter().map(|&i| (i, r.values[i].clone())).collect())).collect()
+}
+
 /// One lookup value that names no record.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LookupMiss {
@@ -234,7 +247,5 @@ pub(crate) async fn missing_lookups<C: Conn>(
     entity: &Entity,
     rows: &[NewRow],
 ) -> StoreResult<Vec<LookupMiss>> {
-    let partial: Vec<_> =
-        rows.iter().map(|r| (r.company.clone(), r.values.iter().cloned().enumerate().collect::<Vec<_>>())).collect();
-    crate::rows::find_missing_lookups(conn, catalog, entity, &partial).await
+    crate::rows::find_missing_lookups(conn, catalog, entity, &lookup_values(entity, rows)).await
 }

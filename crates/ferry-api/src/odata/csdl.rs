@@ -91,7 +91,16 @@ pub(crate) fn metadata_document(ctx: &Ctx) -> Response {
         }
         xml.push_str("</EnumType>");
     }
+    if ctx.flavor != Flavor::Dataverse {
+        dmf_schema(&mut xml, ns);
+    }
     xml.push_str("<EntityContainer Name=\"Resources\">");
+    if ctx.flavor != Flavor::Dataverse {
+        let _ = write!(
+            xml,
+            "<EntitySet Name=\"DataManagementDefinitionGroups\" EntityType=\"{ns}.DataManagementDefinitionGroup\"/>"
+        );
+    }
     for entity in catalog.entities() {
         let _ = write!(
             xml,
@@ -107,4 +116,59 @@ pub(crate) fn metadata_document(ctx: &Ctx) -> Response {
         xml,
     )
         .into_response()
+}
+
+/// The data-management package API as typed OData clients (generated proxies, the Logic Apps
+/// connector) resolve it: `DataManagementDefinitionGroups`, its bound actions with their
+/// parameter names, and the `DMFExecutionSummaryStatus` enum.
+const DMF_ACTIONS: &[(&str, &[(&str, &str)], &str)] = &[
+    ("GetMessageStatus", &[("messageId", "Edm.String")], "Edm.String"),
+    ("GetExecutionIdByMessageId", &[("_messageId", "Edm.String")], "Edm.String"),
+    ("GetExecutionErrors", &[("executionId", "Edm.String")], "Edm.String"),
+    ("GetExecutionSummaryStatus", &[("executionId", "Edm.String")], "DMFExecutionSummaryStatus"),
+    (
+        "GetEntityExecutionSummaryStatusList",
+        &[("executionId", "Edm.String")],
+        "Collection(EntityExecutionSummaryStatus)",
+    ),
+];
+
+fn dmf_schema(xml: &mut String, ns: &str) {
+    xml.push_str(
+        "<EntityType Name=\"DataManagementDefinitionGroup\"><Key><PropertyRef Name=\"Name\"/></Key>\
+         <Property Name=\"Name\" Type=\"Edm.String\" Nullable=\"false\"/>\
+         <Property Name=\"Description\" Type=\"Edm.String\"/>\
+         <Property Name=\"OperationType\" Type=\"Edm.String\"/></EntityType>",
+    );
+    xml.push_str("<EnumType Name=\"DMFExecutionSummaryStatus\" UnderlyingType=\"Edm.Int32\">");
+    for (code, name) in
+        ["Unknown", "NotRun", "Executing", "Succeeded", "PartiallySucceeded", "Failed", "Canceled"].iter().enumerate()
+    {
+        let _ = write!(xml, "<Member Name=\"{name}\" Value=\"{code}\"/>");
+    }
+    xml.push_str("</EnumType>");
+    xml.push_str("<ComplexType Name=\"EntityExecutionSummaryStatus\">");
+    for name in ["EntityName", "Company", "ExecutionStatus", "StagingStatus", "TargetStatus"] {
+        let _ = write!(xml, "<Property Name=\"{name}\" Type=\"Edm.String\"/>");
+    }
+    for name in ["StagingRecordCount", "StagingErrorCount", "TargetRecordsCreatedCount", "TargetRecordsUpdatedCount"] {
+        let _ = write!(xml, "<Property Name=\"{name}\" Type=\"Edm.Int64\"/>");
+    }
+    xml.push_str("</ComplexType>");
+    for (name, params, returns) in DMF_ACTIONS {
+        let _ = write!(
+            xml,
+            "<Action Name=\"{name}\" IsBound=\"true\"><Parameter Name=\"DataManagementDefinitionGroup\" \
+             Type=\"Collection({ns}.DataManagementDefinitionGroup)\"/>"
+        );
+        for (param, ty) in *params {
+            let _ = write!(xml, "<Parameter Name=\"{param}\" Type=\"{ty}\"/>");
+        }
+        let returns = match returns.strip_prefix("Collection(") {
+            Some(inner) => format!("Collection({ns}.{inner}"),
+            None if returns.starts_with("Edm.") => returns.to_string(),
+            None => format!("{ns}.{returns}"),
+        };
+        let _ = write!(xml, "<ReturnType Type=\"{returns}\"/></Action>");
+    }
 }

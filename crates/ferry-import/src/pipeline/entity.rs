@@ -7,6 +7,7 @@ use super::source::{ErrorDraft, Rejected, SourceEnd, SourceEvent, SourceSpec, re
 use super::{RunError, RunState};
 use crate::status::Stage;
 use crate::validate::describe_key;
+use ferry_formats::SourceRecord;
 use ferry_formats::rejected::RejectedRowsWriter;
 use ferry_store::{BatchCounts, ImportErrorRecord, NewRow, StoreError};
 use std::collections::BTreeMap;
@@ -109,28 +110,32 @@ pub(crate) async fn import_entity(
             }
             errors.extend(drafts.into_iter().map(|d| run.error_record(&entity.label, d)));
         }
-        let mut rows = batch.rows;
-        outcome.staged += rows.len() as i64;
+        outcome.staged += batch.rows.len() as i64;
+        // Rows as the store takes them, beside their source rows and records.
+        let (mut sources, mut rows): (Vec<(u64, SourceRecord)>, Vec<NewRow>) = batch
+            .rows
+            .into_iter()
+            .map(|(s, record)| ((s.row, record), NewRow { company: s.company, values: s.values }))
+            .unzip();
         // Lookups to other entities, checked for the whole batch at once.
-        let new_rows: Vec<NewRow> =
-            rows.iter().map(|(s, _)| NewRow { company: s.company.clone(), values: s.values.clone() }).collect();
-        let misses = run.ctx.store.missing_lookups(&entity, &new_rows).await?;
+        let misses = run.ctx.store.missing_lookups(&entity, &rows).await?;
         if !misses.is_empty() {
             let mut by_row: BTreeMap<usize, Vec<ErrorDraft>> = BTreeMap::new();
             for miss in misses {
-                let (staged, _) = &rows[miss.row];
+                let row = &rows[miss.row];
                 let field = &entity.fields[miss.field].name;
                 by_row.entry(miss.row).or_default().push(ErrorDraft {
                     stage: Stage::Target,
-                    row: Some(staged.row),
-                    key: Some(describe_key(&entity, &staged.company, &staged.values)),
+                    row: Some(sources[miss.row].0),
+                    key: Some(describe_key(&entity, &row.company, &row.values)),
                     field: Some(field.clone()),
                     code: "lookup_missing".into(),
                     message: format!("{field}: {} does not exist in {}", miss.value.describe(), miss.target),
                 });
             }
             for (i, drafts) in by_row.into_iter().rev() {
-                let (_, record) = rows.remove(i);
+                rows.remove(i);
+                let (_, record) = sources.remove(i);
                 outcome.target_errors += 1;
                 rejected_file
                     .get_or_insert_with(|| RejectedFile::new(run, &spec, position))
@@ -141,16 +146,14 @@ pub(crate) async fn import_entity(
         match mode {
             WriteMode::ValidateOnly => {}
             WriteMode::Atomic => {
-                let batch_rows =
-                    rows.into_iter().map(|(s, _)| NewRow { company: s.company, values: s.values }).collect();
                 if let Some(btx) = &atomic_tx
-                    && btx.send(batch_rows).await.is_err()
+                    && btx.send(rows).await.is_err()
                 {
                     break; // the transaction failed; its error is reported below
                 }
             }
             WriteMode::Batched => {
-                let written = write_batch(run, &spec, &batch.mapped_fields, rows, &mut errors).await?;
+                let written = write_batch(run, &spec, &batch.mapped_fields, rows, sources, &mut errors).await?;
                 outcome.counts += written.0;
                 outcome.target_errors += written.1.len() as i64;
                 for record in written.1 {
@@ -199,22 +202,21 @@ async fn write_batch(
     run: &RunState,
     spec: &SourceSpec,
     mapped_fields: &[usize],
-    rows: Vec<(crate::validate::StagedRow, ferry_formats::SourceRecord)>,
+    rows: Vec<NewRow>,
+    sources: Vec<(u64, SourceRecord)>,
     errors: &mut Vec<ImportErrorRecord>,
-) -> Result<(BatchCounts, Vec<ferry_formats::SourceRecord>), RunError> {
+) -> Result<(BatchCounts, Vec<SourceRecord>), RunError> {
     let store = &run.ctx.store;
     let entity = &spec.entity;
-    let new_rows: Vec<NewRow> =
-        rows.iter().map(|(s, _)| NewRow { company: s.company.clone(), values: s.values.clone() }).collect();
-    match store.import_batch(entity, new_rows, Some(mapped_fields), Some(&run.fence)).await {
+    match store.import_batch(entity, rows.clone(), Some(mapped_fields), Some(&run.fence)).await {
         Ok(counts) => return Ok((counts, Vec::new())),
         Err(e) if is_row_level(&e) => {}
         Err(e) => return Err(e.into()),
     }
     let mut counts = BatchCounts::default();
     let mut refused = Vec::new();
-    for (staged, record) in rows {
-        let row = NewRow { company: staged.company.clone(), values: staged.values.clone() };
+    for (row, (row_number, record)) in rows.into_iter().zip(sources) {
+        let key = describe_key(entity, &row.company, &row.values);
         match store.import_batch(entity, vec![row], Some(mapped_fields), Some(&run.fence)).await {
             Ok(c) => counts += c,
             Err(e) if is_row_level(&e) => {
@@ -227,8 +229,8 @@ async fn write_batch(
                     &entity.label,
                     ErrorDraft {
                         stage: Stage::Target,
-                        row: Some(staged.row),
-                        key: Some(describe_key(entity, &staged.company, &staged.values)),
+                        row: Some(row_number),
+                        key: Some(key),
                         field,
                         code: code.into(),
                         message: format!("the record could not be written: {e}"),
@@ -280,7 +282,7 @@ impl RejectedFile {
         }
     }
 
-    fn write(&mut self, columns: &[String], record: &ferry_formats::SourceRecord) {
+    fn write(&mut self, columns: &[String], record: &SourceRecord) {
         if let Some(w) = &mut self.writer
             && w.write_record(columns, record).is_err()
         {

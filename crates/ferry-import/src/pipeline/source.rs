@@ -201,15 +201,22 @@ fn write_staged(
     map: &ColumnMap,
     staged: &StagedRow,
 ) -> std::io::Result<()> {
-    let mut values = serde_json::Map::new();
+    write!(out, "{{\"row\":{},\"company\":", staged.row)?;
+    serde_json::to_writer(&mut *out, &staged.company)?;
+    out.write_all(b",\"values\":{")?;
+    let mut first = true;
     for target in map.targets.iter().flatten() {
         if let Target::Field(i) = target {
-            let text = staged.values[*i].to_text().map_or(serde_json::Value::Null, serde_json::Value::String);
-            values.insert(entity.fields[*i].name.clone(), text);
+            if !first {
+                out.write_all(b",")?;
+            }
+            first = false;
+            serde_json::to_writer(&mut *out, &entity.fields[*i].name)?;
+            out.write_all(b":")?;
+            serde_json::to_writer(&mut *out, &staged.values[*i].to_text())?;
         }
     }
-    let line = serde_json::json!({ "row": staged.row, "company": staged.company, "values": values });
-    serde_json::to_writer(&mut *out, &line)?;
+    out.write_all(b"}}")?;
     out.write_all(b"\n")
 }
 

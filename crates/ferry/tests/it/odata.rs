@@ -240,6 +240,11 @@ async fn custom_entity_under_both_prefixes(backend: Backend) {
     let metadata = expect_status(server.get("/data/$metadata", &token).await, 200).await;
     assert!(metadata.contains("<EntitySet Name=\"Widgets\" EntityType=\"Microsoft.Dynamics.DataEntities.Widget\"/>"));
     assert!(metadata.contains("<EnumType Name=\"WidgetColor\""));
+    // The package API's entity set, actions and status enum, for typed clients.
+    assert!(metadata.contains("<EntitySet Name=\"DataManagementDefinitionGroups\""));
+    assert!(metadata.contains("<Action Name=\"GetExecutionIdByMessageId\" IsBound=\"true\">"));
+    assert!(metadata.contains("<Parameter Name=\"_messageId\" Type=\"Edm.String\"/>"));
+    assert!(metadata.contains("<Member Name=\"PartiallySucceeded\" Value=\"4\"/>"));
     server.stop().await;
 }
 
