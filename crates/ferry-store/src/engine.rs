@@ -57,6 +57,34 @@ pub(crate) trait Conn: Send {
         args: Vec<Value>,
         cols: &[ColType],
     ) -> impl Future<Output = StoreResult<Vec<Vec<Value>>>> + Send;
+
+    /// PostgreSQL only: runs a query whose parameters are whole columns, each bound as one typed
+    /// array (for `UNNEST`), so a batch of any size is one statement with a constant text.
+    fn fetch_columns(
+        &mut self,
+        sql: &str,
+        columns: Vec<(ColType, Vec<Value>)>,
+        cols: &[ColType],
+    ) -> impl Future<Output = StoreResult<Vec<Vec<Value>>>> + Send {
+        let _ = (sql, columns, cols);
+        async { Err(StoreError::Corrupt { column: "-".into(), message: "array parameters need PostgreSQL".into() }) }
+    }
+}
+
+impl ColType {
+    /// The PostgreSQL array type a column of this type is bound as (see [`Conn::fetch_columns`]).
+    pub(crate) fn pg_array(self) -> &'static str {
+        match self {
+            ColType::Text => "text[]",
+            ColType::Int32 | ColType::Int64 => "bigint[]",
+            ColType::Real => "float8[]",
+            ColType::Bool => "bool[]",
+            ColType::Decimal => "numeric[]",
+            ColType::Date => "date[]",
+            ColType::DateTime => "timestamptz[]",
+            ColType::Guid => "uuid[]",
+        }
+    }
 }
 
 pub(crate) fn corrupt(column: usize, message: impl std::fmt::Display) -> StoreError {

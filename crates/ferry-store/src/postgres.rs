@@ -143,6 +143,90 @@ impl Conn for PgConnection {
         let rows = sqlx::query_with(AssertSqlSafe(sql), arguments).persistent(persistent).fetch_all(&mut *self).await?;
         rows.iter().map(|row| cols.iter().enumerate().map(|(i, &c)| decode(row, i, c)).collect()).collect()
     }
+
+    async fn fetch_columns(
+        &mut self,
+        sql: &str,
+        columns: Vec<(ColType, Vec<Value>)>,
+        cols: &[ColType],
+    ) -> StoreResult<Vec<Vec<Value>>> {
+        let mut arguments = PgArguments::default();
+        for (col, values) in columns {
+            bind_column(&mut arguments, col, values)?;
+        }
+        // Typed arrays: the statement's text and parameter types never vary, so it is cached.
+        let rows = sqlx::query_with(AssertSqlSafe(sql), arguments).fetch_all(&mut *self).await?;
+        rows.iter().map(|row| cols.iter().enumerate().map(|(i, &c)| decode(row, i, c)).collect()).collect()
+    }
+}
+
+/// Binds one column of values as a typed array.
+fn bind_column(args: &mut PgArguments, col: ColType, values: Vec<Value>) -> StoreResult<()> {
+    fn text(v: Value) -> Option<String> {
+        match v {
+            Value::Decimal(d) => Some(d.as_str().to_string()),
+            other => other.to_text(),
+        }
+    }
+    let result = match col {
+        ColType::Text | ColType::Decimal => args.add(values.into_iter().map(text).collect::<Vec<_>>()),
+        ColType::Int32 | ColType::Int64 => args.add(
+            values
+                .into_iter()
+                .map(|v| match v {
+                    Value::Int(i) => Some(i),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        ColType::Real => args.add(
+            values
+                .into_iter()
+                .map(|v| match v {
+                    Value::Real(r) => Some(r),
+                    Value::Int(i) => Some(i as f64),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        ColType::Bool => args.add(
+            values
+                .into_iter()
+                .map(|v| match v {
+                    Value::Bool(b) => Some(b),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        ColType::Date => args.add(
+            values
+                .into_iter()
+                .map(|v| match v {
+                    Value::Date(d) => Some(d),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        ColType::DateTime => args.add(
+            values
+                .into_iter()
+                .map(|v| match v {
+                    Value::DateTime(t) => Some(t),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        ColType::Guid => args.add(
+            values
+                .into_iter()
+                .map(|v| match v {
+                    Value::Guid(g) => Some(g),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        ),
+    };
+    result.map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))
 }
 
 /// Re-broadcasts `ferry_changes` notifications of every node to this process's listeners,

@@ -3,7 +3,7 @@
 //! same file changes nothing and takes no versions) — all in one multi-row
 //! `INSERT … ON CONFLICT DO UPDATE` per chunk.
 
-use crate::engine::{Conn, Dialect};
+use crate::engine::{ColType, Conn, Dialect};
 use crate::error::StoreResult;
 use crate::model::{NewRow, RowKey, StoredRow};
 use crate::queue;
@@ -124,6 +124,12 @@ pub(crate) async fn import_batch<C: Conn>(
     update_set.push(format!("{c} = excluded.{c}", c = quote(VERSION)));
     let conflict_target = table.key_columns().join(", ");
 
+    if conn.dialect() == Dialect::Postgres {
+        upsert_columns(conn, &table, &fields, &columns, &conflict_target, &update_set, writes, first_version, now)
+            .await?;
+        notify_change(conn).await?;
+        return Ok(counts);
+    }
     let rows_per_statement = (PARAMS_PER_STATEMENT_MAX / columns.len()).clamp(1, ROWS_PER_STATEMENT_MAX);
     let mut version = first_version;
     for chunk in writes.chunks_mut(rows_per_statement) {
@@ -151,6 +157,56 @@ pub(crate) async fn import_batch<C: Conn>(
     Ok(counts)
 }
 
+/// PostgreSQL: the whole batch in one `INSERT … SELECT * FROM UNNEST(…)` with one typed array
+/// per column — a constant statement text, so it is prepared once.
+#[allow(clippy::too_many_arguments)]
+async fn upsert_columns<C: Conn>(
+    conn: &mut C,
+    table: &EntityTable<'_>,
+    fields: &[usize],
+    columns: &[String],
+    conflict_target: &str,
+    update_set: &[String],
+    writes: Vec<(Uuid, NewRow)>,
+    first_version: i64,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let entity = table.entity;
+    let n = writes.len();
+    let mut arrays: Vec<(ColType, Vec<Value>)> = Vec::with_capacity(columns.len());
+    let mut ids = Vec::with_capacity(n);
+    let mut companies = Vec::with_capacity(n);
+    let mut field_values: Vec<Vec<Value>> = fields.iter().map(|_| Vec::with_capacity(n)).collect();
+    for (id, mut row) in writes {
+        ids.push(Value::Guid(id));
+        companies.push(Value::String(row.company.take().unwrap_or_default()));
+        for (k, &i) in fields.iter().enumerate() {
+            field_values[k].push(std::mem::replace(&mut row.values[i], Value::Null));
+        }
+    }
+    arrays.push((ColType::Guid, ids));
+    if entity.company_specific {
+        arrays.push((ColType::Text, companies));
+    }
+    arrays.push((ColType::DateTime, vec![Value::DateTime(now); n]));
+    arrays.push((ColType::DateTime, vec![Value::DateTime(now); n]));
+    arrays.push((ColType::Int64, (0..n as i64).map(|k| Value::Int(first_version + k)).collect()));
+    for (k, values) in field_values.into_iter().enumerate() {
+        arrays.push((ColType::of(&entity.fields[fields[k]].ty), values));
+    }
+    let unnest: Vec<String> =
+        arrays.iter().enumerate().map(|(k, (c, _))| format!("${}::{}", k + 1, c.pg_array())).collect();
+    let sql = format!(
+        "INSERT INTO {} ({}) SELECT * FROM UNNEST({}) ON CONFLICT ({conflict_target}) DO UPDATE SET {}",
+        table.name,
+        columns.join(", "),
+        unnest.join(", "),
+        update_set.join(", ")
+    );
+    conn.fetch_columns(&sql, arrays, &[]).await?;
+    Ok(())
+}
+
 /// A map key for a natural key and company (unambiguous: parts are length-prefixed).
 fn key_text(entity: &Entity, company: &Option<String>, values: &[Value]) -> String {
     let mut out = String::new();
@@ -174,16 +230,49 @@ async fn existing_rows<C: Conn>(
     let (select, types) = table.select_list();
     let per_statement = (PARAMS_PER_STATEMENT_MAX / key_columns.len()).clamp(1, ROWS_PER_STATEMENT_MAX * 2);
     let mut found = HashMap::with_capacity(rows.len());
+    if conn.dialect() == Dialect::Postgres {
+        // One statement with one typed array per key column, joined on the key index.
+        let mut key_types = Vec::new();
+        if entity.company_specific {
+            key_types.push(ColType::Text);
+        }
+        key_types.extend(entity.key.iter().map(|&i| ColType::of(&entity.fields[i].ty)));
+        let mut arrays: Vec<(ColType, Vec<Value>)> =
+            key_types.iter().map(|&c| (c, Vec::with_capacity(rows.len()))).collect();
+        for row in rows {
+            let mut k = 0;
+            if entity.company_specific {
+                arrays[0].1.push(Value::String(row.company.clone().unwrap_or_default()));
+                k = 1;
+            }
+            for &i in &entity.key {
+                arrays[k].1.push(row.values[i].clone());
+                k += 1;
+            }
+        }
+        let names: Vec<String> = (0..key_columns.len()).map(|i| format!("ferry_key{i}")).collect();
+        let params: Vec<String> =
+            key_types.iter().enumerate().map(|(k, c)| format!("${}::{}", k + 1, c.pg_array())).collect();
+        let on: Vec<String> =
+            key_columns.iter().zip(&names).map(|(col, v)| format!("{}.{col} = ferry_keys.{v}", table.name)).collect();
+        let sql = format!(
+            "SELECT {select} FROM {} JOIN UNNEST({}) AS ferry_keys ({}) ON {}",
+            table.name,
+            params.join(", "),
+            names.join(", "),
+            on.join(" AND ")
+        );
+        for r in conn.fetch_columns(&sql, arrays, &types).await? {
+            let stored = table.decode(r)?;
+            found.insert(key_text(entity, &stored.company, &stored.values), stored);
+        }
+        return Ok(found);
+    }
     for chunk in rows.chunks(per_statement) {
-        // PostgreSQL plans a long row-value IN list as one OR per row (a scan that compares every
-        // row with every key); a join with a VALUES list uses the key index. SQLite turns the IN
-        // list into an ephemeral index by itself.
+        // SQLite turns the row-value IN list into an ephemeral index.
         let mut sql = Sql::new(conn.dialect());
         sql.push("SELECT ").push(&select).push(" FROM ").push(&table.name);
-        match conn.dialect() {
-            Dialect::Postgres => sql.push(" JOIN (VALUES "),
-            Dialect::Sqlite => sql.push(" WHERE (").push(&key_columns.join(", ")).push(") IN ("),
-        };
+        sql.push(" WHERE (").push(&key_columns.join(", ")).push(") IN (");
         for (n, row) in chunk.iter().enumerate() {
             sql.push(if n == 0 { "(" } else { ", (" });
             let key = RowKey {
@@ -213,9 +302,7 @@ async fn existing_rows<C: Conn>(
                 .collect();
             sql.push(") AS ferry_keys (").push(&names.join(", ")).push(") ON ").push(&on.join(" AND "));
         }
-        if conn.dialect() == Dialect::Sqlite {
-            sql.push(")");
-        }
+        sql.push(")");
         for r in conn.fetch(&sql.text, sql.args, &types).await? {
             let stored = table.decode(r)?;
             found.insert(key_text(entity, &stored.company, &stored.values), stored);
