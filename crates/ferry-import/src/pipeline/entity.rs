@@ -63,7 +63,8 @@ pub(crate) async fn import_entity(
         Some(file.into_temp_path())
     };
     spec.staging_path = staging.as_ref().map(|p| p.to_path_buf());
-    let (tx, mut rx) = mpsc::channel::<SourceEvent>(2);
+    // One batch waits while one is written and one is read: memory stays at about three batches.
+    let (tx, mut rx) = mpsc::channel::<SourceEvent>(1);
     let cancel = Arc::new(AtomicBool::new(false));
     let reader = {
         let spec = spec.clone();
