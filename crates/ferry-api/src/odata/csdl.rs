@@ -121,7 +121,10 @@ pub(crate) fn metadata_document(ctx: &Ctx) -> Response {
 /// The data-management package API as typed OData clients (generated proxies, the Logic Apps
 /// connector) resolve it: `DataManagementDefinitionGroups`, its bound actions with their
 /// parameter names, and the `DMFExecutionSummaryStatus` enum.
-const DMF_ACTIONS: &[(&str, &[(&str, &str)], &str)] = &[
+/// An action's name, its parameters (name, type) and its return type.
+type ActionDecl = (&'static str, &'static [(&'static str, &'static str)], &'static str);
+
+const DMF_ACTIONS: &[ActionDecl] = &[
     ("GetMessageStatus", &[("messageId", "Edm.String")], "Edm.String"),
     ("GetExecutionIdByMessageId", &[("_messageId", "Edm.String")], "Edm.String"),
     ("GetExecutionErrors", &[("executionId", "Edm.String")], "Edm.String"),
