@@ -286,11 +286,7 @@ pub(crate) async fn rejected(
 ) -> ApiResult<Response> {
     let import = service(&state, &principal)?;
     let view = view_of(import, &id).await?;
-    let Ok(position) = position.trim().parse::<i64>() else {
-        return Err(ApiError::bad_request(format!(
-            "'{position}' is not an entity position; the message's entities list theirs (0, 1, …)"
-        )));
-    };
+    let position = entity_position(&position)?;
     let Some((key, ext)) = import.rejected_file(&view, position).await? else {
         let entity = view.entities.iter().find(|e| e.position == position);
         return Err(ApiError::not_found(match entity {
@@ -331,11 +327,7 @@ pub(crate) async fn staging(
 ) -> ApiResult<Response> {
     let import = service(&state, &principal)?;
     let view = view_of(import, &id).await?;
-    let Ok(position) = position.trim().parse::<i64>() else {
-        return Err(ApiError::bad_request(format!(
-            "'{position}' is not an entity position; the message's entities list theirs (0, 1, …)"
-        )));
-    };
+    let position = entity_position(&position)?;
     let Some(key) = import.staging_file(&view, position).await? else {
         return Err(ApiError::not_found(format!(
             "message {} has no staged rows for entity {position} (not processed yet, or no such entity)",
@@ -350,4 +342,13 @@ pub(crate) async fn staging(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// An entity's position in a message, from the path.
+fn entity_position(text: &str) -> ApiResult<i64> {
+    text.trim().parse::<i64>().map_err(|_| {
+        ApiError::bad_request(format!(
+            "'{text}' is not an entity position; the message's entities list theirs (0, 1, …)"
+        ))
+    })
 }

@@ -107,11 +107,11 @@ pub struct ImportErrorRecord {
     pub message: String,
 }
 
-fn text(s: &str) -> Value {
+pub(crate) fn text(s: &str) -> Value {
     Value::String(s.to_string())
 }
 
-fn opt_text(s: &Option<String>) -> Value {
+pub(crate) fn opt_text(s: &Option<String>) -> Value {
     s.clone().map_or(Value::Null, Value::String)
 }
 

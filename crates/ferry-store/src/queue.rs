@@ -12,7 +12,7 @@
 
 use crate::engine::{ColType, Conn, Dialect, RowExt};
 use crate::error::{StoreError, StoreResult};
-use crate::imports::{MESSAGE_COLUMNS, MESSAGE_TYPES, MessageRecord, RowCounters, decode_message};
+use crate::imports::{MESSAGE_COLUMNS, MESSAGE_TYPES, MessageRecord, RowCounters, decode_message, opt_text, text};
 use chrono::{DateTime, Utc};
 use ferry_model::Value;
 
@@ -56,14 +56,6 @@ pub struct MessageOutcome {
     pub reason: Option<String>,
     pub counters: RowCounters,
     pub warnings: Option<String>,
-}
-
-fn text(s: &str) -> Value {
-    Value::String(s.to_string())
-}
-
-fn opt_text(s: &Option<String>) -> Value {
-    s.clone().map_or(Value::Null, Value::String)
 }
 
 pub(crate) async fn enqueue<C: Conn>(

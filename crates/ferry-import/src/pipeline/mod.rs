@@ -7,7 +7,7 @@ mod source;
 
 use crate::context::ImportContext;
 use crate::definition::{Job, JobKind, Project, ResolvedEntity};
-use crate::status::{EntityState, MessageState, Stage};
+use crate::status::{EntityState, MessageState};
 use entity::{EntityOutcome, WriteMode, errors_room, import_entity};
 use ferry_formats::SourceFormat;
 use ferry_formats::package::{Package, source_format_from_manifest};
@@ -194,15 +194,7 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
         JobKind::Package => match unpack(run, blob.path(), scratch.path(), resolved).await? {
             Ok(units) => units,
             Err(reason) => {
-                let draft = ErrorDraft {
-                    stage: Stage::Parse,
-                    row: None,
-                    key: None,
-                    field: None,
-                    code: "bad_package".into(),
-                    message: reason.clone(),
-                };
-                run.store_errors(vec![run.error_record("package", draft)]).await?;
+                run.store_errors(vec![run.error_record("package", ErrorDraft::file("bad_package", &reason))]).await?;
                 return Ok(failed(&reason));
             }
         },
@@ -235,14 +227,7 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
             Some(xsl) => match transform(run, xsl, &unit.path, scratch.path(), position).await? {
                 Ok(p) => p,
                 Err(reason) => {
-                    let draft = ErrorDraft {
-                        stage: Stage::Parse,
-                        row: None,
-                        key: None,
-                        field: None,
-                        code: "xslt_failed".into(),
-                        message: reason.clone(),
-                    };
+                    let draft = ErrorDraft::file("xslt_failed", &reason);
                     run.store_errors(vec![run.error_record(&unit.resolved.entity.label, draft)]).await?;
                     fatal_reasons.push(format!("{}: {reason}", unit.resolved.entity.label));
                     record.staging_status = EntityState::Error.as_str().into();

@@ -37,6 +37,20 @@ pub(crate) struct ErrorDraft {
     pub message: String,
 }
 
+impl ErrorDraft {
+    /// A problem with a whole file (found before any row was read).
+    pub fn file(code: &str, message: &str) -> ErrorDraft {
+        ErrorDraft {
+            stage: Stage::Parse,
+            row: None,
+            key: None,
+            field: None,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// A record rejected while reading or staging, with the record when there is one.
 pub(crate) struct Rejected {
     pub record: Option<SourceRecord>,
