@@ -132,7 +132,13 @@ pub(crate) async fn claim<C: Conn>(
         let candidates = conn
             .fetch(
                 &format!(
-                    "SELECT m.id, m.attempts, m.state FROM ferry_messages m WHERE m.state IN {WAITING_STATES} \
+                    // Only lane heads are candidates (at most one per lane, from one pass over the
+                    // lanes), so the messages probed follow the number of lanes, not of waiting messages.
+                    "SELECT m.id, m.attempts, m.state FROM \
+                     (SELECT DISTINCT l.message_id FROM (SELECT lane, MIN(seq) AS seq FROM ferry_message_lanes \
+                      GROUP BY lane) h JOIN ferry_message_lanes l ON l.lane = h.lane AND l.seq = h.seq) heads \
+                     JOIN ferry_messages m ON m.id = heads.message_id \
+                     WHERE m.state IN {WAITING_STATES} \
                      AND m.not_before <= $1 AND (m.lease_until IS NULL OR m.lease_until < $1) \
                      AND NOT EXISTS (SELECT 1 FROM ferry_message_lanes a JOIN ferry_message_lanes b \
                      ON b.lane = a.lane AND b.seq < a.seq WHERE a.message_id = m.id) \

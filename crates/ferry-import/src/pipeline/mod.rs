@@ -163,7 +163,10 @@ struct Unit {
 /// Runs the message to its outcome.
 pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
     let ctx = &run.ctx;
-    ctx.store.begin_message_attempt(&run.fence).await?;
+    if run.message.attempts > 1 {
+        // An earlier run stopped part way: forget what it recorded.
+        ctx.store.begin_message_attempt(&run.fence).await?;
+    }
     let job = match ctx.store.get_job(&run.message.activity_id).await? {
         Some(record) => serde_json::from_str::<Job>(&record.definition)
             .map_err(|e| RunError::Fatal(format!("the job's stored definition is unreadable: {e}")))?,
