@@ -25,6 +25,7 @@
 #   FERRY_BENCH_POSTGRES_URL          admin URL of the PostgreSQL server
 #                                     (postgres://postgres@127.0.0.1:5432/test); ferry's own
 #                                     database there is ferry_bench_import, dropped and created anew
+#   BENCH_PG_DATABASE                 another name for that database (two runs at once need two)
 set -euo pipefail
 
 which_backends=${1:-both}
@@ -49,14 +50,15 @@ poll_ms=${BENCH_POLL_MS:-200}
 log_level=${BENCH_LOG_LEVEL:-warn}
 out=${BENCH_OUT:-$root/target/bench}
 pg_admin=${FERRY_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
-pg_db=ferry_bench_import
+pg_db=${BENCH_PG_DATABASE:-ferry_bench_import}
+[[ "$pg_db" =~ ^[a-z_][a-z0-9_]*$ ]] || { echo "BENCH_PG_DATABASE must be a plain lower-case name, got '$pg_db'" >&2; exit 2; }
 for v in messages entities clients timeout poll_ms; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "$v must be a number, got '${!v}'" >&2; exit 2; }
 done
 [[ -z "$file_mb" || "$file_mb" =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_FILE_MB must be a positive number, got '$file_mb'" >&2; exit 2; }
 [[ "$entities" -ge 1 && "$entities" -le 999 ]] || { echo "BENCH_ENTITIES must be 1-999, got $entities" >&2; exit 2; }
 [[ "$clients" -ge 1 ]] || { echo "BENCH_CLIENTS must be at least 1" >&2; exit 2; }
-for tool in curl python3 sqlite3 psql xargs; do
+for tool in curl python3 sqlite3 psql xargs setsid; do
   command -v "$tool" >/dev/null || { echo "$tool is needed on the PATH" >&2; exit 2; }
 done
 mkdir -p "$out"
@@ -93,6 +95,7 @@ fi
 
 # --- clean-up of everything this script started or created ---------------------------------------
 server_pid=""
+bg_pid=""
 tmp_dir=""
 pg_created=""
 stop_server() {
@@ -105,6 +108,10 @@ stop_server() {
   server_pid=""
 }
 cleanup() {
+  if [[ -n "$bg_pid" ]]; then
+    kill -TERM -- "-$bg_pid" 2>/dev/null || kill -TERM "$bg_pid" 2>/dev/null || true
+    wait "$bg_pid" 2>/dev/null || true
+  fi
   stop_server
   if [[ "${BENCH_KEEP:-}" != 1 ]]; then
     if [[ -n "$pg_created" ]]; then
@@ -268,9 +275,31 @@ class Api:
     def fetch_token(self):
         data = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": os.environ["BENCH_CLIENT_ID"],
                                        "client_secret": os.environ["BENCH_SECRET"]}).encode()
-        with urllib.request.urlopen(urllib.request.Request(self.base + "/oauth2/token", data=data), timeout=60) as r:
-            self.token = json.load(r)["access_token"]
+        try:
+            with urllib.request.urlopen(urllib.request.Request(self.base + "/oauth2/token", data=data), timeout=60) as r:
+                self.token = json.load(r)["access_token"]
+        except urllib.error.HTTPError as e:
+            raise SystemExit(f"POST {self.base}/oauth2/token answered {e.code}: {e.read().decode('utf-8', 'replace')[:300]}")
+        except (urllib.error.URLError, OSError) as e:
+            raise SystemExit(f"POST {self.base}/oauth2/token failed: {e}")
         return self.token
+
+    def metrics(self):
+        """The server's queue gauges from /metrics: {state: messages} (all jobs); {} if unavailable."""
+        try:
+            if self.token is None:
+                self.fetch_token()
+            req = urllib.request.Request(self.base + "/metrics", headers={"Authorization": "Bearer " + self.token})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                text = r.read().decode("utf-8", "replace")
+        except (urllib.error.URLError, OSError, SystemExit):
+            return {}
+        out = {}
+        for line in text.splitlines():
+            if line.startswith('ferry_import_messages{state="'):
+                state = line.split('"')[1]
+                out[state] = int(float(line.rsplit(" ", 1)[1]))
+        return out
 
     def get(self, url, tries=5):
         if not url.startswith("http"):
@@ -300,17 +329,41 @@ def ts(text):
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
 
 
-def wait_message(base, message_id, timeout, poll_ms, t0):
-    """Polls one message until it is final; prints a JSON summary (exit 3 on timeout)."""
+def rss_mib(pid):
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def wait_message(base, message_id, timeout, poll_ms, t0, pid=None, trace=None):
+    """Polls one message until it is final; prints a JSON summary (exit 3 on timeout). With `pid`
+    it samples the server's VmRSS at every poll and writes `seconds,rows_read,rss_mib` to `trace`
+    every 5 seconds."""
     api = Api(base)
     start = time.time()
     polls = 0
-    last = None
+    rss_max = None
     next_note = start + 60
+    next_trace = start
+    trace_file = open(trace, "w", encoding="ascii") if trace else None
+    if trace_file:
+        trace_file.write("seconds,rows_read,rss_mib\n")
     while True:
         m = api.get(f"/api/messages/{message_id}")
         polls += 1
         seen = time.time()
+        rss = rss_mib(pid) if pid else None
+        if rss is not None:
+            rss_max = rss if rss_max is None else max(rss_max, rss)
+            if trace_file and (seen >= next_trace or m.get("final")):
+                trace_file.write(f"{seen - t0:.1f},{(m.get('counters') or {}).get('read')},{rss:.1f}\n")
+                trace_file.flush()
+                next_trace = seen + 5
         if m.get("final"):
             break
         if seen > next_note:
@@ -330,6 +383,7 @@ def wait_message(base, message_id, timeout, poll_ms, t0):
                                             "staging_errors", "target_errors")} for e in m.get("entities", [])],
         "enqueued_at": m.get("enqueued_at"), "started_at": m.get("started_at"), "finished_at": m.get("finished_at"),
         "seen_final_s": round(seen - t0, 3), "polls": polls,
+        "rss_max_sampled_mib": round(rss_max, 1) if rss_max is not None else None,
         "end_to_end_s": round(finished - t0, 3) if finished else None,
         "processing_s": round(finished - started, 3) if finished and started else None,
         "queue_wait_s": round(started - enq, 3) if started and enq else None,
@@ -378,8 +432,9 @@ def wait_activity(base, activity, expected, timeout, t0):
             print(json.dumps({"timeout": True}))
             sys.exit(3)
         if now > next_note:
-            n = len(api.get(f"/api/messages?activity={activity}&state=Processed&limit=1000")["value"])
-            print(f"           … {now - t0:.0f} s, {'1000+' if n >= 1000 else n} processed", file=sys.stderr)
+            gauges = api.metrics()
+            shown = "  ".join(f"{s} {gauges[s]}" for s in PENDING + FINAL if gauges.get(s))
+            print(f"           … {now - t0:.0f} s  (/metrics, every job: {shown or 'n/a'})", file=sys.stderr)
             next_note = now + 30
         time.sleep(0.5)
 
@@ -408,7 +463,8 @@ ROWS = [
     ("import_processing_rows_s", "processing rows/s"), ("import_state", "final state"),
     ("reference_s", "reference load s"), ("reference_rows_s", "reference rows/s"),
     ("ratio_e2e", "ratio ferry e2e / reference"), ("ratio_processing", "ratio ferry processing / reference"),
-    ("rss_start_mib", "RSS after start MiB"), ("peak_rss_import_mib", "peak RSS after import MiB (aim < 256)"),
+    ("rss_start_mib", "RSS after start MiB"), ("rss_refdata_mib", "RSS after the reference data MiB"), ("peak_rss_import_mib", "peak RSS after import MiB (aim < 256)"),
+    ("rss_polled_max_mib", "highest RSS polled during import MiB"),
     ("messages", "one-row messages"), ("messages_enqueue_per_s", "enqueue messages/s"),
     ("messages_e2e_s", "enqueue → all final s"), ("messages_e2e_per_s", "end-to-end messages/s"),
     ("messages_processed", "messages Processed"), ("messages_other", "messages in other states"),
@@ -446,7 +502,8 @@ if __name__ == "__main__":
     elif cmd == "token":
         print(Api(args[0]).fetch_token())
     elif cmd == "wait-message":
-        wait_message(args[0], args[1], float(args[2]), float(args[3]), float(args[4]))
+        wait_message(args[0], args[1], float(args[2]), float(args[3]), float(args[4]),
+                     args[5] if len(args) > 5 else None, args[6] if len(args) > 6 else None)
     elif cmd == "wait-activity":
         wait_activity(args[0], args[1], int(args[2]), float(args[3]), float(args[4]))
     elif cmd == "json":
@@ -463,6 +520,17 @@ if __name__ == "__main__":
         raise SystemExit(f"unknown helper command {cmd}")
 PY
 py() { python3 "$helper" "$@"; }
+# Runs a long step (a program, not a function) in the background in a process group of its own and
+# waits for it, so that a signal to this script is handled at once (bash runs traps only between
+# foreground commands) and the clean-up can stop the whole step; its stdout goes to $tmp_dir/bg.out.
+in_bg() {
+  local rc=0
+  setsid "$@" >"$tmp_dir/bg.out" &
+  bg_pid=$!
+  wait "$bg_pid" || rc=$?
+  bg_pid=""
+  return "$rc"
+}
 field() { python3 "$helper" field "$1"; }
 
 # --- the files, generated once for every backend ----------------------------------------------------
@@ -567,7 +635,15 @@ run_backend() {
     url="sqlite://$dir/data/ferry.db"
     echo "--- sqlite: SQLite $(sqlite3 --version | cut -d' ' -f1) at $dir/data/ferry.db"
   else
-    psql "$pg_admin" -X -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" -c "CREATE DATABASE $pg_db" >/dev/null
+    # Another run (or anything else) connected to the database: leave it alone rather than drop it.
+    local users
+    users=$(psql "$pg_admin" -X -At -v ON_ERROR_STOP=1 -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$pg_db'") || {
+      echo "cannot reach PostgreSQL at $pg_admin" >&2; return 1; }
+    if [[ "$users" != 0 ]]; then
+      echo "PostgreSQL database $pg_db has $users connection(s): another run may be using it; stop it or set BENCH_PG_DATABASE" >&2
+      return 1
+    fi
+    psql "$pg_admin" -X -q -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $pg_db" -c "CREATE DATABASE $pg_db" >/dev/null
     pg_created=1
     url=$(database_url "$pg_admin" "$pg_db")
     echo "--- postgres: $(psql "$url" -X -At -c 'SHOW server_version' | sed 's/^/PostgreSQL /'), database $pg_db"
@@ -604,7 +680,9 @@ run_backend() {
     local f=${pair%%:*} entity=${pair#*:} t
     t=$(now)
     id=$(enqueue_file "$data_dir_files/$f" "$entity" "$import_activity") || { stop_server; return 1; }
-    res=$(py wait-message "$base" "$id" "$timeout" "$poll_ms" "$t") || { echo "$entity: $res" >&2; stop_server; return 1; }
+    in_bg python3 "$helper" wait-message "$base" "$id" "$timeout" "$poll_ms" "$t" || {
+      echo "$entity: $(cat "$tmp_dir/bg.out")" >&2; stop_server; return 1; }
+    res=$(cat "$tmp_dir/bg.out")
     state=$(field state <<<"$res")
     echo "refdata   $backend  $entity: $(field counters.read <<<"$res") rows  $state  $(elapsed "$t" "$(now)") s"
     if [[ "$state" != Processed ]]; then
@@ -613,20 +691,32 @@ run_backend() {
     fi
   done
 
+  local rss_refdata
+  rss_refdata=$(proc_mib "$server_pid" VmRSS)
+  echo "memory    $backend  RSS $rss_refdata MiB after the reference data (peak so far $(proc_mib "$server_pid" VmHWM) MiB)"
+  figures+=("rss_refdata_mib=$rss_refdata")
+
   # The big file.
   if [[ "$rows" -gt 0 ]]; then
-    local t0 t1 e2e proc peak ratio_e2e ratio_proc e2e_rate proc_rate enq_s
-    token=$(py token "$base")
+    local t0 t1 e2e proc peak ratio_e2e ratio_proc e2e_rate proc_rate enq_s rss_polled=""
+    token=$(py token "$base") || { echo "no token from $base/oauth2/token" >&2; stop_server; return 1; }
     t0=$(now)
     id=$(enqueue_file "$csv" "Customers V3" "$import_activity") || { stop_server; return 1; }
     t1=$(now)
     enq_s=$(elapsed "$t0" "$t1")
     echo "enqueue   $backend  $rows rows  $csv_mb MB  $enq_s s  $(awk -v b="$csv_bytes" -v s="$enq_s" 'BEGIN { if (s > 0) printf "%.0f", b / 1e6 / s; else print "n/a" }') MB/s  message $id"
-    res=$(py wait-message "$base" "$id" "$timeout" "$poll_ms" "$t0") || {
-      echo "!!! customers: no final state within $timeout s: $res" >&2; status=1; res=""; }
+    local wait_rc=0
+    in_bg python3 "$helper" wait-message "$base" "$id" "$timeout" "$poll_ms" "$t0" "$server_pid" "$out/import-rss-$backend.csv" || wait_rc=$?
+    res=$(cat "$tmp_dir/bg.out")
+    if [[ "$wait_rc" == 3 ]]; then
+      echo "!!! customers: no final state within $timeout s: $res" >&2; status=1; res=""
+    elif [[ "$wait_rc" != 0 ]]; then
+      echo "!!! customers: polling the message failed (above)" >&2; status=1; res=""
+    fi
     peak=$(proc_mib "$server_pid" VmHWM)
     if [[ -n "$res" ]]; then
       state=$(field state <<<"$res")
+      rss_polled=$(field rss_max_sampled_mib <<<"$res")
       e2e=$(field end_to_end_s <<<"$res")
       proc=$(field processing_s <<<"$res")
       e2e_rate=$(per_sec "$rows" "$e2e")
@@ -641,8 +731,8 @@ run_backend() {
         "import_processing_s=$proc" "import_processing_rows_s=$proc_rate" "import_queue_wait_s=$(field queue_wait_s <<<"$res")"
         "import_inserted=$(field counters.inserted <<<"$res")" "import_rejected=$(field counters.rejected <<<"$res")")
     fi
-    echo "memory    $backend  peak RSS (VmHWM) $peak MiB after the import  (RSS after start $rss_start MiB; aim < 256 MiB)"
-    figures+=("peak_rss_import_mib=$peak")
+    echo "memory    $backend  peak RSS (VmHWM) $peak MiB after the import  (RSS after start $rss_start MiB; highest VmRSS polled during the import ${rss_polled:-n/a} MiB; trace $out/import-rss-$backend.csv; aim < 256 MiB)"
+    figures+=("peak_rss_import_mib=$peak" "rss_polled_max_mib=${rss_polled:-}")
 
     # The reference: the database's own CSV loader, same file, into a plain table; ferry idle.
     local rt0 ref_s ref_rate ref_desc ref_count
@@ -681,10 +771,10 @@ run_backend() {
   if [[ "$messages" -gt 0 ]]; then
     local mdir="$dir/enqueues" mt0 mt1 ok bad enq_rate e2e_m
     mkdir -p "$mdir"
-    token=$(py token "$base")
+    token=$(py token "$base") || { echo "no token from $base/oauth2/token" >&2; stop_server; return 1; }
     py gen-enqueues "$mdir" "$base" "$messages_activity" "$token" "$messages" "$entities" "$clients"
     mt0=$(now)
-    find "$mdir" -name 'enqueue-*.cfg' -print0 | xargs -0 -P "$clients" -I{} sh -c 'curl -K "$1" >"$1.out" 2>"$1.err" || true' _ {}
+    in_bg sh -c 'find "$1" -name "enqueue-*.cfg" -print0 | xargs -0 -P "$2" -I{} sh -c '"'"'curl -K "$1" >"$1.out" 2>"$1.err" || true'"'"' _ {}' _ "$mdir" "$clients"
     mt1=$(now)
     ok=$(cat "$mdir"/*.out | grep -cE $'^"[0-9a-f-]{36}"\t200$' || true)
     bad=$((messages - ok))
@@ -695,8 +785,14 @@ run_backend() {
       cat "$mdir"/*.out "$mdir"/*.err | grep -vE $'^"[0-9a-f-]{36}"\t200$' | head -5 | cut -c1-300 >&2
       status=1
     fi
-    res=$(py wait-activity "$base" "$messages_activity" "$ok" "$timeout" "$mt0") || {
-      echo "!!! messages: not all final within $timeout s" >&2; status=1; res=""; }
+    local wait_rc=0
+    in_bg python3 "$helper" wait-activity "$base" "$messages_activity" "$ok" "$timeout" "$mt0" || wait_rc=$?
+    res=$(cat "$tmp_dir/bg.out")
+    if [[ "$wait_rc" == 3 ]]; then
+      echo "!!! messages: not all final within $timeout s" >&2; status=1; res=""
+    elif [[ "$wait_rc" != 0 ]]; then
+      echo "!!! messages: polling failed (above)" >&2; status=1; res=""
+    fi
     if [[ -n "$res" ]]; then
       e2e_m=$(field end_to_end_s <<<"$res")
       local processed other
