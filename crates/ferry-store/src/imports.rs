@@ -136,10 +136,14 @@ fn decode_project(r: &[Value]) -> StoreResult<ProjectRecord> {
     Ok(ProjectRecord { name: r.text(0)?, definition: r.text(1)?, origin: r.text(2)?, updated_at: r.datetime(3)? })
 }
 
-pub(crate) async fn list_projects<C: Conn>(conn: &mut C) -> StoreResult<Vec<ProjectRecord>> {
-    let rows = conn
-        .fetch("SELECT name, definition, origin, updated_at FROM ferry_projects ORDER BY name", vec![], &PROJECT_TYPES)
-        .await?;
+/// Every project, or the one named `name` (without regard to case).
+pub(crate) async fn list_projects<C: Conn>(conn: &mut C, name: Option<&str>) -> StoreResult<Vec<ProjectRecord>> {
+    let (filter, args) = match name {
+        Some(n) => ("WHERE LOWER(name) = LOWER($1)", vec![text(n)]),
+        None => ("", vec![]),
+    };
+    let sql = format!("SELECT name, definition, origin, updated_at FROM ferry_projects {filter} ORDER BY name");
+    let rows = conn.fetch(&sql, args, &PROJECT_TYPES).await?;
     rows.iter().map(|r| decode_project(r)).collect()
 }
 
@@ -164,15 +168,17 @@ pub(crate) async fn upsert_job<C: Conn>(conn: &mut C, j: &JobRecord) -> StoreRes
     Ok(())
 }
 
-pub(crate) async fn list_jobs<C: Conn>(conn: &mut C) -> StoreResult<Vec<JobRecord>> {
+/// Every job, or the one with `activity_id` (normalized).
+pub(crate) async fn list_jobs<C: Conn>(conn: &mut C, activity_id: Option<&str>) -> StoreResult<Vec<JobRecord>> {
     let types = [ColType::Text, ColType::Text, ColType::Text, ColType::Text, ColType::DateTime];
-    let rows = conn
-        .fetch(
-            "SELECT activity_id, project, definition, origin, updated_at FROM ferry_jobs ORDER BY activity_id",
-            vec![],
-            &types,
-        )
-        .await?;
+    let (filter, args) = match activity_id {
+        Some(id) => ("WHERE activity_id = $1", vec![text(id)]),
+        None => ("", vec![]),
+    };
+    let sql = format!(
+        "SELECT activity_id, project, definition, origin, updated_at FROM ferry_jobs {filter} ORDER BY activity_id"
+    );
+    let rows = conn.fetch(&sql, args, &types).await?;
     rows.iter()
         .map(|r| {
             Ok(JobRecord {

@@ -22,7 +22,7 @@ impl Store {
     }
 
     pub async fn list_projects(&self) -> StoreResult<Vec<ProjectRecord>> {
-        read_conn!(self, |conn| imports::list_projects(conn))
+        read_conn!(self, |conn| imports::list_projects(conn, None))
     }
 
     pub async fn delete_project(&self, name: &str) -> StoreResult<bool> {
@@ -35,15 +35,15 @@ impl Store {
     }
 
     pub async fn get_job(&self, activity_id: &str) -> StoreResult<Option<JobRecord>> {
-        Ok(self.list_jobs().await?.into_iter().find(|j| j.activity_id == activity_id))
+        Ok(read_conn!(self, |conn| imports::list_jobs(conn, Some(activity_id)))?.pop())
     }
 
     pub async fn get_project(&self, name: &str) -> StoreResult<Option<ProjectRecord>> {
-        Ok(self.list_projects().await?.into_iter().find(|p| p.name.eq_ignore_ascii_case(name)))
+        Ok(read_conn!(self, |conn| imports::list_projects(conn, Some(name)))?.pop())
     }
 
     pub async fn list_jobs(&self) -> StoreResult<Vec<JobRecord>> {
-        read_conn!(self, |conn| imports::list_jobs(conn))
+        read_conn!(self, |conn| imports::list_jobs(conn, None))
     }
 
     pub async fn delete_job(&self, activity_id: &str) -> StoreResult<bool> {

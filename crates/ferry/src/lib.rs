@@ -10,6 +10,7 @@ mod boot;
 pub mod cli;
 mod imports;
 mod logging;
+mod messages;
 mod profiles;
 mod server;
 mod table;
@@ -72,7 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Messages(command) => {
             logging::init(&config.log, LogTarget::Stderr)?;
-            imports::messages(&config, &env, command).await?
+            messages::messages(&config, &env, command).await?
         }
         Command::Openapi => {
             logging::init(&config.log, LogTarget::Stderr)?;
