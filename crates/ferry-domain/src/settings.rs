@@ -1,0 +1,143 @@
+//! The settings of ferry's services, each with its one default: the configuration file fills
+//! them, the services read them. Pure data.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A secret value (a password, a key); `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The recurring-import service of one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportSettings {
+    /// Messages imported at once on this node (different lanes).
+    pub workers: usize,
+    /// How long a claim lasts without a heartbeat; heartbeats come every third of it.
+    pub lease: Duration,
+    /// How often idle workers look for work they were not woken for (leases that expired,
+    /// retries and recurrences that came due).
+    pub poll_interval: Duration,
+    /// Runs a message may start before it is given up as poison (runs that died, or transient
+    /// failures in a row).
+    pub max_attempts: i64,
+    /// Largest enqueued file or package, in bytes.
+    pub max_enqueue_bytes: u64,
+    /// A re-sent enqueue (same job, external identifier and content) within this window answers
+    /// the original message; zero never deduplicates.
+    pub dedupe_window: Duration,
+    /// Rows per write transaction.
+    pub batch_rows: usize,
+    /// Company of enqueues whose request, job and application name none.
+    pub default_company: String,
+    /// Whether XSLT transforms run (each in a worker process).
+    pub xslt: bool,
+    /// Longest single field of an imported file, in bytes.
+    pub max_field_bytes: usize,
+}
+
+impl Default for ImportSettings {
+    fn default() -> ImportSettings {
+        ImportSettings {
+            workers: 4,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+            max_attempts: 5,
+            max_enqueue_bytes: 2 << 30,
+            dedupe_window: Duration::from_secs(7 * 24 * 3600),
+            batch_rows: 5000,
+            default_company: "dat".into(),
+            xslt: true,
+            max_field_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The region S3 requests are signed for when none is configured.
+pub const S3_REGION_DEFAULT: &str = "us-east-1";
+
+/// Where files live: enqueued files and packages, rejected-rows and staging files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlobStoreConfig {
+    /// Files under `dir` (created if missing); one node only.
+    Local { dir: PathBuf },
+    /// Objects in a bucket of an S3-compatible store (AWS or any compatible server), shared by
+    /// every node.
+    S3(S3Config),
+}
+
+/// A bucket of an S3-compatible object store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Config {
+    /// The bucket; it must exist (ferry does not create buckets).
+    pub bucket: String,
+    /// The server's URL, e.g. `http://127.0.0.1:9000`; `None` means AWS itself.
+    pub endpoint: Option<String>,
+    /// The region requests are signed for.
+    pub region: String,
+    /// With `secret_access_key`: static credentials. Without them, the usual AWS sources
+    /// (instance metadata, web identity) are used.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    /// A folder inside the bucket that holds every ferry blob, e.g. `prod/ferry`.
+    pub prefix: Option<String>,
+    /// Allows a plain `http://` endpoint (test servers, a store on a private network).
+    pub allow_http: bool,
+}
+
+impl S3Config {
+    /// A bucket on AWS in the default region, with the usual credential sources.
+    pub fn new(bucket: impl Into<String>) -> S3Config {
+        S3Config {
+            bucket: bucket.into(),
+            endpoint: None,
+            region: S3_REGION_DEFAULT.into(),
+            access_key_id: None,
+            secret_access_key: None,
+            prefix: None,
+            allow_http: false,
+        }
+    }
+}
+
+impl BlobStoreConfig {
+    /// `local dir /x` or `s3 bucket b at http://…`, for the start-up summary.
+    pub fn describe(&self) -> String {
+        match self {
+            BlobStoreConfig::Local { dir } => format!("local dir {}", dir.display()),
+            BlobStoreConfig::S3(s3) => match &s3.endpoint {
+                Some(endpoint) => format!("s3 bucket {} at {endpoint}", s3.bucket),
+                None => format!("s3 bucket {} (AWS, {})", s3.bucket, s3.region),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show() {
+        let mut s3 = S3Config::new("b");
+        s3.secret_access_key = Some(Secret::new("hunter2"));
+        let shown = format!("{:?}", BlobStoreConfig::S3(s3));
+        assert!(!shown.contains("hunter2") && shown.contains("<redacted>"), "{shown}");
+    }
+}
