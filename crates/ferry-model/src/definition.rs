@@ -1,74 +1,22 @@
 //! Entity definitions as written in TOML (the standard catalog and `entities_dir` files), and
-//! their validation into catalog types. Every error names the file, entity and field.
+//! their validation into catalog types. Every error names the file, entity and field. The files
+//! are read into plain structs in `read`, by hand with `toml_reader` so that no serde is needed.
 
 use crate::catalog::{CatalogError, Entity, EnumMember, EnumStyle, EnumType, Field, Lookup};
 use crate::field_type::{FieldType, Input};
-use serde::Deserialize;
+use read::FileDef;
 use std::collections::HashMap;
 use std::sync::Arc;
+use toml_reader::Plain;
+
+mod read;
+mod toml_reader;
 
 /// One definition file: where it came from (for errors) and its TOML text.
 #[derive(Clone, Debug)]
 pub struct CatalogSource {
     pub origin: String,
     pub text: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileDef {
-    #[serde(default)]
-    enums: Vec<EnumDef>,
-    #[serde(default)]
-    entities: Vec<EntityDef>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnumDef {
-    name: String,
-    label: Option<String>,
-    /// `enum` (symbols on the wire, the default) or `optionset` (integer codes).
-    style: Option<String>,
-    values: Vec<EnumValueDef>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnumValueDef {
-    name: String,
-    code: i64,
-    label: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EntityDef {
-    label: String,
-    public_name: String,
-    collection: String,
-    logical_name: String,
-    category: Option<String>,
-    #[serde(default)]
-    company_specific: bool,
-    #[serde(default)]
-    key: Vec<String>,
-    primary_id: Option<String>,
-    fields: Vec<FieldDef>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FieldDef {
-    name: String,
-    label: Option<String>,
-    #[serde(rename = "type")]
-    ty: String,
-    #[serde(default)]
-    mandatory: bool,
-    default: Option<toml::Value>,
-    /// `Collection.Field` of the entity this field refers to.
-    lookup: Option<String>,
 }
 
 /// Field and entity names end up as SQL identifiers: keep them to a safe alphabet.
@@ -86,13 +34,7 @@ fn is_logical_name(name: &str) -> bool {
 pub(crate) fn build(sources: &[CatalogSource]) -> Result<(Vec<Arc<EnumType>>, Vec<Entity>), CatalogError> {
     let mut files = Vec::new();
     for source in sources {
-        let file: FileDef = toml::from_str(&source.text).map_err(|e| CatalogError {
-            origin: source.origin.clone(),
-            entity: None,
-            field: None,
-            message: e.to_string().trim().replace('\n', " "),
-        })?;
-        files.push((source.origin.as_str(), file));
+        files.push((source.origin.as_str(), FileDef::read(source)?));
     }
 
     let mut enums: Vec<Arc<EnumType>> = Vec::new();
@@ -202,20 +144,11 @@ pub(crate) fn build(sources: &[CatalogSource]) -> Result<(Vec<Arc<EnumType>>, Ve
                 let ty = FieldType::parse_spec(&fdef.ty, find_enum).map_err(field_error)?;
                 let default = match &fdef.default {
                     None => None,
-                    Some(raw) => {
-                        let text;
-                        let input = match raw {
-                            toml::Value::String(s) => Input::Text(s),
-                            toml::Value::Boolean(b) => Input::Bool(*b),
-                            toml::Value::Integer(i) => {
-                                text = i.to_string();
-                                Input::Number(&text)
-                            }
-                            toml::Value::Float(f) => {
-                                text = f.to_string();
-                                Input::Number(&text)
-                            }
-                            other => return Err(field_error(format!("default {other} is not a plain value"))),
+                    Some(plain) => {
+                        let input = match plain {
+                            Plain::Text(s) => Input::Text(s),
+                            Plain::Number(n) => Input::Number(n),
+                            Plain::Bool(b) => Input::Bool(*b),
                         };
                         Some(ty.coerce(input).map_err(|e| field_error(format!("default: {e}")))?)
                     }
@@ -415,6 +348,58 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("fieldz"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_at_every_level() {
+        let e = build_one(&format!("entitiez = []\n{GOOD}")).unwrap_err();
+        assert_eq!((e.entity.as_deref(), e.field.as_deref()), (None, None));
+        assert_eq!(e.message, "unknown key 'entitiez': expected one of enums, entities (line 1)");
+
+        let e = build_one(&GOOD.replace("logical_name = \"widget\"", "logical_name = \"widget\"\n colour = 1"))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "custom/x.toml: entity 'Widget': unknown key 'colour': expected one of label, public_name, collection, \
+             logical_name, category, company_specific, key, primary_id, fields (line 11)"
+        );
+
+        let e = build_one(&GOOD.replace("default = 0 }", "default = 0, mandtory = true }")).unwrap_err();
+        assert_eq!((e.entity.as_deref(), e.field.as_deref()), (Some("Widget"), Some("Price")));
+        assert!(e.message.starts_with("unknown key 'mandtory': expected one of name, label, type, mandatory"), "{e}");
+    }
+
+    #[test]
+    fn missing_keys_are_named() {
+        let e = build_one(&GOOD.replace("collection = \"Widgets\"\n", "")).unwrap_err();
+        assert_eq!(e.to_string(), "custom/x.toml: entity 'Widget': missing key 'collection' (line 6)");
+
+        // Without its name an entity is known by its position in the file.
+        let e = build_one(&GOOD.replace("public_name = \"WidgetPart\"\n", "")).unwrap_err();
+        assert_eq!(e.to_string(), "custom/x.toml: entity #2: missing key 'public_name' (line 19)");
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_name_the_key_and_the_type() {
+        let e = build_one(&GOOD.replacen("company_specific = true", "company_specific = \"yes\"", 1)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "custom/x.toml: entity 'Widget': key 'company_specific' must be true or false (line 11)"
+        );
+
+        let e = build_one(&GOOD.replace("code = 1", "code = \"1\"")).unwrap_err();
+        assert_eq!(e.message, "enum 'Color', value 'Blue': key 'code' must be a 64-bit integer (line 4)");
+
+        let e = build_one(&GOOD.replace("default = 0 }", "default = [0] }")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("Price"));
+        assert!(e.message.starts_with("key 'default' must be a string, a number, or true or false"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_keep_the_parsers_line_and_column() {
+        let e = build_one(&GOOD.replace("label = \"Widgets\"", "label = \"Widgets")).unwrap_err();
+        assert_eq!((e.entity.as_deref(), e.field.as_deref()), (None, None));
+        assert!(e.message.starts_with("TOML parse error at line 7, column"), "{e}");
     }
 
     #[test]
