@@ -2,8 +2,9 @@
 //! batches), the same code path the server's own writes take minus HTTP and JSON.
 
 use anyhow::{Context, Result, anyhow};
+use ferry_domain::NewRow;
 use ferry_model::{Catalog, Entity, Input, Value, standard_sources};
-use ferry_store::{NewRow, Store};
+use ferry_store::Store;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,7 @@ impl Seeded {
 /// `rows` customers `S{tag}00000000`… in `company`, `batch` rows per `Store::insert` call (one
 /// transaction each).
 pub async fn seed_customers(url: &str, company: &str, tag: &str, rows: u64, batch: u64) -> Result<Seeded> {
-    let store = Store::open(url).await.context("opening the store for seeding")?;
+    let store = Store::open(url, ferry_domain::SystemClock::shared()).await.context("opening the store for seeding")?;
     let catalog = Arc::new(Catalog::build(&standard_sources()).context("building the standard catalog")?);
     store.prepare_entities(catalog.clone()).await.context("preparing entity tables")?;
     let entity = catalog.by_collection("CustomersV3").context("no CustomersV3 in the catalog")?.clone();

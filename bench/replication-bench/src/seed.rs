@@ -5,8 +5,9 @@
 //! here the database is new.
 
 use anyhow::{Context, Result, anyhow};
+use ferry_domain::NewRow;
 use ferry_model::{Catalog, Entity, Input, Value, standard_sources};
-use ferry_store::{NewRow, Store};
+use ferry_store::Store;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,7 @@ impl Seeded {
 /// and then `rows` customers `S00000000`… in `company`, `batch` rows per `Store::insert` call
 /// (one transaction each). Only the customers are timed.
 pub async fn seed(url: &str, company: &str, rows: u64, batch: u64) -> Result<Seeded> {
-    let store = Store::open(url).await.context("opening the store for seeding")?;
+    let store = Store::open(url, ferry_domain::SystemClock::shared()).await.context("opening the store for seeding")?;
     store.migrate().await.context("migrating the store")?;
     let catalog = Arc::new(Catalog::build(&standard_sources()).context("building the standard catalog")?);
     store.prepare_entities(catalog.clone()).await.context("preparing entity tables")?;

@@ -8,6 +8,7 @@
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
+use crate::wire::{data_job_state, entity_state_name};
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -15,7 +16,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use ferry_auth::Principal;
-use ferry_import::{EnqueueRequest, ImportError, MessageView, normalize_activity_id};
+use ferry_domain::normalize_activity_id;
+use ferry_import::{EnqueueRequest, ImportError, MessageView};
 use serde_json::{Value, json};
 
 /// The header that carries the client's own name for a file (RIS sends the file name).
@@ -91,6 +93,7 @@ async fn enqueue_body(
         company: query_param(query, "company").map(str::to_string),
         external_id,
         client_id: principal.client_id.clone(),
+        app_default_company: principal.default_company.clone(),
     };
     let result = import.enqueue(request, body.into_data_stream()).await?;
     if result.duplicate {
@@ -149,7 +152,7 @@ async fn job_status_of(
     // Clients that forget to strip the enqueue answer's quotes send them along.
     let message_id = message_id.trim_matches('"');
     let view = match import.message(message_id).await? {
-        Some(v) if Some(&v.record.activity_id) == normalize_activity_id(activity_id).as_ref() => v,
+        Some(v) if Some(&v.message.activity_id) == normalize_activity_id(activity_id).as_ref() => v,
         Some(_) => {
             return Err(ApiError::not_found(format!(
                 "message {message_id} does not belong to recurring job {}",
@@ -171,14 +174,14 @@ pub(crate) fn execution_log(view: &MessageView) -> String {
     if let Some(reason) = view.reason.as_deref().filter(|r| !r.is_empty()) {
         lines.push(reason);
     }
-    if let Some(warnings) = view.record.warnings.as_deref() {
+    if let Some(warnings) = view.message.warnings.as_deref() {
         lines.extend(warnings.lines().filter(|l| !l.trim().is_empty()));
     }
     lines.join("\n")
 }
 
 fn data_job_status_detail(view: &MessageView) -> Value {
-    let m = &view.record;
+    let m = &view.message;
     let details: Vec<Value> = view
         .entities
         .iter()
@@ -188,10 +191,10 @@ fn data_job_status_detail(view: &MessageView) -> Value {
                 "Company": e.company.clone().or_else(|| m.company.clone()).unwrap_or_default(),
                 "StagingRecords": e.rows_read,
                 "StagingErrorCount": e.staging_errors,
-                "TargetRecords": e.rows_inserted + e.rows_updated + e.rows_unchanged,
+                "TargetRecords": e.target_records(),
                 "TargetErrorCount": e.target_errors,
-                "StagingStatus": e.staging_status,
-                "TargetStatus": e.target_status,
+                "StagingStatus": entity_state_name(e.staging),
+                "TargetStatus": entity_state_name(e.target),
                 "ExecutionStartedDateTime": time_or_min(e.started_at),
                 "ExecutionCompletedDateTime": time_or_min(e.finished_at),
             })
@@ -205,7 +208,7 @@ fn data_job_status_detail(view: &MessageView) -> Value {
             "ExecutionIdentifier": m.execution_id,
             "DataJobStartedDateTime": time_or_min(m.started_at),
             "DataJobCompletedDateTime": time_or_min(m.finished_at),
-            "DataJobState": view.state.data_job_state().0,
+            "DataJobState": data_job_state(m.state).0,
         },
         "ExecutionLog": execution_log(view),
         "ExecutionDetail": details,

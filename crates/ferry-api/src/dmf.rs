@@ -13,14 +13,15 @@
 use crate::ApiState;
 use crate::auth::require_role;
 use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::wire::{entity_state_name, execution_status_name, message_status_name, stage_name};
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ferry_auth::{Principal, Role};
-use ferry_import::{EntityState, ImportService, MessageView};
-use ferry_store::{ErrorFilter, ImportErrorRecord};
+use ferry_domain::{EntityResult, ErrorFilter, ErrorRecord};
+use ferry_import::{ImportService, MessageView};
 use serde_json::{Map, Value, json};
 
 /// The entity set the actions are bound to.
@@ -112,18 +113,18 @@ pub(crate) async fn run(
         "GetMessageStatus" => {
             let id = param(&params, &["messageId"])?;
             match import.message(&id).await? {
-                Some(view) => string_answer(json!(view.state.message_status())),
+                Some(view) => string_answer(json!(message_status_name(view.message.state))),
                 None => Err(not_found_error(name, &format!("Message details were not found for message id: {id}"))),
             }
         }
         "GetExecutionIdByMessageId" => {
             let id = param(&params, &["_messageId", "messageId"])?;
-            let execution_id = import.message(&id).await?.map(|v| v.record.execution_id);
+            let execution_id = import.message(&id).await?.map(|v| v.message.execution_id);
             string_answer(json!(execution_id.as_deref().unwrap_or(EMPTY_GUID)))
         }
         "GetExecutionSummaryStatus" => {
             let view = execution(import, name, &params).await?;
-            string_answer(json!(view.state.execution_summary()))
+            string_answer(json!(execution_status_name(view.message.state.execution_status())))
         }
         "GetEntityExecutionSummaryStatusList" => {
             let view = execution(import, name, &params).await?;
@@ -136,7 +137,7 @@ pub(crate) async fn run(
         "GetExecutionErrors" => {
             let view = execution(import, name, &params).await?;
             let filter = ErrorFilter { stage: None, entity: None, after_id: None, limit: EXECUTION_ERRORS_MAX };
-            let errors = import.errors(&view.record.id, &filter).await?;
+            let errors = import.errors(&view.message.id, &filter).await?;
             string_answer(Value::String(execution_errors_text(&errors)))
         }
         "InitializeDataManagement" => Ok(StatusCode::NO_CONTENT.into_response()),
@@ -188,14 +189,13 @@ fn param(params: &Map<String, Value>, names: &[&str]) -> ApiResult<String> {
 
 /// One entity of `GetEntityExecutionSummaryStatusList`. The shape is not documented by
 /// Microsoft; the names follow `DataManagementExecutionJobDetails`.
-fn entity_summary(e: &ferry_store::MessageEntityRecord) -> Value {
-    let errors = e.staging_errors + e.target_errors;
+fn entity_summary(e: &EntityResult) -> Value {
     json!({
         "EntityName": e.entity,
         "Company": e.company,
-        "ExecutionStatus": EntityState::summary(&e.staging_status, &e.target_status, errors),
-        "StagingStatus": e.staging_status,
-        "TargetStatus": e.target_status,
+        "ExecutionStatus": execution_status_name(e.status()),
+        "StagingStatus": entity_state_name(e.staging),
+        "TargetStatus": entity_state_name(e.target),
         "StagingRecordCount": e.rows_read,
         "StagingErrorCount": e.staging_errors,
         "TargetRecordsCreatedCount": e.rows_inserted,
@@ -209,20 +209,20 @@ fn entity_summary(e: &ferry_store::MessageEntityRecord) -> Value {
 
 /// `GetExecutionErrors`' value: a JSON array of `{RecordId, Field, ErrorMessage}` (in that key
 /// order, which clients that regex-parse the text rely on) serialized into a string.
-fn execution_errors_text(errors: &[ImportErrorRecord]) -> String {
+fn execution_errors_text(errors: &[ErrorRecord]) -> String {
     let items: Vec<String> = errors
         .iter()
         .map(|e| {
-            let record_id = match (&e.record_key, e.row_number) {
+            let record_id = match (&e.key, e.row) {
                 (Some(key), _) if !key.is_empty() => key.clone(),
                 (_, Some(row)) => row.to_string(),
                 _ => String::new(),
             };
-            let at = match e.row_number {
+            let at = match e.row {
                 Some(row) => format!("Row {row}"),
                 None => "File".to_string(),
             };
-            let message = format!("{at} ({}, {}): {} [{}]", e.entity, e.stage, e.message, e.code);
+            let message = format!("{at} ({}, {}): {} [{}]", e.entity, stage_name(e.stage), e.message, e.code);
             // Written by hand: a serde_json object would sort its keys.
             format!(
                 "{{\"RecordId\":{},\"Field\":{},\"ErrorMessage\":{}}}",
@@ -315,13 +315,13 @@ mod tests {
 
     #[test]
     fn execution_errors_are_valid_json_in_key_order() {
-        let error = ImportErrorRecord {
+        let error = ErrorRecord {
             id: 1,
             message_id: "m".into(),
             entity: "Customer groups".into(),
-            stage: "staging".into(),
-            row_number: Some(3),
-            record_key: None,
+            stage: ferry_domain::Stage::Staging,
+            row: Some(3),
+            key: None,
             field: Some("CustomerGroupId".into()),
             code: "too_long".into(),
             message: "CustomerGroupId: \"x\" is too long\r\n".into(),

@@ -6,15 +6,19 @@
 use crate::ApiState;
 use crate::auth::require_role;
 use crate::error::{ApiError, ApiResult, ErrorKind};
+use crate::wire::{change_type_name, failure_log_text, phase_name, profile_state_name, sync_state_name};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use ferry_auth::{Principal, Role};
+use ferry_domain::{
+    ConnectionString, Profile, ProfileDefinition, ProfileState, RETRY_COUNT_DEFAULT, RETRY_INTERVAL_SECS_DEFAULT,
+    TargetKind,
+};
 use ferry_model::FieldType;
-use ferry_replicate::profile::{RETRY_COUNT_DEFAULT, RETRY_INTERVAL_SECS_DEFAULT};
-use ferry_replicate::target::{Check, TargetKind};
-use ferry_replicate::{Profile, ProfileDefinition, ProfileState, Replication, ReplicationError};
+use ferry_replicate::{Replication, ReplicationError};
+use ferry_target::Check;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -49,7 +53,7 @@ fn profile_json(profile: &Profile) -> Value {
         "Id": profile.id,
         "Name": d.name,
         "Description": d.description,
-        "TargetType": d.target_kind.as_str(),
+        "TargetType": d.target_kind.name(),
         "SchemaName": d.schema_name.clone().unwrap_or_else(|| d.target_kind.default_schema().to_string()),
         "TablePrefix": d.table_prefix,
         "RetryCount": d.retry_count,
@@ -57,7 +61,7 @@ fn profile_json(profile: &Profile) -> Value {
         "WriteDeleteLog": d.write_delete_log,
         "Entities": d.entities,
         "Relationships": d.relationships,
-        "State": profile.state.as_str(),
+        "State": profile_state_name(profile.state),
         "CreatedOn": profile.created_at.to_rfc3339(),
         "ModifiedOn": profile.updated_at.to_rfc3339(),
     })
@@ -106,19 +110,18 @@ fn names_field(body: &Value, name: &str) -> ApiResult<Vec<String>> {
 }
 
 /// Reads a profile body: the definition and the connection string (if any).
-fn definition_from(body: &Value) -> ApiResult<(ProfileDefinition, Option<String>)> {
+fn definition_from(body: &Value) -> ApiResult<(ProfileDefinition, Option<ConnectionString>)> {
     if !body.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object with the profile's fields"));
     }
     let kind_text =
         text_field(body, "TargetType")?.or(text_field(body, "DatabaseType")?).unwrap_or_else(|| "postgres".into());
-    let target_kind = TargetKind::parse(&kind_text).ok_or_else(|| {
+    let target_kind = TargetKind::from_name(&kind_text).ok_or_else(|| {
         ApiError::bad_request(format!("TargetType '{kind_text}' is not one of postgres, mysql, sqlite"))
             .with_target("TargetType")
     })?;
-    let connection = text_field(body, "ConnectionString")?;
+    let connection = text_field(body, "ConnectionString")?.map(|text| ConnectionString::from_reference(&text));
     let definition = ProfileDefinition {
-        v: 1,
         name: text_field(body, "Name")?.unwrap_or_default(),
         description: text_field(body, "Description")?.unwrap_or_default(),
         target_kind,
@@ -242,7 +245,8 @@ pub(crate) async fn accept_privacy(
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Response> {
     replication(&state, &p)?;
-    state.store().put_setting(PRIVACY_SETTING, &chrono::Utc::now().to_rfc3339()).await?;
+    let now = state.store().clock().now();
+    state.store().put_setting(PRIVACY_SETTING, &now.to_rfc3339()).await?;
     Ok(Json(json!(true)).into_response())
 }
 
@@ -263,7 +267,8 @@ pub(crate) async fn create_profile(
     let r = replication(&state, &p)?;
     let body = json_body(body)?;
     let (definition, connection) = definition_from(&body)?;
-    let profile = r.create(definition, connection.as_deref().unwrap_or("")).await?;
+    let connection = connection.unwrap_or_else(|| ConnectionString::Literal(String::new()));
+    let profile = r.create(definition, &connection).await?;
     Ok((StatusCode::CREATED, Json(profile_json(&profile))).into_response())
 }
 
@@ -282,7 +287,7 @@ pub(crate) async fn get_profile(
         .map(|e| {
             let s = &e.status;
             json!({
-                "EntityName": s.entity, "Phase": s.phase, "State": s.state, "Reason": s.reason,
+                "EntityName": s.entity, "Phase": phase_name(s.phase), "State": sync_state_name(s.state), "Reason": s.reason,
                 "RowsCopied": s.rows_copied, "RowsTotal": s.rows_total, "LastAppliedVersion": s.last_version,
                 "LagVersions": s.lag_versions, "LagSeconds": s.lag_seconds, "FailedRecords": e.failed_records,
                 "UpdatedOn": s.updated_at.to_rfc3339(),
@@ -302,7 +307,7 @@ pub(crate) async fn update_profile(
     let r = replication(&state, &p)?;
     let body = json_body(body)?;
     let (definition, connection) = definition_from(&body)?;
-    let profile = r.update(&id, definition, connection.as_deref()).await?;
+    let profile = r.update(&id, definition, connection.as_ref()).await?;
     Ok(Json(profile_json(&profile)).into_response())
 }
 
@@ -359,7 +364,8 @@ pub(crate) async fn validate_profile(
     let r = replication(&state, &p)?;
     let body = json_body(body)?;
     let (definition, connection) = definition_from(&body)?;
-    Ok(Json(checks_json(&r.validate(definition, connection.as_deref().unwrap_or("")).await)).into_response())
+    let connection = connection.unwrap_or_else(|| ConnectionString::Literal(String::new()));
+    Ok(Json(checks_json(&r.validate(definition, &connection).await)).into_response())
 }
 
 /// The failure log as JSON, or (`?format=text` or `Accept: text/plain`) as a downloadable text
@@ -377,7 +383,7 @@ pub(crate) async fn failures(
     let wants_text = query.get("format").is_some_and(|f| f.eq_ignore_ascii_case("text"))
         || headers.get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.starts_with("text/plain"));
     if wants_text {
-        let text: String = lines.iter().map(ferry_replicate::failure_log_text).collect();
+        let text: String = lines.iter().map(failure_log_text).collect();
         let disposition = format!("attachment; filename=\"ferry-failures-{id}.log\"");
         return Ok((
             StatusCode::OK,
@@ -394,7 +400,7 @@ pub(crate) async fn failures(
         .map(|l| {
             json!({
                 "Entity": l.entity, "RecordId": l.record_id, "NotificationTime": l.notified_at.to_rfc3339(),
-                "ChangeType": l.change_type, "FailureReason": l.reason,
+                "ChangeType": change_type_name(l.change), "FailureReason": l.reason,
             })
         })
         .collect();

@@ -1,36 +1,26 @@
 //! Administration of the recurring import: data projects (`/api/admin/projects[/{name}]`) and
 //! recurring jobs (`/api/admin/jobs[/{activityId}]`, `…/enable`, `…/disable`). Bodies are the
-//! definitions as the configuration file spells them (snake_case, the serde shape of
-//! `ferry_import::Project` and `Job`); answers add `origin` (`config` or `api`). Every call
-//! needs the admin role. Invalid definitions are 400 with the service's message; deleting a
+//! definitions as the configuration file spells them (`wire::definitions`); answers add
+//! `origin` (`config` or `api`). Every call needs the admin role. Invalid definitions are 400 with the service's message; deleting a
 //! project a job uses is 409.
 
 use crate::ApiState;
 use crate::auth::require_role;
 use crate::error::{ApiError, ApiResult};
+use crate::wire::{job_from_json, job_json, project_from_json, project_json};
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ferry_auth::{Principal, Role};
-use ferry_import::{ImportService, Job, Origin, Project, normalize_activity_id};
-use serde::Serialize;
+use ferry_domain::{Origin, normalize_activity_id};
+use ferry_import::ImportService;
 use serde_json::{Map, Value};
 
 fn service<'a>(state: &'a ApiState, principal: &Principal) -> ApiResult<&'a ImportService> {
     require_role(principal, Role::Admin)?;
     state.import()
-}
-
-/// A definition as JSON with its origin.
-fn with_origin<T: Serialize>(definition: &T, origin: Origin) -> ApiResult<Value> {
-    let mut value = serde_json::to_value(definition)
-        .map_err(|e| ApiError::from(ferry_import::ImportError::Internal(e.to_string())))?;
-    if let Value::Object(map) = &mut value {
-        map.insert("origin".into(), Value::String(origin.as_str().into()));
-    }
-    Ok(value)
 }
 
 /// The body as a JSON object; `key` set from the path when the body leaves it out, and a 400
@@ -57,8 +47,9 @@ fn body_object(body: &[u8], key: &str, path_value: &str, same: impl Fn(&str) -> 
     Ok(map)
 }
 
-fn decode<T: serde::de::DeserializeOwned>(map: Map<String, Value>, what: &str) -> ApiResult<T> {
-    serde_json::from_value(Value::Object(map)).map_err(|e| ApiError::bad_request(format!("invalid {what}: {e}")))
+/// A definition from the body, or a 400 naming what is wrong.
+fn decode<T>(map: Map<String, Value>, what: &str, read: fn(Map<String, Value>) -> Result<T, String>) -> ApiResult<T> {
+    read(map).map_err(|e| ApiError::bad_request(format!("invalid {what}: {e}")))
 }
 
 pub(crate) async fn list_projects(
@@ -66,7 +57,7 @@ pub(crate) async fn list_projects(
     Extension(principal): Extension<Principal>,
 ) -> ApiResult<Response> {
     let import = service(&state, &principal)?;
-    let items = import.list_projects().await?.iter().map(|(p, o)| with_origin(p, *o)).collect::<ApiResult<Vec<_>>>()?;
+    let items = import.list_projects().await?.iter().map(|(p, o)| project_json(p, *o)).collect::<Vec<_>>();
     Ok(axum::Json(Value::Array(items)).into_response())
 }
 
@@ -80,7 +71,7 @@ pub(crate) async fn get_project(
         .get_project(&name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no data project is named '{name}'")))?;
-    Ok(axum::Json(with_origin(&project, origin)?).into_response())
+    Ok(axum::Json(project_json(&project, origin)).into_response())
 }
 
 /// `PUT /api/admin/projects/{name}`: creates (201) or replaces (200) a project.
@@ -92,11 +83,11 @@ pub(crate) async fn put_project(
 ) -> ApiResult<Response> {
     let import = service(&state, &principal)?;
     let map = body_object(&body, "name", &name, |s| s.trim().eq_ignore_ascii_case(name.trim()))?;
-    let project: Project = decode(map, "data project")?;
+    let project = decode(map, "data project", project_from_json)?;
     let existed = import.get_project(&name).await?.is_some();
     let stored = import.put_project(project, Origin::Api).await?;
     let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
-    Ok((status, axum::Json(with_origin(&stored, Origin::Api)?)).into_response())
+    Ok((status, axum::Json(project_json(&stored, Origin::Api))).into_response())
 }
 
 pub(crate) async fn delete_project(
@@ -116,7 +107,7 @@ pub(crate) async fn list_jobs(
     Extension(principal): Extension<Principal>,
 ) -> ApiResult<Response> {
     let import = service(&state, &principal)?;
-    let items = import.list_jobs().await?.iter().map(|(j, o)| with_origin(j, *o)).collect::<ApiResult<Vec<_>>>()?;
+    let items = import.list_jobs().await?.iter().map(|(j, o)| job_json(j, *o)).collect::<Vec<_>>();
     Ok(axum::Json(Value::Array(items)).into_response())
 }
 
@@ -131,7 +122,7 @@ pub(crate) async fn get_job(
 ) -> ApiResult<Response> {
     let import = service(&state, &principal)?;
     let (job, origin) = import.get_job(&activity_id).await?.ok_or_else(|| no_job(&activity_id))?;
-    Ok(axum::Json(with_origin(&job, origin)?).into_response())
+    Ok(axum::Json(job_json(&job, origin)).into_response())
 }
 
 /// `PUT /api/admin/jobs/{activityId}`: creates (201) or replaces (200) a recurring job.
@@ -149,11 +140,11 @@ pub(crate) async fn put_job(
     };
     let map =
         body_object(&body, "activity_id", &normalized, |s| normalize_activity_id(s).as_ref() == Some(&normalized))?;
-    let job: Job = decode(map, "recurring job")?;
+    let job = decode(map, "recurring job", job_from_json)?;
     let existed = import.get_job(&normalized).await?.is_some();
     let stored = import.put_job(job, Origin::Api).await?;
     let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
-    Ok((status, axum::Json(with_origin(&stored, Origin::Api)?)).into_response())
+    Ok((status, axum::Json(job_json(&stored, Origin::Api))).into_response())
 }
 
 pub(crate) async fn delete_job(
@@ -182,5 +173,5 @@ pub(crate) async fn job_action(
     };
     let job = import.set_job_enabled(&activity_id, enabled).await?.ok_or_else(|| no_job(&activity_id))?;
     let origin = import.get_job(&job.activity_id).await?.map_or(Origin::Api, |(_, o)| o);
-    Ok(axum::Json(with_origin(&job, origin)?).into_response())
+    Ok(axum::Json(job_json(&job, origin)).into_response())
 }

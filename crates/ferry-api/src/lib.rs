@@ -18,6 +18,7 @@ mod oauth;
 mod odata;
 mod ops;
 mod routes;
+pub mod wire;
 
 pub use error::ApiError;
 pub use ops::install_metrics;

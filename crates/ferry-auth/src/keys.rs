@@ -3,11 +3,11 @@
 //! active key it can decrypt. Retired keys keep verifying until their last tokens expire.
 
 use crate::AuthError;
-use crate::crypto::MasterKey;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use ferry_secrets::MasterKey;
 use ferry_store::{SigningKey, Store};
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use std::collections::HashMap;
@@ -79,14 +79,14 @@ impl KeyRing {
         ring.reload().await?;
         if ring.loaded.read().expect("key lock").signer.is_none() {
             // First start, or no active key this node can decrypt (another master key).
-            ring.store.insert_signing_key(&new_key(&ring.master, Utc::now())?).await?;
+            ring.store.insert_signing_key(&new_key(&ring.master, ring.store.clock().now())?).await?;
             ring.reload().await?;
         }
         Ok(ring)
     }
 
     async fn reload(&self) -> Result<(), AuthError> {
-        let now = Utc::now();
+        let now = self.store.clock().now();
         let keys = self.store.list_signing_keys().await?;
         let mut signer = None;
         let mut verifiers = HashMap::new();
@@ -125,7 +125,7 @@ impl KeyRing {
             return Ok(signer);
         }
         // Another node rotated to a key this node cannot decrypt: add one of its own.
-        self.store.insert_signing_key(&new_key(&self.master, Utc::now())?).await?;
+        self.store.insert_signing_key(&new_key(&self.master, self.store.clock().now())?).await?;
         self.reload().await?;
         self.loaded.read().expect("key lock").signer.clone().ok_or_else(|| AuthError::Crypto("no signing key".into()))
     }
@@ -146,7 +146,7 @@ impl KeyRing {
 
     /// Makes a new key the signer and retires the others; drops keys whose tokens expired.
     pub(crate) async fn rotate(&self) -> Result<String, AuthError> {
-        let now = Utc::now();
+        let now = self.store.clock().now();
         let key = new_key(&self.master, now)?;
         self.store.insert_signing_key(&key).await?;
         self.store.retire_signing_keys(&key.kid, now).await?;

@@ -1,17 +1,14 @@
-//! OAuth 2.0 for ferry: client secrets (argon2), the master key that encrypts secrets at rest,
-//! token signing keys kept in the store (so every node of a cluster accepts every node's
-//! tokens), JWT issue and verification, and trusted external issuers such as Entra ID.
+//! OAuth 2.0 for ferry: client authentication (secrets hashed by `ferry-secrets`), token
+//! signing keys kept in the store (so every node of a cluster accepts every node's tokens; their
+//! private halves encrypted with the master key), JWT issue and verification, and trusted
+//! external issuers such as Entra ID.
 
-mod crypto;
 mod external;
 mod keys;
 mod principal;
-mod secret;
 mod tokens;
 
-pub use crypto::MasterKey;
 pub use principal::{Principal, Role};
-pub use secret::{generate_secret, hash_secret, verify_secret};
 pub use tokens::{IssuedToken, TokenService, TokenSettings, TrustedIssuerSettings};
 
 /// What went wrong while authenticating a client or a token. Messages are safe to show.
@@ -34,4 +31,10 @@ pub enum AuthError {
     Store(#[from] ferry_store::StoreError),
     #[error("cryptography failed: {0}")]
     Crypto(String),
+}
+
+impl From<ferry_secrets::SecretError> for AuthError {
+    fn from(e: ferry_secrets::SecretError) -> Self {
+        AuthError::Crypto(e.0)
+    }
 }

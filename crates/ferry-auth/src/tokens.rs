@@ -2,12 +2,12 @@
 //! (`aud`, `appid`/`azp`, `roles`, `tid`), and verifies bearer tokens from ferry itself or from
 //! a trusted external issuer.
 
+use crate::AuthError;
 use crate::external::ExternalIssuer;
 use crate::keys::KeyRing;
 use crate::principal::{Principal, Role};
-use crate::{AuthError, MasterKey, secret};
 use base64::Engine;
-use chrono::Utc;
+use ferry_secrets::{MasterKey, verify_secret};
 use ferry_store::{App, Store};
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,9 @@ struct Claims {
 /// Claims read from an external token: only what ferry needs.
 #[derive(Deserialize)]
 struct ExternalClaims {
+    exp: i64,
+    #[serde(default)]
+    nbf: Option<i64>,
     #[serde(default)]
     appid: Option<String>,
     #[serde(default)]
@@ -119,7 +122,7 @@ impl TokenService {
             ),
         };
         let secret = client_secret.to_string();
-        let ok = tokio::task::spawn_blocking(move || secret::verify_secret(&secret, &hash))
+        let ok = tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
             .await
             .map_err(|_| AuthError::Crypto("secret check failed".into()))?;
         match app {
@@ -151,7 +154,7 @@ impl TokenService {
 
     pub async fn issue(&self, app: &App, audience: &str) -> Result<IssuedToken, AuthError> {
         let (kid, key) = self.keys.signer().await?;
-        let now = Utc::now().timestamp();
+        let now = self.store.clock().now().timestamp();
         let lifetime = self.settings.lifetime.as_secs() as i64;
         let claims = Claims {
             aud: audience.to_string(),
@@ -201,8 +204,9 @@ impl TokenService {
     fn validation(&self, alg: Algorithm, issuer: &str) -> Validation {
         let mut validation = Validation::new(alg);
         validation.set_issuer(&[issuer]);
-        validation.leeway = self.settings.clock_skew.as_secs();
-        validation.validate_nbf = true;
+        // Times are checked against ferry's clock (see `check_times`), not the wall clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         // Audiences are compared below, without regard to case or a trailing slash.
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
@@ -219,6 +223,7 @@ impl TokenService {
             jsonwebtoken::decode::<Claims>(token, &key, &self.validation(Algorithm::ES256, &self.settings.issuer))
                 .map_err(token_error)?;
         let claims = data.claims;
+        self.check_times(claims.exp, Some(claims.nbf))?;
         if !self.accepted_audiences().contains(&normalize_audience(&claims.aud)) {
             return Err(AuthError::InvalidToken(format!("the token's audience '{}' is not this ferry", claims.aud)));
         }
@@ -257,6 +262,7 @@ impl TokenService {
             audience.trim_end_matches('/').to_string(),
         ]);
         let data = jsonwebtoken::decode::<ExternalClaims>(token, &key, &validation).map_err(token_error)?;
+        self.check_times(data.claims.exp, data.claims.nbf)?;
         let client_id = data
             .claims
             .appid
@@ -270,6 +276,19 @@ impl TokenService {
             roles: app.roles.iter().filter_map(|r| Role::parse(r)).collect(),
             default_company: app.default_company,
         })
+    }
+
+    /// A token is valid from `nbf` until `exp` (Unix seconds), give or take the allowed clock skew.
+    fn check_times(&self, exp: i64, nbf: Option<i64>) -> Result<(), AuthError> {
+        let now = self.store.clock().now().timestamp();
+        let skew = i64::try_from(self.settings.clock_skew.as_secs()).unwrap_or(i64::MAX);
+        if now > exp.saturating_add(skew) {
+            return Err(AuthError::InvalidToken("the token has expired".into()));
+        }
+        if nbf.is_some_and(|nbf| now < nbf.saturating_sub(skew)) {
+            return Err(AuthError::InvalidToken("the token is not valid yet".into()));
+        }
+        Ok(())
     }
 
     async fn cached_app(&self, client_id: &str) -> Result<Option<App>, AuthError> {

@@ -6,7 +6,6 @@
 //! the way; a put returns only when the blob is durable, and a failed put leaves nothing behind.
 //! Readers get a stream (HTTP downloads) or a local file (zip, Excel and CSV readers need one).
 
-mod config;
 mod local;
 mod s3;
 
@@ -16,11 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use ferry_domain::BlobStoreConfig;
 use futures::stream::BoxStream;
 use futures::{Stream, TryStreamExt};
 use sha2::{Digest, Sha256};
-
-pub use config::BlobConfig;
 
 /// The longest key accepted (S3's limit, prefix included, is 1024 bytes).
 const MAX_KEY_LEN: usize = 900;
@@ -94,10 +92,10 @@ impl BlobStore {
     /// Opens the store. Local: creates the directory and clears stale temporary files. S3: checks
     /// that the bucket answers (one list request), failing with an error that names endpoint and
     /// bucket.
-    pub async fn open(config: &BlobConfig) -> Result<BlobStore, BlobError> {
+    pub async fn open(config: &BlobStoreConfig) -> Result<BlobStore, BlobError> {
         let backend = match config {
-            BlobConfig::Local { dir } => Backend::Local(local::LocalStore::open(dir).await?),
-            BlobConfig::S3 { .. } => Backend::S3(s3::S3Store::open(config).await?),
+            BlobStoreConfig::Local { dir } => Backend::Local(local::LocalStore::open(dir).await?),
+            BlobStoreConfig::S3(s3) => Backend::S3(s3::S3Store::open(s3).await?),
         };
         let store = BlobStore { backend: Arc::new(backend) };
         tracing::info!(store = %store.describe(), "blob store opened");

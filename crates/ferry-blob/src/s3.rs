@@ -16,7 +16,8 @@ use object_store::{
 };
 use tokio::io::AsyncWriteExt;
 
-use crate::{BlobConfig, BlobError, BlobInfo, LocalBlob, Meter, validate_key};
+use crate::{BlobError, BlobInfo, LocalBlob, Meter, validate_key};
+use ferry_domain::S3Config;
 
 /// Size of a multipart part, and the body size from which a put goes multipart. S3 needs at
 /// least 5 MiB per part and allows 10,000 parts, so the largest blob is about 78 GiB.
@@ -39,11 +40,8 @@ pub(crate) struct S3Store {
 impl S3Store {
     /// Builds the client and checks the bucket answers. Credentials not in the config come from
     /// the usual AWS sources (`AWS_*` variables, web identity, instance metadata).
-    pub(crate) async fn open(config: &BlobConfig) -> Result<S3Store, BlobError> {
-        let BlobConfig::S3 { bucket, endpoint, region, access_key_id, secret_access_key, prefix, allow_http } = config
-        else {
-            unreachable!("S3Store::open takes an S3 configuration");
-        };
+    pub(crate) async fn open(config: &S3Config) -> Result<S3Store, BlobError> {
+        let S3Config { bucket, endpoint, region, access_key_id, secret_access_key, prefix, allow_http } = config;
         let location = match endpoint {
             Some(endpoint) => endpoint.clone(),
             None => format!("AWS region {region}"),
@@ -71,7 +69,9 @@ impl S3Store {
             builder = builder.with_endpoint(endpoint);
         }
         match (access_key_id, secret_access_key) {
-            (Some(id), Some(secret)) => builder = builder.with_access_key_id(id).with_secret_access_key(secret),
+            (Some(id), Some(secret)) => {
+                builder = builder.with_access_key_id(id).with_secret_access_key(secret.expose())
+            }
             (None, None) => {}
             _ => {
                 return Err(BlobError::Config(format!(

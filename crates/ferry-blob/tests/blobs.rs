@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use ferry_blob::{BlobConfig, BlobError, BlobStore};
+use ferry_blob::{BlobError, BlobStore};
+use ferry_domain::{BlobStoreConfig, S3Config, Secret};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
@@ -58,7 +59,7 @@ on_both_backends!(
 
 struct Fixture {
     store: BlobStore,
-    config: BlobConfig,
+    config: BlobStoreConfig,
     backend: Backend,
 }
 
@@ -70,7 +71,7 @@ enum Backend {
 impl Fixture {
     async fn local() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let config = BlobConfig::Local { dir: dir.path().join("blobs") };
+        let config = BlobStoreConfig::Local { dir: dir.path().join("blobs") };
         let store = BlobStore::open(&config).await.unwrap();
         Fixture { store, config, backend: Backend::Local(dir) }
     }
@@ -99,8 +100,8 @@ impl Fixture {
 
     fn local_root(&self) -> PathBuf {
         match &self.config {
-            BlobConfig::Local { dir } => dir.clone(),
-            BlobConfig::S3 { .. } => panic!("not a local store"),
+            BlobStoreConfig::Local { dir } => dir.clone(),
+            BlobStoreConfig::S3(_) => panic!("not a local store"),
         }
     }
 
@@ -118,16 +119,15 @@ impl Fixture {
     }
 }
 
-fn s3_config(url: &str, bucket: &str) -> BlobConfig {
-    BlobConfig::S3 {
-        bucket: bucket.to_owned(),
+fn s3_config(url: &str, bucket: &str) -> BlobStoreConfig {
+    BlobStoreConfig::S3(S3Config {
         endpoint: Some(url.to_owned()),
-        region: "us-east-1".to_owned(),
         access_key_id: Some("test".to_owned()),
-        secret_access_key: Some("test".to_owned()),
+        secret_access_key: Some(Secret::new("test")),
         prefix: Some("ferry/test".to_owned()),
         allow_http: true,
-    }
+        ..S3Config::new(bucket)
+    })
 }
 
 #[derive(Clone)]
@@ -593,7 +593,7 @@ async fn open_fails_clearly(f: Fixture) {
             assert_eq!(description, format!("local directory {}", f.local_root().display()));
             let file = dir.path().join("a-file");
             std::fs::write(&file, b"x").unwrap();
-            let error = BlobStore::open(&BlobConfig::Local { dir: file.join("blobs") }).await.unwrap_err();
+            let error = BlobStore::open(&BlobStoreConfig::Local { dir: file.join("blobs") }).await.unwrap_err();
             assert!(matches!(error, BlobError::Io(_)), "{error:?}");
             assert!(error.to_string().contains("a-file"), "{error}");
         }

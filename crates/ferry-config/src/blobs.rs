@@ -1,57 +1,17 @@
 //! `[blobs]`: where ferry keeps files (enqueued imports, rejected-rows files). The file form
-//! ([`BlobsEntry`]) is resolved into [`BlobsConfig`]: the kind picked, its keys checked (keys of
-//! the other kind are errors, not silently ignored), the local directory defaulted to
-//! `<data_dir>/blobs`, and an `env:VAR` secret key checked to be set.
+//! ([`BlobsEntry`]) is resolved into the blob store's own configuration
+//! (`ferry_domain::BlobStoreConfig`): the kind picked, its keys checked (keys of the other kind
+//! are errors, not silently ignored), the local directory defaulted to `<data_dir>/blobs`, and
+//! the secret key read (`env:VAR` from the environment, `file:/path` from the file).
 
 use std::path::{Path, PathBuf};
 
+use ferry_domain::{BlobStoreConfig, S3_REGION_DEFAULT, S3Config, Secret};
 use serde::Deserialize;
 
 use crate::error::{KeyPath, Problem};
 use crate::secret::SecretRef;
 use crate::validate::{http_url, not_blank};
-
-/// The region S3 requests are signed for when none is configured.
-pub const BLOBS_S3_REGION_DEFAULT: &str = "us-east-1";
-
-/// Where blobs live.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BlobsConfig {
-    /// Files under `dir` (one node only).
-    Local { dir: PathBuf },
-    /// Objects in a bucket of an S3-compatible store, shared by every node.
-    S3(S3Blobs),
-}
-
-/// `[blobs]` with `kind = "s3"`. `Debug` never shows the secret key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Blobs {
-    pub bucket: String,
-    /// `http(s)` URL of the server; `None` means AWS itself.
-    pub endpoint: Option<String>,
-    pub region: String,
-    /// Static credentials (set together with `secret_access_key`); without them the usual AWS
-    /// sources (instance metadata, web identity) apply.
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<SecretRef>,
-    /// A folder inside the bucket for every ferry blob.
-    pub prefix: Option<String>,
-    /// Whether a plain `http://` endpoint is allowed.
-    pub allow_http: bool,
-}
-
-impl BlobsConfig {
-    /// `local dir /x` or `s3 bucket b at http://…`, for the start-up summary.
-    pub fn describe(&self) -> String {
-        match self {
-            BlobsConfig::Local { dir } => format!("local dir {}", dir.display()),
-            BlobsConfig::S3(s3) => match &s3.endpoint {
-                Some(endpoint) => format!("s3 bucket {} at {endpoint}", s3.bucket),
-                None => format!("s3 bucket {} (AWS, {})", s3.bucket, s3.region),
-            },
-        }
-    }
-}
 
 /// `[blobs]` as written in the file.
 #[derive(Debug, Default, Deserialize)]
@@ -75,7 +35,7 @@ impl BlobsEntry {
         data_dir: &Path,
         env: &[(String, String)],
         at: &KeyPath,
-    ) -> Result<BlobsConfig, Problem> {
+    ) -> Result<BlobStoreConfig, Problem> {
         let kind = self.kind.as_deref().map(|k| k.trim().to_ascii_lowercase());
         match kind.as_deref() {
             None | Some("local") => self.resolve_local(data_dir, at),
@@ -87,7 +47,7 @@ impl BlobsEntry {
         }
     }
 
-    fn resolve_local(self, data_dir: &Path, at: &KeyPath) -> Result<BlobsConfig, Problem> {
+    fn resolve_local(self, data_dir: &Path, at: &KeyPath) -> Result<BlobStoreConfig, Problem> {
         let s3_only = [
             ("bucket", self.bucket.is_some()),
             ("endpoint", self.endpoint.is_some()),
@@ -110,10 +70,10 @@ impl BlobsEntry {
             }
             None => data_dir.join("blobs"),
         };
-        Ok(BlobsConfig::Local { dir })
+        Ok(BlobStoreConfig::Local { dir })
     }
 
-    fn resolve_s3(self, env: &[(String, String)], at: &KeyPath) -> Result<BlobsConfig, Problem> {
+    fn resolve_s3(self, env: &[(String, String)], at: &KeyPath) -> Result<BlobStoreConfig, Problem> {
         if self.dir.is_some() {
             return Err(Problem::new(&at.key("dir"), "only applies to kind = \"local\"; remove it for kind = \"s3\""));
         }
@@ -135,7 +95,7 @@ impl BlobsEntry {
             }
             None => None,
         };
-        let region = self.region.unwrap_or_else(|| BLOBS_S3_REGION_DEFAULT.to_owned());
+        let region = self.region.unwrap_or_else(|| S3_REGION_DEFAULT.to_owned());
         not_blank(&region, &at.key("region"))?;
         let secret_access_key = self
             .secret_access_key
@@ -160,7 +120,7 @@ impl BlobsEntry {
             }
             None => None,
         };
-        Ok(BlobsConfig::S3(S3Blobs {
+        Ok(BlobStoreConfig::S3(S3Config {
             bucket: bucket.trim().to_owned(),
             endpoint,
             region: region.trim().to_owned(),
@@ -172,15 +132,17 @@ impl BlobsEntry {
     }
 }
 
-/// A secret key reference; `env:VAR` must name a variable that is set and not empty.
-fn secret_key(text: &str, env: &[(String, String)]) -> Result<SecretRef, String> {
-    let secret = SecretRef::parse(text.trim())?;
-    if let SecretRef::Env(var) = &secret {
-        match env.iter().rev().find(|(name, _)| name == var) {
+/// The secret key: from `env:VAR` (set and not empty), `file:/path`, or the text itself.
+fn secret_key(text: &str, env: &[(String, String)]) -> Result<Secret, String> {
+    let value = match SecretRef::parse(text.trim())? {
+        SecretRef::Env(var) => match env.iter().rev().find(|(name, _)| *name == var) {
             None => return Err(format!("environment variable {var} is not set")),
             Some((_, value)) if value.trim().is_empty() => return Err(format!("environment variable {var} is empty")),
-            Some(_) => {}
-        }
-    }
-    Ok(secret)
+            Some((_, value)) => value.clone(),
+        },
+        SecretRef::File(path) => std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read the secret key file {}: {e}", path.display()))?,
+        SecretRef::Inline(text) => text,
+    };
+    Ok(Secret::new(value.trim()))
 }

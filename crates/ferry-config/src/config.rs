@@ -6,15 +6,16 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use ferry_domain::{BlobStoreConfig, DeclaredProfile, ImportSettings, Job, Project};
 use serde::Deserialize;
 
 use crate::apps::{AppDecl, AppEntry, resolve_apps};
-use crate::blobs::{BlobsConfig, BlobsEntry};
+use crate::blobs::BlobsEntry;
 use crate::error::{KeyPath, Problem};
-use crate::import::ImportConfig;
-use crate::jobs::{JobDecl, JobEntry, resolve_jobs};
-use crate::profiles::{ProfileDecl, ProfileEntry, resolve_profiles};
-use crate::projects::{ProjectDecl, ProjectEntry, resolve_projects};
+use crate::import::ImportEntry;
+use crate::jobs::{JobEntry, resolve_jobs};
+use crate::profiles::{ProfileEntry, resolve_profiles};
+use crate::projects::{ProjectEntry, resolve_projects};
 use crate::secret::SecretRef;
 use crate::sections::{AuthConfig, LogConfig, ODataConfig};
 use crate::validate::{Validate, http_url, not_blank};
@@ -39,15 +40,15 @@ pub struct Config {
     pub odata: ODataConfig,
     pub apps: Vec<AppDecl>,
     /// Replication profiles, applied at start-up (matched by name).
-    pub profiles: Vec<ProfileDecl>,
+    pub profiles: Vec<DeclaredProfile>,
     /// The recurring-import service.
-    pub import: ImportConfig,
+    pub import: ImportSettings,
     /// Where files are kept (enqueued imports, rejected rows).
-    pub blobs: BlobsConfig,
+    pub blobs: BlobStoreConfig,
     /// Data projects, applied at start-up (matched by name).
-    pub projects: Vec<ProjectDecl>,
+    pub projects: Vec<Project>,
     /// Recurring import jobs, applied at start-up after the projects (matched by activity id).
-    pub jobs: Vec<JobDecl>,
+    pub jobs: Vec<Job>,
 }
 
 /// The configuration as layered TOML, before defaults are derived.
@@ -65,7 +66,7 @@ pub(crate) struct Document {
     odata: ODataConfig,
     apps: Vec<AppEntry>,
     profiles: Vec<ProfileEntry>,
-    import: ImportConfig,
+    import: ImportEntry,
     blobs: BlobsEntry,
     projects: Vec<ProjectEntry>,
     jobs: Vec<JobEntry>,
@@ -100,11 +101,11 @@ impl Document {
             .map(|text| SecretRef::parse(&text).map_err(|e| Problem::new(&root.key("master_key"), e)))
             .transpose()?;
 
-        let (mut log, mut auth, mut odata, mut import) = (self.log, self.auth, self.odata, self.import);
+        let (mut log, mut auth, mut odata) = (self.log, self.auth, self.odata);
         log.validate(&root.key("log"))?;
         auth.validate(&root.key("auth"))?;
         odata.validate(&root.key("odata"))?;
-        import.validate(&root.key("import"))?;
+        let import = self.import.resolve(&root.key("import"))?;
         for issuer in &mut auth.trusted_issuers {
             if issuer.audience.is_empty() {
                 issuer.audience.clone_from(&public_url);

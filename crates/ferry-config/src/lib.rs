@@ -18,7 +18,10 @@
 //! list can be given as a TOML array (`'["a", "b"]'`) or comma-separated, and
 //! an empty value for an optional key means "use the default".
 //!
-//! Adding a section: one struct (see `sections.rs`) plus one field each in
+//! Sections that configure a service resolve into that service's own settings type
+//! (`ferry_domain::ImportSettings`, `BlobStoreConfig`, `Project`, `Job`, `DeclaredProfile`):
+//! the file form with its defaults lives here once, the types and their defaults in the domain.
+//! Adding a section: one file-form struct (see `sections.rs`, `import.rs`) plus one field each in
 //! `Document` and `Config` (`config.rs`).
 
 mod apps;
@@ -42,16 +45,8 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use apps::{AppDecl, KNOWN_ROLES};
-pub use blobs::{BLOBS_S3_REGION_DEFAULT, BlobsConfig, S3Blobs};
 pub use config::Config;
 pub use error::{ConfigError, Layer};
-pub use import::{IMPORT_MAX_ENQUEUE_BYTES_DEFAULT, IMPORT_MAX_FIELD_BYTES_DEFAULT, ImportConfig};
-pub use jobs::{JobAppDecl, JobDecl, JobKindDecl};
-pub use profiles::{
-    ConnectionString, PROFILE_RETRY_COUNT_DEFAULT, PROFILE_RETRY_INTERVAL_DEFAULT, ProfileDecl, ProfileStateDecl,
-    ProfileTarget,
-};
-pub use projects::{PROJECT_FORMAT_DEFAULT, ProjectDecl, ProjectEntityDecl, ProjectOperation};
 pub use secret::{AppSecret, SecretRef};
 pub use sections::{AuthConfig, LogConfig, LogFormat, ODataConfig, TrustedIssuer};
 

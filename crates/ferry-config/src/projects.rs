@@ -1,8 +1,8 @@
 //! `[[projects]]`: data projects (definition groups) declared in the config and applied at
-//! start-up, in the shape of the import service's projects. The file form ([`ProjectEntry`]) is
-//! resolved into [`ProjectDecl`]: defaults filled in, names checked, duplicate names rejected
-//! (without regard to case), and an entity's `xslt_file` read into its `xslt` text (relative
-//! paths are relative to the config file's directory).
+//! start-up. The file form ([`ProjectEntry`]) is resolved into `ferry_domain::Project`: defaults
+//! filled in, names checked, duplicate names rejected (without regard to case), and an entity's
+//! `xslt_file` read into its `xslt` text (relative paths are relative to the config file's
+//! directory).
 //!
 //! Entities, formats, mappings and stylesheets are only checked to be present here: the catalog
 //! is not known until start-up, which reports problems naming the project.
@@ -10,65 +10,19 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use ferry_domain::{DEFAULT_FORMAT, Operation, PROJECT_NAME_MAX, Project, ProjectEntity};
 use serde::Deserialize;
 
 use crate::error::{KeyPath, Problem};
 use crate::validate::not_blank;
 
-/// Default source format of a project entity.
-pub const PROJECT_FORMAT_DEFAULT: &str = "CSV";
-
-/// What a data project does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProjectOperation {
-    Import,
-    Export,
-}
-
-impl ProjectOperation {
-    fn parse(text: &str) -> Option<ProjectOperation> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "import" => Some(ProjectOperation::Import),
-            "export" => Some(ProjectOperation::Export),
-            _ => None,
-        }
+/// `import` or `export`, in any case: the operation as the file spells it.
+fn operation(text: &str) -> Option<Operation> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "import" => Some(Operation::Import),
+        "export" => Some(Operation::Export),
+        _ => None,
     }
-
-    /// `import` or `export`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProjectOperation::Import => "import",
-            ProjectOperation::Export => "export",
-        }
-    }
-}
-
-/// A data project to create or replace at start-up (matched by name).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProjectDecl {
-    /// Not blank, at most 100 characters, trimmed; unique (without regard to case).
-    pub name: String,
-    pub description: String,
-    pub operation: ProjectOperation,
-    /// Never empty.
-    pub entities: Vec<ProjectEntityDecl>,
-}
-
-/// One entity of a declared project.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProjectEntityDecl {
-    /// The entity by label, public name, collection or logical name; not blank.
-    pub entity: String,
-    /// Source format as written (`CSV`, `XML-Element`, `EXCEL`, …); default `CSV`.
-    pub format: String,
-    pub sheet: Option<String>,
-    /// Source column → entity field.
-    pub mapping: BTreeMap<String, String>,
-    /// The XSLT stylesheet's text (from `xslt`, or read from `xslt_file`).
-    pub xslt: Option<String>,
-    pub execution_unit: i32,
-    pub level: i32,
-    pub sequence: i32,
 }
 
 /// A `[[projects]]` entry as written in the file.
@@ -112,8 +66,8 @@ pub(crate) fn resolve_projects(
     entries: Vec<ProjectEntry>,
     base_dir: &Path,
     at: &KeyPath,
-) -> Result<Vec<ProjectDecl>, Problem> {
-    let mut projects: Vec<ProjectDecl> = Vec::with_capacity(entries.len());
+) -> Result<Vec<Project>, Problem> {
+    let mut projects: Vec<Project> = Vec::with_capacity(entries.len());
     for (i, entry) in entries.into_iter().enumerate() {
         let at = at.index(i);
         let project = entry.resolve(base_dir, &at)?;
@@ -129,15 +83,15 @@ pub(crate) fn resolve_projects(
 }
 
 impl ProjectEntry {
-    fn resolve(self, base_dir: &Path, at: &KeyPath) -> Result<ProjectDecl, Problem> {
+    fn resolve(self, base_dir: &Path, at: &KeyPath) -> Result<Project, Problem> {
         not_blank(&self.name, &at.key("name"))?;
         let name = self.name.trim().to_owned();
-        if name.chars().count() > 100 {
-            return Err(Problem::new(&at.key("name"), "must be at most 100 characters long"));
+        if name.chars().count() > PROJECT_NAME_MAX {
+            return Err(Problem::new(&at.key("name"), format!("must be at most {PROJECT_NAME_MAX} characters long")));
         }
         let operation = match self.operation {
-            None => ProjectOperation::Import,
-            Some(text) => ProjectOperation::parse(&text).ok_or_else(|| {
+            None => Operation::Import,
+            Some(text) => operation(&text).ok_or_else(|| {
                 Problem::new(&at.key("operation"), format!("unknown operation '{text}' (known: import, export)"))
             })?,
         };
@@ -150,19 +104,19 @@ impl ProjectEntry {
             .enumerate()
             .map(|(i, entity)| entity.resolve(base_dir, &at.key("entities").index(i)))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(ProjectDecl { name, description: self.description.unwrap_or_default(), operation, entities })
+        Ok(Project { name, description: self.description.unwrap_or_default(), operation, entities })
     }
 }
 
 impl ProjectEntityEntry {
-    fn resolve(self, base_dir: &Path, at: &KeyPath) -> Result<ProjectEntityDecl, Problem> {
+    fn resolve(self, base_dir: &Path, at: &KeyPath) -> Result<ProjectEntity, Problem> {
         not_blank(&self.entity, &at.key("entity"))?;
         let format = match self.format {
             Some(format) => {
                 not_blank(&format, &at.key("format"))?;
                 format.trim().to_owned()
             }
-            None => PROJECT_FORMAT_DEFAULT.to_owned(),
+            None => DEFAULT_FORMAT.to_owned(),
         };
         for (column, field) in &self.mapping {
             not_blank(field, &at.key("mapping").key(column))?;
@@ -181,7 +135,7 @@ impl ProjectEntityEntry {
             (None, Some(file)) => Some(read_stylesheet(&file, base_dir, &at.key("xslt_file"))?),
             (None, None) => None,
         };
-        Ok(ProjectEntityDecl {
+        Ok(ProjectEntity {
             entity: self.entity.trim().to_owned(),
             format,
             sheet: self.sheet.filter(|s| !s.trim().is_empty()),

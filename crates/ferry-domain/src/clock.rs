@@ -33,16 +33,24 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that stands still until a test moves it.
+/// A clock that moves only when a test moves it (and, if it ticks, by a fixed step at every
+/// reading, so that two events never share a time).
 #[derive(Debug)]
 pub struct FakeClock {
     now: Mutex<DateTime<Utc>>,
+    tick: Duration,
 }
 
 impl FakeClock {
     /// A clock standing at `start` (truncated to microseconds).
     pub fn at(start: DateTime<Utc>) -> Arc<FakeClock> {
-        Arc::new(FakeClock { now: Mutex::new(start.trunc_subsecs(6)) })
+        Arc::new(FakeClock { now: Mutex::new(start.trunc_subsecs(6)), tick: Duration::ZERO })
+    }
+
+    /// A clock at 2026-01-01T00:00:00Z that moves `tick` forward after every reading.
+    pub fn ticking(tick: Duration) -> Arc<FakeClock> {
+        let start = FakeClock::new().now();
+        Arc::new(FakeClock { now: Mutex::new(start), tick })
     }
 
     /// A clock standing at 2026-01-01T00:00:00Z.
@@ -62,7 +70,12 @@ impl FakeClock {
 
 impl Clock for FakeClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        let read = *now;
+        if !self.tick.is_zero() {
+            *now = later(read, self.tick).trunc_subsecs(6);
+        }
+        read
     }
 }
 
@@ -89,6 +102,13 @@ mod tests {
         assert_eq!((clock.now() - start).num_milliseconds(), 1500);
         clock.advance(Duration::from_nanos(999));
         assert_eq!((clock.now() - start).num_milliseconds(), 1500, "kept at microseconds");
+    }
+
+    #[test]
+    fn a_ticking_clock_moves_at_every_reading() {
+        let clock = FakeClock::ticking(Duration::from_millis(1));
+        let (a, b) = (clock.now(), clock.now());
+        assert_eq!((b - a).num_milliseconds(), 1);
     }
 
     #[test]

@@ -22,6 +22,11 @@ impl Lane {
         }
     }
 
+    /// A lane by its name, as the queue stores it.
+    pub fn named(name: impl Into<String>) -> Lane {
+        Lane(name.into())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -136,9 +141,12 @@ mod tests {
         }
     }
 
+    /// Requested, job's and app's default company, and the company chosen.
+    type CompanyCase = (Option<&'static str>, Option<&'static str>, Option<&'static str>, &'static str);
+
     #[test]
     fn the_company_comes_from_the_request_the_job_the_app_then_the_server() {
-        let cases: &[(Option<&str>, Option<&str>, Option<&str>, &str)] = &[
+        let cases: &[CompanyCase] = &[
             // requested, job, app default → company
             (Some("USMF"), Some("jobco"), Some("appco"), "usmf"),
             (None, Some("JobCo"), Some("appco"), "jobco"),

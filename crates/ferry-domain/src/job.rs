@@ -126,7 +126,8 @@ mod tests {
 
     #[test]
     fn activity_ids_in_every_spelling_normalize_alike() {
-        let want = Some("6d31e09f-4a4b-4e2b-9c1e-0c5f0a0b1c2d".to_string());
+        const ID: &str = "6d31e09f-4a4b-4e2b-9c1e-0c5f0a0b1c2d";
+        let want = Some(ID.to_string());
         for text in [
             "6d31e09f-4a4b-4e2b-9c1e-0c5f0a0b1c2d",
             "{6D31E09F-4A4B-4E2B-9C1E-0C5F0A0B1C2D}",
@@ -135,8 +136,18 @@ mod tests {
         ] {
             assert_eq!(normalize_activity_id(text), want, "{text}");
         }
-        assert_eq!(normalize_activity_id("not-a-guid"), None);
-        assert_eq!(normalize_message_id(" {6D31E09F-4A4B-4E2B-9C1E-0C5F0A0B1C2D} "), want.unwrap());
+        assert_eq!(normalize_activity_id(" 6D31E09F4A4B4E2B9C1E0C5F0A0B1C2D "), want, "32 digits");
+        for bad in [
+            "",
+            "x",
+            "not-a-guid",
+            "6d31e09f-4a4b-4e2b-9c1e-0c5f0a0b1c2",
+            "6d31e09f4-a4b-4e2b-9c1e-0c5f0a0b1c2d",
+            "{6d31e09f}",
+        ] {
+            assert_eq!(normalize_activity_id(bad), None, "{bad}");
+        }
+        assert_eq!(normalize_message_id(" {6D31E09F-4A4B-4E2B-9C1E-0C5F0A0B1C2D} "), ID);
         assert_eq!(normalize_message_id("\"m-1\""), "m-1");
     }
 

@@ -33,9 +33,9 @@ pub use message::{
 };
 pub use outcome::{EntityRun, Verdict, entity_states, rolls_back, verdict};
 pub use profile::{
-    ConnectionString, DeclaredProfile, PROFILE_NAME_MAX, Problem, ProfileDefinition, ProfileState, RETRY_COUNT_DEFAULT,
-    RETRY_COUNT_MAX, RETRY_INTERVAL_SECS_DEFAULT, RETRY_INTERVAL_SECS_MAX, SCHEMA_NAME_LEN_MAX, TABLE_PREFIX_LEN_MAX,
-    TargetKind, validate as validate_profile, validate_identifier_part,
+    ConnectionString, DeclaredProfile, PROFILE_NAME_MAX, Problem, Profile, ProfileDefinition, ProfileState,
+    RETRY_COUNT_DEFAULT, RETRY_COUNT_MAX, RETRY_INTERVAL_SECS_DEFAULT, RETRY_INTERVAL_SECS_MAX, SCHEMA_NAME_LEN_MAX,
+    TABLE_PREFIX_LEN_MAX, TargetKind, validate as validate_profile, validate_identifier_part,
 };
 pub use project::{
     DEFAULT_FORMAT, Operation, PROJECT_NAME_MAX, Project, ProjectEntity, ResolvedEntity, StylesheetCheck,

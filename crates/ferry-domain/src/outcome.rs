@@ -99,7 +99,9 @@ mod tests {
 
     #[test]
     fn verdicts_follow_from_the_entities() {
-        let cases: Vec<(&str, Vec<EntityRun>, bool, MessageState, Option<&str>)> = vec![
+        // Name, entities, all or nothing → state, reason.
+        type Case = (&'static str, Vec<EntityRun>, bool, MessageState, Option<&'static str>);
+        let cases: Vec<Case> = vec![
             ("clean", vec![run("A", 3, 0, 3, None)], false, Processed, None),
             ("empty file", vec![run("A", 0, 0, 0, None)], false, Processed, None),
             ("bad rows", vec![run("A", 3, 1, 2, None)], false, ProcessedWithErrors, Some("1 of 3 rows were rejected")),

@@ -2,6 +2,7 @@
 //! target database, and the rules a profile must satisfy (the Data Export Service's admin-screen
 //! rules). Pure.
 
+use chrono::{DateTime, Utc};
 use ferry_model::Catalog;
 
 pub const RETRY_COUNT_DEFAULT: u32 = 12;
@@ -105,6 +106,16 @@ impl std::fmt::Debug for ProfileDefinition {
             .field("entities", &self.entities)
             .finish_non_exhaustive()
     }
+}
+
+/// A stored profile: its definition and state (its connection string is kept apart, encrypted).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    pub id: String,
+    pub definition: ProfileDefinition,
+    pub state: ProfileState,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// Which parts of a profile run.

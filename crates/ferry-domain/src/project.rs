@@ -20,6 +20,13 @@ pub struct Project {
     pub entities: Vec<ProjectEntity>,
 }
 
+impl Project {
+    /// An import project of these entities, without a description.
+    pub fn new(name: impl Into<String>, entities: Vec<ProjectEntity>) -> Project {
+        Project { name: name.into(), description: String::new(), operation: Operation::Import, entities }
+    }
+}
+
 /// What a data project does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Operation {

@@ -1,28 +1,12 @@
 //! The one shape every reader yields, and the dispatch from a source format to its reader.
 
 use crate::{FormatError, Limits};
+use ferry_domain::DataFormat;
 use std::io::{Read, Seek};
 
 /// Where a reader reads from: a local file (or anything seekable; Excel needs to seek).
 pub trait Input: Read + Seek + Send {}
 impl<T: Read + Seek + Send> Input for T {}
-
-/// A source format as a data project names it. [`SourceFormat::parse`] accepts the Dynamics 365
-/// names (`CSV`, `CSV-Unicode`, `XML-Element`, `XML-Attribute`, `EXCEL`, …) and ferry's own.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SourceFormat {
-    /// Delimited text with a header row. The encoding is found from the byte-order mark (UTF-8
-    /// without one); `delimiter` is one of `,` `;` `\t` `|` `:`.
-    Csv { delimiter: u8 },
-    /// `<Document>` holding one element per record, each field a child element.
-    XmlElement,
-    /// `<Document>` holding one element per record, each field an attribute.
-    XmlAttribute,
-    /// A JSON array of objects, or one object per line.
-    Json,
-    /// An Excel workbook (.xlsx): the named sheet, else the first; the first row is the header.
-    Xlsx { sheet: Option<String> },
-}
 
 /// One value as the source gave it; the import maps it to a typed value with the field's type.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,20 +42,18 @@ pub trait RecordReader: Send {
 
 /// The reader for `format` over `input`.
 pub fn open_reader(
-    format: &SourceFormat,
+    format: &DataFormat,
     input: Box<dyn Input>,
     limits: &Limits,
 ) -> Result<Box<dyn RecordReader>, FormatError> {
     match format {
-        SourceFormat::Csv { delimiter } => Ok(Box::new(crate::csv::CsvReader::open(input, *delimiter, limits)?)),
-        SourceFormat::XmlElement => {
-            Ok(Box::new(crate::xml::XmlReader::open(input, crate::xml::Style::Element, limits)?))
-        }
-        SourceFormat::XmlAttribute => {
+        DataFormat::Csv { delimiter } => Ok(Box::new(crate::csv::CsvReader::open(input, *delimiter, limits)?)),
+        DataFormat::XmlElement => Ok(Box::new(crate::xml::XmlReader::open(input, crate::xml::Style::Element, limits)?)),
+        DataFormat::XmlAttribute => {
             Ok(Box::new(crate::xml::XmlReader::open(input, crate::xml::Style::Attribute, limits)?))
         }
-        SourceFormat::Json => Ok(Box::new(crate::json::JsonReader::open(input, limits)?)),
-        SourceFormat::Xlsx { sheet } => Ok(Box::new(crate::xlsx::XlsxReader::open(input, sheet.as_deref(), limits)?)),
+        DataFormat::Json => Ok(Box::new(crate::json::JsonReader::open(input, limits)?)),
+        DataFormat::Xlsx { sheet } => Ok(Box::new(crate::xlsx::XlsxReader::open(input, sheet.as_deref(), limits)?)),
     }
 }
 

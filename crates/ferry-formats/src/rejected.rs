@@ -10,7 +10,8 @@
 //! record to the next. CSV and Excel have one header row, so their columns are fixed by the first
 //! record written (their readers' columns are fixed too).
 
-use crate::{Cell, FormatError, FormatErrorKind, SourceFormat, SourceRecord};
+use crate::{Cell, FormatError, FormatErrorKind, SourceRecord};
+use ferry_domain::DataFormat;
 use std::io::{BufWriter, Write};
 
 type Out = Box<dyn Write + Send>;
@@ -34,9 +35,9 @@ enum Inner {
 }
 
 impl RejectedRowsWriter {
-    pub fn new(format: &SourceFormat, out: Box<dyn Write + Send>) -> Result<Self, FormatError> {
+    pub fn new(format: &DataFormat, out: Box<dyn Write + Send>) -> Result<Self, FormatError> {
         let inner = match format {
-            SourceFormat::Csv { delimiter } => Inner::Csv {
+            DataFormat::Csv { delimiter } => Inner::Csv {
                 writer: Box::new(
                     csv::WriterBuilder::new()
                         .delimiter(*delimiter)
@@ -47,10 +48,10 @@ impl RejectedRowsWriter {
                 ),
                 width: None,
             },
-            SourceFormat::XmlElement => Inner::Xml { out: BufWriter::new(out), attributes: false, started: false },
-            SourceFormat::XmlAttribute => Inner::Xml { out: BufWriter::new(out), attributes: true, started: false },
-            SourceFormat::Json => Inner::Json { out: BufWriter::new(out), records: 0 },
-            SourceFormat::Xlsx { sheet } => {
+            DataFormat::XmlElement => Inner::Xml { out: BufWriter::new(out), attributes: false, started: false },
+            DataFormat::XmlAttribute => Inner::Xml { out: BufWriter::new(out), attributes: true, started: false },
+            DataFormat::Json => Inner::Json { out: BufWriter::new(out), records: 0 },
+            DataFormat::Xlsx { sheet } => {
                 let mut workbook = Box::new(rust_xlsxwriter::Workbook::new());
                 let worksheet = workbook.add_worksheet_with_constant_memory().map_err(xlsx_error)?;
                 if let Some(name) = sheet {

@@ -1,11 +1,12 @@
 //! Data packages end to end: real zips built with the `zip` crate, as Dynamics 365 and third parties
 //! write them, and hostile ones (path traversal, zip bombs, entry-count bombs, DTDs, garbage).
 
+use ferry_domain::DataFormat;
 use ferry_formats::package::{
     FieldMapping, Manifest, ManifestEntity, Package, PackageHeader, source_format_from_manifest, write_header,
     write_manifest,
 };
-use ferry_formats::{FormatError, FormatErrorKind, Limits, SourceFormat};
+use ferry_formats::{FormatError, FormatErrorKind, Limits};
 use std::io::{Cursor, Seek, Write};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
@@ -188,7 +189,7 @@ fn a_dynamics_365_package_is_read() {
     for entity in &manifest.entities {
         assert_eq!(
             source_format_from_manifest(&entity.source_format, entity.excel_sheet.as_deref()).unwrap(),
-            SourceFormat::Csv { delimiter: b',' }
+            DataFormat::Csv { delimiter: b',' }
         );
     }
 }
@@ -252,7 +253,7 @@ fn a_third_party_utf8_manifest_in_any_order_is_read() {
     assert_eq!(vendors.transforms, ["first.xslt", "second.xslt"]);
     assert_eq!(
         source_format_from_manifest(&vendors.source_format, vendors.excel_sheet.as_deref()).unwrap(),
-        SourceFormat::Xlsx { sheet: Some("Sheet1".into()) }
+        DataFormat::Xlsx { sheet: Some("Sheet1".into()) }
     );
     // A disabled entity may name a file the package does not ship.
     assert!(m.entities[1].disabled);
@@ -376,7 +377,7 @@ fn top_level_children(xml: &str) -> Vec<String> {
 
 #[test]
 fn source_format_names_map_to_readers() {
-    let csv = |d: u8| SourceFormat::Csv { delimiter: d };
+    let csv = |d: u8| DataFormat::Csv { delimiter: d };
     for (name, expected) in [
         ("CSV", csv(b',')),
         ("CSV-Unicode", csv(b',')),
@@ -389,18 +390,18 @@ fn source_format_names_map_to_readers() {
         ("Pipe", csv(b'|')),
         ("|", csv(b'|')),
         ("Colon", csv(b':')),
-        ("XML-Element", SourceFormat::XmlElement),
-        ("XML-Attribute", SourceFormat::XmlAttribute),
-        ("xml", SourceFormat::XmlElement),
-        ("JSON", SourceFormat::Json),
-        ("EXCEL", SourceFormat::Xlsx { sheet: None }),
-        ("XLSX", SourceFormat::Xlsx { sheet: None }),
+        ("XML-Element", DataFormat::XmlElement),
+        ("XML-Attribute", DataFormat::XmlAttribute),
+        ("xml", DataFormat::XmlElement),
+        ("JSON", DataFormat::Json),
+        ("EXCEL", DataFormat::Xlsx { sheet: None }),
+        ("XLSX", DataFormat::Xlsx { sheet: None }),
     ] {
         assert_eq!(source_format_from_manifest(name, None).unwrap(), expected, "{name}");
     }
     assert_eq!(
         source_format_from_manifest("EXCEL", Some("Customers")).unwrap(),
-        SourceFormat::Xlsx { sheet: Some("Customers".into()) }
+        DataFormat::Xlsx { sheet: Some("Customers".into()) }
     );
     let error = source_format_from_manifest("Fixed width", None).unwrap_err();
     assert_eq!(error.kind, FormatErrorKind::BadPackage);

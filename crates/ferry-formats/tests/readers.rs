@@ -13,13 +13,14 @@ mod xlsx;
 #[path = "readers/xml.rs"]
 mod xml;
 
-use ferry_formats::{Cell, FormatError, FormatErrorKind, Limits, SourceFormat, SourceRecord, open_reader};
+use ferry_domain::DataFormat;
+use ferry_formats::{Cell, FormatError, FormatErrorKind, Limits, SourceRecord, open_reader};
 use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Everything a reader gives for `bytes`: its final columns and every record or error.
-pub fn read_all(format: &SourceFormat, bytes: Vec<u8>, limits: &Limits) -> Result<Outcome, FormatError> {
+pub fn read_all(format: &DataFormat, bytes: Vec<u8>, limits: &Limits) -> Result<Outcome, FormatError> {
     let mut reader = open_reader(format, Box::new(Cursor::new(bytes)), limits)?;
     let mut items = Vec::new();
     while let Some(item) = reader.next_record() {

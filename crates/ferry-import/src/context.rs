@@ -1,59 +1,22 @@
-//! What every part of the import needs: the store, the blob store, the catalog and the settings.
+//! What every part of the import needs: the store, the blob store, the catalog, the settings,
+//! and what the node provides (a scratch directory, the XSLT worker).
 
 use ferry_blob::BlobStore;
+use ferry_domain::ImportSettings;
 use ferry_formats::Limits;
 use ferry_model::Catalog;
 use ferry_store::Store;
 use ferry_xslt::XsltRunner;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-/// Settings of the import service, with defaults a fresh install runs well on.
-#[derive(Clone)]
-pub struct ImportSettings {
-    /// Messages imported at once on this node (different lanes).
-    pub workers: usize,
-    /// How long a claim lasts without a heartbeat; heartbeats come every third of it.
-    pub lease: Duration,
-    /// How often idle workers look for work they were not woken for (leases that expired,
-    /// retries and recurrences that came due).
-    pub poll_interval: Duration,
-    /// Runs a message may start before it is given up as poison (runs that died, or transient
-    /// failures in a row).
-    pub max_attempts: i64,
-    /// Largest enqueue body.
-    pub max_enqueue_bytes: u64,
-    /// A re-sent enqueue (same job, external identifier and content) within this window answers
-    /// the original message.
-    pub dedupe_window: Duration,
-    /// Rows per write transaction.
-    pub batch_rows: usize,
-    /// Company used when neither the enqueue nor the job names one.
-    pub default_company: String,
-    pub limits: Limits,
-    /// Where scratch files go (extracted package entries, transforms, rejected rows).
+/// What the node running the import provides besides its settings.
+#[derive(Clone, Debug)]
+pub struct ImportRuntime {
+    /// Where scratch files go (extracted package entries, transforms, rejected rows, spills).
     pub work_dir: PathBuf,
-    /// Runs XSLT transforms in a worker process; `None` disables XSLT.
+    /// Runs XSLT transforms in a worker process; `None` when XSLT is off or unavailable.
     pub xslt: Option<Arc<XsltRunner>>,
-}
-
-impl ImportSettings {
-    pub fn new(work_dir: PathBuf) -> ImportSettings {
-        ImportSettings {
-            workers: 4,
-            lease: Duration::from_secs(30),
-            poll_interval: Duration::from_secs(1),
-            max_attempts: 5,
-            max_enqueue_bytes: 2 << 30,
-            dedupe_window: Duration::from_secs(7 * 24 * 3600),
-            batch_rows: 5000,
-            default_company: "dat".into(),
-            limits: Limits::default(),
-            work_dir,
-            xslt: None,
-        }
-    }
 }
 
 pub(crate) struct ImportContext {
@@ -61,4 +24,19 @@ pub(crate) struct ImportContext {
     pub blobs: BlobStore,
     pub catalog: Arc<Catalog>,
     pub settings: ImportSettings,
+    pub limits: Limits,
+    pub runtime: ImportRuntime,
+}
+
+impl ImportContext {
+    pub fn new(
+        store: Store,
+        blobs: BlobStore,
+        catalog: Arc<Catalog>,
+        settings: ImportSettings,
+        runtime: ImportRuntime,
+    ) -> ImportContext {
+        let limits = Limits { max_field_bytes: settings.max_field_bytes, ..Limits::default() };
+        ImportContext { store, blobs, catalog, settings, limits, runtime }
+    }
 }

@@ -57,8 +57,8 @@ impl From<BlobError> for ImportError {
     }
 }
 
-impl From<crate::definition::DefinitionError> for ImportError {
-    fn from(e: crate::definition::DefinitionError) -> Self {
+impl From<ferry_domain::DefinitionError> for ImportError {
+    fn from(e: ferry_domain::DefinitionError) -> Self {
         ImportError::BadRequest(e.0)
     }
 }

@@ -4,27 +4,22 @@
 //! parallel — through parse → map → stage/validate → set-based upsert, recording every rejected
 //! row.
 //!
-//! Layout: `definition.rs` data projects and recurring jobs; `mapping.rs` and `validate.rs` the
-//! pure column mapping and row staging; `status.rs` the states and their protocol spellings;
-//! `pipeline/` one message's import (`source.rs` reading on a blocking thread, `entity.rs`
-//! writing); `worker.rs` the node's workers; `service.rs` the façade the API and CLI call.
+//! Layout: `mapping.rs` and `validate.rs` the pure column mapping and row staging; `pipeline/`
+//! one message's import (`source.rs` reading on a blocking thread, `entity.rs` writing,
+//! `spill.rs` the validated rows of an all-or-nothing import kept on disk until they are applied
+//! in one transaction); `worker.rs` the node's workers; `service.rs` the façade the API and CLI
+//! call. Projects, jobs, messages and their rules are `ferry-domain`'s.
 
 mod context;
-mod definition;
 mod error;
 mod mapping;
 mod pipeline;
 mod service;
-mod status;
 mod validate;
 mod worker;
 
-pub use context::ImportSettings;
-pub use definition::{
-    AuthorizedApp, DefinitionError, Job, JobKind, Operation, Project, ProjectEntity, normalize_activity_id,
-};
+pub use context::ImportRuntime;
 pub use error::ImportError;
 pub use pipeline::{rejected_blob_key, staging_blob_key};
-pub use service::{EnqueueRequest, EnqueueResult, ImportService, MessageView, Origin};
-pub use status::{EntityState, MessageState, Stage};
+pub use service::{EnqueueRequest, EnqueueResult, ImportService, MessageView};
 pub use worker::WorkerHandle;

@@ -1,39 +1,19 @@
 //! [`ImportService`]: what the HTTP edge and the CLI call — definitions, enqueue, status,
 //! errors, rejected-rows files — and the start of the workers.
 
-use crate::context::{ImportContext, ImportSettings};
-use crate::definition::{Job, JobKind, Project, normalize_activity_id};
+use crate::context::{ImportContext, ImportRuntime};
 use crate::error::ImportError;
-use crate::status::MessageState;
 use crate::worker::{WorkerHandle, start_workers};
 use bytes::Bytes;
-use chrono::Utc;
 use ferry_blob::BlobStore;
-use ferry_model::{Catalog, Entity, normalize_company};
-use ferry_store::{
-    Enqueued, ErrorFilter, ImportErrorRecord, JobRecord, MessageEntityRecord, MessageFilter, MessageRecord, NewMessage,
-    ProjectRecord, Store,
+use ferry_domain::{
+    CompanyChoice, EntityResult, ErrorFilter, ErrorRecord, ImportSettings, Job, Message, MessageFilter, MessageState,
+    NewMessage, Operation, Origin, Project, enqueue_company, normalize_activity_id, normalize_message_id, plan_enqueue,
 };
+use ferry_model::Catalog;
+use ferry_store::{Enqueued, Store};
 use futures::Stream;
 use std::sync::Arc;
-
-/// Where a definition came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Origin {
-    /// Declared in the configuration file (re-applied at every start).
-    Config,
-    /// Created through the admin API or the CLI.
-    Api,
-}
-
-impl Origin {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Origin::Config => "config",
-            Origin::Api => "api",
-        }
-    }
-}
 
 /// An enqueue as the connector API receives it.
 #[derive(Clone, Debug)]
@@ -43,8 +23,9 @@ pub struct EnqueueRequest {
     pub entity: Option<String>,
     pub company: Option<String>,
     pub external_id: Option<String>,
-    /// The calling application.
+    /// The calling application and its default company.
     pub client_id: String,
+    pub app_default_company: Option<String>,
 }
 
 /// What an enqueue answered.
@@ -58,12 +39,11 @@ pub struct EnqueueResult {
 /// A message and everything a status question needs.
 #[derive(Clone, Debug)]
 pub struct MessageView {
-    pub record: MessageRecord,
-    pub state: MessageState,
+    pub message: Message,
     /// Why it is where it is: the stored reason, or for waiting and running messages what they
     /// wait for or how far they are.
     pub reason: Option<String>,
-    pub entities: Vec<MessageEntityRecord>,
+    pub entities: Vec<EntityResult>,
 }
 
 /// The recurring-import service. Cheap to clone.
@@ -79,12 +59,23 @@ impl std::fmt::Debug for ImportService {
 }
 
 impl ImportService {
-    pub fn new(store: Store, blobs: BlobStore, catalog: Arc<Catalog>, settings: ImportSettings) -> ImportService {
-        ImportService { ctx: Arc::new(ImportContext { store, blobs, catalog, settings }) }
+    pub fn new(
+        store: Store,
+        blobs: BlobStore,
+        catalog: Arc<Catalog>,
+        settings: ImportSettings,
+        runtime: ImportRuntime,
+    ) -> ImportService {
+        ImportService { ctx: Arc::new(ImportContext::new(store, blobs, catalog, settings, runtime)) }
     }
 
     pub fn settings(&self) -> &ImportSettings {
         &self.ctx.settings
+    }
+
+    /// Whether this node runs XSLT transforms.
+    pub fn runs_xslt(&self) -> bool {
+        self.ctx.runtime.xslt.is_some()
     }
 
     /// Starts `settings.workers` workers on this node, named `node` in leases.
@@ -102,22 +93,16 @@ impl ImportService {
     pub async fn put_project(&self, project: Project, origin: Origin) -> Result<Project, ImportError> {
         project.resolve(&self.ctx.catalog, &Self::check_xslt)?;
         let project = Project { name: project.name.trim().to_string(), ..project };
-        let record = ProjectRecord {
-            name: project.name.clone(),
-            definition: serde_json::to_string(&project).map_err(|e| ImportError::Internal(e.to_string()))?,
-            origin: origin.as_str().into(),
-            updated_at: Utc::now(),
-        };
-        self.ctx.store.upsert_project(&record).await?;
+        self.ctx.store.upsert_project(&project, origin).await?;
         Ok(project)
     }
 
     pub async fn list_projects(&self) -> Result<Vec<(Project, Origin)>, ImportError> {
-        self.ctx.store.list_projects().await?.iter().map(decode_project).collect()
+        Ok(self.ctx.store.list_projects().await?)
     }
 
     pub async fn get_project(&self, name: &str) -> Result<Option<(Project, Origin)>, ImportError> {
-        self.ctx.store.get_project(name).await?.as_ref().map(decode_project).transpose()
+        Ok(self.ctx.store.get_project(name).await?)
     }
 
     /// Deletes a project no job uses.
@@ -148,32 +133,25 @@ impl ImportService {
                 job.project
             )));
         };
-        if project.operation != crate::definition::Operation::Import {
+        if project.operation != Operation::Import {
             return Err(ImportError::BadRequest(format!(
                 "job {activity_id}: project '{}' is an export project; recurring import jobs need an import project",
                 project.name
             )));
         }
-        let job = Job { activity_id: activity_id.clone(), project: project.name.clone(), ..job };
-        let record = JobRecord {
-            activity_id,
-            project: project.name,
-            definition: serde_json::to_string(&job).map_err(|e| ImportError::Internal(e.to_string()))?,
-            origin: origin.as_str().into(),
-            updated_at: Utc::now(),
-        };
-        self.ctx.store.upsert_job(&record).await?;
+        let job = Job { activity_id, project: project.name, ..job };
+        self.ctx.store.upsert_job(&job, origin).await?;
         Ok(job)
     }
 
     pub async fn list_jobs(&self) -> Result<Vec<(Job, Origin)>, ImportError> {
-        self.ctx.store.list_jobs().await?.iter().map(decode_job).collect()
+        Ok(self.ctx.store.list_jobs().await?)
     }
 
     /// A job by its activity id in any spelling.
     pub async fn get_job(&self, activity_id: &str) -> Result<Option<(Job, Origin)>, ImportError> {
         let Some(id) = normalize_activity_id(activity_id) else { return Ok(None) };
-        self.ctx.store.get_job(&id).await?.as_ref().map(decode_job).transpose()
+        Ok(self.ctx.store.get_job(&id).await?)
     }
 
     pub async fn delete_job(&self, activity_id: &str) -> Result<bool, ImportError> {
@@ -211,55 +189,16 @@ impl ImportService {
                 job.activity_id, job.project
             )));
         };
-        let project_entities: Vec<Arc<Entity>> =
-            project.entities.iter().filter_map(|e| self.ctx.catalog.by_any_name(e.entity.trim()).cloned()).collect();
-        let company = match req.company.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
-            Some(c) => {
-                if c.len() > 8 || !c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-') {
-                    return Err(ImportError::BadRequest(format!(
-                        "company '{c}' is not a legal entity id (up to 8 letters, digits, '-' or '_')"
-                    )));
-                }
-                normalize_company(c)
-            }
-            None => normalize_company(job.company.as_deref().unwrap_or(&self.ctx.settings.default_company)),
+        let choice = CompanyChoice {
+            requested: req.company.as_deref(),
+            app_default: req.app_default_company.as_deref(),
+            fallback: &self.ctx.settings.default_company,
         };
-        let (entity, lanes) = match job.kind {
-            JobKind::File => {
-                let entity = match req.entity.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
-                    Some(name) => {
-                        let found = self.ctx.catalog.by_any_name(name).cloned().ok_or_else(|| {
-                            ImportError::BadRequest(format!(
-                                "entity '{name}' does not exist; use its label (e.g. 'Customers V3'), public name or \
-                                 collection name"
-                            ))
-                        })?;
-                        if !project_entities.iter().any(|e| Arc::ptr_eq(e, &found)) {
-                            return Err(ImportError::BadRequest(format!(
-                                "entity '{name}' is not part of data project '{}' (it has: {})",
-                                project.name,
-                                project_entities.iter().map(|e| e.label.as_str()).collect::<Vec<_>>().join(", ")
-                            )));
-                        }
-                        found
-                    }
-                    None if project_entities.len() == 1 => project_entities[0].clone(),
-                    None => {
-                        return Err(ImportError::BadRequest(format!(
-                            "name the entity with ?entity=…; data project '{}' has several: {}",
-                            project.name,
-                            project_entities.iter().map(|e| e.label.as_str()).collect::<Vec<_>>().join(", ")
-                        )));
-                    }
-                };
-                let lanes = vec![lane(&entity, &company)];
-                (Some(entity.collection.clone()), lanes)
-            }
-            JobKind::Package => (None, project_entities.iter().map(|e| lane(e, &company)).collect()),
-        };
+        let company = enqueue_company(&job, choice)?;
+        let plan = plan_enqueue(&job, &project, &self.ctx.catalog, req.entity.as_deref(), company)?;
 
         let message_id = uuid::Uuid::new_v4().to_string();
-        let now = Utc::now();
+        let now = self.ctx.store.clock().now();
         let blob_key = format!("messages/{}/{message_id}", now.format("%Y/%m/%d"));
         let info = self.ctx.blobs.put_stream(&blob_key, body, self.ctx.settings.max_enqueue_bytes).await?;
         let message = NewMessage {
@@ -267,18 +206,19 @@ impl ImportService {
             execution_id: message_id.clone(),
             activity_id: job.activity_id.clone(),
             project: project.name.clone(),
-            kind: job.kind.as_str().into(),
-            entity,
-            company: Some(company),
+            kind: job.kind,
+            entity: plan.entity.map(|e| e.collection.clone()),
+            company: Some(plan.company),
             external_id: req.external_id.clone().filter(|x| !x.is_empty()),
             content_hash: info.sha256.clone(),
             blob_key: blob_key.clone(),
             size: info.size as i64,
             enqueued_by: req.client_id.clone(),
-            lanes,
-            not_before: Some(job.next_processing_time(now)),
+            lanes: plan.lanes,
+            not_before: job.next_processing_time(now),
         };
-        let dedupe = message.external_id.as_ref().map(|_| self.ctx.settings.dedupe_window);
+        let window = self.ctx.settings.dedupe_window;
+        let dedupe = (message.external_id.is_some() && !window.is_zero()).then_some(window);
         let outcome = match self.ctx.store.enqueue_message(&message, dedupe).await {
             Ok(o) => o,
             Err(e) => {
@@ -303,33 +243,29 @@ impl ImportService {
 
     /// A message by its message id or execution id.
     pub async fn message(&self, id: &str) -> Result<Option<MessageView>, ImportError> {
-        let trimmed = id.trim().trim_start_matches('{').trim_end_matches('}');
-        let id = match uuid::Uuid::parse_str(trimmed) {
-            Ok(u) => u.hyphenated().to_string(),
-            Err(_) => trimmed.to_string(),
-        };
-        let Some(record) = self.ctx.store.get_message(&id).await? else { return Ok(None) };
-        let state = MessageState::parse(&record.state).unwrap_or(MessageState::Enqueued);
-        let reason = match state {
-            MessageState::Enqueued => Some(self.waiting_reason(&record).await?),
+        let id = normalize_message_id(id);
+        let Some(message) = self.ctx.store.get_message(&id).await? else { return Ok(None) };
+        let now = self.ctx.store.clock().now();
+        let reason = match message.state {
+            MessageState::Enqueued => Some(self.waiting_reason(&message).await?),
             MessageState::Processing => Some(format!(
                 "importing: attempt {}, {} rows read, {} rejected so far{}",
-                record.attempts,
-                record.counters.read,
-                record.counters.rejected,
-                record
+                message.attempts,
+                message.counters.read,
+                message.counters.rejected,
+                message
                     .heartbeat_at
-                    .map(|h| format!(", last heartbeat {} s ago", (Utc::now() - h).num_seconds().max(0)))
+                    .map(|h| format!(", last heartbeat {} s ago", (now - h).num_seconds().max(0)))
                     .unwrap_or_default()
             )),
-            _ => record.reason.clone(),
+            _ => message.reason.clone(),
         };
-        let entities = self.ctx.store.message_entities(&record.id).await?;
-        Ok(Some(MessageView { record, state, reason, entities }))
+        let entities = self.ctx.store.entity_results(&message.id).await?;
+        Ok(Some(MessageView { message, reason, entities }))
     }
 
-    async fn waiting_reason(&self, m: &MessageRecord) -> Result<String, ImportError> {
-        if m.not_before > Utc::now() {
+    async fn waiting_reason(&self, m: &Message) -> Result<String, ImportError> {
+        if m.not_before > self.ctx.store.clock().now() {
             return Ok(format!("waiting for the job's next processing time, {}", m.not_before.to_rfc3339()));
         }
         Ok(match self.ctx.store.lane_position(&m.id).await? {
@@ -344,27 +280,27 @@ impl ImportService {
         })
     }
 
-    pub async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<MessageRecord>, ImportError> {
+    pub async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<Message>, ImportError> {
         Ok(self.ctx.store.list_messages(filter).await?)
     }
 
     /// The rejected rows of a message (by message or execution id).
-    pub async fn errors(&self, id: &str, filter: &ErrorFilter) -> Result<Vec<ImportErrorRecord>, ImportError> {
+    pub async fn errors(&self, id: &str, filter: &ErrorFilter) -> Result<Vec<ErrorRecord>, ImportError> {
         let Some(view) = self.message(id).await? else {
             return Err(ImportError::NotFound(format!("no message or execution has id {id}")));
         };
-        Ok(self.ctx.store.import_errors(&view.record.id, filter).await?)
+        Ok(self.ctx.store.errors(&view.message.id, filter).await?)
     }
 
-    /// The rejected-rows file of entity `position` of a message, if it has one: its blob key,
-    /// file extension and the blob store to read it from.
+    /// The rejected-rows file of entity `position` of a message, if it has one: its blob key
+    /// and file extension.
     pub async fn rejected_file(
         &self,
         view: &MessageView,
         position: i64,
     ) -> Result<Option<(String, String)>, ImportError> {
         for ext in ["csv", "xml", "json", "xlsx"] {
-            let key = format!("rejected/{}/{position}.{ext}", view.record.id);
+            let key = format!("rejected/{}/{position}.{ext}", view.message.id);
             if self.ctx.blobs.size(&key).await?.is_some() {
                 return Ok(Some((key, ext.to_string())));
             }
@@ -374,7 +310,7 @@ impl ImportService {
 
     /// The staging file (JSON lines) of entity `position` of a message, if it has one.
     pub async fn staging_file(&self, view: &MessageView, position: i64) -> Result<Option<String>, ImportError> {
-        let key = crate::pipeline::staging_blob_key(&view.record.id, position);
+        let key = crate::pipeline::staging_blob_key(&view.message.id, position);
         Ok(self.ctx.blobs.size(&key).await?.map(|_| key))
     }
 
@@ -382,10 +318,11 @@ impl ImportService {
     pub async fn publish_queue_gauges(&self) -> Result<(), ImportError> {
         let stats = self.ctx.store.queue_stats().await?;
         for state in MessageState::ALL {
-            let count = stats.by_state.iter().find(|(s, _)| s == state.as_str()).map_or(0, |(_, n)| *n);
-            metrics::gauge!("ferry_import_messages", "state" => state.as_str()).set(count as f64);
+            let count = stats.by_state.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n);
+            metrics::gauge!("ferry_import_messages", "state" => state.to_string()).set(count as f64);
         }
-        let age = stats.oldest_waiting_enqueued_at.map_or(0.0, |t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0);
+        let now = self.ctx.store.clock().now();
+        let age = stats.oldest_waiting_enqueued_at.map_or(0.0, |t| (now - t).num_milliseconds() as f64 / 1000.0);
         metrics::gauge!("ferry_import_oldest_waiting_seconds").set(age.max(0.0));
         Ok(())
     }
@@ -397,25 +334,4 @@ impl ImportService {
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.ctx.catalog
     }
-}
-
-/// A lane: the entity, and the company for company-specific entities.
-fn lane(entity: &Entity, company: &str) -> String {
-    if entity.company_specific { format!("{}/{company}", entity.logical_name) } else { entity.logical_name.clone() }
-}
-
-fn origin_of(text: &str) -> Origin {
-    if text == "config" { Origin::Config } else { Origin::Api }
-}
-
-fn decode_project(r: &ProjectRecord) -> Result<(Project, Origin), ImportError> {
-    let p = serde_json::from_str(&r.definition)
-        .map_err(|e| ImportError::Internal(format!("stored project '{}' is unreadable: {e}", r.name)))?;
-    Ok((p, origin_of(&r.origin)))
-}
-
-fn decode_job(r: &JobRecord) -> Result<(Job, Origin), ImportError> {
-    let j = serde_json::from_str(&r.definition)
-        .map_err(|e| ImportError::Internal(format!("stored job '{}' is unreadable: {e}", r.activity_id)))?;
-    Ok((j, origin_of(&r.origin)))
 }

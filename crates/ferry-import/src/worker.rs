@@ -4,13 +4,21 @@
 
 use crate::context::ImportContext;
 use crate::pipeline::{self, RunError, RunState};
-use crate::status::MessageState;
-use ferry_store::{MessageOutcome, MessageRecord, RowCounters};
+use ferry_domain::{Message, MessageOutcome, MessageState, RetryPolicy, RowCounters};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument;
+
+/// When a message that failed transiently runs again: 2 s after its first run, doubling, at
+/// most 5 minutes.
+const RETRIES: RetryPolicy = RetryPolicy::new(Duration::from_secs(2), Duration::from_secs(300));
+/// How recording a message's outcome is retried while the database is busy.
+const OUTCOME_RETRIES: RetryPolicy = RetryPolicy::new(Duration::from_millis(100), Duration::from_secs(2));
+/// How many times recording an outcome is tried.
+const OUTCOME_ATTEMPTS: u32 = 20;
 
 /// Running workers; [`WorkerHandle::shutdown`] stops them.
 pub struct WorkerHandle {
@@ -82,14 +90,18 @@ async fn supervise(ctx: Arc<ImportContext>, holder: String, mut stopped: watch::
     while running.join_next().await.is_some() {}
 }
 
-async fn run_one(ctx: Arc<ImportContext>, message: MessageRecord, holder: &str) {
+/// Runs one message to its end; every log line of the run carries the message id and attempt.
+async fn run_one(ctx: Arc<ImportContext>, message: Message, holder: &str) {
+    let span = tracing::info_span!("import", message = %message.id, attempt = message.attempts);
+    run_in_span(ctx, message, holder).instrument(span).await;
+}
+
+async fn run_in_span(ctx: Arc<ImportContext>, message: Message, holder: &str) {
     let id = message.id.clone();
-    let span = tracing::info_span!("import", message = %id, attempt = message.attempts);
-    let _enter = span.enter();
-    drop(_enter);
+    tracing::info!(entity = ?message.entity, company = ?message.company, "import started");
     let started = std::time::Instant::now();
     let state = Arc::new(RunState::new(ctx.clone(), message, holder));
-    let heartbeat = tokio::spawn(heartbeat(state.clone()));
+    let heartbeat = tokio::spawn(heartbeat(state.clone()).in_current_span());
     let result = pipeline::run(&state).await;
     heartbeat.abort();
     let store = &ctx.store;
@@ -97,29 +109,30 @@ async fn run_one(ctx: Arc<ImportContext>, message: MessageRecord, holder: &str) 
     match result {
         Ok(outcome) => {
             finish(&ctx, &id, holder, &outcome).await;
-            metrics::counter!("ferry_import_messages_total", "state" => outcome.state.clone()).increment(1);
+            metrics::counter!("ferry_import_messages_total", "state" => outcome.state.to_string()).increment(1);
             metrics::counter!("ferry_import_rows_total").increment(outcome.counters.read.max(0) as u64);
             metrics::histogram!("ferry_import_message_seconds").record(started.elapsed().as_secs_f64());
-            tracing::info!(message = %id, state = %outcome.state, rows = outcome.counters.read, "import finished");
+            tracing::info!(state = %outcome.state, rows = outcome.counters.read, "import finished");
         }
         Err(RunError::LeaseLost) => {
-            tracing::warn!(message = %id, "lost the lease on the message; another worker runs it now");
+            tracing::warn!("lost the lease on the message; another worker runs it now");
         }
         Err(RunError::Transient(reason)) if attempts < ctx.settings.max_attempts => {
-            let delay = Duration::from_secs((1u64 << attempts.clamp(0, 8) as u32).min(300));
+            let delay = RETRIES.delay(u32::try_from(attempts).unwrap_or(u32::MAX));
             let text = format!(
                 "retrying after a transient failure (attempt {attempts} of {}): {reason}; next attempt in {} s",
                 ctx.settings.max_attempts,
                 delay.as_secs()
             );
-            tracing::warn!(message = %id, %reason, "transient failure; the message keeps its place and retries");
+            tracing::warn!(%reason, "transient failure; the message keeps its place and retries");
             if let Err(e) = store.retry_message_later(&id, holder, delay, &text).await {
-                tracing::warn!(message = %id, error = %e, "cannot schedule the retry; the lease will expire instead");
+                tracing::warn!(error = %e, "cannot schedule the retry; the lease will expire instead");
             }
         }
         Err(RunError::Transient(reason)) | Err(RunError::Fatal(reason)) => {
+            tracing::warn!(%reason, "the message cannot be imported");
             let outcome = MessageOutcome {
-                state: MessageState::PreProcessingError.as_str().into(),
+                state: MessageState::PreProcessingError,
                 reason: Some(reason),
                 counters: *state.progress.lock().expect("progress lock"),
                 warnings: None,
@@ -131,21 +144,19 @@ async fn run_one(ctx: Arc<ImportContext>, message: MessageRecord, holder: &str) 
 
 async fn finish(ctx: &ImportContext, id: &str, holder: &str, outcome: &MessageOutcome) {
     // The outcome must not be lost to a busy database: retry for a while.
-    for attempt in 0..20u32 {
+    for attempt in 1..=OUTCOME_ATTEMPTS {
         match ctx.store.finish_message(id, holder, outcome).await {
             Ok(true) => {
                 ctx.store.queue_changed();
                 return;
             }
             Ok(false) => {
-                tracing::warn!(message = %id, "lost the lease before finishing; another run will redo the message");
+                tracing::warn!("lost the lease before finishing; another run will redo the message");
                 return;
             }
-            Err(e) if e.is_transient() => {
-                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt + 1))).await;
-            }
+            Err(e) if e.is_transient() => tokio::time::sleep(OUTCOME_RETRIES.delay(attempt)).await,
             Err(e) => {
-                tracing::error!(message = %id, error = ?e, "cannot record the outcome of the message");
+                tracing::error!(error = ?e, "cannot record the outcome of the message");
                 return;
             }
         }

@@ -2,16 +2,17 @@
 //! ferry's entities — schema, initial copy, then every change — shaped like the Dynamics 365
 //! Data Export Service.
 //!
-//! `target/` holds one module per target dialect with the same anatomy (types, DDL, batched
-//! version-guarded upsert, delete, identifier quoting); `profile.rs` the pure profile rules;
-//! `service.rs` the operations the API and CLI call; `engine/` the runner that copies and
-//! follows changes, one node per profile.
+//! `service.rs` holds the operations the API and CLI call (CRUD, activate, test/validate,
+//! failures, resync, status, verify); `engine/` the runner that copies and follows changes, one
+//! node per profile; `secrets.rs` what both share: a stored profile's connection string,
+//! encrypted at rest and resolved into a target. The target databases themselves are
+//! `ferry-target`'s; the profile rules are `ferry-domain`'s.
 
 mod engine;
-pub mod profile;
+mod secrets;
 mod service;
-pub mod target;
+mod verify;
 
 pub use engine::{EngineSettings, ReplicationEngine};
-pub use profile::{Problem, ProfileDefinition, ProfileState};
-pub use service::{EntityStatus, Profile, Replication, ReplicationError, VerifyReport, failure_log_text};
+pub use service::{EntityStatus, Replication, ReplicationError};
+pub use verify::{EntityVerify, VerifyReport};

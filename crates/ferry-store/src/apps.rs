@@ -1,10 +1,10 @@
 //! Client apps and token signing keys.
 
-use crate::engine::{ColType, Conn, RowExt};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{App, AppOrigin, SigningKey};
 use chrono::{DateTime, Utc};
 use ferry_model::Value;
+use ferry_sql::{ColType, Conn, RowExt};
 
 const APP_COLUMNS: &str =
     "client_id, name, secret_hash, roles, default_company, enabled, origin, created_at, updated_at";
@@ -37,7 +37,7 @@ fn decode_app(r: &[Value]) -> StoreResult<App> {
 }
 
 /// Inserts or replaces an app by client id (the creation time of an existing app is kept).
-pub(crate) async fn upsert_app<C: Conn>(conn: &mut C, app: &App) -> StoreResult<()> {
+pub(crate) async fn upsert_app(conn: &mut Conn, app: &App) -> StoreResult<()> {
     let sql = format!(
         "INSERT INTO ferry_apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
          ON CONFLICT (client_id) DO UPDATE SET name = excluded.name, secret_hash = excluded.secret_hash, \
@@ -62,19 +62,19 @@ pub(crate) async fn upsert_app<C: Conn>(conn: &mut C, app: &App) -> StoreResult<
     Ok(())
 }
 
-pub(crate) async fn get_app<C: Conn>(conn: &mut C, client_id: &str) -> StoreResult<Option<App>> {
+pub(crate) async fn get_app(conn: &mut Conn, client_id: &str) -> StoreResult<Option<App>> {
     let sql = format!("SELECT {APP_COLUMNS} FROM ferry_apps WHERE client_id = $1");
     let rows = conn.fetch(&sql, vec![Value::String(client_id.into())], &APP_TYPES).await?;
     rows.first().map(|r| decode_app(r)).transpose()
 }
 
-pub(crate) async fn list_apps<C: Conn>(conn: &mut C) -> StoreResult<Vec<App>> {
+pub(crate) async fn list_apps(conn: &mut Conn) -> StoreResult<Vec<App>> {
     let sql = format!("SELECT {APP_COLUMNS} FROM ferry_apps ORDER BY client_id");
-    let rows = conn.fetch(&sql, vec![], &APP_TYPES).await?;
+    let rows = conn.fetch(&sql, (), &APP_TYPES).await?;
     rows.iter().map(|r| decode_app(r)).collect()
 }
 
-pub(crate) async fn delete_app<C: Conn>(conn: &mut C, client_id: &str) -> StoreResult<bool> {
+pub(crate) async fn delete_app(conn: &mut Conn, client_id: &str) -> StoreResult<bool> {
     let n = conn.execute("DELETE FROM ferry_apps WHERE client_id = $1", vec![Value::String(client_id.into())]).await?;
     Ok(n > 0)
 }
@@ -82,7 +82,7 @@ pub(crate) async fn delete_app<C: Conn>(conn: &mut C, client_id: &str) -> StoreR
 const KEY_TYPES: [ColType; 6] =
     [ColType::Text, ColType::Text, ColType::Text, ColType::Text, ColType::DateTime, ColType::DateTime];
 
-pub(crate) async fn insert_signing_key<C: Conn>(conn: &mut C, key: &SigningKey) -> StoreResult<()> {
+pub(crate) async fn insert_signing_key(conn: &mut Conn, key: &SigningKey) -> StoreResult<()> {
     conn.execute(
         "INSERT INTO ferry_signing_keys (kid, algorithm, private_key, public_jwk, created_at, retired_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -100,12 +100,12 @@ pub(crate) async fn insert_signing_key<C: Conn>(conn: &mut C, key: &SigningKey) 
 }
 
 /// All signing keys, newest first.
-pub(crate) async fn list_signing_keys<C: Conn>(conn: &mut C) -> StoreResult<Vec<SigningKey>> {
+pub(crate) async fn list_signing_keys(conn: &mut Conn) -> StoreResult<Vec<SigningKey>> {
     let rows = conn
         .fetch(
             "SELECT kid, algorithm, private_key, public_jwk, created_at, retired_at FROM ferry_signing_keys \
              ORDER BY created_at DESC, kid DESC",
-            vec![],
+            (),
             &KEY_TYPES,
         )
         .await?;
@@ -124,19 +124,21 @@ pub(crate) async fn list_signing_keys<C: Conn>(conn: &mut C) -> StoreResult<Vec<
 }
 
 /// Marks every active key but `keep_kid` retired at `at`.
-pub(crate) async fn retire_signing_keys<C: Conn>(conn: &mut C, keep_kid: &str, at: DateTime<Utc>) -> StoreResult<u64> {
+pub(crate) async fn retire_signing_keys(conn: &mut Conn, keep_kid: &str, at: DateTime<Utc>) -> StoreResult<u64> {
     conn.execute(
         "UPDATE ferry_signing_keys SET retired_at = $1 WHERE retired_at IS NULL AND kid <> $2",
         vec![Value::DateTime(at), Value::String(keep_kid.into())],
     )
     .await
+    .map_err(Into::into)
 }
 
 /// Removes retired keys whose tokens have all expired.
-pub(crate) async fn purge_signing_keys<C: Conn>(conn: &mut C, retired_before: DateTime<Utc>) -> StoreResult<u64> {
+pub(crate) async fn purge_signing_keys(conn: &mut Conn, retired_before: DateTime<Utc>) -> StoreResult<u64> {
     conn.execute(
         "DELETE FROM ferry_signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1",
         vec![Value::DateTime(retired_before)],
     )
     .await
+    .map_err(Into::into)
 }

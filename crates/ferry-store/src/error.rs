@@ -1,6 +1,8 @@
 //! The store's error type. Database text stays in the `source` chain for logs; the variants the
 //! API shows to clients carry only what is safe to show.
 
+use ferry_sql::{SqlError, SqlErrorKind};
+
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -15,10 +17,10 @@ pub enum StoreError {
     IncompatibleSchema { entity: String, message: String },
     /// The database is busy, unreachable or timed out; trying again later may succeed.
     #[error("database unavailable")]
-    Unavailable(#[source] sqlx::Error),
-    /// Anything else from the database (a bug or a broken database).
+    Unavailable(#[source] SqlError),
+    /// Anything else from the database (a refused statement is a bug; or a broken database).
     #[error("database error")]
-    Database(#[source] sqlx::Error),
+    Database(#[source] SqlError),
     #[error("database migration failed")]
     Migration(#[from] sqlx::migrate::MigrateError),
     /// A value read back from the database has an unexpected shape.
@@ -36,23 +38,36 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }
+
+    /// An error that belongs to the rows written rather than to the database: a lookup that
+    /// names nothing, a conflict, a value the database refuses.
+    pub fn is_row_level(&self) -> bool {
+        matches!(self, StoreError::LookupMissing { .. } | StoreError::Conflict { .. } | StoreError::Database(_))
+    }
+
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(e) if e.kind == SqlErrorKind::UniqueViolation)
+    }
+
+    pub(crate) fn corrupt(column: &str, message: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt { column: column.to_owned(), message: message.to_string() }
+    }
+}
+
+impl From<SqlError> for StoreError {
+    fn from(e: SqlError) -> Self {
+        match e.kind {
+            SqlErrorKind::Unavailable => StoreError::Unavailable(e),
+            SqlErrorKind::Corrupt => StoreError::Corrupt { column: "-".into(), message: e.message },
+            SqlErrorKind::Configuration => StoreError::BadUrl(e.message),
+            _ => StoreError::Database(e),
+        }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        use sqlx::Error as E;
-        match &e {
-            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::WorkerCrashed => StoreError::Unavailable(e),
-            E::Database(db) => {
-                // SQLITE_BUSY / SQLITE_LOCKED, PostgreSQL serialization / deadlock / admin shutdown.
-                let transient = matches!(
-                    db.code().as_deref(),
-                    Some("5" | "6" | "517" | "40001" | "40P01" | "57P01" | "57P03" | "53300")
-                );
-                if transient { StoreError::Unavailable(e) } else { StoreError::Database(e) }
-            }
-            _ => StoreError::Database(e),
-        }
+        SqlError::from(e).into()
     }
 }
 

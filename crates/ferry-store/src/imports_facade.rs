@@ -1,53 +1,85 @@
-//! The [`Store`] operations of recurring import: definitions, the queue, results and errors.
+//! The [`Store`] operations of recurring import: definitions, the queue, results and errors,
+//! and the batched and atomic upserts of imported rows.
 
-use crate::imports::{
-    self, ErrorFilter, ImportErrorRecord, JobRecord, LanePosition, MessageEntityRecord, MessageFilter, MessageRecord,
-    ProjectRecord, QueueStats, RowCounters,
-};
-use crate::queue::{self, Enqueued, MessageOutcome, NewMessage};
+use crate::definitions;
+use crate::messages;
+use crate::queue;
 use crate::upsert::{self, BatchCounts, Fence, LookupMiss};
-use crate::{Backend, NewRow, Store, StoreResult};
-use chrono::{DateTime, Utc};
+use crate::{Store, StoreResult};
+use ferry_domain::{
+    EntityResult, ErrorFilter, ErrorRecord, Job, LanePosition, Message, MessageFilter, MessageOutcome, NewMessage,
+    NewRow, Origin, Project, QueueStats, RowCounters, earlier, later,
+};
 use ferry_model::Entity;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+/// What an enqueue did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Enqueued {
+    Created(Message),
+    /// The same job, external identifier and content were enqueued within the dedupe window:
+    /// the original message.
+    Duplicate(Message),
+}
+
+/// Rows of one entity of an all-or-nothing import (see [`Store::import_atomically`]).
+#[derive(Clone, Debug)]
+pub struct AtomicBatch {
+    /// The entity's position in the message.
+    pub position: usize,
+    pub entity: Arc<Entity>,
+    /// Fields existing rows take from the file (the others keep their stored values).
+    pub update_fields: Arc<Vec<usize>>,
+    pub rows: Vec<NewRow>,
+}
+
+/// Why the database refused the rows of an all-or-nothing import (nothing was written).
+#[derive(Debug)]
+pub struct AtomicRefusal {
+    /// The position of the entity whose rows were refused.
+    pub position: usize,
+    /// A row-level error ([`StoreError::is_row_level`]).
+    pub error: crate::StoreError,
 }
 
 impl Store {
-    pub async fn upsert_project(&self, p: &ProjectRecord) -> StoreResult<()> {
-        write_tx!(self, |conn| imports::upsert_project(conn, p));
-        Ok(())
+    pub async fn upsert_project(&self, project: &Project, origin: Origin) -> StoreResult<()> {
+        let now = self.now();
+        self.write(async |conn| definitions::put_project(conn, project, origin, now).await).await
     }
 
-    pub async fn list_projects(&self) -> StoreResult<Vec<ProjectRecord>> {
-        read_conn!(self, |conn| imports::list_projects(conn, None))
+    pub async fn list_projects(&self) -> StoreResult<Vec<(Project, Origin)>> {
+        self.read(async |conn| definitions::projects(conn, None).await).await
+    }
+
+    /// The project named `name` (without regard to case).
+    pub async fn get_project(&self, name: &str) -> StoreResult<Option<(Project, Origin)>> {
+        Ok(self.read(async |conn| definitions::projects(conn, Some(name)).await).await?.pop())
     }
 
     pub async fn delete_project(&self, name: &str) -> StoreResult<bool> {
-        Ok(write_tx!(self, |conn| imports::delete_project(conn, name)))
+        self.write(async |conn| definitions::delete_project(conn, name).await).await
     }
 
-    pub async fn upsert_job(&self, j: &JobRecord) -> StoreResult<()> {
-        write_tx!(self, |conn| imports::upsert_job(conn, j));
-        Ok(())
+    /// Writes a job under its activity id (normalised by the caller).
+    pub async fn upsert_job(&self, job: &Job, origin: Origin) -> StoreResult<()> {
+        let now = self.now();
+        self.write(async |conn| definitions::put_job(conn, job, origin, now).await).await
     }
 
-    pub async fn get_job(&self, activity_id: &str) -> StoreResult<Option<JobRecord>> {
-        Ok(read_conn!(self, |conn| imports::list_jobs(conn, Some(activity_id)))?.pop())
+    pub async fn list_jobs(&self) -> StoreResult<Vec<(Job, Origin)>> {
+        self.read(async |conn| definitions::jobs(conn, None).await).await
     }
 
-    pub async fn get_project(&self, name: &str) -> StoreResult<Option<ProjectRecord>> {
-        Ok(read_conn!(self, |conn| imports::list_projects(conn, Some(name)))?.pop())
-    }
-
-    pub async fn list_jobs(&self) -> StoreResult<Vec<JobRecord>> {
-        read_conn!(self, |conn| imports::list_jobs(conn, None))
+    /// The job with `activity_id` (normalised).
+    pub async fn get_job(&self, activity_id: &str) -> StoreResult<Option<(Job, Origin)>> {
+        Ok(self.read(async |conn| definitions::jobs(conn, Some(activity_id)).await).await?.pop())
     }
 
     pub async fn delete_job(&self, activity_id: &str) -> StoreResult<bool> {
-        Ok(write_tx!(self, |conn| imports::delete_job(conn, activity_id)))
+        self.write(async |conn| definitions::delete_job(conn, activity_id).await).await
     }
 
     /// Records a message whose body is durable in the blob store. With `dedupe_window`, a
@@ -55,22 +87,22 @@ impl Store {
     /// within the window is answered instead of creating a new one.
     pub async fn enqueue_message(&self, m: &NewMessage, dedupe_window: Option<Duration>) -> StoreResult<Enqueued> {
         let now = self.now();
-        let since = dedupe_window.map(|w| now - chrono::Duration::from_std(w).unwrap_or(chrono::Duration::MAX));
-        Ok(write_tx!(self, |conn| queue::enqueue(conn, m, since, now)))
+        let since = dedupe_window.map(|w| earlier(now, w));
+        self.write(async |conn| queue::enqueue(conn, m, since, now).await).await
     }
 
     /// A message by its id or its execution id.
-    pub async fn get_message(&self, id: &str) -> StoreResult<Option<MessageRecord>> {
-        read_conn!(self, |conn| imports::get_message(conn, id))
+    pub async fn get_message(&self, id: &str) -> StoreResult<Option<Message>> {
+        self.read(async |conn| messages::get_message(conn, id).await).await
     }
 
-    pub async fn list_messages(&self, filter: &MessageFilter) -> StoreResult<Vec<MessageRecord>> {
-        read_conn!(self, |conn| imports::list_messages(conn, filter))
+    pub async fn list_messages(&self, filter: &MessageFilter) -> StoreResult<Vec<Message>> {
+        self.read(async |conn| messages::list_messages(conn, filter).await).await
     }
 
     /// For a waiting message: the head of its lanes and how many messages are ahead.
     pub async fn lane_position(&self, message_id: &str) -> StoreResult<Option<LanePosition>> {
-        read_conn!(self, |conn| imports::lane_position(conn, message_id))
+        self.read(async |conn| messages::lane_position(conn, message_id).await).await
     }
 
     /// Claims up to `max` runnable messages for `holder` for `lease`.
@@ -80,10 +112,9 @@ impl Store {
         max: usize,
         lease: Duration,
         max_attempts: i64,
-    ) -> StoreResult<Vec<MessageRecord>> {
-        let until = after(self.now(), lease);
-        let clock = || self.now();
-        Ok(write_tx!(self, |conn| queue::claim(conn, holder, max, until, max_attempts, &clock)))
+    ) -> StoreResult<Vec<Message>> {
+        let clock = self.clock().clone();
+        self.write(async |conn| queue::claim(conn, holder, max, lease, max_attempts, clock.as_ref()).await).await
     }
 
     /// Extends a lease (recording progress); false when it was lost.
@@ -95,22 +126,21 @@ impl Store {
         progress: Option<RowCounters>,
     ) -> StoreResult<bool> {
         let now = self.now();
-        let until = after(now, lease);
-        Ok(write_tx!(self, |conn| queue::renew(conn, id, holder, until, progress, now)))
+        let until = later(now, lease);
+        self.write(async |conn| queue::renew(conn, id, holder, until, progress, now).await).await
     }
 
     /// Clears what an earlier unfinished run of the message recorded (errors, entity results).
     pub async fn begin_message_attempt(&self, fence: &Fence) -> StoreResult<()> {
         let now = self.now();
         let until = fence.lease_until(now);
-        write_tx!(self, |conn| queue::begin_attempt(conn, &fence.message_id, &fence.holder, until, now));
-        Ok(())
+        self.write(async |conn| queue::begin_attempt(conn, &fence.message_id, &fence.holder, until, now).await).await
     }
 
     /// Ends a message; false when the lease was lost (another worker owns it now).
     pub async fn finish_message(&self, id: &str, holder: &str, outcome: &MessageOutcome) -> StoreResult<bool> {
         // The clock is read inside the transaction, so the end precedes the commit.
-        Ok(write_tx!(self, |conn| async { queue::finish(conn, id, holder, outcome, self.now()).await }))
+        self.write(async |conn| queue::finish(conn, id, holder, outcome, self.now()).await).await
     }
 
     /// Sends a message back to wait (keeping its place in its lanes) until `delay` has passed.
@@ -121,48 +151,48 @@ impl Store {
         delay: Duration,
         reason: &str,
     ) -> StoreResult<bool> {
-        let not_before = after(self.now(), delay);
-        Ok(write_tx!(self, |conn| queue::retry_later(conn, id, holder, not_before, reason)))
+        let not_before = later(self.now(), delay);
+        self.write(async |conn| queue::retry_later(conn, id, holder, not_before, reason).await).await
     }
 
-    pub async fn put_message_entity(&self, e: &MessageEntityRecord, fence: &Fence) -> StoreResult<()> {
+    pub async fn put_entity_result(&self, e: &EntityResult, fence: &Fence) -> StoreResult<()> {
         let now = self.now();
-        write_tx!(self, |conn| async {
+        self.write(async |conn| {
             queue::fence(conn, &fence.message_id, &fence.holder, fence.lease_until(now), now).await?;
-            imports::put_message_entity(conn, e).await
-        });
-        Ok(())
+            messages::put_entity_result(conn, e).await
+        })
+        .await
     }
 
-    pub async fn message_entities(&self, message_id: &str) -> StoreResult<Vec<MessageEntityRecord>> {
-        read_conn!(self, |conn| imports::message_entities(conn, message_id))
+    pub async fn entity_results(&self, message_id: &str) -> StoreResult<Vec<EntityResult>> {
+        self.read(async |conn| messages::entity_results(conn, message_id).await).await
     }
 
     /// Records rejected rows of a message (fenced by its lease).
-    pub async fn add_import_errors(&self, errors: &[ImportErrorRecord], fence: &Fence) -> StoreResult<()> {
+    pub async fn add_errors(&self, errors: &[ErrorRecord], fence: &Fence) -> StoreResult<()> {
         if errors.is_empty() {
             return Ok(());
         }
         let now = self.now();
-        write_tx!(self, |conn| async {
+        self.write(async |conn| {
             queue::fence(conn, &fence.message_id, &fence.holder, fence.lease_until(now), now).await?;
-            imports::add_import_errors(conn, errors).await
-        });
-        Ok(())
+            messages::add_errors(conn, errors).await
+        })
+        .await
     }
 
-    pub async fn import_errors(&self, message_id: &str, filter: &ErrorFilter) -> StoreResult<Vec<ImportErrorRecord>> {
-        read_conn!(self, |conn| imports::import_errors(conn, message_id, filter))
+    pub async fn errors(&self, message_id: &str, filter: &ErrorFilter) -> StoreResult<Vec<ErrorRecord>> {
+        self.read(async |conn| messages::errors(conn, message_id, filter).await).await
     }
 
     pub async fn queue_stats(&self) -> StoreResult<QueueStats> {
-        read_conn!(self, |conn| imports::queue_stats(conn))
+        self.read(async |conn| messages::queue_stats(conn).await).await
     }
 
     /// Lookup values in `rows` that name no record (read-only; for validation before a write).
     pub async fn missing_lookups(&self, entity: &Entity, rows: &[NewRow]) -> StoreResult<Vec<LookupMiss>> {
         let catalog = self.catalog();
-        read_conn!(self, |conn| upsert::missing_lookups(conn, &catalog, entity, rows))
+        self.read(async |conn| upsert::missing_lookups(conn, &catalog, entity, rows).await).await
     }
 
     /// Upserts one batch of rows by natural key in one transaction, fenced by a message lease.
@@ -175,8 +205,9 @@ impl Store {
     ) -> StoreResult<BatchCounts> {
         let catalog = self.catalog();
         let now = self.now();
-        let counts =
-            write_tx!(self, |conn| upsert::import_batch(conn, &catalog, entity, rows, update_fields, fence, now));
+        let counts = self
+            .write(async |conn| upsert::import_batch(conn, &catalog, entity, rows, update_fields, fence, now).await)
+            .await?;
         if counts.inserted + counts.updated > 0 {
             self.changed();
             self.count_inserts(entity, counts.inserted);
@@ -184,39 +215,65 @@ impl Store {
         Ok(counts)
     }
 
-    /// Upserts every batch received from `batches` in ONE transaction (all-or-nothing imports):
-    /// any error rolls back all of them. Holds the write lock until the channel closes.
+    /// Upserts every batch `batches` yields — of one or more entities, already read and
+    /// validated — in ONE transaction (all-or-nothing imports): any error rolls back all of
+    /// them. The transaction holds the write lock only while the batches are applied, so the
+    /// caller reads them from files it staged before, never from the source. Answers the
+    /// counts per entity position, or (inner `Err`) which entity's rows the database refused.
     pub async fn import_atomically(
         &self,
-        entity: &Entity,
-        mut batches: tokio::sync::mpsc::Receiver<Vec<NewRow>>,
-        update_fields: Option<&[usize]>,
+        mut batches: tokio::sync::mpsc::Receiver<AtomicBatch>,
         fence: Option<&Fence>,
-    ) -> StoreResult<BatchCounts> {
+    ) -> StoreResult<Result<BTreeMap<usize, BatchCounts>, AtomicRefusal>> {
         let catalog = self.catalog();
         let now = self.now();
-        let counts = write_tx!(self, |conn| async {
-            let mut total = BatchCounts::default();
-            while let Some(rows) = batches.recv().await {
-                total += upsert::import_batch(&mut *conn, &catalog, entity, rows, update_fields, fence, now).await?;
-            }
-            Ok::<_, crate::StoreError>(total)
-        });
-        if counts.inserted + counts.updated > 0 {
+        let mut written: Vec<(Arc<Entity>, u64)> = Vec::new();
+        let mut position = 0;
+        let applied = self
+            .write(async |conn| {
+                let mut counts: BTreeMap<usize, BatchCounts> = BTreeMap::new();
+                while let Some(batch) = batches.recv().await {
+                    position = batch.position;
+                    let n = upsert::import_batch(
+                        &mut *conn,
+                        &catalog,
+                        &batch.entity,
+                        batch.rows,
+                        Some(&batch.update_fields),
+                        fence,
+                        now,
+                    )
+                    .await?;
+                    if n.inserted > 0 {
+                        written.push((batch.entity.clone(), n.inserted));
+                    }
+                    *counts.entry(batch.position).or_default() += n;
+                }
+                Ok(counts)
+            })
+            .await;
+        let counts = match applied {
+            Ok(counts) => counts,
+            Err(error) if error.is_row_level() => return Ok(Err(AtomicRefusal { position, error })),
+            Err(e) => return Err(e),
+        };
+        if counts.values().any(|c| c.inserted + c.updated > 0) {
             self.changed();
-            self.count_inserts(entity, counts.inserted);
         }
-        Ok(counts)
+        for (entity, inserted) in written {
+            self.count_inserts(&entity, inserted);
+        }
+        Ok(Ok(counts))
     }
 
     /// A receiver that sees a new value whenever the queue may have runnable work (enqueue,
     /// message finished — on PostgreSQL by any node).
     pub fn subscribe_queue(&self) -> tokio::sync::watch::Receiver<u64> {
-        if let Backend::Postgres(b) = &self.inner.backend {
-            let pool = b.pool.clone();
+        if let ferry_sql::Pool::Postgres(pool) = &self.inner.writer {
+            let pool = pool.clone();
             let sender = self.inner.queue_events.clone();
             self.inner.queue_listener_started.call_once(|| {
-                tokio::spawn(crate::postgres::listen_for(pool, "ferry_queue", sender));
+                tokio::spawn(crate::backend::listen_for(pool, "ferry_queue", sender));
             });
         }
         self.inner.queue_events.subscribe()

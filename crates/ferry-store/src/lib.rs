@@ -1,59 +1,60 @@
 //! ferry's storage: one interface ([`Store`]) over two backends, embedded SQLite and
-//! PostgreSQL. All SQL of the project lives in this crate.
+//! PostgreSQL. All SQL against ferry's own database lives in this crate, written once over the
+//! driver seam of `ferry-sql`.
 //!
-//! Layout: `engine.rs` is the seam to the drivers (a connection that runs SQL with
-//! [`ferry_model::Value`] arguments), `sqlite.rs` and `postgres.rs` implement it, `sql.rs` writes
-//! entity SQL for both dialects, and `rows.rs`, `schema.rs`, `apps.rs` hold the operations. The
-//! conformance suite in `tests/conformance` runs the same tests on both backends.
+//! Layout: `backend.rs` opens the pools and migrates (`migrations/<backend>/`); `sql.rs` writes
+//! entity SQL for both dialects; `rows.rs` (reads and writes of entity rows), `upsert.rs`
+//! (set-based import by natural key), `schema.rs` (entity tables), `apps.rs` (client apps and
+//! signing keys), `definitions.rs` (data projects and recurring jobs), `queue.rs` (the import
+//! queue's state transitions), `messages.rs` (messages, entity results, errors), and
+//! `replication.rs` (profiles, status, retry set, leases, settings) hold the operations;
+//! `literals.rs` spells enumerations as SQL literals and `persisted.rs` writes the versioned
+//! JSON of definitions. The façade is split by area: this file (rows, apps, keys),
+//! `imports_facade.rs` and `replication_facade.rs`. The conformance suite in
+//! `tests/conformance` runs the same tests on both backends.
 
 mod apps;
-mod engine;
+mod backend;
+mod definitions;
 mod error;
-mod imports;
+mod imports_facade;
+mod literals;
+mod messages;
 mod model;
-mod postgres;
+mod persisted;
 mod queue;
 mod replication;
+mod replication_facade;
 mod rows;
 mod schema;
 mod sql;
-mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod upsert;
 
-pub use engine::Dialect;
+pub use backend::redact_url;
 pub use error::{StoreError, StoreResult};
-pub use imports::{
-    ErrorFilter, ImportErrorRecord, JobRecord, LanePosition, MessageEntityRecord, MessageFilter, MessageRecord,
-    ProjectRecord, QueueStats, RowCounters,
-};
-pub use model::{App, AppOrigin, Changes, CompanyScope, NewRow, RowKey, RowQuery, SigningKey, StoredRow, Tombstone};
-pub use postgres::redact_url;
-pub use queue::{Enqueued, MessageOutcome, NewMessage};
-pub use replication::{EntityStatusRecord, FailureLogLine, FailureRecord, ProfileRecord};
+pub use imports_facade::{AtomicBatch, AtomicRefusal, Enqueued};
+pub use model::{App, AppOrigin, RowQuery, SigningKey};
+pub use replication::StoredProfile;
 pub use schema::SchemaReport;
 pub use upsert::{BatchCounts, Fence, LookupMiss};
 
 use chrono::{DateTime, Utc};
+use ferry_domain::{Changes, CompanyScope, NewRow, RowKey, SharedClock, StoredRow};
 use ferry_model::{Catalog, Entity, Value};
 use ferry_query::BoundExpr;
-use postgres::PgBackend;
-use sqlite::SqliteBackend;
+use ferry_sql::{Conn, Dialect, Pool};
 use std::sync::{Arc, RwLock};
 
 /// Most changes one [`Store::changes_since`] call returns.
 pub const CHANGES_LIMIT_MAX: usize = 50_000;
 
-enum Backend {
-    Sqlite(SqliteBackend),
-    Postgres(PgBackend),
-}
-
 struct Inner {
-    backend: Backend,
+    writer: Pool,
+    reader: Pool,
     catalog: RwLock<Arc<Catalog>>,
-    now: Box<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+    clock: SharedClock,
     /// Bumped after every committed entity write (and, on PostgreSQL, every write of any node).
     changes: tokio::sync::watch::Sender<u64>,
     listener_started: std::sync::Once,
@@ -81,64 +82,17 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Runs `$body` (an operation taking `$conn: &mut impl Conn`) in a write transaction.
-macro_rules! write_tx {
-    ($self:ident, |$conn:ident| $body:expr) => {
-        match &$self.inner.backend {
-            Backend::Sqlite(b) => {
-                // IMMEDIATE takes the write lock up front, so no reader-to-writer upgrade can fail.
-                let mut tx = b.writer.begin_with("BEGIN IMMEDIATE").await?;
-                let $conn = &mut *tx;
-                let out = $body.await?;
-                tx.commit().await?;
-                out
-            }
-            Backend::Postgres(b) => {
-                let mut tx = b.pool.begin().await?;
-                let $conn = &mut *tx;
-                let out = $body.await?;
-                tx.commit().await?;
-                out
-            }
-        }
-    };
-}
-
-/// Runs `$body` on a read connection.
-macro_rules! read_conn {
-    ($self:ident, |$conn:ident| $body:expr) => {
-        match &$self.inner.backend {
-            Backend::Sqlite(b) => {
-                let mut c = b.readers.acquire().await?;
-                let $conn = &mut *c;
-                $body.await
-            }
-            Backend::Postgres(b) => {
-                let mut c = b.pool.acquire().await?;
-                let $conn = &mut *c;
-                $body.await
-            }
-        }
-    };
-}
-
-mod imports_facade;
-
 impl Store {
     /// Opens a store from a URL: `sqlite://path/to/file.db` or `postgres://…`. Does not migrate.
-    pub async fn open(url: &str) -> StoreResult<Store> {
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite(SqliteBackend::open(url).await?)
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres(PgBackend::open(url, 16).await?)
-        } else {
-            return Err(StoreError::BadUrl(format!("'{}' is neither sqlite://… nor postgres://…", redact_url(url))));
-        };
+    /// Every time the store writes or compares against comes from `clock`.
+    pub async fn open(url: &str, clock: SharedClock) -> StoreResult<Store> {
+        let pools = backend::open(url).await?;
         Ok(Store {
             inner: Arc::new(Inner {
-                backend,
+                writer: pools.writer,
+                reader: pools.reader,
                 catalog: RwLock::new(Arc::new(Catalog::default())),
-                now: Box::new(Utc::now),
+                clock,
                 changes: tokio::sync::watch::channel(0).0,
                 listener_started: std::sync::Once::new(),
                 queue_events: tokio::sync::watch::channel(0).0,
@@ -149,53 +103,62 @@ impl Store {
     }
 
     pub fn dialect(&self) -> Dialect {
-        match self.inner.backend {
-            Backend::Sqlite(_) => Dialect::Sqlite,
-            Backend::Postgres(_) => Dialect::Postgres,
-        }
+        self.inner.writer.dialect()
     }
 
-    /// The current time at the precision both databases keep (microseconds).
+    /// The clock the store stamps rows with.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
     fn now(&self) -> DateTime<Utc> {
-        use chrono::SubsecRound;
-        (self.inner.now)().trunc_subsecs(6)
+        self.inner.clock.now()
     }
 
     fn catalog(&self) -> Arc<Catalog> {
         self.inner.catalog.read().expect("catalog lock").clone()
     }
 
+    /// Runs `op` in a write transaction, committed when it succeeds.
+    async fn write<T>(&self, op: impl AsyncFnOnce(&mut Conn) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.inner.writer.begin().await?;
+        let out = op(&mut conn).await?;
+        conn.commit().await?;
+        Ok(out)
+    }
+
+    /// Runs `op` on a read connection.
+    async fn read<T>(&self, op: impl AsyncFnOnce(&mut Conn) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.inner.reader.acquire().await?;
+        op(&mut conn).await
+    }
+
     /// Applies the system-table migrations of this backend.
     pub async fn migrate(&self) -> StoreResult<()> {
-        match &self.inner.backend {
-            Backend::Sqlite(b) => b.migrate().await,
-            Backend::Postgres(b) => b.migrate().await,
-        }
+        backend::migrate(&backend::Pools { writer: self.inner.writer.clone(), reader: self.inner.reader.clone() }).await
     }
 
     /// Creates or evolves the table of every catalog entity, and makes the catalog the one
     /// lookups are checked against.
     pub async fn prepare_entities(&self, catalog: Arc<Catalog>) -> StoreResult<SchemaReport> {
-        let report = write_tx!(self, |conn| schema::prepare(conn, &catalog));
+        let report = self.write(async |conn| schema::prepare(conn, &catalog).await).await?;
         *self.inner.catalog.write().expect("catalog lock") = catalog;
         Ok(report)
     }
 
     /// Answers when the database answers a trivial query.
     pub async fn ping(&self) -> StoreResult<()> {
-        read_conn!(self, |conn| rows::current_version(conn)).map(|_| ())
+        self.read(async |conn| rows::current_version(conn).await).await.map(|_| ())
     }
 
     pub async fn close(&self) {
-        match &self.inner.backend {
-            Backend::Sqlite(b) => b.close().await,
-            Backend::Postgres(b) => b.pool.close().await,
-        }
+        self.inner.reader.close().await;
+        self.inner.writer.close().await;
     }
 
     /// The newest committed change version.
     pub async fn current_version(&self) -> StoreResult<i64> {
-        read_conn!(self, |conn| rows::current_version(conn))
+        self.read(async |conn| rows::current_version(conn).await).await
     }
 
     /// Inserts rows in one transaction; fails as a whole if any key exists already or any
@@ -203,7 +166,7 @@ impl Store {
     pub async fn insert(&self, entity: &Entity, rows: Vec<NewRow>) -> StoreResult<Vec<StoredRow>> {
         let catalog = self.catalog();
         let now = self.now();
-        let stored = write_tx!(self, |conn| rows::insert(conn, &catalog, entity, rows, now));
+        let stored = self.write(async |conn| rows::insert(conn, &catalog, entity, rows, now).await).await?;
         self.changed();
         self.count_inserts(entity, stored.len() as u64);
         Ok(stored)
@@ -218,7 +181,7 @@ impl Store {
     ) -> StoreResult<Option<StoredRow>> {
         let catalog = self.catalog();
         let now = self.now();
-        let updated = write_tx!(self, |conn| rows::update(conn, &catalog, entity, key, changes, now));
+        let updated = self.write(async |conn| rows::update(conn, &catalog, entity, key, changes, now).await).await?;
         self.changed();
         Ok(updated)
     }
@@ -226,24 +189,24 @@ impl Store {
     /// Deletes one row, leaving a tombstone; answers whether the key existed.
     pub async fn delete(&self, entity: &Entity, key: &RowKey) -> StoreResult<bool> {
         let now = self.now();
-        let deleted = write_tx!(self, |conn| rows::delete(conn, entity, key, now));
+        let deleted = self.write(async |conn| rows::delete(conn, entity, key, now).await).await?;
         self.changed();
         Ok(deleted)
     }
 
     /// Reads one row by its GUID `Id`.
     pub async fn get_by_id(&self, entity: &Entity, id: uuid::Uuid) -> StoreResult<Option<StoredRow>> {
-        read_conn!(self, |conn| rows::get_by_id(conn, entity, id))
+        self.read(async |conn| rows::get_by_id(conn, entity, id).await).await
     }
 
     /// `(Id, version)` of every row of `entity`, ordered by `Id`.
     pub async fn row_versions(&self, entity: &Entity) -> StoreResult<Vec<(uuid::Uuid, i64)>> {
-        read_conn!(self, |conn| rows::row_versions(conn, entity))
+        self.read(async |conn| rows::row_versions(conn, entity).await).await
     }
 
     /// Refreshes a PostgreSQL table's statistics in the background once enough rows arrived.
     fn count_inserts(&self, entity: &Entity, rows: u64) {
-        let Backend::Postgres(b) = &self.inner.backend else { return };
+        let Pool::Postgres(pool) = &self.inner.writer else { return };
         let table = sql::table_name(entity);
         let due = {
             let mut counts = self.inner.inserted_since_analyze.lock().expect("insert counts");
@@ -256,9 +219,9 @@ impl Store {
             due
         };
         if due {
-            let pool = b.pool.clone();
+            let pool = pool.clone();
             tokio::spawn(async move {
-                let statement = format!("ANALYZE {}", sql::quote(&table));
+                let statement = format!("ANALYZE {}", Dialect::Postgres.quote(&table));
                 if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await {
                     tracing::warn!(error = %e, table = %table, "cannot refresh table statistics");
                 }
@@ -273,26 +236,26 @@ impl Store {
     /// A receiver that sees a new value after each committed entity write — on PostgreSQL,
     /// by any node (LISTEN/NOTIFY). Replication waits on it instead of polling.
     pub fn subscribe_changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        if let Backend::Postgres(b) = &self.inner.backend {
-            let pool = b.pool.clone();
+        if let Pool::Postgres(pool) = &self.inner.writer {
+            let pool = pool.clone();
             let sender = self.inner.changes.clone();
             self.inner.listener_started.call_once(|| {
-                tokio::spawn(postgres::listen_for(pool, "ferry_changes", sender));
+                tokio::spawn(backend::listen_for(pool, "ferry_changes", sender));
             });
         }
         self.inner.changes.subscribe()
     }
 
     pub async fn get(&self, entity: &Entity, key: &RowKey) -> StoreResult<Option<StoredRow>> {
-        read_conn!(self, |conn| rows::get(conn, entity, key))
+        self.read(async |conn| rows::get(conn, entity, key).await).await
     }
 
     pub async fn query(&self, entity: &Entity, query: &RowQuery) -> StoreResult<Vec<StoredRow>> {
-        read_conn!(self, |conn| rows::query(conn, entity, query))
+        self.read(async |conn| rows::query(conn, entity, query).await).await
     }
 
     pub async fn count(&self, entity: &Entity, scope: &CompanyScope, filter: Option<&BoundExpr>) -> StoreResult<u64> {
-        read_conn!(self, |conn| rows::count(conn, entity, scope, filter))
+        self.read(async |conn| rows::count(conn, entity, scope, filter).await).await
     }
 
     /// Everything that changed in `entity` after version `since` (deletes included), at most
@@ -305,134 +268,41 @@ impl Store {
         limit: usize,
     ) -> StoreResult<Changes> {
         let limit = limit.clamp(1, CHANGES_LIMIT_MAX);
-        read_conn!(self, |conn| rows::changes_since(conn, entity, scope, since, limit))
+        self.read(async |conn| rows::changes_since(conn, entity, scope, since, limit).await).await
     }
 
     pub async fn upsert_app(&self, app: &App) -> StoreResult<()> {
-        write_tx!(self, |conn| apps::upsert_app(conn, app));
-        Ok(())
+        self.write(async |conn| apps::upsert_app(conn, app).await).await
     }
 
     pub async fn get_app(&self, client_id: &str) -> StoreResult<Option<App>> {
-        read_conn!(self, |conn| apps::get_app(conn, client_id))
+        self.read(async |conn| apps::get_app(conn, client_id).await).await
     }
 
     pub async fn list_apps(&self) -> StoreResult<Vec<App>> {
-        read_conn!(self, |conn| apps::list_apps(conn))
+        self.read(async |conn| apps::list_apps(conn).await).await
     }
 
     pub async fn delete_app(&self, client_id: &str) -> StoreResult<bool> {
-        Ok(write_tx!(self, |conn| apps::delete_app(conn, client_id)))
+        self.write(async |conn| apps::delete_app(conn, client_id).await).await
     }
 
     pub async fn insert_signing_key(&self, key: &SigningKey) -> StoreResult<()> {
-        write_tx!(self, |conn| apps::insert_signing_key(conn, key));
-        Ok(())
+        self.write(async |conn| apps::insert_signing_key(conn, key).await).await
     }
 
     /// All signing keys, newest first.
     pub async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKey>> {
-        read_conn!(self, |conn| apps::list_signing_keys(conn))
+        self.read(async |conn| apps::list_signing_keys(conn).await).await
     }
 
     /// Retires every active signing key except `keep_kid`.
     pub async fn retire_signing_keys(&self, keep_kid: &str, at: DateTime<Utc>) -> StoreResult<u64> {
-        Ok(write_tx!(self, |conn| apps::retire_signing_keys(conn, keep_kid, at)))
+        self.write(async |conn| apps::retire_signing_keys(conn, keep_kid, at).await).await
     }
 
     /// Deletes keys retired before `retired_before` (their tokens have all expired).
     pub async fn purge_signing_keys(&self, retired_before: DateTime<Utc>) -> StoreResult<u64> {
-        Ok(write_tx!(self, |conn| apps::purge_signing_keys(conn, retired_before)))
-    }
-
-    pub async fn upsert_profile(&self, profile: &ProfileRecord) -> StoreResult<()> {
-        write_tx!(self, |conn| replication::upsert_profile(conn, profile));
-        Ok(())
-    }
-
-    pub async fn get_profile(&self, id: &str) -> StoreResult<Option<ProfileRecord>> {
-        read_conn!(self, |conn| replication::get_profile(conn, id))
-    }
-
-    pub async fn list_profiles(&self) -> StoreResult<Vec<ProfileRecord>> {
-        read_conn!(self, |conn| replication::list_profiles(conn))
-    }
-
-    /// Deletes a profile with its status, retry set and failure log.
-    pub async fn delete_profile(&self, id: &str) -> StoreResult<bool> {
-        Ok(write_tx!(self, |conn| replication::delete_profile(conn, id)))
-    }
-
-    pub async fn put_replication_status(&self, status: &EntityStatusRecord) -> StoreResult<()> {
-        write_tx!(self, |conn| replication::put_status(conn, status));
-        Ok(())
-    }
-
-    pub async fn replication_status(&self, profile_id: &str) -> StoreResult<Vec<EntityStatusRecord>> {
-        read_conn!(self, |conn| replication::list_status(conn, profile_id))
-    }
-
-    /// Puts a record into the retry set and appends a failure-log line.
-    pub async fn record_replication_failure(&self, failure: &FailureRecord) -> StoreResult<()> {
-        let now = self.now();
-        write_tx!(self, |conn| replication::record_failure(conn, failure, now));
-        Ok(())
-    }
-
-    /// Unresolved failures of a profile (only those due by `due_by`, when given).
-    pub async fn pending_replication_failures(
-        &self,
-        profile_id: &str,
-        due_by: Option<DateTime<Utc>>,
-        limit: u64,
-    ) -> StoreResult<Vec<FailureRecord>> {
-        read_conn!(self, |conn| replication::pending_failures(conn, profile_id, due_by, limit))
-    }
-
-    pub async fn resolve_replication_failure(
-        &self,
-        profile_id: &str,
-        entity: &str,
-        record_id: uuid::Uuid,
-    ) -> StoreResult<()> {
-        let now = self.now();
-        write_tx!(self, |conn| replication::resolve_failure(conn, profile_id, entity, record_id, now));
-        Ok(())
-    }
-
-    /// Makes every unresolved failure of a profile due now; answers how many there are.
-    pub async fn retry_replication_failures_now(&self, profile_id: &str) -> StoreResult<u64> {
-        let now = self.now();
-        Ok(write_tx!(self, |conn| replication::retry_failures_now(conn, profile_id, now)))
-    }
-
-    /// The newest `limit` failure-log lines of a profile, newest first.
-    pub async fn replication_failure_log(&self, profile_id: &str, limit: u64) -> StoreResult<Vec<FailureLogLine>> {
-        read_conn!(self, |conn| replication::failure_log(conn, profile_id, limit))
-    }
-
-    /// Takes or renews a lease; answers whether `holder` holds it until `expires_at`.
-    pub async fn acquire_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        Ok(write_tx!(self, |conn| replication::acquire_lease(conn, name, holder, now, expires_at)))
-    }
-
-    pub async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
-        write_tx!(self, |conn| replication::release_lease(conn, name, holder));
-        Ok(())
-    }
-
-    pub async fn get_setting(&self, name: &str) -> StoreResult<Option<String>> {
-        read_conn!(self, |conn| replication::get_setting(conn, name))
-    }
-
-    pub async fn put_setting(&self, name: &str, value: &str) -> StoreResult<()> {
-        write_tx!(self, |conn| replication::put_setting(conn, name, value));
-        Ok(())
+        self.write(async |conn| apps::purge_signing_keys(conn, retired_before).await).await
     }
 }

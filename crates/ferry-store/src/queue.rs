@@ -10,62 +10,32 @@
 //! A claim is a lease: a conditional update that only one claimer can win; the holder extends it
 //! with heartbeats, and every write of the import is fenced by the holder's name.
 
-use crate::engine::{ColType, Conn, Dialect, RowExt};
 use crate::error::{StoreError, StoreResult};
-use crate::imports::{MESSAGE_COLUMNS, MESSAGE_TYPES, MessageRecord, RowCounters, decode_message, opt_text, text};
+use crate::imports_facade::Enqueued;
+use crate::literals::{Literal, LiteralColumn};
+use crate::messages::{MESSAGE_COLUMNS, MESSAGE_TYPES, decode_message, opt_text, text};
 use chrono::{DateTime, Utc};
+use ferry_domain::{Clock, Message, MessageOutcome, MessageState, NewMessage, RowCounters};
 use ferry_model::Value;
+use ferry_sql::{ColType, Conn, Dialect, RowExt};
 
-/// States a message can be in before it is final.
-pub const WAITING_STATES: &str = "('Enqueued', 'Retrying', 'Processing')";
-
-/// A message to enqueue. Its body is already durable in the blob store.
-#[derive(Clone, Debug)]
-pub struct NewMessage {
-    pub id: String,
-    pub execution_id: String,
-    pub activity_id: String,
-    pub project: String,
-    pub kind: String,
-    pub entity: Option<String>,
-    pub company: Option<String>,
-    pub external_id: Option<String>,
-    pub content_hash: String,
-    pub blob_key: String,
-    pub size: i64,
-    pub enqueued_by: String,
-    /// The lanes the message holds while it waits and runs.
-    pub lanes: Vec<String>,
-    /// Not processed before this time (the job's next processing time); `None` for now.
-    pub not_before: Option<DateTime<Utc>>,
+/// The states of a message that still holds its lanes.
+fn waiting() -> String {
+    MessageState::in_list(&[MessageState::Enqueued, MessageState::Retrying, MessageState::Processing])
 }
 
-/// What an enqueue did.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Enqueued {
-    Created(MessageRecord),
-    /// The same job, external identifier and content were enqueued within the retention window:
-    /// the original message.
-    Duplicate(MessageRecord),
+fn processing() -> &'static str {
+    MessageState::Processing.literal()
 }
 
-/// How a message ends.
-#[derive(Clone, Debug)]
-pub struct MessageOutcome {
-    pub state: String,
-    pub reason: Option<String>,
-    pub counters: RowCounters,
-    pub warnings: Option<String>,
-}
-
-pub(crate) async fn enqueue<C: Conn>(
-    conn: &mut C,
+pub(crate) async fn enqueue(
+    conn: &mut Conn,
     m: &NewMessage,
     dedupe_since: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> StoreResult<Enqueued> {
     let seq = conn
-        .fetch("UPDATE ferry_queue_clock SET seq = seq + 1 WHERE id = 1 RETURNING seq", vec![], &[ColType::Int64])
+        .fetch("UPDATE ferry_queue_clock SET seq = seq + 1 WHERE id = 1 RETURNING seq", (), &[ColType::Int64])
         .await?[0]
         .int(0)?;
     if let (Some(external_id), Some(since)) = (&m.external_id, dedupe_since) {
@@ -80,7 +50,7 @@ pub(crate) async fn enqueue<C: Conn>(
     }
     let sql = format!(
         "INSERT INTO ferry_messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-         $13, 'Enqueued', NULL, 0, NULL, NULL, $15, $14, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL) RETURNING {MESSAGE_COLUMNS}"
+         $13, $16, NULL, 0, NULL, NULL, $15, $14, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL) RETURNING {MESSAGE_COLUMNS}"
     );
     let args = vec![
         text(&m.id),
@@ -88,7 +58,7 @@ pub(crate) async fn enqueue<C: Conn>(
         text(&m.execution_id),
         text(&m.activity_id),
         text(&m.project),
-        text(&m.kind),
+        m.kind.value(),
         opt_text(&m.entity),
         opt_text(&m.company),
         opt_text(&m.external_id),
@@ -97,34 +67,37 @@ pub(crate) async fn enqueue<C: Conn>(
         Value::Int(m.size),
         text(&m.enqueued_by),
         Value::DateTime(now),
-        Value::DateTime(m.not_before.unwrap_or(now).max(now)),
+        Value::DateTime(m.not_before.max(now)),
+        MessageState::Enqueued.value(),
     ];
-    let record = decode_message(&conn.fetch(&sql, args, &MESSAGE_TYPES).await?[0])?;
+    let message = decode_message(&conn.fetch(&sql, args, &MESSAGE_TYPES).await?[0])?;
     let mut lanes = m.lanes.clone();
     lanes.sort();
     lanes.dedup();
     for lane in lanes {
         conn.execute(
             "INSERT INTO ferry_message_lanes (lane, seq, message_id) VALUES ($1, $2, $3)",
-            vec![Value::String(lane), Value::Int(seq), text(&m.id)],
+            vec![text(lane.as_str()), Value::Int(seq), text(&m.id)],
         )
         .await?;
     }
     notify_queue(conn).await?;
-    Ok(Enqueued::Created(record))
+    Ok(Enqueued::Created(message))
 }
 
-/// Claims up to `max` runnable messages for `holder` until `lease_until`. Messages whose
-/// previous runs all died (lease expired) `max_attempts` times end as poison instead.
-pub(crate) async fn claim<C: Conn>(
-    conn: &mut C,
+/// Claims up to `max` runnable messages for `holder` for `lease` past the clock's time.
+/// Messages whose previous runs all died (lease expired) `max_attempts` times end as poison
+/// instead.
+pub(crate) async fn claim(
+    conn: &mut Conn,
     holder: &str,
     max: usize,
-    lease_until: DateTime<Utc>,
+    lease: std::time::Duration,
     max_attempts: i64,
-    clock: &(dyn Fn() -> DateTime<Utc> + Sync),
-) -> StoreResult<Vec<MessageRecord>> {
-    let now = clock();
+    clock: &dyn Clock,
+) -> StoreResult<Vec<Message>> {
+    let now = clock.now();
+    let lease_until = ferry_domain::later(now, lease);
     let mut claimed = Vec::new();
     // Giving up a poison message frees its lanes, which can make others runnable: look again.
     loop {
@@ -138,12 +111,13 @@ pub(crate) async fn claim<C: Conn>(
                      (SELECT DISTINCT l.message_id FROM (SELECT lane, MIN(seq) AS seq FROM ferry_message_lanes \
                       GROUP BY lane) h JOIN ferry_message_lanes l ON l.lane = h.lane AND l.seq = h.seq) heads \
                      JOIN ferry_messages m ON m.id = heads.message_id \
-                     WHERE m.state IN {WAITING_STATES} \
+                     WHERE m.state IN {waiting} \
                      AND m.not_before <= $1 AND (m.lease_until IS NULL OR m.lease_until < $1) \
                      AND NOT EXISTS (SELECT 1 FROM ferry_message_lanes a JOIN ferry_message_lanes b \
                      ON b.lane = a.lane AND b.seq < a.seq WHERE a.message_id = m.id) \
-                     ORDER BY m.seq LIMIT {}",
-                    (max - claimed.len()).max(1)
+                     ORDER BY m.seq LIMIT {limit}",
+                    waiting = waiting(),
+                    limit = (max - claimed.len()).max(1)
                 ),
                 vec![Value::DateTime(now)],
                 &[ColType::Text, ColType::Int64, ColType::Text],
@@ -151,25 +125,28 @@ pub(crate) async fn claim<C: Conn>(
             .await?;
         for c in candidates {
             let id = c.text(0)?;
-            if c.int(1)? >= max_attempts && c.text(2)? == "Processing" {
+            let attempts = c.int(1)?;
+            if attempts >= max_attempts && c.literal::<MessageState>(2)? == MessageState::Processing {
                 let reason = format!(
-                    "gave up after {} attempts: each run stopped before finishing (the worker or its node died, \
-                     or lost its lease). Check the server log for this message id, fix the cause and enqueue it again.",
-                    c.int(1)?
+                    "gave up after {attempts} attempts: each run stopped before finishing (the worker or its node \
+                     died, or lost its lease). Check the server log for this message id, fix the cause and enqueue it \
+                     again."
                 );
                 give_up(conn, &id, &reason, now).await?;
                 gave_up = true;
                 continue;
             }
             let sql = format!(
-                "UPDATE ferry_messages SET state = 'Processing', reason = NULL, lease_holder = $2, lease_until = $3, \
+                "UPDATE ferry_messages SET state = '{processing}', reason = NULL, lease_holder = $2, lease_until = $3, \
                  heartbeat_at = $4, attempts = attempts + 1, started_at = COALESCE(started_at, $4) \
-                 WHERE id = $1 AND state IN {WAITING_STATES} AND (lease_until IS NULL OR lease_until < $4) \
-                 RETURNING {MESSAGE_COLUMNS}"
+                 WHERE id = $1 AND state IN {waiting} AND (lease_until IS NULL OR lease_until < $4) \
+                 RETURNING {MESSAGE_COLUMNS}",
+                processing = processing(),
+                waiting = waiting()
             );
             // Read the clock after the lanes were seen free: a start never precedes the end of
             // the message before it in its lane.
-            let started = clock().max(now);
+            let started = clock.now().max(now);
             let args = vec![text(&id), text(holder), Value::DateTime(lease_until), Value::DateTime(started)];
             if let Some(r) = conn.fetch(&sql, args, &MESSAGE_TYPES).await?.first() {
                 claimed.push(decode_message(r)?);
@@ -182,13 +159,14 @@ pub(crate) async fn claim<C: Conn>(
     Ok(claimed)
 }
 
-async fn give_up<C: Conn>(conn: &mut C, id: &str, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
+async fn give_up(conn: &mut Conn, id: &str, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
     conn.execute(
         &format!(
-            "UPDATE ferry_messages SET state = 'PreProcessingError', reason = $2, lease_holder = NULL, \
-             lease_until = NULL, finished_at = $3 WHERE id = $1 AND state IN {WAITING_STATES}"
+            "UPDATE ferry_messages SET state = $4, reason = $2, lease_holder = NULL, \
+             lease_until = NULL, finished_at = $3 WHERE id = $1 AND state IN {}",
+            waiting()
         ),
-        vec![text(id), text(reason), Value::DateTime(now)],
+        vec![text(id), text(reason), Value::DateTime(now), MessageState::PreProcessingError.value()],
     )
     .await?;
     conn.execute("DELETE FROM ferry_message_lanes WHERE message_id = $1", vec![text(id)]).await?;
@@ -196,8 +174,8 @@ async fn give_up<C: Conn>(conn: &mut C, id: &str, reason: &str, now: DateTime<Ut
 }
 
 /// Extends `holder`'s lease (and records progress); false when the lease was lost.
-pub(crate) async fn renew<C: Conn>(
-    conn: &mut C,
+pub(crate) async fn renew(
+    conn: &mut Conn,
     id: &str,
     holder: &str,
     lease_until: DateTime<Utc>,
@@ -212,7 +190,7 @@ pub(crate) async fn renew<C: Conn>(
         );
         args.extend([c.read, c.rejected, c.inserted, c.updated, c.unchanged].map(Value::Int));
     }
-    sql.push_str(" WHERE id = $1 AND lease_holder = $2 AND state = 'Processing'");
+    sql.push_str(&format!(" WHERE id = $1 AND lease_holder = $2 AND state = '{}'", processing()));
     Ok(conn.execute(&sql, args).await? > 0)
 }
 
@@ -220,8 +198,8 @@ pub(crate) async fn renew<C: Conn>(
 /// lease to at least `lease_until`. The row lock taken here keeps a claimer waiting until the
 /// caller's transaction ends — which is why the lease is extended here too: a claimer that waited
 /// for a long batch must not find the lease expired the moment the batch commits.
-pub(crate) async fn fence<C: Conn>(
-    conn: &mut C,
+pub(crate) async fn fence(
+    conn: &mut Conn,
     id: &str,
     holder: &str,
     lease_until: DateTime<Utc>,
@@ -229,9 +207,12 @@ pub(crate) async fn fence<C: Conn>(
 ) -> StoreResult<()> {
     let n = conn
         .execute(
-            "UPDATE ferry_messages SET heartbeat_at = $3, \
-             lease_until = CASE WHEN lease_until > $4 THEN lease_until ELSE $4 END \
-             WHERE id = $1 AND lease_holder = $2 AND state = 'Processing'",
+            &format!(
+                "UPDATE ferry_messages SET heartbeat_at = $3, \
+                 lease_until = CASE WHEN lease_until > $4 THEN lease_until ELSE $4 END \
+                 WHERE id = $1 AND lease_holder = $2 AND state = '{}'",
+                processing()
+            ),
             vec![text(id), text(holder), Value::DateTime(now), Value::DateTime(lease_until)],
         )
         .await?;
@@ -239,8 +220,8 @@ pub(crate) async fn fence<C: Conn>(
 }
 
 /// Starts a run from scratch: forgets what an earlier, unfinished run recorded.
-pub(crate) async fn begin_attempt<C: Conn>(
-    conn: &mut C,
+pub(crate) async fn begin_attempt(
+    conn: &mut Conn,
     id: &str,
     holder: &str,
     lease_until: DateTime<Utc>,
@@ -259,8 +240,8 @@ pub(crate) async fn begin_attempt<C: Conn>(
 }
 
 /// Ends a message in a final state and frees its lanes; false when the lease was lost.
-pub(crate) async fn finish<C: Conn>(
-    conn: &mut C,
+pub(crate) async fn finish(
+    conn: &mut Conn,
     id: &str,
     holder: &str,
     outcome: &MessageOutcome,
@@ -269,13 +250,16 @@ pub(crate) async fn finish<C: Conn>(
     let c = outcome.counters;
     let n = conn
         .execute(
-            "UPDATE ferry_messages SET state = $3, reason = $4, lease_holder = NULL, lease_until = NULL, \
-             finished_at = $5, rows_read = $6, rows_rejected = $7, rows_inserted = $8, rows_updated = $9, \
-             rows_unchanged = $10, warnings = $11 WHERE id = $1 AND lease_holder = $2 AND state = 'Processing'",
+            &format!(
+                "UPDATE ferry_messages SET state = $3, reason = $4, lease_holder = NULL, lease_until = NULL, \
+                 finished_at = $5, rows_read = $6, rows_rejected = $7, rows_inserted = $8, rows_updated = $9, \
+                 rows_unchanged = $10, warnings = $11 WHERE id = $1 AND lease_holder = $2 AND state = '{}'",
+                processing()
+            ),
             vec![
                 text(id),
                 text(holder),
-                text(&outcome.state),
+                outcome.state.value(),
                 opt_text(&outcome.reason),
                 Value::DateTime(now),
                 Value::Int(c.read),
@@ -296,8 +280,8 @@ pub(crate) async fn finish<C: Conn>(
 }
 
 /// Puts a message back to wait until `not_before`, keeping its lanes (so order is kept).
-pub(crate) async fn retry_later<C: Conn>(
-    conn: &mut C,
+pub(crate) async fn retry_later(
+    conn: &mut Conn,
     id: &str,
     holder: &str,
     not_before: DateTime<Utc>,
@@ -305,18 +289,21 @@ pub(crate) async fn retry_later<C: Conn>(
 ) -> StoreResult<bool> {
     let n = conn
         .execute(
-            "UPDATE ferry_messages SET state = 'Retrying', reason = $3, lease_holder = NULL, lease_until = NULL, \
-             not_before = $4 WHERE id = $1 AND lease_holder = $2 AND state = 'Processing'",
-            vec![text(id), text(holder), text(reason), Value::DateTime(not_before)],
+            &format!(
+                "UPDATE ferry_messages SET state = $5, reason = $3, lease_holder = NULL, lease_until = NULL, \
+                 not_before = $4 WHERE id = $1 AND lease_holder = $2 AND state = '{}'",
+                processing()
+            ),
+            vec![text(id), text(holder), text(reason), Value::DateTime(not_before), MessageState::Retrying.value()],
         )
         .await?;
     Ok(n > 0)
 }
 
 /// Wakes queue workers on every node (PostgreSQL delivers the notification at commit).
-async fn notify_queue<C: Conn>(conn: &mut C) -> StoreResult<()> {
+async fn notify_queue(conn: &mut Conn) -> StoreResult<()> {
     if conn.dialect() == Dialect::Postgres {
-        conn.execute("SELECT pg_notify('ferry_queue', '')", vec![]).await?;
+        conn.execute("SELECT pg_notify('ferry_queue', '')", ()).await?;
     }
     Ok(())
 }

@@ -1,93 +1,49 @@
-//! Storage for replication: profiles (their definition is opaque JSON to the store), the
-//! per-entity status the engine reports, the retry set and failure log, leases, and settings.
+//! Storage for replication: profiles (their definition is versioned JSON, `persisted.rs`; their
+//! connection string is encrypted by the caller), the per-entity status the engine reports, the
+//! retry set and failure log, leases, and settings.
 
-use crate::engine::{ColType, Conn, RowExt};
 use crate::error::StoreResult;
+use crate::literals::{Literal, LiteralColumn};
+use crate::persisted;
 use chrono::{DateTime, Utc};
+use ferry_domain::{EntitySync, FailureLogEntry, Profile, ReplicationFailure};
 use ferry_model::Value;
+use ferry_sql::{ColType, Conn, RowExt};
 use uuid::Uuid;
 
-/// A replication profile as stored.
+/// A profile as stored: the profile and its encrypted target connection string.
 #[derive(Clone, PartialEq)]
-pub struct ProfileRecord {
-    pub id: String,
-    pub name: String,
-    /// The profile definition as JSON (owned by the replication crate).
-    pub definition: String,
-    /// The target connection string, encrypted with the master key.
+pub struct StoredProfile {
+    pub profile: Profile,
+    /// The target connection string (or `env:VAR` reference), encrypted with the master key.
     pub connection_encrypted: String,
-    pub state: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
 }
 
-impl std::fmt::Debug for ProfileRecord {
+impl std::fmt::Debug for StoredProfile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProfileRecord")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("state", &self.state)
-            .finish()
+        f.debug_struct("StoredProfile").field("profile", &self.profile).finish_non_exhaustive()
     }
-}
-
-/// One entity's replication status, as last reported by the node running the profile.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EntityStatusRecord {
-    pub profile_id: String,
-    pub entity: String,
-    pub phase: String,
-    pub state: String,
-    pub reason: Option<String>,
-    pub rows_copied: i64,
-    pub rows_total: i64,
-    pub last_version: i64,
-    pub lag_versions: i64,
-    pub lag_seconds: f64,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// A record in the retry set.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FailureRecord {
-    pub profile_id: String,
-    pub entity: String,
-    pub record_id: Uuid,
-    pub change_type: String,
-    pub reason: String,
-    pub attempts: i64,
-    pub first_failed_at: DateTime<Utc>,
-    pub next_attempt_at: DateTime<Utc>,
-    pub resolved_at: Option<DateTime<Utc>>,
-}
-
-/// One line of the append-only failure log.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FailureLogLine {
-    pub entity: String,
-    pub record_id: String,
-    pub notified_at: DateTime<Utc>,
-    pub change_type: String,
-    pub reason: String,
 }
 
 const PROFILE_COLUMNS: &str = "id, name, definition, connection_encrypted, state, created_at, updated_at";
 const PROFILE_TYPES: [ColType; 7] =
     [ColType::Text, ColType::Text, ColType::Text, ColType::Text, ColType::Text, ColType::DateTime, ColType::DateTime];
 
-fn decode_profile(r: &[Value]) -> StoreResult<ProfileRecord> {
-    Ok(ProfileRecord {
-        id: r.text(0)?,
-        name: r.text(1)?,
-        definition: r.text(2)?,
+fn decode_profile(r: &[Value]) -> StoreResult<StoredProfile> {
+    Ok(StoredProfile {
+        profile: Profile {
+            id: r.text(0)?,
+            definition: persisted::profile_from_json(&r.text(2)?)?,
+            state: r.literal(4)?,
+            created_at: r.datetime(5)?,
+            updated_at: r.datetime(6)?,
+        },
         connection_encrypted: r.text(3)?,
-        state: r.text(4)?,
-        created_at: r.datetime(5)?,
-        updated_at: r.datetime(6)?,
     })
 }
 
-pub(crate) async fn upsert_profile<C: Conn>(conn: &mut C, p: &ProfileRecord) -> StoreResult<()> {
+pub(crate) async fn upsert_profile(conn: &mut Conn, stored: &StoredProfile) -> StoreResult<()> {
+    let p = &stored.profile;
     let sql = format!(
         "INSERT INTO ferry_profiles ({PROFILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, definition = excluded.definition, \
@@ -95,10 +51,10 @@ pub(crate) async fn upsert_profile<C: Conn>(conn: &mut C, p: &ProfileRecord) -> 
     );
     let args = vec![
         Value::String(p.id.clone()),
-        Value::String(p.name.clone()),
-        Value::String(p.definition.clone()),
-        Value::String(p.connection_encrypted.clone()),
-        Value::String(p.state.clone()),
+        Value::String(p.definition.name.clone()),
+        Value::String(persisted::profile_json(&p.definition)),
+        Value::String(stored.connection_encrypted.clone()),
+        p.state.value(),
         Value::DateTime(p.created_at),
         Value::DateTime(p.updated_at),
     ];
@@ -106,20 +62,20 @@ pub(crate) async fn upsert_profile<C: Conn>(conn: &mut C, p: &ProfileRecord) -> 
     Ok(())
 }
 
-pub(crate) async fn get_profile<C: Conn>(conn: &mut C, id: &str) -> StoreResult<Option<ProfileRecord>> {
+pub(crate) async fn get_profile(conn: &mut Conn, id: &str) -> StoreResult<Option<StoredProfile>> {
     let sql = format!("SELECT {PROFILE_COLUMNS} FROM ferry_profiles WHERE id = $1");
     let rows = conn.fetch(&sql, vec![Value::String(id.into())], &PROFILE_TYPES).await?;
     rows.first().map(|r| decode_profile(r)).transpose()
 }
 
-pub(crate) async fn list_profiles<C: Conn>(conn: &mut C) -> StoreResult<Vec<ProfileRecord>> {
+pub(crate) async fn list_profiles(conn: &mut Conn) -> StoreResult<Vec<StoredProfile>> {
     let sql = format!("SELECT {PROFILE_COLUMNS} FROM ferry_profiles ORDER BY name");
-    let rows = conn.fetch(&sql, vec![], &PROFILE_TYPES).await?;
+    let rows = conn.fetch(&sql, (), &PROFILE_TYPES).await?;
     rows.iter().map(|r| decode_profile(r)).collect()
 }
 
 /// Deletes a profile with its status, retry set and failure log.
-pub(crate) async fn delete_profile<C: Conn>(conn: &mut C, id: &str) -> StoreResult<bool> {
+pub(crate) async fn delete_profile(conn: &mut Conn, id: &str) -> StoreResult<bool> {
     for table in ["ferry_replication_status", "ferry_replication_failures", "ferry_replication_failure_log"] {
         conn.execute(&format!("DELETE FROM {table} WHERE profile_id = $1"), vec![Value::String(id.into())]).await?;
     }
@@ -127,7 +83,7 @@ pub(crate) async fn delete_profile<C: Conn>(conn: &mut C, id: &str) -> StoreResu
     Ok(n > 0)
 }
 
-pub(crate) async fn put_status<C: Conn>(conn: &mut C, s: &EntityStatusRecord) -> StoreResult<()> {
+pub(crate) async fn put_status(conn: &mut Conn, s: &EntitySync) -> StoreResult<()> {
     conn.execute(
         "INSERT INTO ferry_replication_status (profile_id, entity, phase, state, reason, rows_copied, rows_total, \
          last_version, lag_versions, lag_seconds, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
@@ -138,8 +94,8 @@ pub(crate) async fn put_status<C: Conn>(conn: &mut C, s: &EntityStatusRecord) ->
         vec![
             Value::String(s.profile_id.clone()),
             Value::String(s.entity.clone()),
-            Value::String(s.phase.clone()),
-            Value::String(s.state.clone()),
+            s.phase.value(),
+            s.state.value(),
             s.reason.clone().map_or(Value::Null, Value::String),
             Value::Int(s.rows_copied),
             Value::Int(s.rows_total),
@@ -153,7 +109,7 @@ pub(crate) async fn put_status<C: Conn>(conn: &mut C, s: &EntityStatusRecord) ->
     Ok(())
 }
 
-pub(crate) async fn list_status<C: Conn>(conn: &mut C, profile_id: &str) -> StoreResult<Vec<EntityStatusRecord>> {
+pub(crate) async fn list_status(conn: &mut Conn, profile_id: &str) -> StoreResult<Vec<EntitySync>> {
     let types = [
         ColType::Text,
         ColType::Text,
@@ -177,21 +133,17 @@ pub(crate) async fn list_status<C: Conn>(conn: &mut C, profile_id: &str) -> Stor
         .await?;
     rows.iter()
         .map(|r| {
-            Ok(EntityStatusRecord {
+            Ok(EntitySync {
                 profile_id: r.text(0)?,
                 entity: r.text(1)?,
-                phase: r.text(2)?,
-                state: r.text(3)?,
+                phase: r.literal(2)?,
+                state: r.literal(3)?,
                 reason: r.opt_text(4)?,
                 rows_copied: r.int(5)?,
                 rows_total: r.int(6)?,
                 last_version: r.int(7)?,
                 lag_versions: r.int(8)?,
-                lag_seconds: match &r[9] {
-                    Value::Real(f) => *f,
-                    Value::Int(i) => *i as f64,
-                    _ => 0.0,
-                },
+                lag_seconds: r.real(9).unwrap_or(0.0),
                 updated_at: r.datetime(10)?,
             })
         })
@@ -200,9 +152,9 @@ pub(crate) async fn list_status<C: Conn>(conn: &mut C, profile_id: &str) -> Stor
 
 /// Puts a record into the retry set (or counts another failed attempt) and appends a line to
 /// the failure log.
-pub(crate) async fn record_failure<C: Conn>(
-    conn: &mut C,
-    failure: &FailureRecord,
+pub(crate) async fn record_failure(
+    conn: &mut Conn,
+    failure: &ReplicationFailure,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
     conn.execute(
@@ -215,7 +167,7 @@ pub(crate) async fn record_failure<C: Conn>(
             Value::String(failure.profile_id.clone()),
             Value::String(failure.entity.clone()),
             Value::Guid(failure.record_id),
-            Value::String(failure.change_type.clone()),
+            failure.change.value(),
             Value::String(failure.reason.clone()),
             Value::Int(failure.attempts),
             Value::DateTime(failure.first_failed_at),
@@ -231,7 +183,7 @@ pub(crate) async fn record_failure<C: Conn>(
             Value::String(failure.entity.clone()),
             Value::String(failure.record_id.to_string()),
             Value::DateTime(now),
-            Value::String(failure.change_type.clone()),
+            failure.change.value(),
             Value::String(failure.reason.clone()),
         ],
     )
@@ -251,12 +203,12 @@ const FAILURE_TYPES: [ColType; 9] = [
     ColType::DateTime,
 ];
 
-fn decode_failure(r: &[Value]) -> StoreResult<FailureRecord> {
-    Ok(FailureRecord {
+fn decode_failure(r: &[Value]) -> StoreResult<ReplicationFailure> {
+    Ok(ReplicationFailure {
         profile_id: r.text(0)?,
         entity: r.text(1)?,
         record_id: r.guid(2)?,
-        change_type: r.text(3)?,
+        change: r.literal(3)?,
         reason: r.text(4)?,
         attempts: r.int(5)?,
         first_failed_at: r.datetime(6)?,
@@ -266,12 +218,12 @@ fn decode_failure(r: &[Value]) -> StoreResult<FailureRecord> {
 }
 
 /// Unresolved failures of a profile; only those due by `due_by` when it is given.
-pub(crate) async fn pending_failures<C: Conn>(
-    conn: &mut C,
+pub(crate) async fn pending_failures(
+    conn: &mut Conn,
     profile_id: &str,
     due_by: Option<DateTime<Utc>>,
     limit: u64,
-) -> StoreResult<Vec<FailureRecord>> {
+) -> StoreResult<Vec<ReplicationFailure>> {
     let mut args = vec![Value::String(profile_id.into())];
     let due = match due_by {
         Some(t) => {
@@ -289,8 +241,8 @@ pub(crate) async fn pending_failures<C: Conn>(
     rows.iter().map(|r| decode_failure(r)).collect()
 }
 
-pub(crate) async fn resolve_failure<C: Conn>(
-    conn: &mut C,
+pub(crate) async fn resolve_failure(
+    conn: &mut Conn,
     profile_id: &str,
     entity: &str,
     record_id: Uuid,
@@ -305,23 +257,16 @@ pub(crate) async fn resolve_failure<C: Conn>(
 }
 
 /// Makes every unresolved failure of a profile due now (resync on demand).
-pub(crate) async fn retry_failures_now<C: Conn>(
-    conn: &mut C,
-    profile_id: &str,
-    now: DateTime<Utc>,
-) -> StoreResult<u64> {
+pub(crate) async fn retry_failures_now(conn: &mut Conn, profile_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
     conn.execute(
         "UPDATE ferry_replication_failures SET next_attempt_at = $2 WHERE profile_id = $1 AND resolved_at IS NULL",
         vec![Value::String(profile_id.into()), Value::DateTime(now)],
     )
     .await
+    .map_err(Into::into)
 }
 
-pub(crate) async fn failure_log<C: Conn>(
-    conn: &mut C,
-    profile_id: &str,
-    limit: u64,
-) -> StoreResult<Vec<FailureLogLine>> {
+pub(crate) async fn failure_log(conn: &mut Conn, profile_id: &str, limit: u64) -> StoreResult<Vec<FailureLogEntry>> {
     let sql = format!(
         "SELECT entity, record_id, notified_at, change_type, reason FROM ferry_replication_failure_log \
          WHERE profile_id = $1 ORDER BY id DESC LIMIT {limit}"
@@ -330,11 +275,11 @@ pub(crate) async fn failure_log<C: Conn>(
     let rows = conn.fetch(&sql, vec![Value::String(profile_id.into())], &types).await?;
     rows.iter()
         .map(|r| {
-            Ok(FailureLogLine {
+            Ok(FailureLogEntry {
                 entity: r.text(0)?,
                 record_id: r.text(1)?,
                 notified_at: r.datetime(2)?,
-                change_type: r.text(3)?,
+                change: r.literal(3)?,
                 reason: r.text(4)?,
             })
         })
@@ -343,8 +288,8 @@ pub(crate) async fn failure_log<C: Conn>(
 
 /// Takes or renews the lease `name` for `holder` until `expires_at`; answers whether `holder`
 /// holds it now. A lease held by another holder is taken only once it has expired.
-pub(crate) async fn acquire_lease<C: Conn>(
-    conn: &mut C,
+pub(crate) async fn acquire_lease(
+    conn: &mut Conn,
     name: &str,
     holder: &str,
     now: DateTime<Utc>,
@@ -368,7 +313,7 @@ pub(crate) async fn acquire_lease<C: Conn>(
     Ok(rows.first().and_then(|r| r.text(0).ok()).is_some_and(|h| h == holder))
 }
 
-pub(crate) async fn release_lease<C: Conn>(conn: &mut C, name: &str, holder: &str) -> StoreResult<()> {
+pub(crate) async fn release_lease(conn: &mut Conn, name: &str, holder: &str) -> StoreResult<()> {
     conn.execute(
         "DELETE FROM ferry_leases WHERE name = $1 AND holder = $2",
         vec![Value::String(name.into()), Value::String(holder.into())],
@@ -377,14 +322,14 @@ pub(crate) async fn release_lease<C: Conn>(conn: &mut C, name: &str, holder: &st
     Ok(())
 }
 
-pub(crate) async fn get_setting<C: Conn>(conn: &mut C, name: &str) -> StoreResult<Option<String>> {
+pub(crate) async fn get_setting(conn: &mut Conn, name: &str) -> StoreResult<Option<String>> {
     let rows = conn
         .fetch("SELECT value FROM ferry_settings WHERE name = $1", vec![Value::String(name.into())], &[ColType::Text])
         .await?;
-    rows.first().map(|r| r.text(0)).transpose()
+    Ok(rows.first().map(|r| r.text(0)).transpose()?)
 }
 
-pub(crate) async fn put_setting<C: Conn>(conn: &mut C, name: &str, value: &str) -> StoreResult<()> {
+pub(crate) async fn put_setting(conn: &mut Conn, name: &str, value: &str) -> StoreResult<()> {
     conn.execute(
         "INSERT INTO ferry_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         vec![Value::String(name.into()), Value::String(value.into())],

@@ -1,14 +1,15 @@
 //! Reads and writes of entity rows, written once over [`Conn`] for both backends. Every write
 //! takes the version clock first (so all writers lock in the same order), then touches rows.
 
-use crate::engine::{ColType, Conn, RowExt};
 use crate::error::{StoreError, StoreResult};
-use crate::model::{Changes, CompanyScope, NewRow, RowKey, RowQuery, StoredRow, Tombstone};
-use crate::sql::{COMPANY, CREATED_AT, EntityTable, ID, MODIFIED_AT, Sql, VERSION, quote};
+use crate::model::RowQuery;
+use crate::sql::{COMPANY, CREATED_AT, EntityTable, ID, MODIFIED_AT, VERSION, quote};
 use crate::upsert::LookupMiss;
 use chrono::{DateTime, Utc};
+use ferry_domain::{Changes, CompanyScope, NewRow, RowKey, StoredRow, Tombstone};
 use ferry_model::{Catalog, Entity, Value};
 use ferry_query::BoundExpr;
+use ferry_sql::{ColType, Conn, Dialect, RowExt, Sql};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use uuid::Uuid;
 
@@ -19,7 +20,7 @@ const LOOKUP_CHUNK: usize = 500;
 
 /// Takes `count` versions from the shared clock; answers the first. Holds the clock row until
 /// the transaction ends, which is what keeps versions in commit order.
-pub(crate) async fn allocate_versions<C: Conn>(conn: &mut C, count: usize) -> StoreResult<i64> {
+pub(crate) async fn allocate_versions(conn: &mut Conn, count: usize) -> StoreResult<i64> {
     let rows = conn
         .fetch(
             "UPDATE ferry_clock SET version = version + $1 WHERE id = 1 RETURNING version",
@@ -30,17 +31,17 @@ pub(crate) async fn allocate_versions<C: Conn>(conn: &mut C, count: usize) -> St
     Ok(rows[0].int(0)? - count as i64 + 1)
 }
 
-pub(crate) async fn current_version<C: Conn>(conn: &mut C) -> StoreResult<i64> {
-    let rows = conn.fetch("SELECT version FROM ferry_clock WHERE id = 1", vec![], &[ColType::Int64]).await?;
-    rows[0].int(0)
+pub(crate) async fn current_version(conn: &mut Conn) -> StoreResult<i64> {
+    let rows = conn.fetch("SELECT version FROM ferry_clock WHERE id = 1", (), &[ColType::Int64]).await?;
+    Ok(rows[0].int(0)?)
 }
 
 /// The company of a row and some of its field values (by field index).
 pub(crate) type PartialRow = (Option<String>, Vec<(usize, Value)>);
 
 /// Checks that every lookup value in `rows` names an existing record of its target entity.
-pub(crate) async fn check_lookups<C: Conn>(
-    conn: &mut C,
+pub(crate) async fn check_lookups(
+    conn: &mut Conn,
     catalog: &Catalog,
     entity: &Entity,
     rows: &[PartialRow],
@@ -56,8 +57,8 @@ pub(crate) async fn check_lookups<C: Conn>(
 }
 
 /// Every lookup value in `rows` that names no record of its target entity.
-pub(crate) async fn find_missing_lookups<C: Conn>(
-    conn: &mut C,
+pub(crate) async fn find_missing_lookups(
+    conn: &mut Conn,
     catalog: &Catalog,
     entity: &Entity,
     rows: &[PartialRow],
@@ -100,7 +101,7 @@ pub(crate) async fn find_missing_lookups<C: Conn>(
                     sql.param(value.clone());
                 }
                 sql.push(")");
-                let found = conn.fetch(&sql.text, sql.args, &[col_type]).await?;
+                let found = conn.query(sql, &[col_type]).await?;
                 let found: HashSet<String> =
                     found.into_iter().map(|mut r| r.remove(0).to_text().unwrap_or_default()).collect();
                 missing.extend(chunk.iter().map(|v| v.to_text().unwrap_or_default()).filter(|v| !found.contains(v)));
@@ -132,8 +133,8 @@ pub(crate) async fn find_missing_lookups<C: Conn>(
     Ok(misses)
 }
 
-pub(crate) async fn insert<C: Conn>(
-    conn: &mut C,
+pub(crate) async fn insert(
+    conn: &mut Conn,
     catalog: &Catalog,
     entity: &Entity,
     rows: Vec<NewRow>,
@@ -195,7 +196,7 @@ pub(crate) async fn insert<C: Conn>(
             }
             sql.push(")");
         }
-        conn.execute(&sql.text, sql.args).await.map_err(|e| conflict_or(e, entity, chunk))?;
+        conn.run(sql).await.map_err(|e| conflict_or(e.into(), entity, chunk))?;
     }
     notify_change(conn).await?;
     Ok(stored)
@@ -203,7 +204,7 @@ pub(crate) async fn insert<C: Conn>(
 
 /// A unique violation means a key that already exists (or appears twice in the batch).
 fn conflict_or(error: StoreError, entity: &Entity, rows: &[StoredRow]) -> StoreError {
-    let is_unique = matches!(&error, StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation());
+    let is_unique = error.is_unique_violation();
     if !is_unique {
         return error;
     }
@@ -214,8 +215,8 @@ fn conflict_or(error: StoreError, entity: &Entity, rows: &[StoredRow]) -> StoreE
     StoreError::Conflict { key }
 }
 
-pub(crate) async fn update<C: Conn>(
-    conn: &mut C,
+pub(crate) async fn update(
+    conn: &mut Conn,
     catalog: &Catalog,
     entity: &Entity,
     key: &RowKey,
@@ -239,7 +240,7 @@ pub(crate) async fn update<C: Conn>(
     table.push_key_predicate(&mut sql, key);
     let (select, types) = table.select_list();
     sql.push(" RETURNING ").push(&select);
-    let mut rows = conn.fetch(&sql.text, sql.args, &types).await?;
+    let mut rows = conn.query(sql, &types).await?;
     if !rows.is_empty() {
         notify_change(conn).await?;
     }
@@ -247,19 +248,14 @@ pub(crate) async fn update<C: Conn>(
 }
 
 /// Deletes one row and leaves its tombstone; answers whether a row was deleted.
-pub(crate) async fn delete<C: Conn>(
-    conn: &mut C,
-    entity: &Entity,
-    key: &RowKey,
-    now: DateTime<Utc>,
-) -> StoreResult<bool> {
+pub(crate) async fn delete(conn: &mut Conn, entity: &Entity, key: &RowKey, now: DateTime<Utc>) -> StoreResult<bool> {
     let version = allocate_versions(conn, 1).await?;
     let table = EntityTable::new(entity, conn.dialect());
     let mut sql = Sql::new(conn.dialect());
     sql.push("DELETE FROM ").push(&table.name).push(" WHERE ");
     table.push_key_predicate(&mut sql, key);
     sql.push(" RETURNING ").push(&quote(ID));
-    let deleted = conn.fetch(&sql.text, sql.args, &[ColType::Guid]).await?;
+    let deleted = conn.query(sql, &[ColType::Guid]).await?;
     let Some(row) = deleted.first() else { return Ok(false) };
     let key_text: Vec<String> = key.values.iter().map(|v| v.to_text().unwrap_or_default()).collect();
     let key_json = serde_json::to_string(&key_text).expect("strings serialize");
@@ -279,38 +275,38 @@ pub(crate) async fn delete<C: Conn>(
     Ok(true)
 }
 
-pub(crate) async fn get<C: Conn>(conn: &mut C, entity: &Entity, key: &RowKey) -> StoreResult<Option<StoredRow>> {
+pub(crate) async fn get(conn: &mut Conn, entity: &Entity, key: &RowKey) -> StoreResult<Option<StoredRow>> {
     let table = EntityTable::new(entity, conn.dialect());
     let (select, types) = table.select_list();
     let mut sql = Sql::new(conn.dialect());
     sql.push("SELECT ").push(&select).push(" FROM ").push(&table.name).push(" WHERE ");
     table.push_key_predicate(&mut sql, key);
-    let mut rows = conn.fetch(&sql.text, sql.args, &types).await?;
+    let mut rows = conn.query(sql, &types).await?;
     rows.pop().map(|r| table.decode(r)).transpose()
 }
 
-pub(crate) async fn get_by_id<C: Conn>(conn: &mut C, entity: &Entity, id: Uuid) -> StoreResult<Option<StoredRow>> {
+pub(crate) async fn get_by_id(conn: &mut Conn, entity: &Entity, id: Uuid) -> StoreResult<Option<StoredRow>> {
     let table = EntityTable::new(entity, conn.dialect());
     let (select, types) = table.select_list();
     let mut sql = Sql::new(conn.dialect());
     sql.push("SELECT ").push(&select).push(" FROM ").push(&table.name).push(" WHERE ").push(&quote(ID)).push(" = ");
     sql.param(Value::Guid(id));
-    let mut rows = conn.fetch(&sql.text, sql.args, &types).await?;
+    let mut rows = conn.query(sql, &types).await?;
     rows.pop().map(|r| table.decode(r)).transpose()
 }
 
 /// `(Id, version)` of every row, ordered by `Id` (for comparing a replica with the source).
-pub(crate) async fn row_versions<C: Conn>(conn: &mut C, entity: &Entity) -> StoreResult<Vec<(Uuid, i64)>> {
+pub(crate) async fn row_versions(conn: &mut Conn, entity: &Entity) -> StoreResult<Vec<(Uuid, i64)>> {
     let table = EntityTable::new(entity, conn.dialect());
     let sql = format!("SELECT {}, {} FROM {} ORDER BY {}", quote(ID), quote(VERSION), table.name, quote(ID));
-    let rows = conn.fetch(&sql, vec![], &[ColType::Guid, ColType::Int64]).await?;
+    let rows = conn.fetch(&sql, (), &[ColType::Guid, ColType::Int64]).await?;
     rows.iter().map(|r| Ok((r.guid(0)?, r.int(1)?))).collect()
 }
 
 /// Wakes listeners on other nodes (PostgreSQL delivers the notification at commit).
-pub(crate) async fn notify_change<C: Conn>(conn: &mut C) -> StoreResult<()> {
-    if conn.dialect() == crate::engine::Dialect::Postgres {
-        conn.execute("SELECT pg_notify('ferry_changes', '')", vec![]).await?;
+pub(crate) async fn notify_change(conn: &mut Conn) -> StoreResult<()> {
+    if conn.dialect() == Dialect::Postgres {
+        conn.execute("SELECT pg_notify('ferry_changes', '')", ()).await?;
     }
     Ok(())
 }
@@ -326,7 +322,7 @@ fn push_where(table: &EntityTable<'_>, sql: &mut Sql, scope: &CompanyScope, filt
     }
 }
 
-pub(crate) async fn query<C: Conn>(conn: &mut C, entity: &Entity, q: &RowQuery) -> StoreResult<Vec<StoredRow>> {
+pub(crate) async fn query(conn: &mut Conn, entity: &Entity, q: &RowQuery) -> StoreResult<Vec<StoredRow>> {
     let table = EntityTable::new(entity, conn.dialect());
     let (select, types) = table.select_list();
     let mut sql = Sql::new(conn.dialect());
@@ -338,12 +334,12 @@ pub(crate) async fn query<C: Conn>(conn: &mut C, entity: &Entity, q: &RowQuery) 
     }
     sql.push(" ORDER BY ").push(&table.order_by(&q.order));
     sql.push(&format!(" LIMIT {} OFFSET {}", q.limit, q.offset));
-    let rows = conn.fetch(&sql.text, sql.args, &types).await?;
+    let rows = conn.query(sql, &types).await?;
     rows.into_iter().map(|r| table.decode(r)).collect()
 }
 
-pub(crate) async fn count<C: Conn>(
-    conn: &mut C,
+pub(crate) async fn count(
+    conn: &mut Conn,
     entity: &Entity,
     scope: &CompanyScope,
     filter: Option<&BoundExpr>,
@@ -352,13 +348,13 @@ pub(crate) async fn count<C: Conn>(
     let mut sql = Sql::new(conn.dialect());
     sql.push("SELECT COUNT(*) FROM ").push(&table.name);
     push_where(&table, &mut sql, scope, filter);
-    let rows = conn.fetch(&sql.text, sql.args, &[ColType::Int64]).await?;
+    let rows = conn.query(sql, &[ColType::Int64]).await?;
     Ok(rows[0].int(0)?.max(0) as u64)
 }
 
 /// Everything that changed after `since`, deletes included, at most `limit` changes.
-pub(crate) async fn changes_since<C: Conn>(
-    conn: &mut C,
+pub(crate) async fn changes_since(
+    conn: &mut Conn,
     entity: &Entity,
     scope: &CompanyScope,
     since: i64,
@@ -380,12 +376,8 @@ pub(crate) async fn changes_since<C: Conn>(
         sql.push(" AND ").push(&quote(COMPANY)).push(" = ").param(Value::String(c.clone()));
     }
     sql.push(" ORDER BY ").push(&quote(VERSION)).push(&format!(" LIMIT {}", limit + 1));
-    let rows: Vec<StoredRow> = conn
-        .fetch(&sql.text, sql.args, &types)
-        .await?
-        .into_iter()
-        .map(|r| table.decode(r))
-        .collect::<StoreResult<_>>()?;
+    let rows: Vec<StoredRow> =
+        conn.query(sql, &types).await?.into_iter().map(|r| table.decode(r)).collect::<StoreResult<_>>()?;
 
     let mut sql = Sql::new(conn.dialect());
     sql.push("SELECT id, company, key_json, version, deleted_at FROM ferry_tombstones WHERE entity = ");
@@ -398,7 +390,7 @@ pub(crate) async fn changes_since<C: Conn>(
     sql.push(&format!(" ORDER BY version LIMIT {}", limit + 1));
     let cols = [ColType::Guid, ColType::Text, ColType::Text, ColType::Int64, ColType::DateTime];
     let mut deleted = Vec::new();
-    for r in conn.fetch(&sql.text, sql.args, &cols).await? {
+    for r in conn.query(sql, &cols).await? {
         let key: Vec<String> = serde_json::from_str(&r.text(2)?)
             .map_err(|e| StoreError::Corrupt { column: "ferry_tombstones.key_json".into(), message: e.to_string() })?;
         deleted.push(Tombstone {

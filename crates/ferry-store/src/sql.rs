@@ -1,13 +1,12 @@
 //! SQL text for entity tables, written once for both dialects: identifier quoting, column
 //! types, the select list and its decoding, key predicates, and `$filter`/`$orderby`
-//! translation. Values never enter SQL text: they are bound as `$n` parameters.
+//! translation. Values never enter SQL text: they are bound as parameters.
 
-use crate::engine::RowExt;
-use crate::engine::{ColType, Dialect};
 use crate::error::StoreResult;
-use crate::model::{RowKey, StoredRow};
+use ferry_domain::{RowKey, StoredRow};
 use ferry_model::{Entity, FieldType, Value};
 use ferry_query::{BoundExpr, BoundOperand, CmpOp, Column, MatchKind, StringFunc};
+use ferry_sql::{ColType, Dialect, RowExt, Sql};
 
 /// Quotes an identifier. Catalog names are validated to `[A-Za-z][A-Za-z0-9_]*`; quoting also
 /// doubles any `"` so that no name can ever close the identifier.
@@ -17,37 +16,6 @@ pub(crate) fn quote(ident: &str) -> String {
 
 pub(crate) fn table_name(entity: &Entity) -> String {
     format!("e_{}", entity.logical_name)
-}
-
-/// SQL text plus its bound arguments, built together so placeholders always line up.
-pub(crate) struct Sql {
-    pub(crate) dialect: Dialect,
-    pub(crate) text: String,
-    pub(crate) args: Vec<Value>,
-}
-
-impl Sql {
-    pub(crate) fn new(dialect: Dialect) -> Sql {
-        Sql { dialect, text: String::with_capacity(256), args: Vec::new() }
-    }
-
-    pub(crate) fn push(&mut self, text: &str) -> &mut Sql {
-        self.text.push_str(text);
-        self
-    }
-
-    /// Appends a placeholder for `value`; decimals are cast to numeric on PostgreSQL.
-    pub(crate) fn param(&mut self, value: Value) -> &mut Sql {
-        let is_decimal = matches!(value, Value::Decimal(_));
-        self.args.push(value);
-        let n = self.args.len();
-        if is_decimal && self.dialect == Dialect::Postgres {
-            self.text.push_str(&format!("CAST(${n} AS NUMERIC)"));
-        } else {
-            self.text.push_str(&format!("${n}"));
-        }
-        self
-    }
 }
 
 /// The physical columns of an entity table, in select order, and how they map to fields.
@@ -95,17 +63,17 @@ impl<'e> EntityTable<'e> {
             (Dialect::Postgres, FieldType::Date) => "DATE",
             (Dialect::Postgres, FieldType::DateTime) => "TIMESTAMPTZ",
             (Dialect::Postgres, FieldType::Guid) => "UUID",
-            (Dialect::Sqlite, FieldType::Int | FieldType::Int64 | FieldType::Enum(_) | FieldType::Bool) => "INTEGER",
-            (Dialect::Sqlite, FieldType::Real) => "REAL",
+            (_, FieldType::Int | FieldType::Int64 | FieldType::Enum(_) | FieldType::Bool) => "INTEGER",
+            (_, FieldType::Real) => "REAL",
             // Text in canonical forms: exact decimals, sortable dates and timestamps.
-            (Dialect::Sqlite, _) => "TEXT",
+            (_, _) => "TEXT",
         }
     }
 
     pub(crate) fn system_column_defs(&self) -> Vec<String> {
         let (id, ts, version, company) = match self.dialect {
             Dialect::Postgres => ("UUID", "TIMESTAMPTZ", "BIGINT", "TEXT COLLATE \"C\""),
-            Dialect::Sqlite => ("TEXT", "TEXT", "INTEGER", "TEXT"),
+            _ => ("TEXT", "TEXT", "INTEGER", "TEXT"),
         };
         let mut defs = vec![format!("{} {id} PRIMARY KEY", quote(ID))];
         if self.entity.company_specific {
@@ -261,9 +229,7 @@ impl<'e> EntityTable<'e> {
                     (MatchKind::Contains, Dialect::Postgres) => {
                         sql.push("strpos(").push(&subject).push(", ").param(p).push(") > 0")
                     }
-                    (MatchKind::Contains, Dialect::Sqlite) => {
-                        sql.push("instr(").push(&subject).push(", ").param(p).push(") > 0")
-                    }
+                    (MatchKind::Contains, _) => sql.push("instr(").push(&subject).push(", ").param(p).push(") > 0"),
                     (MatchKind::StartsWith, _) => {
                         sql.push("substr(").push(&subject).push(", 1, ").push(&format!("{}", pattern.chars().count()));
                         sql.push(") = ").param(p)
@@ -271,7 +237,7 @@ impl<'e> EntityTable<'e> {
                     (MatchKind::EndsWith, Dialect::Postgres) => {
                         sql.push("right(").push(&subject).push(&format!(", {}) = ", pattern.chars().count())).param(p)
                     }
-                    (MatchKind::EndsWith, Dialect::Sqlite) => {
+                    (MatchKind::EndsWith, _) => {
                         sql.push("substr(").push(&subject).push(&format!(", -{}) = ", pattern.chars().count())).param(p)
                     }
                 };
@@ -299,7 +265,7 @@ impl<'e> EntityTable<'e> {
         let op_text = match (op, self.dialect) {
             (CmpOp::Eq, _) => " = ",
             (CmpOp::Ne, Dialect::Postgres) => " IS DISTINCT FROM ",
-            (CmpOp::Ne, Dialect::Sqlite) => " IS NOT ",
+            (CmpOp::Ne, _) => " IS NOT ",
             (CmpOp::Gt, _) => " > ",
             (CmpOp::Ge, _) => " >= ",
             (CmpOp::Lt, _) => " < ",

@@ -3,14 +3,14 @@
 //! same file changes nothing and takes no versions) — all in one multi-row
 //! `INSERT … ON CONFLICT DO UPDATE` per chunk.
 
-use crate::engine::{ColType, Conn, Dialect};
 use crate::error::StoreResult;
-use crate::model::{NewRow, RowKey, StoredRow};
 use crate::queue;
 use crate::rows::{allocate_versions, check_lookups, notify_change};
-use crate::sql::{COMPANY, CREATED_AT, EntityTable, ID, MODIFIED_AT, Sql, VERSION, quote};
+use crate::sql::{COMPANY, CREATED_AT, EntityTable, ID, MODIFIED_AT, VERSION, quote};
 use chrono::{DateTime, Utc};
+use ferry_domain::{NewRow, RowKey, StoredRow};
 use ferry_model::{Catalog, Entity, Value};
+use ferry_sql::{Arg, ColType, Conn, Dialect, Sql};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -55,8 +55,8 @@ impl Fence {
 /// `update_fields` (all fields when `None`) and keep the rest. Takes the version clock first, like every
 /// writer, then checks the fence and the lookups (a missing lookup fails the batch: callers
 /// validate lookups beforehand with [`crate::Store::missing_lookups`]).
-pub(crate) async fn import_batch<C: Conn>(
-    conn: &mut C,
+pub(crate) async fn import_batch(
+    conn: &mut Conn,
     catalog: &Catalog,
     entity: &Entity,
     rows: Vec<NewRow>,
@@ -151,7 +151,7 @@ pub(crate) async fn import_batch<C: Conn>(
             sql.push(")");
         }
         sql.push(" ON CONFLICT (").push(&conflict_target).push(") DO UPDATE SET ").push(&update_set.join(", "));
-        conn.execute(&sql.text, sql.args).await?;
+        conn.run(sql).await?;
     }
     notify_change(conn).await?;
     Ok(counts)
@@ -160,8 +160,8 @@ pub(crate) async fn import_batch<C: Conn>(
 /// PostgreSQL: the whole batch in one `INSERT … SELECT * FROM UNNEST(…)` with one typed array
 /// per column — a constant statement text, so it is prepared once.
 #[allow(clippy::too_many_arguments)]
-async fn upsert_columns<C: Conn>(
-    conn: &mut C,
+async fn upsert_columns(
+    conn: &mut Conn,
     table: &EntityTable<'_>,
     fields: &[usize],
     columns: &[String],
@@ -195,7 +195,7 @@ async fn upsert_columns<C: Conn>(
         arrays.push((ColType::of(&entity.fields[fields[k]].ty), values));
     }
     let unnest: Vec<String> =
-        arrays.iter().enumerate().map(|(k, (c, _))| format!("${}::{}", k + 1, c.pg_array())).collect();
+        arrays.iter().enumerate().map(|(k, (c, _))| format!("${}{}", k + 1, Dialect::array_cast(*c))).collect();
     let sql = format!(
         "INSERT INTO {} ({}) SELECT * FROM UNNEST({}) ON CONFLICT ({conflict_target}) DO UPDATE SET {}",
         table.name,
@@ -203,8 +203,13 @@ async fn upsert_columns<C: Conn>(
         unnest.join(", "),
         update_set.join(", ")
     );
-    conn.fetch_columns(&sql, arrays, &[]).await?;
+    conn.execute(&sql, columns_args(arrays)).await?;
     Ok(())
+}
+
+/// Whole columns as array arguments (PostgreSQL `UNNEST`).
+fn columns_args(columns: Vec<(ColType, Vec<Value>)>) -> Vec<Arg> {
+    columns.into_iter().map(|(ty, values)| Arg::Column(ty, values)).collect()
 }
 
 /// A map key for a natural key and company (unambiguous: parts are length-prefixed).
@@ -220,8 +225,8 @@ fn key_text(entity: &Entity, company: &Option<String>, values: &[Value]) -> Stri
 }
 
 /// The stored rows with the keys of `rows`, by [`key_text`].
-async fn existing_rows<C: Conn>(
-    conn: &mut C,
+async fn existing_rows(
+    conn: &mut Conn,
     table: &EntityTable<'_>,
     rows: &[NewRow],
 ) -> StoreResult<HashMap<String, StoredRow>> {
@@ -252,7 +257,7 @@ async fn existing_rows<C: Conn>(
         }
         let names: Vec<String> = (0..key_columns.len()).map(|i| format!("ferry_key{i}")).collect();
         let params: Vec<String> =
-            key_types.iter().enumerate().map(|(k, c)| format!("${}::{}", k + 1, c.pg_array())).collect();
+            key_types.iter().enumerate().map(|(k, c)| format!("${}{}", k + 1, Dialect::array_cast(*c))).collect();
         let on: Vec<String> =
             key_columns.iter().zip(&names).map(|(col, v)| format!("{}.{col} = ferry_keys.{v}", table.name)).collect();
         let sql = format!(
@@ -262,7 +267,7 @@ async fn existing_rows<C: Conn>(
             names.join(", "),
             on.join(" AND ")
         );
-        for r in conn.fetch_columns(&sql, arrays, &types).await? {
+        for r in conn.fetch(&sql, columns_args(arrays), &types).await? {
             let stored = table.decode(r)?;
             found.insert(key_text(entity, &stored.company, &stored.values), stored);
         }
@@ -303,7 +308,7 @@ async fn existing_rows<C: Conn>(
             sql.push(") AS ferry_keys (").push(&names.join(", ")).push(") ON ").push(&on.join(" AND "));
         }
         sql.push(")");
-        for r in conn.fetch(&sql.text, sql.args, &types).await? {
+        for r in conn.query(sql, &types).await? {
             let stored = table.decode(r)?;
             found.insert(key_text(entity, &stored.company, &stored.values), stored);
         }
@@ -328,8 +333,8 @@ pub struct LookupMiss {
     pub target: String,
 }
 
-pub(crate) async fn missing_lookups<C: Conn>(
-    conn: &mut C,
+pub(crate) async fn missing_lookups(
+    conn: &mut Conn,
     catalog: &Catalog,
     entity: &Entity,
     rows: &[NewRow],

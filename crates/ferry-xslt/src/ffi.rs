@@ -1,6 +1,8 @@
-//! The only unsafe code of the crate: libxml2 and libxslt through their raw bindings, locked down.
+//! The only unsafe code of the crate: libxml2 and libxslt, locked down.
 //!
-//! What this module guarantees to the rest of the crate:
+//! The libraries are loaded at run time (see `sys.rs`, which declares what is used of them); when
+//! they cannot be, every operation here fails with [`XsltError::Unavailable`] and nothing else
+//! happens. What this module guarantees to the rest of the crate:
 //! - every pointer a C function returns is checked for NULL before use, and every C object is owned
 //!   by a guard that frees it exactly once (a stylesheet owns the document it was compiled from);
 //! - nothing is read or written but what the caller hands over: libxslt's security preferences
@@ -17,8 +19,11 @@
 //! libxslt keeps global state (error channel, security preferences, loader), so all use of the C
 //! libraries in a process is serialized by one lock.
 
+mod sys;
+#[cfg(test)]
+mod tests;
+
 use crate::XsltError;
-use libxslt::bindings as sys;
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::fmt::Write as _;
@@ -30,7 +35,7 @@ use std::sync::{Mutex, Once};
 /// Options for every document parsed here: no network, no DTD loading, no entity substitution
 /// (none of `XML_PARSE_NOENT`, `XML_PARSE_DTDLOAD`, `XML_PARSE_DTDATTR`, `XML_PARSE_HUGE`);
 /// CDATA sections become text, as the XSLT data model sees them anyway.
-const PARSE_OPTIONS: c_int = (sys::xmlParserOption_XML_PARSE_NONET | sys::xmlParserOption_XML_PARSE_NOCDATA) as c_int;
+const PARSE_OPTIONS: c_int = sys::XML_PARSE_NONET | sys::XML_PARSE_NOCDATA;
 
 /// Most bytes of library messages kept per operation; the rest is dropped (a stylesheet can print
 /// any amount with `xsl:message`).
@@ -43,7 +48,7 @@ static INIT: Once = Once::new();
 /// The `FILE` libxml2's and libxslt's generic error channels write to; set once by [`init`].
 static ERROR_FILE: std::sync::atomic::AtomicPtr<libc::FILE> = std::sync::atomic::AtomicPtr::new(ptr::null_mut());
 /// The security preferences every transform context gets; set once by [`init`].
-static SECURITY_PREFS: std::sync::atomic::AtomicPtr<sys::xsltSecurityPrefs> =
+static SECURITY_PREFS: std::sync::atomic::AtomicPtr<sys::XsltSecurityPrefs> =
     std::sync::atomic::AtomicPtr::new(ptr::null_mut());
 
 /// What the C libraries reported during one operation on this thread.
@@ -163,19 +168,17 @@ unsafe extern "C" fn cookie_write(_cookie: *mut c_void, buf: *const c_char, size
 }
 
 /// libxml2's structured error handler: parser and XPath errors, with line numbers.
-unsafe extern "C" fn on_structured_error(_user: *mut c_void, error: sys::xmlErrorPtr) {
+unsafe extern "C" fn on_structured_error(_user: *mut c_void, error: *const sys::XmlError) {
     if error.is_null() {
         return;
     }
     // SAFETY: libxml2 passes a valid error record for the duration of the call.
     let e = unsafe { &*error };
-    if e.domain == sys::xmlErrorDomain_XML_FROM_MEMORY as c_int
-        || e.code == sys::xmlParserErrors_XML_ERR_NO_MEMORY as c_int
-    {
+    if e.domain == sys::XML_FROM_MEMORY || e.code == sys::XML_ERR_NO_MEMORY {
         OUT_OF_MEMORY.set(true);
     }
     let mut line = String::new();
-    if e.level == sys::xmlErrorLevel_XML_ERR_WARNING {
+    if e.level == sys::XML_ERR_WARNING {
         line.push_str("warning: ");
     }
     if e.line > 0 {
@@ -183,7 +186,7 @@ unsafe extern "C" fn on_structured_error(_user: *mut c_void, error: sys::xmlErro
     }
     // SAFETY: message and str1 are NULL or NUL-terminated strings owned by the error record.
     line.push_str(unsafe { lossy(e.message) }.trim());
-    if e.domain == sys::xmlErrorDomain_XML_FROM_XPATH as c_int && !e.str1.is_null() {
+    if e.domain == sys::XML_FROM_XPATH && !e.str1.is_null() {
         // SAFETY: as above.
         let _ = write!(line, " in '{}'", unsafe { lossy(e.str1) });
     }
@@ -193,8 +196,8 @@ unsafe extern "C" fn on_structured_error(_user: *mut c_void, error: sys::xmlErro
 
 /// libxslt security check for every protected operation: record what was asked, then refuse.
 unsafe extern "C" fn deny_access(
-    _sec: sys::xsltSecurityPrefsPtr,
-    _ctxt: sys::xsltTransformContextPtr,
+    _sec: *mut sys::XsltSecurityPrefs,
+    _ctxt: *mut sys::XsltTransformContext,
     value: *const c_char,
 ) -> c_int {
     // SAFETY: libxslt passes the URL or path as a NUL-terminated string (or NULL).
@@ -204,12 +207,12 @@ unsafe extern "C" fn deny_access(
 
 /// libxslt's document loader (`document()`, `xsl:include`, `xsl:import`): never loads anything.
 unsafe extern "C" fn deny_document(
-    uri: *const sys::xmlChar,
-    _dict: sys::xmlDictPtr,
+    uri: *const sys::XmlChar,
+    _dict: *mut sys::XmlDict,
     _options: c_int,
     _ctxt: *mut c_void,
-    _kind: sys::xsltLoadType,
-) -> sys::xmlDocPtr {
+    _kind: c_int,
+) -> *mut sys::XmlDoc {
     // SAFETY: the URI is a NUL-terminated string (or NULL).
     capture_blocked(unsafe { lossy(uri.cast()) });
     ptr::null_mut()
@@ -219,8 +222,8 @@ unsafe extern "C" fn deny_document(
 unsafe extern "C" fn deny_entity(
     url: *const c_char,
     _id: *const c_char,
-    _ctxt: sys::xmlParserCtxtPtr,
-) -> sys::xmlParserInputPtr {
+    _ctxt: *mut sys::XmlParserCtxt,
+) -> *mut sys::XmlParserInput {
     // SAFETY: the URL is a NUL-terminated string (or NULL).
     capture_blocked(unsafe { lossy(url) });
     ptr::null_mut()
@@ -229,13 +232,16 @@ unsafe extern "C" fn deny_entity(
 /// SAX callback for `<!DOCTYPE …>`: documents with a DTD are refused, so stop right there.
 unsafe extern "C" fn reject_doctype(
     ctx: *mut c_void,
-    _name: *const sys::xmlChar,
-    _external_id: *const sys::xmlChar,
-    _system_id: *const sys::xmlChar,
+    _name: *const sys::XmlChar,
+    _external_id: *const sys::XmlChar,
+    _system_id: *const sys::XmlChar,
 ) {
     capture_doctype();
-    // SAFETY: SAX callbacks of a parser context receive that context as their user data.
-    unsafe { sys::xmlStopParser(ctx.cast()) };
+    // This callback only runs during a parse, so the libraries are loaded.
+    if let Ok(api) = sys::api() {
+        // SAFETY: SAX callbacks of a parser context receive that context as their user data.
+        unsafe { api.xmlStopParser(ctx.cast()) };
+    }
 }
 
 // ---- one-time set-up and per-operation session ----
@@ -254,46 +260,47 @@ unsafe extern "C" {
     fn fopencookie(cookie: *mut c_void, mode: *const c_char, functions: CookieIoFunctions) -> *mut libc::FILE;
 }
 
-fn init() {
+fn init(api: &sys::Api) {
     INIT.call_once(|| {
-        libxslt::register_exslt();
         // SAFETY: plain library initialisation and registration of global hooks, done once, under
         // LOCK, before any other use of the libraries by this crate. The callbacks are `'static`
         // functions; the FILE and the preferences are kept for the life of the process.
         unsafe {
-            sys::xmlInitParser();
+            api.xmlInitParser();
+            api.exsltRegisterAll();
             let functions = CookieIoFunctions { read: None, write: Some(cookie_write), seek: None, close: None };
             let file = fopencookie(ptr::null_mut(), c"w".as_ptr(), functions);
             if !file.is_null() {
                 libc::setvbuf(file, ptr::null_mut(), libc::_IONBF, 0);
                 ERROR_FILE.store(file, std::sync::atomic::Ordering::SeqCst);
                 // A NULL handler selects libxslt's default, which `vfprintf`s to this context.
-                sys::xsltSetGenericErrorFunc(file.cast(), None);
+                api.xsltSetGenericErrorFunc(file.cast(), None);
             }
-            let prefs = sys::xsltNewSecurityPrefs();
+            let prefs = api.xsltNewSecurityPrefs();
             if !prefs.is_null() {
-                for option in [
-                    sys::xsltSecurityOption_XSLT_SECPREF_READ_FILE,
-                    sys::xsltSecurityOption_XSLT_SECPREF_WRITE_FILE,
-                    sys::xsltSecurityOption_XSLT_SECPREF_CREATE_DIRECTORY,
-                    sys::xsltSecurityOption_XSLT_SECPREF_READ_NETWORK,
-                    sys::xsltSecurityOption_XSLT_SECPREF_WRITE_NETWORK,
-                ] {
-                    sys::xsltSetSecurityPrefs(prefs, option, Some(deny_access));
+                for option in sys::XSLT_SECPREF_ALL {
+                    api.xsltSetSecurityPrefs(prefs, option, Some(deny_access));
                 }
-                sys::xsltSetDefaultSecurityPrefs(prefs);
+                api.xsltSetDefaultSecurityPrefs(prefs);
                 SECURITY_PREFS.store(prefs, std::sync::atomic::Ordering::SeqCst);
             }
-            sys::xsltSetLoaderFunc(Some(deny_document));
-            sys::xmlSetExternalEntityLoader(Some(deny_entity));
+            api.xsltSetLoaderFunc(Some(deny_document));
+            api.xmlSetExternalEntityLoader(Some(deny_entity));
         }
     });
 }
 
-/// Runs `f` with the libraries locked, set up and their messages captured on this thread.
-fn session<T>(f: impl FnOnce() -> Result<T, XsltError>) -> Result<T, XsltError> {
+/// Whether the libraries can be loaded (loading them on the first call); why not, as the message of
+/// [`XsltError::Unavailable`].
+pub(crate) fn availability() -> Result<(), String> {
+    sys::api().map(drop).map_err(str::to_owned)
+}
+
+/// Runs `f` with the libraries loaded, locked, set up and their messages captured on this thread.
+fn session<T>(f: impl FnOnce(&'static sys::Api) -> Result<T, XsltError>) -> Result<T, XsltError> {
+    let api = sys::api().map_err(|message| XsltError::Unavailable(message.to_owned()))?;
     let _guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    init();
+    init(api);
     if SECURITY_PREFS.load(std::sync::atomic::Ordering::SeqCst).is_null() {
         return Err(XsltError::Failed("libxslt could not set up its security preferences (out of memory?)".into()));
     }
@@ -302,13 +309,13 @@ fn session<T>(f: impl FnOnce() -> Result<T, XsltError>) -> Result<T, XsltError> 
     // operation; `file` is NULL (messages then go to stderr) or the process-lifetime FILE from init.
     unsafe {
         if !file.is_null() {
-            sys::xmlSetGenericErrorFunc(file.cast(), None);
+            api.xmlSetGenericErrorFunc(file.cast(), None);
         }
-        sys::xmlSetStructuredErrorFunc(ptr::null_mut(), Some(on_structured_error));
+        api.xmlSetStructuredErrorFunc(ptr::null_mut(), Some(on_structured_error));
     }
     take_capture();
     OUT_OF_MEMORY.set(false);
-    let result = f();
+    let result = f(api);
     take_capture();
     if OUT_OF_MEMORY.replace(false) {
         return Err(XsltError::TooLarge(
@@ -320,48 +327,60 @@ fn session<T>(f: impl FnOnce() -> Result<T, XsltError>) -> Result<T, XsltError> 
 
 // ---- owned C objects ----
 
-struct Doc(sys::xmlDocPtr);
+struct Doc {
+    api: &'static sys::Api,
+    ptr: *mut sys::XmlDoc,
+}
 
 impl Drop for Doc {
     fn drop(&mut self) {
         // SAFETY: the pointer is a non-NULL document this guard owns (see `release`).
-        unsafe { sys::xmlFreeDoc(self.0) }
+        unsafe { self.api.xmlFreeDoc(self.ptr) }
     }
 }
 
 impl Doc {
     /// Hands ownership to a C object that frees the document itself.
-    fn release(self) -> sys::xmlDocPtr {
-        let p = self.0;
+    fn release(self) -> *mut sys::XmlDoc {
+        let p = self.ptr;
         std::mem::forget(self);
         p
     }
 }
 
-struct Stylesheet(sys::xsltStylesheetPtr);
+struct Stylesheet {
+    api: &'static sys::Api,
+    ptr: *mut sys::XsltStylesheet,
+}
 
 impl Drop for Stylesheet {
     fn drop(&mut self) {
         // SAFETY: a non-NULL compiled stylesheet this guard owns; frees its document too.
-        unsafe { sys::xsltFreeStylesheet(self.0) }
+        unsafe { self.api.xsltFreeStylesheet(self.ptr) }
     }
 }
 
-struct TransformContext(sys::xsltTransformContextPtr);
+struct TransformContext {
+    api: &'static sys::Api,
+    ptr: *mut sys::XsltTransformContext,
+}
 
 impl Drop for TransformContext {
     fn drop(&mut self) {
         // SAFETY: a non-NULL transform context this guard owns.
-        unsafe { sys::xsltFreeTransformContext(self.0) }
+        unsafe { self.api.xsltFreeTransformContext(self.ptr) }
     }
 }
 
-struct ParserContext(sys::xmlParserCtxtPtr);
+struct ParserContext {
+    api: &'static sys::Api,
+    ptr: *mut sys::XmlParserCtxt,
+}
 
 impl Drop for ParserContext {
     fn drop(&mut self) {
         // SAFETY: a non-NULL parser context this guard owns; it no longer holds the parsed document.
-        unsafe { sys::xmlFreeParserCtxt(self.0) }
+        unsafe { self.api.xmlFreeParserCtxt(self.ptr) }
     }
 }
 
@@ -377,22 +396,22 @@ enum ParseError {
 }
 
 /// Parses a document with [`PARSE_OPTIONS`], refusing DTDs. Messages stay in the capture.
-fn parse_document(source: Source<'_>, url: &str) -> Result<Doc, ParseError> {
+fn parse_document(api: &'static sys::Api, source: Source<'_>, url: &str) -> Result<Doc, ParseError> {
     let url = CString::new(url.replace('\0', "")).unwrap_or_default();
     // SAFETY: a fresh parser context, checked for NULL, owned by its guard.
-    let ctxt = unsafe { sys::xmlNewParserCtxt() };
+    let ctxt = unsafe { api.xmlNewParserCtxt() };
     if ctxt.is_null() {
         return Err(ParseError::Malformed("out of memory creating a parser".into()));
     }
-    let ctxt = ParserContext(ctxt);
+    let ctxt = ParserContext { api, ptr: ctxt };
     // SAFETY: `xmlNewParserCtxt` gives the context its own SAX handler (checked for NULL); replacing
-    // one callback in it affects only this parse.
+    // one callback in it affects only this parse. Both structs start with the fields declared in `sys`.
     unsafe {
-        let sax = (*ctxt.0).sax;
+        let sax = (*ctxt.ptr).sax;
         if sax.is_null() {
             return Err(ParseError::Malformed("the parser has no SAX handler".into()));
         }
-        (*sax).internalSubset = Some(reject_doctype);
+        (*sax).internal_subset = Some(reject_doctype);
     }
     let doc = match source {
         Source::Bytes(bytes) => {
@@ -402,16 +421,16 @@ fn parse_document(source: Source<'_>, url: &str) -> Result<Doc, ParseError> {
             // SAFETY: `bytes` is valid for `len` bytes during the call; the context and URL are
             // valid; libxml2 copies what it keeps.
             unsafe {
-                sys::xmlCtxtReadMemory(ctxt.0, bytes.as_ptr().cast(), len, url.as_ptr(), ptr::null(), PARSE_OPTIONS)
+                api.xmlCtxtReadMemory(ctxt.ptr, bytes.as_ptr().cast(), len, url.as_ptr(), ptr::null(), PARSE_OPTIONS)
             }
         }
         // SAFETY: the descriptor is open for reading for the duration of the call; libxml2 reads
         // from it and does not close it.
         Source::File(file) => unsafe {
-            sys::xmlCtxtReadFd(ctxt.0, file.as_raw_fd(), url.as_ptr(), ptr::null(), PARSE_OPTIONS)
+            api.xmlCtxtReadFd(ctxt.ptr, file.as_raw_fd(), url.as_ptr(), ptr::null(), PARSE_OPTIONS)
         },
     };
-    let doc = if doc.is_null() { None } else { Some(Doc(doc)) };
+    let doc = if doc.is_null() { None } else { Some(Doc { api, ptr: doc }) };
     let doctype = CAPTURE.with(|c| c.borrow().doctype);
     if doctype {
         return Err(ParseError::Doctype);
@@ -423,8 +442,8 @@ fn parse_document(source: Source<'_>, url: &str) -> Result<Doc, ParseError> {
 }
 
 /// Parses and compiles a stylesheet: the compiled stylesheet, or an error with libxslt's messages.
-fn compile(xsl: &[u8], url: &str) -> Result<Stylesheet, XsltError> {
-    let doc = match parse_document(Source::Bytes(xsl), url) {
+fn compile(api: &'static sys::Api, xsl: &[u8], url: &str) -> Result<Stylesheet, XsltError> {
+    let doc = match parse_document(api, Source::Bytes(xsl), url) {
         Ok(doc) => doc,
         Err(ParseError::Doctype) => {
             return Err(XsltError::InvalidStylesheet(
@@ -444,7 +463,7 @@ fn compile(xsl: &[u8], url: &str) -> Result<Stylesheet, XsltError> {
     };
     // SAFETY: `doc` is a valid document. On success the stylesheet owns it (freed with the
     // stylesheet); on failure (NULL) libxslt leaves it to us and the guard frees it.
-    let style = unsafe { sys::xsltParseStylesheetDoc(doc.0) };
+    let style = unsafe { api.xsltParseStylesheetDoc(doc.ptr) };
     let capture_blocked = CAPTURE.with(|c| !c.borrow().blocked.is_empty());
     if style.is_null() {
         let capture = take_capture();
@@ -455,7 +474,7 @@ fn compile(xsl: &[u8], url: &str) -> Result<Stylesheet, XsltError> {
         return Err(XsltError::InvalidStylesheet(or_unknown(&capture.one_line(), "libxslt could not compile it")));
     }
     doc.release();
-    let style = Stylesheet(style);
+    let style = Stylesheet { api, ptr: style };
     if capture_blocked {
         let capture = take_capture();
         return Err(capture.blocked_error().unwrap_or_else(|| XsltError::Forbidden("blocked".into())));
@@ -473,7 +492,7 @@ fn or_unknown(messages: &str, fallback: &str) -> String {
 
 /// Compiles `xsl` and throws it away. See [`crate::check_stylesheet`].
 pub(crate) fn check(xsl: &[u8], url: &str) -> Result<(), XsltError> {
-    session(|| compile(xsl, url).map(drop))
+    session(|api| compile(api, xsl, url).map(drop))
 }
 
 /// Applies `xsl` to the document read from `input` and writes the result to `output`; returns the
@@ -485,9 +504,9 @@ pub(crate) fn transform(
     input_url: &str,
     output: &File,
 ) -> Result<u64, XsltError> {
-    session(|| {
-        let style = compile(xsl, xsl_url)?;
-        let doc = match parse_document(Source::File(input), input_url) {
+    session(|api| {
+        let style = compile(api, xsl, xsl_url)?;
+        let doc = match parse_document(api, Source::File(input), input_url) {
             Ok(doc) => doc,
             Err(ParseError::Doctype) => {
                 return Err(XsltError::InvalidInput(
@@ -504,23 +523,23 @@ pub(crate) fn transform(
         };
         // SAFETY: both pointers are valid; the context is checked for NULL and owned by its guard,
         // which is dropped before the document and the stylesheet (declared after them).
-        let ctxt = unsafe { sys::xsltNewTransformContext(style.0, doc.0) };
+        let ctxt = unsafe { api.xsltNewTransformContext(style.ptr, doc.ptr) };
         if ctxt.is_null() {
             return Err(XsltError::Failed("libxslt could not create a transform context".into()));
         }
-        let ctxt = TransformContext(ctxt);
+        let ctxt = TransformContext { api, ptr: ctxt };
         let prefs = SECURITY_PREFS.load(std::sync::atomic::Ordering::SeqCst);
         // SAFETY: `prefs` is the non-NULL (checked in `session`) process-lifetime preferences.
-        if unsafe { sys::xsltSetCtxtSecurityPrefs(prefs, ctxt.0) } != 0 {
+        if unsafe { api.xsltSetCtxtSecurityPrefs(prefs, ctxt.ptr) } != 0 {
             return Err(XsltError::Failed("libxslt refused the security preferences".into()));
         }
         let mut params: [*const c_char; 1] = [ptr::null()];
         // SAFETY: stylesheet, document and context are valid; `params` is a NULL-terminated (empty)
         // array; no output file name and no profiling.
         let result = unsafe {
-            sys::xsltApplyStylesheetUser(style.0, doc.0, params.as_mut_ptr(), ptr::null(), ptr::null_mut(), ctxt.0)
+            api.xsltApplyStylesheetUser(style.ptr, doc.ptr, params.as_mut_ptr(), ptr::null(), ptr::null_mut(), ctxt.ptr)
         };
-        let result = if result.is_null() { None } else { Some(Doc(result)) };
+        let result = if result.is_null() { None } else { Some(Doc { api, ptr: result }) };
         let capture = take_capture();
         if let Some(e) = capture.blocked_error() {
             return Err(e);
@@ -530,7 +549,7 @@ pub(crate) fn transform(
         };
         // SAFETY: result and stylesheet are valid; the descriptor is open for writing; libxslt
         // writes through it and does not close it.
-        let written = unsafe { sys::xsltSaveResultToFd(output.as_raw_fd(), result.0, style.0) };
+        let written = unsafe { api.xsltSaveResultToFd(output.as_raw_fd(), result.ptr, style.ptr) };
         drop(result);
         drop(ctxt);
         drop(doc);

@@ -1,5 +1,9 @@
 //! XSLT 1.0 transforms for ferry's imports (a data project's `EntityTransformList`), on libxslt.
 //!
+//! libxml2, libxslt and libexslt are loaded at run time, not linked: a machine without them builds
+//! and runs ferry, and only XSLT fails there, with [`XsltError::Unavailable`] ([`availability`]
+//! lets the server warn at start-up).
+//!
 //! libxslt is C, and a malformed or malicious stylesheet can crash it (a stylesheet that does not
 //! compile, when applied anyway, segfaults). So ferry never transforms in the server process:
 //! - [`check_stylesheet`] compiles a stylesheet in-process — compile only, never apply — so a bad
@@ -10,7 +14,8 @@
 //!
 //! Everything is locked down in both places: no file or network access from stylesheets
 //! (`document()`, `xsl:include`, `xsl:import`, `exsl:document`), and no DTDs, external entities or
-//! entity expansion in stylesheets or input documents. The unsafe code is confined to `ffi.rs`.
+//! entity expansion in stylesheets or input documents. The unsafe code is confined to `ffi.rs` and
+//! `ffi/sys.rs`.
 
 #[allow(unsafe_code)]
 mod ffi;
@@ -55,6 +60,10 @@ pub enum XsltError {
     /// Reading or writing a file, or starting the worker, failed.
     #[error("{0}: {1}")]
     Io(String, #[source] std::io::Error),
+    /// libxml2, libxslt or libexslt could not be loaded in this process (or lacks a function ferry
+    /// calls); the message names the library and says what to install.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl XsltError {
@@ -69,8 +78,16 @@ impl XsltError {
             XsltError::TimedOut(_) => "timed_out",
             XsltError::TooLarge(_) => "too_large",
             XsltError::Io(..) => "io",
+            XsltError::Unavailable(_) => "unavailable",
         }
     }
+}
+
+/// Whether XSLT can run in this process: loads libxml2, libxslt and libexslt on the first call (later
+/// calls are cheap) and otherwise returns the message of [`XsltError::Unavailable`], which names the
+/// missing library and what to install. Meant for the server to call once at start-up, to warn.
+pub fn availability() -> Result<(), String> {
+    ffi::availability()
 }
 
 /// Compiles and checks a stylesheet in this process (parse and compile only — never applies it),

@@ -230,7 +230,8 @@ fn encode(error: &XsltError) -> String {
         | XsltError::Forbidden(m)
         | XsltError::Failed(m)
         | XsltError::Crashed(m)
-        | XsltError::TooLarge(m) => m.clone(),
+        | XsltError::TooLarge(m)
+        | XsltError::Unavailable(m) => m.clone(),
         XsltError::TimedOut(d) => d.as_millis().to_string(),
         XsltError::Io(context, e) => format!("{}\t{e}", context.replace('\t', " ")),
     };
@@ -248,6 +249,7 @@ fn decode(line: &str) -> Option<XsltError> {
         "failed" => XsltError::Failed(m),
         "crashed" => XsltError::Crashed(m),
         "too_large" => XsltError::TooLarge(m),
+        "unavailable" => XsltError::Unavailable(m),
         "timed_out" => XsltError::TimedOut(Duration::from_millis(m.parse().ok()?)),
         "io" => {
             let (context, error) = message.split_once('\t').unwrap_or((message, "failed"));
@@ -293,6 +295,7 @@ mod tests {
             XsltError::InvalidStylesheet("line 3: bad\nthing".into()),
             XsltError::Forbidden("tried /etc/passwd".into()),
             XsltError::Io("could not create x".into(), std::io::Error::other("denied")),
+            XsltError::Unavailable("XSLT is unavailable: libxslt.so.1 could not be loaded".into()),
         ];
         for error in errors {
             let line = encode(&error);

@@ -11,11 +11,12 @@ use serde_json::json;
 
 use crate::boot;
 use crate::cli::{EntitiesCommand, KeysCommand};
+use ferry_domain::SystemClock;
 
 pub(crate) async fn keys(config: &Config, env: &[(String, String)], command: KeysCommand) -> anyhow::Result<String> {
     match command {
         KeysCommand::Rotate => {
-            let store = boot::open_store(config).await?;
+            let store = boot::open_store(config, SystemClock::shared()).await?;
             let rotated = async {
                 let tokens = boot::token_service(store.clone(), config, env, &config.public_url).await?;
                 tokens.rotate_signing_key().await.context("cannot rotate the signing key")
@@ -96,7 +97,7 @@ fn key_names(entity: &Entity) -> Vec<String> {
 
 pub(crate) async fn openapi(config: &Config, env: &[(String, String)]) -> anyhow::Result<String> {
     let catalog = Arc::new(boot::build_catalog(config.entities_dir.as_deref())?);
-    let store = boot::open_store(config).await?;
+    let store = boot::open_store(config, SystemClock::shared()).await?;
     let document = async {
         let tokens = boot::token_service(store.clone(), config, env, &config.public_url).await?;
         let settings = boot::api_settings(config, &config.public_url);

@@ -5,13 +5,13 @@
 use std::fmt::Write as _;
 
 use anyhow::{Context, bail};
-use chrono::Utc;
 use ferry_config::{Config, KNOWN_ROLES};
 use ferry_store::{App, AppOrigin, Store};
 use serde_json::json;
 
 use crate::boot;
 use crate::cli::{AddApp, AppsCommand};
+use ferry_domain::SystemClock;
 
 const SECRET_NOTE: &str = "store it now: it cannot be shown again";
 
@@ -21,7 +21,7 @@ pub(crate) async fn run(config: &Config, command: AppsCommand) -> anyhow::Result
         // Check the arguments before touching the database.
         check_add(add)?;
     }
-    let store = boot::open_store(config).await?;
+    let store = boot::open_store(config, SystemClock::shared()).await?;
     let result = dispatch(&store, command).await;
     store.close().await;
     result
@@ -84,8 +84,8 @@ async fn add_app(store: &Store, add: AddApp) -> anyhow::Result<String> {
             id = add.client_id
         );
     }
-    let secret = ferry_auth::generate_secret();
-    let now = Utc::now();
+    let secret = ferry_secrets::generate_secret();
+    let now = store.clock().now();
     let app = App {
         name: add.name.unwrap_or_else(|| add.client_id.clone()),
         client_id: add.client_id,
@@ -191,9 +191,9 @@ async fn remove_app(store: &Store, client_id: &str) -> anyhow::Result<String> {
 
 async fn rotate_secret(store: &Store, client_id: &str) -> anyhow::Result<String> {
     let mut app = existing(store, client_id).await?;
-    let secret = ferry_auth::generate_secret();
+    let secret = ferry_secrets::generate_secret();
     app.secret_hash = boot::hash(&secret).await?;
-    app.updated_at = Utc::now();
+    app.updated_at = store.clock().now();
     store.upsert_app(&app).await.with_context(|| format!("cannot save app '{client_id}'"))?;
     let mut out = format!("new secret for app '{client_id}' (the old one no longer works)\n");
     writeln!(out, "client_id: {client_id}")?;
@@ -209,7 +209,7 @@ async fn set_enabled(store: &Store, client_id: &str, enabled: bool) -> anyhow::R
         format!("app '{client_id}' is already {}\n", if enabled { "enabled" } else { "disabled" })
     } else {
         app.enabled = enabled;
-        app.updated_at = Utc::now();
+        app.updated_at = store.clock().now();
         store.upsert_app(&app).await.with_context(|| format!("cannot save app '{client_id}'"))?;
         if enabled {
             format!("enabled app '{client_id}': it can obtain tokens again\n")

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use chrono::Utc;
-use ferry_auth::{MasterKey, TokenService, TokenSettings, TrustedIssuerSettings};
-use ferry_blob::{BlobConfig, BlobStore};
-use ferry_config::{AppDecl, AppSecret, BlobsConfig, Config, SecretRef};
-use ferry_import::{ImportService, ImportSettings};
+use ferry_auth::{TokenService, TokenSettings, TrustedIssuerSettings};
+use ferry_blob::BlobStore;
+use ferry_config::{AppDecl, AppSecret, Config, SecretRef};
+use ferry_domain::SharedClock;
+use ferry_import::{ImportRuntime, ImportService};
 use ferry_model::{Catalog, CatalogSource};
+use ferry_secrets::MasterKey;
 use ferry_store::{App, AppOrigin, Store};
 use ferry_xslt::XsltRunner;
 
@@ -56,12 +57,14 @@ pub(crate) fn build_catalog(entities_dir: Option<&Path>) -> anyhow::Result<Catal
     Catalog::build(&sources).map_err(|e| anyhow!("invalid entity definition: {e}"))
 }
 
-/// Creates the data dir, opens the configured database and applies migrations.
-pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
+/// Creates the data dir, opens the configured database (stamping rows with `clock`) and
+/// applies migrations.
+pub(crate) async fn open_store(config: &Config, clock: SharedClock) -> anyhow::Result<Store> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
     let shown = ferry_store::redact_url(&config.database);
-    let store = Store::open(&config.database).await.with_context(|| format!("cannot open the database {shown}"))?;
+    let store =
+        Store::open(&config.database, clock).await.with_context(|| format!("cannot open the database {shown}"))?;
     store.migrate().await.with_context(|| format!("cannot migrate the database {shown}"))?;
     Ok(store)
 }
@@ -80,7 +83,7 @@ pub(crate) async fn apply_declared_apps(store: &Store, apps: &[AppDecl]) -> anyh
             }
             (AppSecret::Plain(secret), _) => hash(secret).await?,
         };
-        let now = Utc::now();
+        let now = store.clock().now();
         let mut app = App {
             client_id: decl.client_id.clone(),
             name: decl.name.clone(),
@@ -109,12 +112,12 @@ pub(crate) async fn apply_declared_apps(store: &Store, apps: &[AppDecl]) -> anyh
 /// Hashes a secret with argon2 off the async executor.
 pub(crate) async fn hash(secret: &str) -> anyhow::Result<String> {
     let secret = secret.to_owned();
-    tokio::task::spawn_blocking(move || ferry_auth::hash_secret(&secret)).await.context("hashing a secret failed")
+    tokio::task::spawn_blocking(move || ferry_secrets::hash_secret(&secret)).await.context("hashing a secret failed")
 }
 
 async fn verifies(secret: &str, hash: &str) -> anyhow::Result<bool> {
     let (secret, hash) = (secret.to_owned(), hash.to_owned());
-    tokio::task::spawn_blocking(move || ferry_auth::verify_secret(&secret, &hash))
+    tokio::task::spawn_blocking(move || ferry_secrets::verify_secret(&secret, &hash))
         .await
         .context("checking a secret failed")
 }
@@ -224,54 +227,29 @@ pub(crate) fn api_settings(config: &Config, public_url: &str) -> ferry_api::ApiS
     }
 }
 
-/// The blob store's configuration from `[blobs]`, with the S3 secret key read.
-pub(crate) fn blob_config(config: &Config, env: &[(String, String)]) -> anyhow::Result<BlobConfig> {
-    Ok(match &config.blobs {
-        BlobsConfig::Local { dir } => BlobConfig::Local { dir: dir.clone() },
-        BlobsConfig::S3(s3) => BlobConfig::S3 {
-            bucket: s3.bucket.clone(),
-            endpoint: s3.endpoint.clone(),
-            region: s3.region.clone(),
-            access_key_id: s3.access_key_id.clone(),
-            secret_access_key: s3
-                .secret_access_key
-                .as_ref()
-                .map(|secret| {
-                    secret_value(secret, env, "blobs.secret_access_key").map(|(text, _)| text.trim().to_owned())
-                })
-                .transpose()?,
-            prefix: s3.prefix.clone(),
-            allow_http: s3.allow_http,
-        },
-    })
-}
-
 /// Opens the blob store `[blobs]` names (creating a local directory; checking an S3 bucket answers).
-pub(crate) async fn open_blobs(config: &Config, env: &[(String, String)]) -> anyhow::Result<BlobStore> {
-    let blob_config = blob_config(config, env)?;
-    BlobStore::open(&blob_config)
+pub(crate) async fn open_blobs(config: &Config) -> anyhow::Result<BlobStore> {
+    BlobStore::open(&config.blobs)
         .await
         .with_context(|| format!("cannot open the blob store ([blobs]: {})", config.blobs.describe()))
 }
 
-/// The import service's settings from `[import]`; creates the work dir `<data_dir>/work`.
-pub(crate) fn import_settings(config: &Config, env: &[(String, String)]) -> anyhow::Result<ImportSettings> {
+/// What this node gives the import service: its work dir `<data_dir>/work` (created here) and,
+/// when `[import] xslt` is on and libxslt can be loaded, the XSLT worker. Without libxslt the
+/// server runs everything else and says so once.
+pub(crate) fn import_runtime(config: &Config, env: &[(String, String)]) -> anyhow::Result<ImportRuntime> {
     let work_dir = config.data_dir.join(WORK_DIR);
     std::fs::create_dir_all(&work_dir)
         .with_context(|| format!("cannot create the import work dir {}", work_dir.display()))?;
-    let import = &config.import;
-    let mut settings = ImportSettings::new(work_dir);
-    settings.workers = import.workers as usize;
-    settings.lease = Duration::from_secs(import.lease_secs);
-    settings.poll_interval = Duration::from_millis(import.poll_interval_ms);
-    settings.max_attempts = i64::from(import.max_attempts);
-    settings.max_enqueue_bytes = import.max_enqueue_bytes;
-    settings.dedupe_window = Duration::from_secs(import.dedupe_window_hours * 3600);
-    settings.batch_rows = import.batch_rows as usize;
-    settings.default_company = import.default_company.clone();
-    settings.limits.max_field_bytes = usize::try_from(import.max_field_bytes).context("import.max_field_bytes")?;
-    settings.xslt = if import.xslt { Some(Arc::new(xslt_runner(env)?)) } else { None };
-    Ok(settings)
+    let xslt = if !config.import.xslt {
+        None
+    } else if let Err(why) = ferry_xslt::availability() {
+        tracing::warn!("{why}");
+        None
+    } else {
+        Some(Arc::new(xslt_runner(env)?))
+    };
+    Ok(ImportRuntime { work_dir, xslt })
 }
 
 /// Runs transforms as `<ferry> xslt-worker …`: this executable, or the one `FERRY_XSLT_WORKER` names.
@@ -306,9 +284,9 @@ pub(crate) async fn import_service(
     store: Store,
     catalog: Arc<Catalog>,
 ) -> anyhow::Result<ImportService> {
-    let settings = import_settings(config, env)?;
-    let blobs = open_blobs(config, env).await?;
-    Ok(ImportService::new(store, blobs, catalog, settings))
+    let runtime = import_runtime(config, env)?;
+    let blobs = open_blobs(config).await?;
+    Ok(ImportService::new(store, blobs, catalog, config.import.clone(), runtime))
 }
 
 /// Fails unless `client_id` is 1..=100 characters from `[A-Za-z0-9._-]`.

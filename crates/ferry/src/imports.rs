@@ -9,12 +9,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
-use ferry_config::{Config, JobDecl, JobKindDecl, ProjectDecl, ProjectOperation};
-use ferry_import::{
-    AuthorizedApp, ImportError, ImportService, Job, JobKind, Operation, Origin, Project, ProjectEntity,
-    normalize_activity_id,
+use ferry_api::wire::{
+    job_from_json, job_json, job_kind_name, operation_name, origin_name, project_from_json, project_json,
 };
-use serde_json::Value;
+use ferry_config::Config;
+use ferry_domain::{Job, Origin, Project, SystemClock, normalize_activity_id};
+use ferry_import::{ImportError, ImportService};
+use serde_json::{Map, Value};
 
 use crate::boot;
 use crate::cli::{JobsCommand, ProjectsCommand};
@@ -27,59 +28,13 @@ pub(crate) fn failed(e: ImportError) -> anyhow::Error {
     }
 }
 
-fn project_of(decl: &ProjectDecl) -> Project {
-    Project {
-        name: decl.name.clone(),
-        description: decl.description.clone(),
-        operation: match decl.operation {
-            ProjectOperation::Import => Operation::Import,
-            ProjectOperation::Export => Operation::Export,
-        },
-        entities: decl
-            .entities
-            .iter()
-            .map(|e| ProjectEntity {
-                entity: e.entity.clone(),
-                format: e.format.clone(),
-                sheet: e.sheet.clone(),
-                mapping: e.mapping.clone(),
-                xslt: e.xslt.clone(),
-                execution_unit: e.execution_unit,
-                level: e.level,
-                sequence: e.sequence,
-            })
-            .collect(),
-    }
-}
-
-fn job_of(decl: &JobDecl) -> Job {
-    Job {
-        activity_id: decl.activity_id.clone(),
-        description: decl.description.clone(),
-        project: decl.project.clone(),
-        kind: match decl.kind {
-            JobKindDecl::File => JobKind::File,
-            JobKindDecl::Package => JobKind::Package,
-        },
-        apps: decl.apps.iter().map(|a| AuthorizedApp { client_id: a.client_id.clone(), enabled: a.enabled }).collect(),
-        recurrence: decl.recurrence.clone(),
-        enabled: decl.enabled,
-        company: decl.company.clone(),
-        all_or_nothing: decl.all_or_nothing,
-    }
-}
-
 /// Creates or replaces every project, then every job, declared in the config. Idempotent: a
 /// definition already stored as declared is not written. Definitions the config declared before
 /// but no longer does are kept (they may be in use) and reported in the log.
-pub(crate) async fn apply_declared(
-    service: &ImportService,
-    projects: &[ProjectDecl],
-    jobs: &[JobDecl],
-) -> anyhow::Result<()> {
+pub(crate) async fn apply_declared(service: &ImportService, projects: &[Project], jobs: &[Job]) -> anyhow::Result<()> {
     for (i, decl) in projects.iter().enumerate() {
         let at = || format!("config projects[{i}] ('{}')", decl.name);
-        let project = project_of(decl);
+        let project = decl.clone();
         let existing = service.get_project(&project.name).await.map_err(failed).with_context(at)?;
         if existing.as_ref().is_some_and(|(stored, origin)| *stored == project && *origin == Origin::Config) {
             continue;
@@ -88,8 +43,8 @@ pub(crate) async fn apply_declared(
             tracing::warn!(project = %project.name, "the config declares a data project created through the API or CLI; the config wins");
         }
         let uses_xslt = project.entities.iter().any(|e| e.xslt.is_some());
-        if uses_xslt && service.settings().xslt.is_none() {
-            tracing::warn!(project = %project.name, "the project transforms with XSLT, but import.xslt = false: its XML files will fail");
+        if uses_xslt && !service.runs_xslt() {
+            tracing::warn!(project = %project.name, "the project transforms with XSLT, but this server runs no XSLT (import.xslt = false, or libxslt is missing): its XML files will fail");
         }
         service.put_project(project, Origin::Config).await.map_err(failed).with_context(at)?;
         let action = if existing.is_some() { "updated" } else { "created" };
@@ -97,7 +52,7 @@ pub(crate) async fn apply_declared(
     }
     for (i, decl) in jobs.iter().enumerate() {
         let at = || format!("config jobs[{i}] ({})", decl.activity_id);
-        let job = job_of(decl);
+        let job = decl.clone();
         let existing = service.get_job(&job.activity_id).await.map_err(failed).with_context(at)?;
         if existing.as_ref().is_some_and(|(stored, origin)| *stored == job && *origin == Origin::Config) {
             continue;
@@ -113,7 +68,7 @@ pub(crate) async fn apply_declared(
 }
 
 /// Logs config-origin definitions that the config no longer declares.
-async fn report_undeclared(service: &ImportService, projects: &[ProjectDecl], jobs: &[JobDecl]) -> anyhow::Result<()> {
+async fn report_undeclared(service: &ImportService, projects: &[Project], jobs: &[Job]) -> anyhow::Result<()> {
     for (project, origin) in service.list_projects().await.map_err(failed)? {
         if origin == Origin::Config && !projects.iter().any(|d| d.name.eq_ignore_ascii_case(&project.name)) {
             tracing::warn!(project = %project.name, "data project was declared in the config and no longer is; it is kept (`ferry projects delete` removes it)");
@@ -133,7 +88,7 @@ where
     F: AsyncFnOnce(&ImportService) -> anyhow::Result<T>,
 {
     let catalog = Arc::new(boot::build_catalog(config.entities_dir.as_deref())?);
-    let store = boot::open_store(config).await?;
+    let store = boot::open_store(config, SystemClock::shared()).await?;
     let result = async {
         let service = boot::import_service(config, env, store.clone(), catalog).await?;
         f(&service).await
@@ -152,7 +107,7 @@ pub(crate) async fn projects(
 ) -> anyhow::Result<String> {
     // Read the file before touching the database.
     let applying = match &command {
-        ProjectsCommand::Apply { file } => Some(read_definitions::<Project>(file, Kind::Project)?),
+        ProjectsCommand::Apply { file } => Some(read_projects(file)?),
         _ => None,
     };
     with_service(config, env, async |service| match command {
@@ -181,15 +136,6 @@ async fn find_project(service: &ImportService, name: &str) -> anyhow::Result<(Pr
     })
 }
 
-/// The definition as `apply` accepts it, plus its origin.
-fn project_json(project: &Project, origin: Origin) -> Value {
-    let mut value = serde_json::to_value(project).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut value {
-        map.insert("origin".into(), Value::String(origin.as_str().into()));
-    }
-    value
-}
-
 async fn list_projects(service: &ImportService, as_json: bool) -> anyhow::Result<String> {
     let projects = service.list_projects().await.map_err(failed)?;
     if as_json {
@@ -207,18 +153,11 @@ async fn list_projects(service: &ImportService, as_json: bool) -> anyhow::Result
             p.name.clone(),
             operation_name(p.operation).to_owned(),
             p.entities.iter().map(|e| e.entity.as_str()).collect::<Vec<_>>().join(","),
-            origin.as_str().to_owned(),
+            origin_name(*origin).to_owned(),
             p.description.clone(),
         ]
     });
     Ok(crate::table::render(header, rows))
-}
-
-fn operation_name(operation: Operation) -> &'static str {
-    match operation {
-        Operation::Import => "import",
-        Operation::Export => "export",
-    }
 }
 
 fn project_text(project: &Project, origin: Origin) -> String {
@@ -226,7 +165,7 @@ fn project_text(project: &Project, origin: Origin) -> String {
     let _ = writeln!(out, "name:        {}", project.name);
     let _ = writeln!(out, "description: {}", project.description);
     let _ = writeln!(out, "operation:   {}", operation_name(project.operation));
-    let _ = writeln!(out, "origin:      {}", origin.as_str());
+    let _ = writeln!(out, "origin:      {}", origin_name(origin));
     for (i, e) in project.entities.iter().enumerate() {
         let _ = writeln!(out, "entity {}:    {}", i + 1, e.entity);
         let _ = writeln!(
@@ -280,7 +219,7 @@ fn config_note(origin: Origin, what: &str, name: &str, undo: &str) -> String {
 
 pub(crate) async fn jobs(config: &Config, env: &[(String, String)], command: JobsCommand) -> anyhow::Result<String> {
     let applying = match &command {
-        JobsCommand::Apply { file } => Some(read_definitions::<Job>(file, Kind::Job)?),
+        JobsCommand::Apply { file } => Some(read_jobs(file)?),
         _ => None,
     };
     with_service(config, env, async |service| match command {
@@ -318,14 +257,6 @@ async fn find_job(service: &ImportService, id: &str) -> anyhow::Result<(Job, Ori
         .ok_or_else(|| anyhow!("no recurring job has activity id {id} (`ferry jobs list` shows them)"))
 }
 
-fn job_json(job: &Job, origin: Origin) -> Value {
-    let mut value = serde_json::to_value(job).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut value {
-        map.insert("origin".into(), Value::String(origin.as_str().into()));
-    }
-    value
-}
-
 fn apps_text(job: &Job) -> String {
     let apps: Vec<String> = job
         .apps
@@ -350,11 +281,11 @@ async fn list_jobs(service: &ImportService, as_json: bool) -> anyhow::Result<Str
         vec![
             j.activity_id.clone(),
             j.project.clone(),
-            j.kind.as_str().to_owned(),
+            job_kind_name(j.kind).to_owned(),
             if j.enabled { "yes" } else { "no" }.to_owned(),
             j.recurrence.clone().unwrap_or_else(|| "-".into()),
             j.apps.iter().filter(|a| a.enabled).map(|a| a.client_id.as_str()).collect::<Vec<_>>().join(","),
-            origin.as_str().to_owned(),
+            origin_name(*origin).to_owned(),
         ]
     });
     Ok(crate::table::render(header, rows))
@@ -365,7 +296,7 @@ fn job_text(job: &Job, origin: Origin) -> String {
     let _ = writeln!(out, "activity id:    {}", job.activity_id);
     let _ = writeln!(out, "description:    {}", job.description);
     let _ = writeln!(out, "project:        {}", job.project);
-    let _ = writeln!(out, "kind:           {}", job.kind.as_str());
+    let _ = writeln!(out, "kind:           {}", job_kind_name(job.kind));
     let _ = writeln!(out, "enabled:        {}", if job.enabled { "yes" } else { "no" });
     let _ = writeln!(out, "apps:           {}", apps_text(job));
     let _ = writeln!(
@@ -375,7 +306,7 @@ fn job_text(job: &Job, origin: Origin) -> String {
     );
     let _ = writeln!(out, "company:        {}", job.company.as_deref().unwrap_or("(import.default_company)"));
     let _ = writeln!(out, "all or nothing: {}", if job.all_or_nothing { "yes" } else { "no" });
-    let _ = writeln!(out, "origin:         {}", origin.as_str());
+    let _ = writeln!(out, "origin:         {}", origin_name(origin));
     let _ = writeln!(out, "endpoint:       /api/connector/enqueue/{}", job.activity_id);
     out
 }
@@ -438,10 +369,24 @@ impl Kind {
     }
 }
 
+/// The data projects in `path`, each with where it came from for messages.
+fn read_projects(path: &Path) -> anyhow::Result<Vec<(String, Project)>> {
+    read_definitions(path, Kind::Project, project_from_json)
+}
+
+/// The recurring jobs in `path`, each with where it came from for messages.
+fn read_jobs(path: &Path) -> anyhow::Result<Vec<(String, Job)>> {
+    read_definitions(path, Kind::Job, job_from_json)
+}
+
 /// The definitions in `path` (TOML or JSON; one, a list, or `[[projects]]`/`[[jobs]]` tables),
-/// each with where it came from for messages. An `origin` key is dropped (it is output, not
-/// input); a project entity's `xslt_file` is read (relative to the file's directory) into `xslt`.
-fn read_definitions<T: serde::de::DeserializeOwned>(path: &Path, kind: Kind) -> anyhow::Result<Vec<(String, T)>> {
+/// read by the REST API's rules (`parse`). An `origin` key is dropped (it is output, not input);
+/// a project entity's `xslt_file` is read (relative to the file's directory) into `xslt`.
+fn read_definitions<T>(
+    path: &Path,
+    kind: Kind,
+    parse: fn(Map<String, Value>) -> Result<T, String>,
+) -> anyhow::Result<Vec<(String, T)>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let shown = path.display();
     let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
@@ -479,13 +424,11 @@ fn read_definitions<T: serde::de::DeserializeOwned>(path: &Path, kind: Kind) -> 
         };
         let name = item.get(name_key).and_then(Value::as_str).unwrap_or("?").to_owned();
         let at = format!("{shown}: {} {} ('{name}')", kind.noun(), i + 1);
-        if let Value::Object(map) = &mut item {
-            map.remove("origin");
-        }
         if matches!(kind, Kind::Project) {
             read_stylesheet_files(&mut item, base_dir).with_context(|| at.clone())?;
         }
-        let definition = serde_json::from_value(item).with_context(|| at.clone())?;
+        let Value::Object(map) = item else { bail!("{at}: expected a table (a JSON object)") };
+        let definition = parse(map).map_err(|e| anyhow!("{at}: {e}"))?;
         definitions.push((at, definition));
     }
     Ok(definitions)
@@ -523,13 +466,12 @@ mod tests {
         let path = dir.path().join("ferry.toml");
         std::fs::write(&path, text).unwrap();
         let config = ferry_config::load(Some(&path), &[], &ferry_config::Overrides::default()).unwrap();
-        let project: Project =
-            serde_json::from_value(json!({ "name": "P", "entities": [{ "entity": "CustomersV3" }] })).unwrap();
-        assert_eq!(project_of(&config.projects[0]), project);
-        let job: Job =
-            serde_json::from_value(json!({ "activity_id": "6d31e09f-4a4b-4e2b-9c1e-0c5f0a0b1c2d", "project": "P" }))
-                .unwrap();
-        assert_eq!(job_of(&config.jobs[0]), job);
+        let object = |value: Value| value.as_object().cloned().unwrap();
+        let project = project_from_json(object(json!({ "name": "P", "entities": [{ "entity": "CustomersV3" }] })));
+        assert_eq!(config.projects[0], project.unwrap());
+        let job =
+            job_from_json(object(json!({ "activity_id": "6d31e09f-4a4b-4e2b-9c1e-0c5f0a0b1c2d", "project": "P" })));
+        assert_eq!(config.jobs[0], job.unwrap());
     }
 
     #[test]
@@ -542,24 +484,24 @@ mod tests {
             path
         };
         let one = write("one.toml", "name = \"A\"\n[[entities]]\nentity = \"X\"\nxslt_file = \"t.xsl\"\n");
-        let [(_, a)] = &read_definitions::<Project>(&one, Kind::Project).unwrap()[..] else { panic!("one") };
+        let [(_, a)] = &read_projects(&one).unwrap()[..] else { panic!("one") };
         assert_eq!(a.entities[0].xslt.as_deref(), Some("<xsl:stylesheet/>"));
 
         let tables = write(
             "many.toml",
             "[[projects]]\nname = \"A\"\nentities = [{ entity = \"X\" }]\n[[projects]]\nname = \"B\"\nentities = [{ entity = \"Y\" }]\n",
         );
-        assert_eq!(read_definitions::<Project>(&tables, Kind::Project).unwrap().len(), 2);
+        assert_eq!(read_projects(&tables).unwrap().len(), 2);
 
         let list = write(
             "list.json",
             r#"[{"activity_id": "6d31e09f-4a4b-4e2b-9c1e-0c5f0a0b1c2d", "project": "A", "origin": "config"}]"#,
         );
-        let jobs = read_definitions::<Job>(&list, Kind::Job).unwrap();
+        let jobs = read_jobs(&list).unwrap();
         assert_eq!(jobs[0].1.project, "A", "origin is dropped");
 
         let typo = write("typo.json", r#"{"name": "A", "entities": [{"entity": "X", "fromat": "CSV"}]}"#);
-        let err = format!("{:#}", read_definitions::<Project>(&typo, Kind::Project).unwrap_err());
+        let err = format!("{:#}", read_projects(&typo).unwrap_err());
         assert!(err.contains("project 1 ('A')") && err.contains("unknown field `fromat`"), "{err}");
     }
 }

@@ -4,10 +4,14 @@
 use std::fmt::Write as _;
 
 use anyhow::{anyhow, bail};
+use ferry_api::wire::{
+    entity_state_name, error_json, job_kind_name, message_document, message_state_from_name, message_state_name,
+    message_summary_json, stage_from_name, stage_name,
+};
 use ferry_config::Config;
-use ferry_import::{ImportService, MessageState, MessageView, Stage, normalize_activity_id};
-use ferry_store::{ErrorFilter, MessageFilter, MessageRecord};
-use serde_json::{Value, json};
+use ferry_domain::{ErrorFilter, MessageFilter, MessageState, normalize_activity_id};
+use ferry_import::{ImportService, MessageView};
+use serde_json::Value;
 
 use crate::cli::MessagesCommand;
 use crate::imports::{failed, with_service};
@@ -19,11 +23,16 @@ pub(crate) async fn messages(
 ) -> anyhow::Result<String> {
     with_service(config, env, async |service| match command {
         MessagesCommand::List { job, state, limit, json } => {
-            list_messages(service, job.as_deref(), state.as_deref(), limit, json).await
+            list_messages(service, &config.public_url, job.as_deref(), state.as_deref(), limit, json).await
         }
         MessagesCommand::Show { id, json } => {
             let view = find_message(service, &id).await?;
-            Ok(if json { format!("{:#}\n", message_json(&view)) } else { message_text(&view) })
+            if json {
+                let document = message_document(service, &view, &config.public_url).await.map_err(failed)?;
+                Ok(format!("{document:#}\n"))
+            } else {
+                Ok(message_text(&view))
+            }
         }
         MessagesCommand::Errors { id, stage, entity, limit, json } => {
             message_errors(service, &id, stage.as_deref(), entity.as_deref(), limit, json).await
@@ -42,6 +51,7 @@ async fn find_message(service: &ImportService, id: &str) -> anyhow::Result<Messa
 
 async fn list_messages(
     service: &ImportService,
+    base: &str,
     job: Option<&str>,
     state: Option<&str>,
     limit: u32,
@@ -55,8 +65,8 @@ async fn list_messages(
         .transpose()?;
     let state = state
         .map(|s| {
-            MessageState::parse(s.trim()).map(|s| s.as_str().to_owned()).ok_or_else(|| {
-                let known: Vec<&str> = MessageState::ALL.iter().map(|s| s.as_str()).collect();
+            message_state_from_name(s).ok_or_else(|| {
+                let known: Vec<&str> = MessageState::ALL.into_iter().map(message_state_name).collect();
                 anyhow!("--state: unknown state '{s}' (known: {})", known.join(", "))
             })
         })
@@ -64,7 +74,7 @@ async fn list_messages(
     let filter = MessageFilter { activity_id, state, before_seq: None, limit };
     let messages = service.list_messages(&filter).await.map_err(failed)?;
     if as_json {
-        return Ok(format!("{}\n", Value::Array(messages.iter().map(record_json).collect())));
+        return Ok(format!("{}\n", Value::Array(messages.iter().map(|m| message_summary_json(m, base)).collect())));
     }
     if messages.is_empty() {
         return Ok("no messages\n".into());
@@ -75,8 +85,8 @@ async fn list_messages(
         vec![
             m.id.clone(),
             m.activity_id.clone(),
-            m.state.clone(),
-            m.entity.clone().unwrap_or_else(|| format!("({})", m.kind)),
+            message_state_name(m.state).to_owned(),
+            m.entity.clone().unwrap_or_else(|| format!("({})", job_kind_name(m.kind))),
             m.company.clone().unwrap_or_else(|| "-".into()),
             m.counters.read.to_string(),
             m.counters.rejected.to_string(),
@@ -86,50 +96,8 @@ async fn list_messages(
     Ok(crate::table::render(header, rows))
 }
 
-fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> Value {
-    t.map_or(Value::Null, |t| Value::String(t.to_rfc3339()))
-}
-
-fn record_json(m: &MessageRecord) -> Value {
-    let c = &m.counters;
-    json!({
-        "id": m.id, "execution_id": m.execution_id, "activity_id": m.activity_id, "project": m.project,
-        "kind": m.kind, "entity": m.entity, "company": m.company, "external_id": m.external_id,
-        "content_hash": m.content_hash, "size": m.size, "enqueued_by": m.enqueued_by, "state": m.state,
-        "reason": m.reason, "attempts": m.attempts, "enqueued_at": m.enqueued_at.to_rfc3339(),
-        "not_before": m.not_before.to_rfc3339(), "started_at": time(m.started_at),
-        "finished_at": time(m.finished_at), "warnings": m.warnings,
-        "rows": { "read": c.read, "rejected": c.rejected, "inserted": c.inserted, "updated": c.updated,
-                  "unchanged": c.unchanged },
-    })
-}
-
-fn message_json(view: &MessageView) -> Value {
-    let mut value = record_json(&view.record);
-    if let Value::Object(map) = &mut value {
-        map.insert("state".into(), Value::String(view.state.as_str().into()));
-        map.insert("reason".into(), view.reason.clone().map_or(Value::Null, Value::String));
-        let entities: Vec<Value> = view
-            .entities
-            .iter()
-            .map(|e| {
-                json!({
-                    "position": e.position, "entity": e.entity, "company": e.company,
-                    "staging_status": e.staging_status, "target_status": e.target_status,
-                    "rows_read": e.rows_read, "rows_staged": e.rows_staged, "staging_errors": e.staging_errors,
-                    "rows_inserted": e.rows_inserted, "rows_updated": e.rows_updated,
-                    "rows_unchanged": e.rows_unchanged, "target_errors": e.target_errors,
-                    "started_at": time(e.started_at), "finished_at": time(e.finished_at),
-                })
-            })
-            .collect();
-        map.insert("entities".into(), Value::Array(entities));
-    }
-    value
-}
-
 fn message_text(view: &MessageView) -> String {
-    let m = &view.record;
+    let m = &view.message;
     let c = &m.counters;
     let shown = |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
     let mut out = String::new();
@@ -137,7 +105,7 @@ fn message_text(view: &MessageView) -> String {
     if m.execution_id != m.id {
         let _ = writeln!(out, "execution:   {}", m.execution_id);
     }
-    let _ = writeln!(out, "job:         {} (project '{}', {})", m.activity_id, m.project, m.kind);
+    let _ = writeln!(out, "job:         {} (project '{}', {})", m.activity_id, m.project, job_kind_name(m.kind));
     if let Some(entity) = &m.entity {
         let _ = writeln!(out, "entity:      {entity}");
     }
@@ -145,7 +113,7 @@ fn message_text(view: &MessageView) -> String {
     if let Some(external) = &m.external_id {
         let _ = writeln!(out, "external id: {external}");
     }
-    let _ = writeln!(out, "state:       {}", view.state.as_str());
+    let _ = writeln!(out, "state:       {}", message_state_name(m.state));
     if let Some(reason) = &view.reason {
         let _ = writeln!(out, "why:         {reason}");
     }
@@ -174,8 +142,8 @@ fn message_text(view: &MessageView) -> String {
                 e.position.to_string(),
                 e.entity.clone(),
                 e.company.clone().unwrap_or_else(|| "-".into()),
-                e.staging_status.clone(),
-                e.target_status.clone(),
+                entity_state_name(e.staging).to_owned(),
+                entity_state_name(e.target).to_owned(),
                 e.rows_read.to_string(),
                 e.rows_staged.to_string(),
                 (e.staging_errors + e.target_errors).to_string(),
@@ -205,9 +173,7 @@ async fn message_errors(
     }
     let stage = stage
         .map(|s| {
-            Stage::parse(s.trim())
-                .map(|s| s.as_str().to_owned())
-                .ok_or_else(|| anyhow!("--stage: unknown stage '{s}' (known: parse, staging, target)"))
+            stage_from_name(s).ok_or_else(|| anyhow!("--stage: unknown stage '{s}' (known: parse, staging, target)"))
         })
         .transpose()?;
     // Errors are recorded under the entity's label; accept any of its names.
@@ -217,30 +183,22 @@ async fn message_errors(
         .map(|e| service.catalog().by_any_name(e).map_or_else(|| e.to_owned(), |entity| entity.label.clone()));
     let view = find_message(service, id).await?;
     let filter = ErrorFilter { stage, entity, after_id: None, limit };
-    let errors = service.errors(&view.record.id, &filter).await.map_err(failed)?;
+    let m = &view.message;
+    let errors = service.errors(&m.id, &filter).await.map_err(failed)?;
     if as_json {
-        let list: Vec<Value> = errors
-            .iter()
-            .map(|e| {
-                json!({
-                    "id": e.id, "entity": e.entity, "stage": e.stage, "row_number": e.row_number,
-                    "record_key": e.record_key, "field": e.field, "code": e.code, "message": e.message,
-                })
-            })
-            .collect();
-        return Ok(format!("{}\n", Value::Array(list)));
+        return Ok(format!("{}\n", Value::Array(errors.iter().map(error_json).collect())));
     }
     if errors.is_empty() {
-        return Ok(format!("no rejected rows for message {} ({})\n", view.record.id, view.state.as_str()));
+        return Ok(format!("no rejected rows for message {} ({})\n", m.id, message_state_name(m.state)));
     }
     let header = ["ROW", "ENTITY", "STAGE", "FIELD", "KEY", "CODE", "MESSAGE"].map(str::to_owned).to_vec();
     let rows = errors.iter().map(|e| {
         vec![
-            e.row_number.map_or_else(|| "-".into(), |n| n.to_string()),
+            e.row.map_or_else(|| "-".into(), |n| n.to_string()),
             e.entity.clone(),
-            e.stage.clone(),
+            stage_name(e.stage).to_owned(),
             e.field.clone().unwrap_or_else(|| "-".into()),
-            e.record_key.clone().unwrap_or_else(|| "-".into()),
+            e.key.clone().unwrap_or_else(|| "-".into()),
             e.code.clone(),
             e.message.replace('\n', " "),
         ]

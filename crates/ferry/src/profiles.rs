@@ -7,12 +7,10 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
-use ferry_config::{Config, ProfileDecl};
-use ferry_replicate::profile::{self as rules, ProfileDefinition};
-use ferry_replicate::target::TargetKind;
-use ferry_replicate::{
-    EngineSettings, Profile, ProfileState, Replication, ReplicationEngine, ReplicationError, VerifyReport,
-};
+use ferry_api::wire::{change_type_name, failure_log_text, phase_name, profile_state_name, sync_state_name};
+use ferry_config::Config;
+use ferry_domain::{DeclaredProfile, Profile, ProfileDefinition, ProfileState, SystemClock, validate_profile};
+use ferry_replicate::{EngineSettings, Replication, ReplicationEngine, ReplicationError, VerifyReport};
 use serde_json::{Value, json};
 
 use crate::boot;
@@ -34,66 +32,48 @@ impl Outcome {
     }
 }
 
-fn definition_of(decl: &ProfileDecl) -> anyhow::Result<ProfileDefinition> {
-    let target_kind = TargetKind::parse(decl.target_type.as_str())
-        .ok_or_else(|| anyhow!("target type '{}' is not supported", decl.target_type.as_str()))?;
-    Ok(ProfileDefinition {
-        v: 1,
-        name: decl.name.clone(),
-        description: decl.description.clone(),
-        target_kind,
-        schema_name: decl.schema_name.clone(),
-        table_prefix: decl.table_prefix.clone(),
-        retry_count: decl.retry_count,
-        retry_interval_secs: decl.retry_interval_secs,
-        write_delete_log: decl.write_delete_log,
-        entities: decl.entities.clone(),
-        relationships: Vec::new(),
-    })
-}
-
 /// Creates or updates every profile declared in the config, then puts it in its declared state.
 /// Idempotent: a profile whose stored definition, connection string and state already match is
 /// not written (so a running profile is not restarted).
-pub(crate) async fn apply_declared(replication: &Replication, decls: &[ProfileDecl]) -> anyhow::Result<()> {
+pub(crate) async fn apply_declared(replication: &Replication, decls: &[DeclaredProfile]) -> anyhow::Result<()> {
     for (i, decl) in decls.iter().enumerate() {
-        let at = || format!("config profiles[{i}] ('{}')", decl.name);
-        let mut definition = definition_of(decl).with_context(at)?;
-        let problems = rules::validate(&mut definition, replication.catalog());
+        let name = &decl.definition.name;
+        let at = || format!("config profiles[{i}] ('{name}')");
+        let mut definition = decl.definition.clone();
+        let problems = validate_profile(&mut definition, replication.catalog());
         if !problems.is_empty() {
             return Err(anyhow!("{}", ReplicationError::Invalid(problems))).with_context(at);
         }
-        let connection = decl.connection_string.as_reference();
+        let connection = &decl.connection;
         let existing = replication
             .list()
             .await
             .with_context(at)?
             .into_iter()
-            .find(|p| p.definition.name.eq_ignore_ascii_case(&decl.name));
+            .find(|p| p.definition.name.eq_ignore_ascii_case(name));
         let profile = match existing {
             None => {
-                let created = replication.create(definition, &connection).await.with_context(at)?;
+                let created = replication.create(definition, connection).await.with_context(at)?;
                 tracing::info!(profile = %created.definition.name, id = %created.id, "created replication profile from config");
                 created
             }
             Some(profile) => {
                 let same = profile.definition == definition
-                    && replication.has_connection(&profile.id, &connection).await.with_context(at)?;
+                    && replication.has_connection(&profile.id, connection).await.with_context(at)?;
                 if same {
                     profile
                 } else {
                     let updated =
-                        replication.update(&profile.id, definition, Some(&connection)).await.with_context(at)?;
+                        replication.update(&profile.id, definition, Some(connection)).await.with_context(at)?;
                     tracing::info!(profile = %updated.definition.name, id = %updated.id, "updated replication profile from config");
                     updated
                 }
             }
         };
-        let state =
-            ProfileState::parse(decl.state.as_str()).ok_or_else(|| anyhow!("unknown state")).with_context(at)?;
+        let state = decl.state;
         if profile.state != state {
             replication.set_state(&profile.id, state).await.with_context(at)?;
-            tracing::info!(profile = %profile.definition.name, state = state.as_str(), "replication profile state set from config");
+            tracing::info!(profile = %profile.definition.name, state = profile_state_name(state), "replication profile state set from config");
         }
     }
     Ok(())
@@ -107,7 +87,7 @@ pub(crate) async fn run(
 ) -> anyhow::Result<Outcome> {
     let catalog = Arc::new(boot::build_catalog(config.entities_dir.as_deref())?);
     let master = Arc::new(boot::load_master_key(config, env)?);
-    let store = boot::open_store(config).await?;
+    let store = boot::open_store(config, SystemClock::shared()).await?;
     // Never started: commands change the store; the server running the profile acts on it.
     let engine =
         ReplicationEngine::new(store.clone(), catalog.clone(), master.clone(), env.to_vec(), EngineSettings::default());
@@ -167,14 +147,14 @@ fn profile_json(profile: &Profile) -> Value {
         "id": profile.id,
         "name": d.name,
         "description": d.description,
-        "target_type": d.target_kind.as_str(),
+        "target_type": d.target_kind.name(),
         "schema_name": schema_of(d),
         "table_prefix": d.table_prefix,
         "retry_count": d.retry_count,
         "retry_interval": d.retry_interval_secs,
         "write_delete_log": d.write_delete_log,
         "entities": d.entities,
-        "state": profile.state.as_str(),
+        "state": profile_state_name(profile.state),
         "created_at": profile.created_at.to_rfc3339(),
         "updated_at": profile.updated_at.to_rfc3339(),
     })
@@ -193,8 +173,8 @@ async fn list(replication: &Replication, as_json: bool) -> anyhow::Result<String
         vec![
             p.id.clone(),
             p.definition.name.clone(),
-            p.definition.target_kind.as_str().to_owned(),
-            p.state.as_str().to_owned(),
+            p.definition.target_kind.name().to_owned(),
+            profile_state_name(p.state).to_owned(),
             p.definition.entities.join(","),
         ]
     });
@@ -208,8 +188,8 @@ fn show_text(profile: &Profile) -> String {
     let _ = writeln!(out, "id:               {}", profile.id);
     let _ = writeln!(out, "name:             {}", d.name);
     let _ = writeln!(out, "description:      {}", d.description);
-    let _ = writeln!(out, "state:            {}", profile.state.as_str());
-    let _ = writeln!(out, "target type:      {}", d.target_kind.as_str());
+    let _ = writeln!(out, "state:            {}", profile_state_name(profile.state));
+    let _ = writeln!(out, "target type:      {}", d.target_kind.name());
     let _ = writeln!(out, "schema:           {}", schema_of(d));
     let _ = writeln!(out, "table prefix:     {prefix}");
     let _ = writeln!(out, "retry:            {} times every {} s", d.retry_count, d.retry_interval_secs);
@@ -229,7 +209,7 @@ async fn status(replication: &Replication, id: &str, as_json: bool) -> anyhow::R
             .map(|e| {
                 let s = &e.status;
                 json!({
-                    "entity": s.entity, "phase": s.phase, "state": s.state, "reason": s.reason,
+                    "entity": s.entity, "phase": phase_name(s.phase), "state": sync_state_name(s.state), "reason": s.reason,
                     "rows_copied": s.rows_copied, "rows_total": s.rows_total, "last_version": s.last_version,
                     "lag_versions": s.lag_versions, "lag_seconds": s.lag_seconds,
                     "failed_records": e.failed_records, "updated_at": s.updated_at.to_rfc3339(),
@@ -238,7 +218,8 @@ async fn status(replication: &Replication, id: &str, as_json: bool) -> anyhow::R
             .collect();
         return Ok(format!("{}\n", Value::Array(list)));
     }
-    let mut out = format!("profile '{}' ({}): {}\n", profile.definition.name, profile.id, profile.state.as_str());
+    let mut out =
+        format!("profile '{}' ({}): {}\n", profile.definition.name, profile.id, profile_state_name(profile.state));
     if entities.is_empty() {
         out.push_str("no status reported yet (is a server running the profile?)\n");
         return Ok(out);
@@ -250,8 +231,8 @@ async fn status(replication: &Replication, id: &str, as_json: bool) -> anyhow::R
         let s = &e.status;
         vec![
             s.entity.clone(),
-            s.phase.clone(),
-            s.state.clone(),
+            phase_name(s.phase).to_owned(),
+            sync_state_name(s.state).to_owned(),
             format!("{}/{}", s.rows_copied, s.rows_total),
             s.last_version.to_string(),
             s.lag_versions.to_string(),
@@ -278,14 +259,14 @@ async fn failures(replication: &Replication, id: &str, text: bool) -> anyhow::Re
     let profile = find(replication, id).await?;
     let lines = replication.failures(&profile.id, FAILURES_MAX).await.context("cannot read the failure log")?;
     if text {
-        return Ok(lines.iter().map(ferry_replicate::failure_log_text).collect());
+        return Ok(lines.iter().map(failure_log_text).collect());
     }
     let list: Vec<Value> = lines
         .iter()
         .map(|l| {
             json!({
                 "entity": l.entity, "record_id": l.record_id, "notification_time": l.notified_at.to_rfc3339(),
-                "change_type": l.change_type, "reason": l.reason,
+                "change_type": change_type_name(l.change), "reason": l.reason,
             })
         })
         .collect();

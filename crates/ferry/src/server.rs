@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::boot;
+use ferry_domain::{SharedClock, SystemClock};
 use ferry_replicate::{EngineSettings, Replication, ReplicationEngine};
 
 /// How long a graceful shutdown waits for in-flight requests before giving up on them.
@@ -45,6 +46,16 @@ impl RunningServer {
     /// the configuration was loaded from (it serves `master_key = "env:VAR"`).
     /// Logging is not set up here: that is the caller's business.
     pub async fn start(config: Config, env: Vec<(String, String)>) -> anyhow::Result<RunningServer> {
+        RunningServer::start_with_clock(config, env, SystemClock::shared()).await
+    }
+
+    /// Like [`RunningServer::start`], with every time the server writes or compares against
+    /// read from `clock` (tests move a fake one forward).
+    pub async fn start_with_clock(
+        config: Config,
+        env: Vec<(String, String)>,
+        clock: SharedClock,
+    ) -> anyhow::Result<RunningServer> {
         // Another part of the process (or an earlier server) may have installed it already.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         tracing::info!(summary = %config.redacted_summary().replace('\n', "; "), "starting ferry");
@@ -54,7 +65,7 @@ impl RunningServer {
         let catalog = Arc::new(boot::build_catalog(config.entities_dir.as_deref())?);
         tracing::info!(entities = catalog.entities().len(), enums = catalog.enums().len(), "entity catalog built");
 
-        let store = boot::open_store(&config).await?;
+        let store = boot::open_store(&config, clock).await?;
         let report = store.prepare_entities(catalog.clone()).await.context("cannot prepare the entity tables")?;
         if !report.tables_created.is_empty() {
             tracing::info!(tables = ?report.tables_created, "created entity tables");
@@ -84,7 +95,7 @@ impl RunningServer {
         crate::profiles::apply_declared(&replication, &config.profiles).await?;
 
         let import = boot::import_service(&config, &env, store.clone(), catalog.clone()).await?;
-        tracing::info!(blobs = %import.blobs().describe(), "import service ready");
+        tracing::info!(blobs = %import.blobs().describe(), xslt = import.runs_xslt(), "import service ready");
         // Before the workers start, so they never import with a definition the config changed.
         crate::imports::apply_declared(&import, &config.projects, &config.jobs).await?;
 

@@ -10,10 +10,11 @@ use crate::error::{ApiError, ApiResult, ErrorKind};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ferry_auth::Role;
+use ferry_domain::{CompanyScope, KeyText, NewRow, RowKey, StoredRow};
 use ferry_model::{COMPANY_FIELD, Entity, Input, Value, normalize_company};
 use ferry_query::{Column, KeyPredicate, Literal, bind_filter, bind_orderby, bind_select, parse_filter};
 use ferry_query::{parse_key_predicate, parse_orderby, parse_select};
-use ferry_store::{CompanyScope, NewRow, RowKey, RowQuery, StoredRow};
+use ferry_store::RowQuery;
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -298,7 +299,8 @@ async fn count(ctx: &Ctx, entity: &Arc<Entity>) -> ApiResult<Response> {
 
 /// Turns key text from a skip token back into typed key values.
 fn key_from_text(entity: &Entity, company: Option<String>, texts: &[String]) -> ApiResult<RowKey> {
-    RowKey::from_texts(entity, company, texts).ok_or_else(|| {
+    let text = KeyText { company, values: texts.to_vec() };
+    RowKey::from_text(entity, &text).ok_or_else(|| {
         ApiError::bad_request("$skiptoken does not fit this entity set; follow @odata.nextLink as given")
     })
 }

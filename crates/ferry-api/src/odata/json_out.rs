@@ -1,9 +1,9 @@
 //! Entity rows as OData JSON, written by hand: decimals keep every digit (a JSON number
 //! exactly as stored), enums travel as symbols (F&O) or codes (option sets).
 
+use ferry_domain::StoredRow;
 use ferry_model::{COMPANY_FIELD, Entity, EnumStyle, FieldType, Value};
 use ferry_query::Column;
-use ferry_store::StoredRow;
 use std::fmt::Write;
 
 /// Appends `text` as a JSON string literal.
@@ -100,7 +100,7 @@ pub(crate) fn key_path(entity: &Entity, company: Option<&str>, key_text: &[Strin
 
 /// The key values of a row as text, in key order.
 pub(crate) fn key_text(entity: &Entity, row: &StoredRow) -> Vec<String> {
-    row.key(entity).to_texts().1
+    row.key(entity).to_text().values
 }
 
 #[cfg(test)]

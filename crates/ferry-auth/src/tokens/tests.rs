@@ -1,17 +1,20 @@
 //! Token service tests against a real SQLite store.
 
 use super::*;
+use ferry_domain::{Clock, FakeClock};
 use ferry_store::AppOrigin;
+use std::sync::Arc;
 
-async fn service(lifetime_secs: u64) -> (TokenService, App, ferry_store::testing::TestDatabase) {
+async fn service(lifetime_secs: u64) -> (TokenService, App, Arc<FakeClock>, ferry_store::testing::TestDatabase) {
     let db = ferry_store::testing::TestDatabase::sqlite();
-    let store = Store::open(&db.url).await.unwrap();
+    let clock = FakeClock::new();
+    let store = Store::open(&db.url, clock.clone()).await.unwrap();
     store.migrate().await.unwrap();
-    let now = Utc::now();
+    let now = clock.now();
     let app = App {
         client_id: "erp".into(),
         name: "ERP".into(),
-        secret_hash: secret::hash_secret("s3cret"),
+        secret_hash: ferry_secrets::hash_secret("s3cret"),
         roles: vec!["writer".into()],
         default_company: Some("usmf".into()),
         enabled: true,
@@ -29,12 +32,12 @@ async fn service(lifetime_secs: u64) -> (TokenService, App, ferry_store::testing
         trusted_issuers: vec![],
     };
     let (master, _) = MasterKey::generate();
-    (TokenService::open(store, master, settings).await.unwrap(), app, db)
+    (TokenService::open(store, master, settings).await.unwrap(), app, clock, db)
 }
 
 #[tokio::test]
 async fn issues_tokens_that_verify() {
-    let (svc, app, _db) = service(3600).await;
+    let (svc, app, _clock, _db) = service(3600).await;
     assert!(matches!(svc.authenticate_client("erp", "wrong").await, Err(AuthError::InvalidClient)));
     assert!(matches!(svc.authenticate_client("nobody", "s3cret").await, Err(AuthError::InvalidClient)));
     let app = svc.authenticate_client("erp", "s3cret").await.map(|_| app).unwrap();
@@ -50,7 +53,7 @@ async fn issues_tokens_that_verify() {
 
 #[tokio::test]
 async fn rejects_tampered_and_expired_tokens() {
-    let (svc, app, _db) = service(1).await;
+    let (svc, app, clock, _db) = service(1).await;
     let token = svc.issue(&app, "http://ferry.test").await.unwrap().access_token;
     let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -60,14 +63,14 @@ async fn rejects_tampered_and_expired_tokens() {
     let err = svc.verify(&parts.join(".")).await.unwrap_err().to_string();
     assert!(err.contains("signature is invalid"), "{err}");
     assert!(svc.verify("not-a-token").await.is_err());
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_millis(2100));
     let err = svc.verify(&token).await.unwrap_err().to_string();
     assert!(err.contains("expired"), "{err}");
 }
 
 #[tokio::test]
 async fn rotated_keys_keep_verifying_old_tokens() {
-    let (svc, app, _db) = service(3600).await;
+    let (svc, app, _clock, _db) = service(3600).await;
     let old = svc.issue(&app, "http://ferry.test").await.unwrap().access_token;
     let new_kid = svc.rotate_signing_key().await.unwrap();
     let new = svc.issue(&app, "http://ferry.test").await.unwrap().access_token;

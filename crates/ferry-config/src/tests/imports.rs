@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use super::{env, load_text};
-use crate::{
-    BlobsConfig, ImportConfig, JobAppDecl, JobKindDecl, Overrides, ProjectOperation, S3Blobs, SecretRef, load,
-};
+use crate::{Overrides, load};
+use ferry_domain::{AuthorizedApp, BlobStoreConfig, ImportSettings, JobKind, Operation, S3Config, Secret};
+use std::time::Duration;
 
 const STYLESHEET: &str = r#"<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"/>"#;
 
@@ -36,15 +36,16 @@ fn project_with(line: &str) -> String {
 #[test]
 fn defaults() {
     let config = load(None, &[], &Overrides::default()).unwrap();
-    assert_eq!(config.import, ImportConfig::default());
+    assert_eq!(config.import, ImportSettings::default());
     let import = &config.import;
-    assert_eq!((import.workers, import.lease_secs, import.poll_interval_ms, import.max_attempts), (4, 30, 1000, 5));
+    let (lease, poll) = (import.lease.as_secs(), import.poll_interval.as_millis());
+    assert_eq!((import.workers, lease, poll, import.max_attempts), (4, 30, 1000, 5));
     assert_eq!(import.max_enqueue_bytes, 2 * 1024 * 1024 * 1024);
-    assert_eq!((import.dedupe_window_hours, import.batch_rows), (168, 5000));
+    assert_eq!((import.dedupe_window.as_secs() / 3600, import.batch_rows), (168, 5000));
     assert_eq!(import.default_company, "dat");
     assert!(import.xslt);
     assert_eq!(import.max_field_bytes, 1024 * 1024);
-    assert_eq!(config.blobs, BlobsConfig::Local { dir: PathBuf::from("./ferry-data/blobs") });
+    assert_eq!(config.blobs, BlobStoreConfig::Local { dir: PathBuf::from("./ferry-data/blobs") });
     assert!(config.projects.is_empty() && config.jobs.is_empty());
     let summary = config.redacted_summary();
     assert_contains(&summary, "blobs: local dir ./ferry-data/blobs");
@@ -54,10 +55,10 @@ fn defaults() {
 #[test]
 fn blobs_dir_follows_data_dir_unless_set() {
     let config = load_text("data_dir = \"/srv/ferry\"\n", &[]).unwrap();
-    assert_eq!(config.blobs, BlobsConfig::Local { dir: PathBuf::from("/srv/ferry/blobs") });
+    assert_eq!(config.blobs, BlobStoreConfig::Local { dir: PathBuf::from("/srv/ferry/blobs") });
     let config =
         load_text("data_dir = \"/srv/ferry\"\n[blobs]\nkind = \"local\"\ndir = \"/mnt/files\"\n", &[]).unwrap();
-    assert_eq!(config.blobs, BlobsConfig::Local { dir: PathBuf::from("/mnt/files") });
+    assert_eq!(config.blobs, BlobStoreConfig::Local { dir: PathBuf::from("/mnt/files") });
 }
 
 #[test]
@@ -66,13 +67,13 @@ fn every_import_setting() {
                 max_enqueue_bytes = 1048576\ndedupe_window_hours = 0\nbatch_rows = 100\n\
                 default_company = \"USMF\"\nxslt = false\nmax_field_bytes = 4096\n";
     let import = load_text(text, &[]).unwrap().import;
-    let expected = ImportConfig {
+    let expected = ImportSettings {
         workers: 8,
-        lease_secs: 60,
-        poll_interval_ms: 250,
+        lease: Duration::from_secs(60),
+        poll_interval: Duration::from_millis(250),
         max_attempts: 3,
         max_enqueue_bytes: 1_048_576,
-        dedupe_window_hours: 0,
+        dedupe_window: Duration::ZERO,
         batch_rows: 100,
         default_company: "usmf".into(),
         xslt: false,
@@ -99,16 +100,16 @@ fn env_overrides_import_and_blobs() {
     assert_eq!(config.import.batch_rows, 200, "untouched keys keep file values");
     assert!(!config.import.xslt);
     assert_eq!(config.import.max_enqueue_bytes, 10 << 20);
-    let expected = S3Blobs {
+    let expected = S3Config {
         bucket: "ferry-files".into(),
         endpoint: Some("http://127.0.0.1:9000".into()),
         region: "us-east-1".into(),
         access_key_id: Some("minio".into()),
-        secret_access_key: Some(SecretRef::Inline("minio-s3cret".into())),
+        secret_access_key: Some(Secret::new("minio-s3cret")),
         prefix: None,
         allow_http: true,
     };
-    assert_eq!(config.blobs, BlobsConfig::S3(expected));
+    assert_eq!(config.blobs, BlobStoreConfig::S3(expected));
     let debug = format!("{config:?}");
     assert!(!debug.contains("minio-s3cret"), "secret key leaked: {debug}");
     assert!(!config.redacted_summary().contains("minio-s3cret"));
@@ -121,10 +122,10 @@ fn s3_blobs_from_the_file() {
                 access_key_id = \"AKID\"\nsecret_access_key = \"env:FERRY_S3_SECRET\"\n";
     // A FERRY_* variable the config points at is a secret, not a setting.
     let config = load_text(text, &[("FERRY_S3_SECRET", "s3cret")]).unwrap();
-    let BlobsConfig::S3(s3) = &config.blobs else { panic!("s3: {:?}", config.blobs) };
+    let BlobStoreConfig::S3(s3) = &config.blobs else { panic!("s3: {:?}", config.blobs) };
     assert_eq!((s3.bucket.as_str(), s3.region.as_str(), s3.endpoint.as_deref()), ("b", "eu-west-1", None));
     assert_eq!(s3.prefix.as_deref(), Some("prod/ferry"));
-    assert_eq!(s3.secret_access_key, Some(SecretRef::Env("FERRY_S3_SECRET".into())));
+    assert_eq!(s3.secret_access_key, Some(Secret::new("s3cret")), "read from the variable");
     assert!(!s3.allow_http);
     assert_contains(&err_text(text, &[]), "blobs.secret_access_key: environment variable FERRY_S3_SECRET is not set");
 }
@@ -230,7 +231,7 @@ xslt = "<xsl:stylesheet/>"
     let [customers, vendors] = &config.projects[..] else { panic!("two projects: {:?}", config.projects) };
     assert_eq!(customers.name, "Customers", "names are trimmed");
     assert_eq!(customers.description, "nightly customers");
-    assert_eq!(customers.operation, ProjectOperation::Import);
+    assert_eq!(customers.operation, Operation::Import);
     let entity = &customers.entities[0];
     assert_eq!((entity.entity.as_str(), entity.format.as_str(), entity.sheet.as_deref()), ("CustomersV3", "CSV", None));
     assert!(entity.mapping.is_empty() && entity.xslt.is_none());
@@ -300,20 +301,20 @@ fn jobs_resolve_with_defaults() {
     let config = load_text(&text, &[]).unwrap();
     let [first, second] = &config.jobs[..] else { panic!("two jobs: {:?}", config.jobs) };
     assert_eq!(first.activity_id, "6d31e09f-4a4b-4e2b-9c1e-0c5f0a0b1c2d");
-    assert_eq!((first.project.as_str(), first.kind, first.description.as_str()), ("Customers", JobKindDecl::File, ""));
+    assert_eq!((first.project.as_str(), first.kind, first.description.as_str()), ("Customers", JobKind::File, ""));
     assert!(first.apps.is_empty() && first.recurrence.is_none() && first.company.is_none());
     assert!(first.enabled && !first.all_or_nothing);
 
     assert_eq!(second.activity_id, "0a0b0c0d-1111-2222-3333-444455556666", "braces dropped, lower case");
-    assert_eq!(second.kind, JobKindDecl::Package);
+    assert_eq!(second.kind, JobKind::Package);
     assert_eq!(second.recurrence.as_deref(), Some("0 */15 * * * *"));
     assert_eq!(second.company.as_deref(), Some("usmf"));
     assert!(!second.enabled && second.all_or_nothing);
     assert_eq!(
         second.apps,
         [
-            JobAppDecl { client_id: "erp".into(), enabled: true },
-            JobAppDecl { client_id: "legacy".into(), enabled: false }
+            AuthorizedApp { client_id: "erp".into(), enabled: true },
+            AuthorizedApp { client_id: "legacy".into(), enabled: false }
         ]
     );
     assert_contains(&config.redacted_summary(), "jobs: 2");

@@ -2,7 +2,7 @@
 //! errors that name the key.
 
 use super::load_text;
-use crate::{ConnectionString, ProfileStateDecl, ProfileTarget};
+use ferry_domain::{ConnectionString, ProfileState, TargetKind};
 
 const TWO_PROFILES: &str = r#"
 [[profiles]]
@@ -44,27 +44,28 @@ fn profile_with(line: &str) -> String {
 #[test]
 fn profiles_resolve_with_defaults() {
     let config = load_text(TWO_PROFILES, &[("REPORTING_DB", "mysql://u:s3cret@db/crm")]).unwrap();
-    let [reporting, local] = &config.profiles[..] else { panic!("two profiles: {:?}", config.profiles) };
+    let [reporting_decl, local_decl] = &config.profiles[..] else { panic!("two profiles: {:?}", config.profiles) };
+    let (reporting, local) = (&reporting_decl.definition, &local_decl.definition);
     assert_eq!(reporting.name, "Reporting");
     assert_eq!(reporting.description, "BI copy");
-    assert_eq!(reporting.target_type, ProfileTarget::MySql);
-    assert_eq!(reporting.connection_string, ConnectionString::Env("REPORTING_DB".into()));
-    assert_eq!(reporting.connection_string.as_reference(), "env:REPORTING_DB", "the reference is kept, not the value");
+    assert_eq!(reporting.target_kind, TargetKind::MySql);
+    assert_eq!(reporting_decl.connection, ConnectionString::Env("REPORTING_DB".into()));
+    assert_eq!(reporting_decl.connection.as_reference(), "env:REPORTING_DB", "the reference is kept, not the value");
     assert_eq!(reporting.schema_name.as_deref(), Some("crm"));
     assert_eq!(reporting.table_prefix, "rep2024");
     assert_eq!((reporting.retry_count, reporting.retry_interval_secs), (3, 60));
     assert!(reporting.write_delete_log);
     assert_eq!(reporting.entities, ["CustomersV3", "account"]);
-    assert_eq!(reporting.state, ProfileStateDecl::MetadataOnly);
+    assert_eq!(reporting_decl.state, ProfileState::MetadataOnly);
 
-    assert_eq!(local.target_type, ProfileTarget::Sqlite);
-    assert_eq!(local.connection_string.as_reference(), "sqlite:///var/lib/copy.db");
+    assert_eq!(local.target_kind, TargetKind::Sqlite);
+    assert_eq!(local_decl.connection.as_reference(), "sqlite:///var/lib/copy.db");
     assert_eq!(local.description, "");
     assert_eq!(local.schema_name, None);
     assert_eq!(local.table_prefix, "");
     assert_eq!((local.retry_count, local.retry_interval_secs), (12, 5), "the Data Export Service's defaults");
     assert!(!local.write_delete_log);
-    assert_eq!(local.state, ProfileStateDecl::Active, "declared profiles run unless told otherwise");
+    assert_eq!(local_decl.state, ProfileState::Active, "declared profiles run unless told otherwise");
     assert!(config.redacted_summary().contains("profiles: 2"));
 }
 
@@ -122,7 +123,7 @@ fn env_connection_strings_must_be_set() {
     assert_contains(&err_text(&text, &[]), "profiles[0].connection_string: environment variable TARGET_DB is not set");
     assert_contains(&err_text(&text, &[("TARGET_DB", "")]), "environment variable TARGET_DB is empty");
     let config = load_text(&text, &[("TARGET_DB", "postgres://u:pw@h/db")]).unwrap();
-    assert_eq!(config.profiles[0].connection_string, ConnectionString::Env("TARGET_DB".into()));
+    assert_eq!(config.profiles[0].connection, ConnectionString::Env("TARGET_DB".into()));
     let bad = profile_with("").replace("\"postgres://u:pw@h/db\"", "\"env:A B\"");
     assert_contains(
         &err_text(&bad, &[]),

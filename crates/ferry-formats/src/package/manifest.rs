@@ -12,7 +12,8 @@
 //! ordinal alphabetical order, `i:nil="true"` for nulls, UTF-16 LE with a byte-order mark, no XML
 //! declaration, one line.
 
-use crate::{FormatError, FormatErrorKind, SourceFormat};
+use crate::{FormatError, FormatErrorKind};
+use ferry_domain::DataFormat;
 use quick_xml::events::Event;
 use std::io::{self, Write};
 
@@ -512,38 +513,8 @@ pub fn write_header(h: &PackageHeader, out: &mut dyn Write) -> io::Result<()> {
 
 // ---- source formats ----
 
-/// Maps a manifest's `SourceFormat` name to the reader for its data file. Dynamics 365's built-in
-/// names (`CSV`, `CSV-Unicode`, `XML-Element`, `XML-Attribute`, `EXCEL`) and the usual custom ones
-/// are recognised by their words: `XML` (with `Attribute` for attribute style), `EXCEL`/`XLSX`,
-/// `JSON`; delimited text by its delimiter's name (`Semicolon`, `Tab`/`TSV`, `Pipe` or `|`,
-/// `Colon`), else comma for `CSV`/`Comma`/`Text`. The encoding of delimited files is found from
-/// their byte-order mark, so `CSV` and `CSV-Unicode` read alike.
-pub fn source_format_from_manifest(name: &str, excel_sheet: Option<&str>) -> Result<SourceFormat, FormatError> {
-    let upper = name.trim().to_ascii_uppercase();
-    let words: Vec<&str> = upper.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
-    let has = |candidates: &[&str]| words.iter().any(|w| candidates.contains(w));
-    let format = if has(&["XML"]) {
-        if has(&["ATTRIBUTE", "ATTRIBUTES", "ATTR"]) { SourceFormat::XmlAttribute } else { SourceFormat::XmlElement }
-    } else if has(&["EXCEL", "XLSX"]) {
-        SourceFormat::Xlsx { sheet: excel_sheet.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned) }
-    } else if has(&["JSON"]) {
-        SourceFormat::Json
-    } else if has(&["SEMICOLON", "SEMI", "SSV"]) {
-        SourceFormat::Csv { delimiter: b';' }
-    } else if has(&["TAB", "TSV"]) {
-        SourceFormat::Csv { delimiter: b'\t' }
-    } else if has(&["PIPE", "VERTICAL"]) || upper.contains('|') {
-        SourceFormat::Csv { delimiter: b'|' }
-    } else if has(&["COLON"]) {
-        SourceFormat::Csv { delimiter: b':' }
-    } else if has(&["CSV", "COMMA", "TEXT", "TXT", "DELIMITED"]) {
-        SourceFormat::Csv { delimiter: b',' }
-    } else {
-        return Err(bad(format!(
-            "the source format '{}' is not one ferry reads; use CSV, CSV-Unicode, a delimited format named \
-             for its delimiter (Semicolon, Tab, Pipe), XML-Element, XML-Attribute, EXCEL or JSON",
-            name.trim()
-        )));
-    };
-    Ok(format)
+/// The format of a manifest entity's data file, from its `SourceFormat` name (see
+/// [`DataFormat::from_name`]); an unknown name makes the package unreadable.
+pub fn source_format_from_manifest(name: &str, excel_sheet: Option<&str>) -> Result<DataFormat, FormatError> {
+    DataFormat::from_name(name, excel_sheet).map_err(|e| bad(e.to_string()))
 }

@@ -1,8 +1,9 @@
 //! CSV: quoting, encodings, delimiters, header rules, record errors and size caps.
 
 use super::{Generated, assert_kind, cols, fatal, read_all, t, utf16};
+use ferry_domain::DataFormat;
 use ferry_formats::csv::sniff_delimiter;
-use ferry_formats::{Cell, FormatErrorKind, Limits, SourceFormat, open_reader};
+use ferry_formats::{Cell, FormatErrorKind, Limits, open_reader};
 use std::sync::atomic::Ordering;
 
 const CUSTOMERS: &str = "CUSTOMERACCOUNT,NAME,CUSTOMERGROUPID,CREDITLIMIT\r\n\
@@ -12,8 +13,8 @@ DE-003,Müller & Søn,30,12345678901234567890.123456789\r\n\
 US-004,\"She said \"\"hi\"\"\",10,0\r\n\
 \r\n";
 
-fn csv(delimiter: u8) -> SourceFormat {
-    SourceFormat::Csv { delimiter }
+fn csv(delimiter: u8) -> DataFormat {
+    DataFormat::Csv { delimiter }
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! JSON: arrays and NDJSON, exact numbers, flat-record rules, broken structure and size caps.
 
 use super::{Generated, assert_kind, cols, fatal, n, read_all, t, utf16};
-use ferry_formats::{Cell, FormatErrorKind, Limits, SourceFormat, open_reader};
+use ferry_domain::DataFormat;
+use ferry_formats::{Cell, FormatErrorKind, Limits, open_reader};
 use std::sync::atomic::Ordering;
 
 const ARRAY: &str = r#"[
@@ -14,7 +15,7 @@ const ARRAY: &str = r#"[
 
 #[test]
 fn reads_an_array_keeping_every_digit() {
-    let out = read_all(&SourceFormat::Json, ARRAY.as_bytes().to_vec(), &Limits::default()).unwrap();
+    let out = read_all(&DataFormat::Json, ARRAY.as_bytes().to_vec(), &Limits::default()).unwrap();
     assert_eq!(out.columns, cols(&["CUSTOMERACCOUNT", "NAME", "CUSTOMERGROUPID", "CREDITLIMIT", "BLOCKED", "EMAIL"]));
     let records = out.records();
     assert_eq!(records.len(), 3);
@@ -41,7 +42,7 @@ fn reads_an_array_keeping_every_digit() {
 #[test]
 fn reads_ndjson_with_blank_lines_and_pretty_objects() {
     let text = "{\"A\": 1, \"B\": \"x\"}\r\n\r\n{\"A\": 2}\n{\n  \"B\": \"y\",\n  \"C\": 0.1000\n}\n";
-    let out = read_all(&SourceFormat::Json, text.as_bytes().to_vec(), &Limits::default()).unwrap();
+    let out = read_all(&DataFormat::Json, text.as_bytes().to_vec(), &Limits::default()).unwrap();
     assert_eq!(out.columns, cols(&["A", "B", "C"]));
     let records = out.records();
     assert_eq!(records.len(), 3);
@@ -52,10 +53,10 @@ fn reads_ndjson_with_blank_lines_and_pretty_objects() {
 
 #[test]
 fn reads_utf16_and_empty_files() {
-    let out = read_all(&SourceFormat::Json, utf16(ARRAY, true), &Limits::default()).unwrap();
+    let out = read_all(&DataFormat::Json, utf16(ARRAY, true), &Limits::default()).unwrap();
     assert_eq!(out.records().len(), 3);
     for empty in ["", "  \n", "[]", " [ ] \n"] {
-        let out = read_all(&SourceFormat::Json, empty.as_bytes().to_vec(), &Limits::default()).unwrap();
+        let out = read_all(&DataFormat::Json, empty.as_bytes().to_vec(), &Limits::default()).unwrap();
         assert!(out.items.is_empty(), "{empty:?}");
     }
 }
@@ -63,7 +64,7 @@ fn reads_utf16_and_empty_files() {
 #[test]
 fn nested_values_and_non_objects_are_record_errors() {
     let text = r#"[{"A": 1, "ADDRESS": {"CITY": "Oslo"}}, {"A": [1, 2]}, 42, "text", {"A": 2}, {"A": 3, "a": 4}]"#;
-    let out = read_all(&SourceFormat::Json, text.as_bytes().to_vec(), &Limits::default()).unwrap();
+    let out = read_all(&DataFormat::Json, text.as_bytes().to_vec(), &Limits::default()).unwrap();
     assert_eq!(out.items.len(), 6);
     let nested = out.items[0].clone().unwrap_err();
     assert_kind(&nested, FormatErrorKind::InvalidRecord);
@@ -97,11 +98,11 @@ fn malformed_json_is_fatal() {
         r#"[{"A": 1}, }]"#,
     ];
     for case in cases {
-        let error = fatal(read_all(&SourceFormat::Json, case.as_bytes().to_vec(), &Limits::default()));
+        let error = fatal(read_all(&DataFormat::Json, case.as_bytes().to_vec(), &Limits::default()));
         assert_kind(&error, FormatErrorKind::Malformed);
         assert!(error.is_fatal());
     }
-    let out = read_all(&SourceFormat::Json, br#"[{"A": 1}, {"A": 2,}]"#.to_vec(), &Limits::default()).unwrap();
+    let out = read_all(&DataFormat::Json, br#"[{"A": 1}, {"A": 2,}]"#.to_vec(), &Limits::default()).unwrap();
     assert_eq!(out.items[0].clone().unwrap().cells, vec![n("1")]);
     assert_eq!(out.items[1].clone().unwrap_err().row, Some(2));
 }
@@ -110,7 +111,7 @@ fn malformed_json_is_fatal() {
 fn fields_and_records_over_the_caps() {
     let limits = Limits { max_field_bytes: 8, ..Limits::default() };
     let text = r#"[{"A": "far too long"}, {"A": "short"}]"#;
-    let out = read_all(&SourceFormat::Json, text.as_bytes().to_vec(), &limits).unwrap();
+    let out = read_all(&DataFormat::Json, text.as_bytes().to_vec(), &limits).unwrap();
     let error = out.items[0].clone().unwrap_err();
     assert_kind(&error, FormatErrorKind::FieldTooLarge);
     assert_eq!(error.column.as_deref(), Some("A"));
@@ -119,7 +120,7 @@ fn fields_and_records_over_the_caps() {
     let limits = Limits { max_record_bytes: 1 << 20, ..Limits::default() };
     let input = Generated::new(br#"[{"A": ""#, b'x', 64 << 20);
     let read = input.read.clone();
-    let mut reader = open_reader(&SourceFormat::Json, Box::new(input), &limits).unwrap();
+    let mut reader = open_reader(&DataFormat::Json, Box::new(input), &limits).unwrap();
     let error = reader.next_record().unwrap().unwrap_err();
     assert_kind(&error, FormatErrorKind::LimitExceeded);
     assert_eq!(error.row, Some(1));
@@ -127,15 +128,12 @@ fn fields_and_records_over_the_caps() {
     assert!(read.load(Ordering::Relaxed) < 2 << 20, "read {} bytes", read.load(Ordering::Relaxed));
 
     let deep = format!("[{{\"A\": {}{}}}]", "[".repeat(200), "]".repeat(200));
-    assert_kind(
-        &fatal(read_all(&SourceFormat::Json, deep.into_bytes(), &Limits::default())),
-        FormatErrorKind::Malformed,
-    );
+    assert_kind(&fatal(read_all(&DataFormat::Json, deep.into_bytes(), &Limits::default())), FormatErrorKind::Malformed);
 }
 
 #[test]
 fn invalid_utf8_is_fatal() {
-    let error = fatal(read_all(&SourceFormat::Json, b"[{\"A\": \"M\xFCller\"}]".to_vec(), &Limits::default()));
+    let error = fatal(read_all(&DataFormat::Json, b"[{\"A\": \"M\xFCller\"}]".to_vec(), &Limits::default()));
     assert_kind(&error, FormatErrorKind::InvalidEncoding);
     assert!(error.message.contains("byte offset 9"), "{error}");
 }

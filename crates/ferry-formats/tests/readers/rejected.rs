@@ -1,8 +1,9 @@
 //! Rejected rows: written in each format, then read back with that format's reader.
 
 use super::{Outcome, cols, n, read_all, t};
+use ferry_domain::DataFormat;
 use ferry_formats::rejected::RejectedRowsWriter;
-use ferry_formats::{Cell, Limits, SourceFormat, SourceRecord};
+use ferry_formats::{Cell, Limits, SourceRecord};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -22,7 +23,7 @@ impl Write for Shared {
 }
 
 /// Writes `records` (with the columns each was read with) and reads the file back.
-fn round_trip(format: &SourceFormat, records: &[(Vec<String>, SourceRecord)]) -> Outcome {
+fn round_trip(format: &DataFormat, records: &[(Vec<String>, SourceRecord)]) -> Outcome {
     let out = Shared::default();
     let mut writer = RejectedRowsWriter::new(format, Box::new(out.clone())).unwrap();
     for (columns, record) in records {
@@ -45,7 +46,7 @@ fn tricky() -> Vec<Cell> {
 fn csv_round_trips_with_its_delimiter() {
     let columns = cols(&["CUSTOMERACCOUNT", "NAME", "CUSTOMERGROUPID", "NOTE"]);
     for delimiter in [b',', b';', b'\t'] {
-        let format = SourceFormat::Csv { delimiter };
+        let format = DataFormat::Csv { delimiter };
         let rows = vec![
             (columns.clone(), record(tricky())),
             (columns.clone(), record(vec![t("US-1"), t("a"), t("b"), t("c")])),
@@ -63,7 +64,7 @@ fn xml_round_trips_in_both_styles_with_growing_columns() {
     let first = cols(&["CUSTOMERACCOUNT", "NAME", "CUSTOMERGROUPID", "NOTE"]);
     let mut second = first.clone();
     second.push("EMAIL".to_string());
-    for format in [SourceFormat::XmlElement, SourceFormat::XmlAttribute] {
+    for format in [DataFormat::XmlElement, DataFormat::XmlAttribute] {
         let rows = vec![
             (first.clone(), record(tricky())),
             (second.clone(), record(vec![t("US-1"), Cell::Null, t("10"), t("x"), t("a@b.c")])),
@@ -83,13 +84,13 @@ fn json_round_trips_with_exact_numbers() {
         (first.clone(), record(vec![t("DE-003"), n("12345678901234567890.123456789"), Cell::Bool(true), Cell::Null])),
         (first.clone(), record(vec![t("US-\"1\"\n"), n("-1.5e3"), Cell::Bool(false), t("a@b.c")])),
     ];
-    let back = round_trip(&SourceFormat::Json, &rows);
+    let back = round_trip(&DataFormat::Json, &rows);
     assert_eq!(back.columns, first);
     assert_eq!(
         back.records().iter().map(|r| r.cells.clone()).collect::<Vec<_>>(),
         vec![rows[0].1.cells.clone(), rows[1].1.cells.clone()]
     );
-    assert!(round_trip(&SourceFormat::Json, &[]).items.is_empty());
+    assert!(round_trip(&DataFormat::Json, &[]).items.is_empty());
 }
 
 #[test]
@@ -99,7 +100,7 @@ fn xlsx_round_trips_into_the_named_sheet() {
         (columns.clone(), record(vec![t("US-001"), t("Müller & Søn"), n("5000"), Cell::Bool(false), t("2024-01-31")])),
         (columns.clone(), record(vec![t("US-002"), Cell::Null, n("1234.5"), Cell::Bool(true), Cell::Null])),
     ];
-    let format = SourceFormat::Xlsx { sheet: Some("Customers".to_string()) };
+    let format = DataFormat::Xlsx { sheet: Some("Customers".to_string()) };
     let back = round_trip(&format, &rows);
     assert_eq!(back.columns, columns);
     let records = back.records();

@@ -1,12 +1,13 @@
 //! Excel: workbooks made with rust_xlsxwriter, sheet choice, value conversion, and refused files.
 
 use super::{assert_kind, cols, fatal, n, read_all, t};
-use ferry_formats::{Cell, FormatErrorKind, Limits, SourceFormat};
+use ferry_domain::DataFormat;
+use ferry_formats::{Cell, FormatErrorKind, Limits};
 use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
 use std::io::Write;
 
-fn xlsx(sheet: Option<&str>) -> SourceFormat {
-    SourceFormat::Xlsx { sheet: sheet.map(str::to_string) }
+fn xlsx(sheet: Option<&str>) -> DataFormat {
+    DataFormat::Xlsx { sheet: sheet.map(str::to_string) }
 }
 
 /// A workbook with a "Groups" sheet first and a "Customers" sheet second.

@@ -1,7 +1,8 @@
 //! XML: element and attribute styles, nil, escapes, encodings, and refused or broken documents.
 
 use super::{Generated, assert_kind, cols, fatal, read_all, t, utf16};
-use ferry_formats::{Cell, FormatErrorKind, Limits, SourceFormat, open_reader};
+use ferry_domain::DataFormat;
+use ferry_formats::{Cell, FormatErrorKind, Limits, open_reader};
 use std::sync::atomic::Ordering;
 
 const ELEMENTS: &str = r#"<?xml version="1.0" encoding="utf-8"?>
@@ -29,7 +30,7 @@ const ELEMENTS: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 
 #[test]
 fn reads_element_style_records_with_nil_escapes_and_growing_columns() {
-    let out = read_all(&SourceFormat::XmlElement, ELEMENTS.as_bytes().to_vec(), &Limits::default()).unwrap();
+    let out = read_all(&DataFormat::XmlElement, ELEMENTS.as_bytes().to_vec(), &Limits::default()).unwrap();
     assert_eq!(out.columns, cols(&["CUSTOMERACCOUNT", "NAME", "CUSTOMERGROUPID", "CREDITLIMIT", "PHONE"]));
     let records = out.records();
     assert_eq!(records.len(), 3);
@@ -49,7 +50,7 @@ fn reads_attribute_style_records() {
   <CUSTOMER CUSTOMERACCOUNT="US-001" NAME="Contoso &quot;East&quot; &amp; Co" CREDITLIMIT="5000"/>
   <CUSTOMER CUSTOMERACCOUNT="DE-003" NAME="M&#xFC;ller &amp; S&#248;n" EMAIL="a@b.de"></CUSTOMER>
 </Document>"#;
-    let out = read_all(&SourceFormat::XmlAttribute, xml.as_bytes().to_vec(), &Limits::default()).unwrap();
+    let out = read_all(&DataFormat::XmlAttribute, xml.as_bytes().to_vec(), &Limits::default()).unwrap();
     assert_eq!(out.columns, cols(&["CUSTOMERACCOUNT", "NAME", "CREDITLIMIT", "EMAIL"]));
     let records = out.records();
     assert_eq!(records[0].cells, vec![t("US-001"), t("Contoso \"East\" & Co"), t("5000")], "no EMAIL column yet");
@@ -59,9 +60,9 @@ fn reads_attribute_style_records() {
 #[test]
 fn reads_utf16_documents() {
     let xml = ELEMENTS.replace("encoding=\"utf-8\"", "encoding=\"utf-16\"");
-    let expected = read_all(&SourceFormat::XmlElement, ELEMENTS.as_bytes().to_vec(), &Limits::default()).unwrap();
+    let expected = read_all(&DataFormat::XmlElement, ELEMENTS.as_bytes().to_vec(), &Limits::default()).unwrap();
     for bytes in [utf16(&xml, true), utf16(&xml, false), utf16(&xml, true)[2..].to_vec()] {
-        let out = read_all(&SourceFormat::XmlElement, bytes, &Limits::default()).unwrap();
+        let out = read_all(&DataFormat::XmlElement, bytes, &Limits::default()).unwrap();
         assert_eq!(out.records(), expected.records());
     }
 }
@@ -79,41 +80,41 @@ fn dtds_and_unknown_entities_are_refused() {
 ]>
 <Document><R><A>&lol3;</A></R></Document>"#;
     for (name, xml) in [("xxe", xxe), ("billion laughs", laughs), ("plain doctype", "<!DOCTYPE Document><Document/>")] {
-        let error = fatal(read_all(&SourceFormat::XmlElement, xml.as_bytes().to_vec(), &Limits::default()));
+        let error = fatal(read_all(&DataFormat::XmlElement, xml.as_bytes().to_vec(), &Limits::default()));
         assert_kind(&error, FormatErrorKind::ForbiddenXml);
         assert!(error.message.contains("DTDs and entity declarations are not allowed"), "{name}: {error}");
     }
     let unknown = "<Document><R><A>&nbsp;</A></R></Document>";
-    let out = read_all(&SourceFormat::XmlElement, unknown.as_bytes().to_vec(), &Limits::default()).unwrap();
+    let out = read_all(&DataFormat::XmlElement, unknown.as_bytes().to_vec(), &Limits::default()).unwrap();
     let error = out.items[0].clone().unwrap_err();
     assert_kind(&error, FormatErrorKind::ForbiddenXml);
     assert_eq!(error.row, Some(1));
     let in_attribute = "<Document><R A=\"&ent;\"/></Document>";
-    let error = fatal(read_all(&SourceFormat::XmlAttribute, in_attribute.as_bytes().to_vec(), &Limits::default()));
+    let error = fatal(read_all(&DataFormat::XmlAttribute, in_attribute.as_bytes().to_vec(), &Limits::default()));
     assert_kind(&error, FormatErrorKind::ForbiddenXml);
 }
 
 #[test]
 fn malformed_xml_is_fatal_with_the_record_number() {
     let xml = "<Document><R><A>1</A></R><R><A>2</B></R></Document>";
-    let out = read_all(&SourceFormat::XmlElement, xml.as_bytes().to_vec(), &Limits::default()).unwrap();
+    let out = read_all(&DataFormat::XmlElement, xml.as_bytes().to_vec(), &Limits::default()).unwrap();
     assert_eq!(out.items.len(), 2);
     let error = out.items[1].clone().unwrap_err();
     assert_kind(&error, FormatErrorKind::Malformed);
     assert_eq!(error.row, Some(2));
 
     for broken in ["", "   ", "<Document><R><A>1</A></R>", "<Document/><Other/>", "text<Document/>"] {
-        let error = fatal(read_all(&SourceFormat::XmlElement, broken.as_bytes().to_vec(), &Limits::default()));
+        let error = fatal(read_all(&DataFormat::XmlElement, broken.as_bytes().to_vec(), &Limits::default()));
         assert_kind(&error, FormatErrorKind::Malformed);
     }
-    let empty = read_all(&SourceFormat::XmlElement, b"<Document/>".to_vec(), &Limits::default()).unwrap();
+    let empty = read_all(&DataFormat::XmlElement, b"<Document/>".to_vec(), &Limits::default()).unwrap();
     assert!(empty.items.is_empty());
 }
 
 #[test]
 fn nested_elements_in_a_field_are_a_record_error() {
     let xml = "<Document><R><A><B>x</B></A></R><R><A>ok</A></R></Document>";
-    let out = read_all(&SourceFormat::XmlElement, xml.as_bytes().to_vec(), &Limits::default()).unwrap();
+    let out = read_all(&DataFormat::XmlElement, xml.as_bytes().to_vec(), &Limits::default()).unwrap();
     let error = out.items[0].clone().unwrap_err();
     assert_kind(&error, FormatErrorKind::InvalidRecord);
     assert_eq!((error.row, error.column.as_deref()), (Some(1), Some("A")));
@@ -121,7 +122,7 @@ fn nested_elements_in_a_field_are_a_record_error() {
     assert_eq!(out.items[1].clone().unwrap().cells, vec![t("ok")]);
 
     let attr = "<Document><R A=\"1\"><B/></R><R A=\"2\"/><R A=\"3\" a=\"4\"/></Document>";
-    let out = read_all(&SourceFormat::XmlAttribute, attr.as_bytes().to_vec(), &Limits::default()).unwrap();
+    let out = read_all(&DataFormat::XmlAttribute, attr.as_bytes().to_vec(), &Limits::default()).unwrap();
     assert_kind(&out.items[0].clone().unwrap_err(), FormatErrorKind::InvalidRecord);
     assert_eq!(out.items[1].clone().unwrap().cells, vec![t("2")]);
     let twice = out.items[2].clone().unwrap_err();
@@ -134,7 +135,7 @@ fn too_many_attributes_are_fatal() {
     let limits = Limits { max_columns: 4, ..Limits::default() };
     let attrs: String = (0..10).map(|i| format!(" A{i}=\"x\"")).collect();
     let xml = format!("<Document><R{attrs}/></Document>");
-    let error = fatal(read_all(&SourceFormat::XmlAttribute, xml.into_bytes(), &limits));
+    let error = fatal(read_all(&DataFormat::XmlAttribute, xml.into_bytes(), &limits));
     assert_kind(&error, FormatErrorKind::LimitExceeded);
 }
 
@@ -142,7 +143,7 @@ fn too_many_attributes_are_fatal() {
 fn nesting_deeper_than_the_cap_is_fatal() {
     let limits = Limits { max_xml_depth: 8, ..Limits::default() };
     let deep = format!("<Document><R><A>{}{}</A></R></Document>", "<x>".repeat(20), "</x>".repeat(20));
-    let error = fatal(read_all(&SourceFormat::XmlElement, deep.into_bytes(), &limits));
+    let error = fatal(read_all(&DataFormat::XmlElement, deep.into_bytes(), &limits));
     assert_kind(&error, FormatErrorKind::LimitExceeded);
 }
 
@@ -150,7 +151,7 @@ fn nesting_deeper_than_the_cap_is_fatal() {
 fn a_field_over_the_cap_is_a_record_error() {
     let limits = Limits { max_field_bytes: 8, ..Limits::default() };
     let xml = "<Document><R><A>far too long</A></R><R><A>short</A></R></Document>";
-    let out = read_all(&SourceFormat::XmlElement, xml.as_bytes().to_vec(), &limits).unwrap();
+    let out = read_all(&DataFormat::XmlElement, xml.as_bytes().to_vec(), &limits).unwrap();
     let error = out.items[0].clone().unwrap_err();
     assert_kind(&error, FormatErrorKind::FieldTooLarge);
     assert_eq!((error.row, error.column.as_deref()), (Some(1), Some("A")));
@@ -162,7 +163,7 @@ fn a_huge_text_fails_without_being_buffered() {
     let limits = Limits { max_record_bytes: 1 << 20, ..Limits::default() };
     let input = Generated::new(b"<Document><R><A>", b'x', 64 << 20);
     let read = input.read.clone();
-    let mut reader = open_reader(&SourceFormat::XmlElement, Box::new(input), &limits).unwrap();
+    let mut reader = open_reader(&DataFormat::XmlElement, Box::new(input), &limits).unwrap();
     let error = reader.next_record().unwrap().unwrap_err();
     assert_kind(&error, FormatErrorKind::LimitExceeded);
     assert_eq!(error.row, Some(1));
@@ -173,7 +174,7 @@ fn a_huge_text_fails_without_being_buffered() {
 #[test]
 fn invalid_utf8_is_fatal() {
     let bytes = b"<?xml version=\"1.0\" encoding=\"iso-8859-1\"?><Document><R><A>M\xFCller</A></R></Document>".to_vec();
-    let error = fatal(read_all(&SourceFormat::XmlElement, bytes, &Limits::default()));
+    let error = fatal(read_all(&DataFormat::XmlElement, bytes, &Limits::default()));
     assert_kind(&error, FormatErrorKind::InvalidEncoding);
     assert!(error.message.contains("iso-8859-1"), "{error}");
 }

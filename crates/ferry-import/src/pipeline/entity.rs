@@ -1,15 +1,17 @@
 //! The writing half of an import of one entity: takes staged batches, checks lookups, upserts in
 //! batched transactions (isolating a row the database refuses), records every rejected row and
-//! writes the rejected-rows file. All-or-nothing imports validate everything first and then
-//! write every batch in one transaction.
+//! writes the rejected-rows file. All-or-nothing imports validate every entity first, keeping
+//! the valid rows in a spill file, and write them all at the end in one transaction
+//! (`super::apply_spills`).
 
 use super::source::{ErrorDraft, Rejected, SourceEnd, SourceEvent, SourceSpec, read_source};
+use super::spill::SpillWriter;
 use super::{RunError, RunState};
-use crate::status::Stage;
 use crate::validate::describe_key;
+use ferry_domain::{ErrorRecord, NewRow, Stage};
 use ferry_formats::SourceRecord;
 use ferry_formats::rejected::RejectedRowsWriter;
-use ferry_store::{BatchCounts, ImportErrorRecord, NewRow, StoreError};
+use ferry_store::{BatchCounts, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -28,6 +30,8 @@ pub(crate) struct EntityOutcome {
     pub counts: BatchCounts,
     pub fatal: Option<String>,
     pub ignored_columns: Vec<String>,
+    /// The valid rows, kept for the final apply of an all-or-nothing import.
+    pub spill: Option<tempfile::TempPath>,
 }
 
 impl EntityOutcome {
@@ -41,10 +45,8 @@ impl EntityOutcome {
 pub(crate) enum WriteMode {
     /// One transaction per batch.
     Batched,
-    /// Read and validate only (first pass of an all-or-nothing import).
-    ValidateOnly,
-    /// Everything in one transaction (second pass of an all-or-nothing import).
-    Atomic,
+    /// Validated only and kept in a spill file (an all-or-nothing import writes at the end).
+    Spill,
 }
 
 pub(crate) async fn import_entity(
@@ -53,42 +55,35 @@ pub(crate) async fn import_entity(
     position: i64,
     mode: WriteMode,
 ) -> Result<EntityOutcome, RunError> {
-    // The staging file is written by the pass that stages (not by the write pass of an
-    // all-or-nothing import, which reads the file a second time).
-    let staging = if mode == WriteMode::Atomic {
-        None
-    } else {
-        let file = tempfile::NamedTempFile::new_in(&run.ctx.settings.work_dir)
-            .map_err(|e| RunError::Transient(format!("cannot create a staging file: {e}")))?;
-        Some(file.into_temp_path())
+    let scratch = |what: &str| {
+        tempfile::NamedTempFile::new_in(&run.ctx.runtime.work_dir)
+            .map(|f| f.into_temp_path())
+            .map_err(|e| RunError::Transient(format!("cannot create a {what} file: {e}")))
     };
-    spec.staging_path = staging.as_ref().map(|p| p.to_path_buf());
+    let staging = scratch("staging")?;
+    spec.staging_path = Some(staging.to_path_buf());
+    let mut spill = match mode {
+        WriteMode::Spill => {
+            let path = scratch("spill")?;
+            let writer = SpillWriter::create(&path)
+                .map_err(|e| RunError::Transient(format!("cannot write a spill file: {e}")))?;
+            Some((path, writer))
+        }
+        WriteMode::Batched => None,
+    };
     // One batch waits while one is written and one is read: memory stays at about three batches.
     let (tx, mut rx) = mpsc::channel::<SourceEvent>(1);
     let cancel = Arc::new(AtomicBool::new(false));
     let reader = {
         let spec = spec.clone();
         let cancel = cancel.clone();
-        tokio::task::spawn_blocking(move || read_source(spec, tx, cancel))
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| read_source(spec, tx, cancel)))
     };
     let _stop_reader = StopOnDrop(cancel);
     let entity = spec.entity.clone();
     let mut outcome = EntityOutcome::default();
     let mut rejected_file: Option<RejectedFile> = None;
-    let (atomic_tx, atomic_task) = if mode == WriteMode::Atomic {
-        let (btx, brx) = mpsc::channel::<Vec<NewRow>>(2);
-        let store = run.ctx.store.clone();
-        let fence = run.fence.clone();
-        let entity = entity.clone();
-        let update_fields: Vec<usize> = (0..entity.fields.len()).collect();
-        let task =
-            tokio::spawn(
-                async move { store.import_atomically(&entity, brx, Some(&update_fields), Some(&fence)).await },
-            );
-        (Some(btx), Some(task))
-    } else {
-        (None, None)
-    };
 
     let mut end: Option<SourceEnd> = None;
     while let Some(event) = rx.recv().await {
@@ -101,7 +96,7 @@ pub(crate) async fn import_entity(
             }
         };
         outcome.read += batch.read as i64;
-        let mut errors: Vec<ImportErrorRecord> = Vec::new();
+        let mut errors: Vec<ErrorRecord> = Vec::new();
         for Rejected { record, errors: drafts } in batch.rejected {
             outcome.staging_errors += 1;
             if let Some(record) = &record {
@@ -120,6 +115,7 @@ pub(crate) async fn import_entity(
             .unzip();
         // Lookups to other entities, checked for the whole batch at once.
         let misses = run.ctx.store.missing_lookups(&entity, &rows).await?;
+        let misses = run.unresolved(&entity, &rows, misses);
         if !misses.is_empty() {
             let mut by_row: BTreeMap<usize, Vec<ErrorDraft>> = BTreeMap::new();
             for miss in misses {
@@ -144,16 +140,15 @@ pub(crate) async fn import_entity(
                 errors.extend(drafts.into_iter().map(|d| run.error_record(&entity.label, d)));
             }
         }
-        match mode {
-            WriteMode::ValidateOnly => {}
-            WriteMode::Atomic => {
-                if let Some(btx) = &atomic_tx
-                    && btx.send(rows).await.is_err()
-                {
-                    break; // the transaction failed; its error is reported below
-                }
+        match &mut spill {
+            Some((_, writer)) => {
+                let fields = batch.mapped_fields.clone();
+                writer
+                    .write_batch(&fields, &rows)
+                    .map_err(|e| RunError::Transient(format!("cannot write a spill file: {e}")))?;
+                run.will_write(&entity, &rows);
             }
-            WriteMode::Batched => {
+            None => {
                 let written = write_batch(run, &spec, &batch.mapped_fields, rows, sources, &mut errors).await?;
                 outcome.counts += written.0;
                 outcome.target_errors += written.1.len() as i64;
@@ -167,15 +162,11 @@ pub(crate) async fn import_entity(
         run.store_errors(errors).await?;
         run.add_progress(&outcome);
     }
-    drop(atomic_tx);
-    if let Some(task) = atomic_task {
-        match task.await {
-            Ok(Ok(counts)) => outcome.counts = counts,
-            Ok(Err(e)) => return Err(e.into()),
-            Err(e) => return Err(RunError::Fatal(format!("the import task failed: {e}"))),
-        }
-    }
     let _ = reader.await;
+    if let Some((path, writer)) = spill {
+        writer.finish().map_err(|e| RunError::Transient(format!("cannot write a spill file: {e}")))?;
+        outcome.spill = Some(path);
+    }
     if let Some(end) = end {
         outcome.ignored_columns = end.ignored_columns;
         if let Some(draft) = end.fatal {
@@ -190,9 +181,7 @@ pub(crate) async fn import_entity(
     if let Some(file) = rejected_file {
         file.finish(run).await?;
     }
-    if let Some(path) = staging {
-        run.ctx.blobs.put_file(&super::staging_blob_key(&run.message.id, position), &path).await?;
-    }
+    run.ctx.blobs.put_file(&super::staging_blob_key(&run.message.id, position), &staging).await?;
     Ok(outcome)
 }
 
@@ -205,13 +194,13 @@ async fn write_batch(
     mapped_fields: &[usize],
     rows: Vec<NewRow>,
     sources: Vec<(u64, SourceRecord)>,
-    errors: &mut Vec<ImportErrorRecord>,
+    errors: &mut Vec<ErrorRecord>,
 ) -> Result<(BatchCounts, Vec<SourceRecord>), RunError> {
     let store = &run.ctx.store;
     let entity = &spec.entity;
     match store.import_batch(entity, rows.clone(), Some(mapped_fields), Some(&run.fence)).await {
         Ok(counts) => return Ok((counts, Vec::new())),
-        Err(e) if is_row_level(&e) => {}
+        Err(e) if e.is_row_level() => {}
         Err(e) => return Err(e.into()),
     }
     let mut counts = BatchCounts::default();
@@ -220,7 +209,7 @@ async fn write_batch(
         let key = describe_key(entity, &row.company, &row.values);
         match store.import_batch(entity, vec![row], Some(mapped_fields), Some(&run.fence)).await {
             Ok(c) => counts += c,
-            Err(e) if is_row_level(&e) => {
+            Err(e) if e.is_row_level() => {
                 let (code, field) = match &e {
                     StoreError::LookupMissing { field, .. } => ("lookup_missing", Some(field.clone())),
                     StoreError::Conflict { .. } => ("conflict", None),
@@ -245,11 +234,6 @@ async fn write_batch(
     Ok((counts, refused))
 }
 
-/// Errors that belong to rows rather than to the run.
-fn is_row_level(e: &StoreError) -> bool {
-    matches!(e, StoreError::LookupMissing { .. } | StoreError::Conflict { .. } | StoreError::Database(_))
-}
-
 struct StopOnDrop(Arc<AtomicBool>);
 
 impl Drop for StopOnDrop {
@@ -270,7 +254,7 @@ impl RejectedFile {
     /// rows are still recorded as errors; only the file is missing).
     fn new(run: &RunState, spec: &SourceSpec, position: i64) -> RejectedFile {
         let key = super::rejected_blob_key(&run.message.id, position, &spec.format);
-        match tempfile::NamedTempFile::new_in(&run.ctx.settings.work_dir) {
+        match tempfile::NamedTempFile::new_in(&run.ctx.runtime.work_dir) {
             Ok(file) => {
                 let (file, path) = file.into_parts();
                 let writer = RejectedRowsWriter::new(&spec.format, Box::new(std::io::BufWriter::new(file))).ok();

@@ -1,20 +1,24 @@
 //! Importing one claimed message: find its job and project, fetch its file, open the file or
 //! the package, apply XSLT, import each entity in execution order (`entity.rs`), and work out
-//! how the message ends.
+//! how the message ends (the rules are `ferry_domain::verdict`). An all-or-nothing message is
+//! validated whole first and written at the end in one transaction, or not at all.
 
 mod entity;
+mod pending;
 mod source;
+mod spill;
 
 use crate::context::ImportContext;
-use crate::definition::{Job, JobKind, Project, ResolvedEntity};
-use crate::status::{EntityState, MessageState};
 use entity::{EntityOutcome, WriteMode, errors_room, import_entity};
-use ferry_formats::SourceFormat;
-use ferry_formats::package::{Package, source_format_from_manifest};
-use ferry_store::{
-    Fence, ImportErrorRecord, MessageEntityRecord, MessageOutcome, MessageRecord, RowCounters, StoreError,
+use ferry_domain::{
+    DataFormat, EntityResult, EntityRun, ErrorRecord, JobKind, Message, MessageOutcome, MessageState, ResolvedEntity,
+    RowCounters, entity_states, rolls_back, verdict,
 };
+use ferry_formats::package::{Package, source_format_from_manifest};
+use ferry_store::{AtomicBatch, AtomicRefusal, Fence, LookupMiss, StoreError};
+use pending::PendingKeys;
 use source::{ErrorDraft, SourceSpec};
+use spill::SpillReader;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,7 +56,7 @@ impl From<ferry_blob::BlobError> for RunError {
 /// One run of one message.
 pub(crate) struct RunState {
     pub ctx: Arc<ImportContext>,
-    pub message: MessageRecord,
+    pub message: Message,
     pub fence: Fence,
     /// Set by the heartbeat when the lease was lost.
     pub lost: Arc<AtomicBool>,
@@ -60,10 +64,12 @@ pub(crate) struct RunState {
     pub progress: Arc<Mutex<RowCounters>>,
     done: Mutex<RowCounters>,
     errors_stored: Mutex<i64>,
+    /// All-or-nothing runs: the keys spilled so far, for lookups of later entities.
+    pending: Mutex<Option<PendingKeys>>,
 }
 
 impl RunState {
-    pub fn new(ctx: Arc<ImportContext>, message: MessageRecord, holder: &str) -> RunState {
+    pub fn new(ctx: Arc<ImportContext>, message: Message, holder: &str) -> RunState {
         let fence = Fence { message_id: message.id.clone(), holder: holder.to_string(), lease: ctx.settings.lease };
         RunState {
             ctx,
@@ -73,6 +79,7 @@ impl RunState {
             progress: Arc::new(Mutex::new(RowCounters::default())),
             done: Mutex::new(RowCounters::default()),
             errors_stored: Mutex::new(0),
+            pending: Mutex::new(None),
         }
     }
 
@@ -80,41 +87,65 @@ impl RunState {
         if self.lost.load(Ordering::Relaxed) { Err(RunError::LeaseLost) } else { Ok(()) }
     }
 
-    fn error_record(&self, entity: &str, d: ErrorDraft) -> ImportErrorRecord {
-        ImportErrorRecord {
+    fn error_record(&self, entity: &str, d: ErrorDraft) -> ErrorRecord {
+        ErrorRecord {
             id: 0,
             message_id: self.message.id.clone(),
             entity: entity.to_string(),
-            stage: d.stage.as_str().to_string(),
-            row_number: d.row.map(|r| r as i64),
-            record_key: d.key,
+            stage: d.stage,
+            row: d.row.map(|r| r as i64),
+            key: d.key,
             field: d.field,
             code: d.code,
             message: d.message,
         }
     }
 
-    async fn store_errors(&self, mut errors: Vec<ImportErrorRecord>) -> Result<(), RunError> {
+    async fn store_errors(&self, mut errors: Vec<ErrorRecord>) -> Result<(), RunError> {
         let room = errors_room(*self.errors_stored.lock().expect("errors lock"));
         errors.truncate(room);
         if errors.is_empty() {
             return Ok(());
         }
         *self.errors_stored.lock().expect("errors lock") += errors.len() as i64;
-        self.ctx.store.add_import_errors(&errors, &self.fence).await?;
+        self.ctx.store.add_errors(&errors, &self.fence).await?;
         Ok(())
+    }
+
+    /// The lookup misses of `rows` (of `entity`) that no row the message will write resolves.
+    fn unresolved(
+        &self,
+        entity: &ferry_model::Entity,
+        rows: &[ferry_domain::NewRow],
+        misses: Vec<LookupMiss>,
+    ) -> Vec<LookupMiss> {
+        match self.pending.lock().expect("pending lock").as_ref() {
+            Some(pending) => misses.into_iter().filter(|m| !pending.covers(entity, &rows[m.row], m)).collect(),
+            None => misses,
+        }
+    }
+
+    /// Notes rows an all-or-nothing run will write, for lookups of later entities.
+    fn will_write(&self, entity: &ferry_model::Entity, rows: &[ferry_domain::NewRow]) {
+        if let Some(pending) = self.pending.lock().expect("pending lock").as_mut() {
+            pending.record(entity, rows);
+        }
     }
 
     /// Publishes the progress of the entity being imported on top of the finished ones.
     fn add_progress(&self, current: &EntityOutcome) {
         let done = *self.done.lock().expect("progress lock");
-        *self.progress.lock().expect("progress lock") = add(done, counters_of(current));
+        *self.progress.lock().expect("progress lock") = done + counters_of(current);
     }
 
     fn finish_entity(&self, outcome: &EntityOutcome) {
         let mut done = self.done.lock().expect("progress lock");
-        *done = add(*done, counters_of(outcome));
+        *done = *done + counters_of(outcome);
         *self.progress.lock().expect("progress lock") = *done;
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.ctx.store.clock().now()
     }
 }
 
@@ -128,25 +159,9 @@ fn counters_of(o: &EntityOutcome) -> RowCounters {
     }
 }
 
-fn add(a: RowCounters, b: RowCounters) -> RowCounters {
-    RowCounters {
-        read: a.read + b.read,
-        rejected: a.rejected + b.rejected,
-        inserted: a.inserted + b.inserted,
-        updated: a.updated + b.updated,
-        unchanged: a.unchanged + b.unchanged,
-    }
-}
-
 /// The blob key of the rejected-rows file of entity `position` of a message.
-pub fn rejected_blob_key(message_id: &str, position: i64, format: &SourceFormat) -> String {
-    let ext = match format {
-        SourceFormat::Csv { .. } => "csv",
-        SourceFormat::XmlElement | SourceFormat::XmlAttribute => "xml",
-        SourceFormat::Json => "json",
-        SourceFormat::Xlsx { .. } => "xlsx",
-    };
-    format!("rejected/{message_id}/{position}.{ext}")
+pub fn rejected_blob_key(message_id: &str, position: i64, format: &DataFormat) -> String {
+    format!("rejected/{message_id}/{position}.{}", format.extension())
 }
 
 /// The blob key of the staging file (JSON lines) of entity `position` of a message.
@@ -160,6 +175,15 @@ struct Unit {
     path: PathBuf,
 }
 
+/// One entity of the message as it went: its result row, what happened, and (all-or-nothing)
+/// the spill of its valid rows.
+struct Done {
+    result: EntityResult,
+    run: EntityRun,
+    spill: Option<tempfile::TempPath>,
+    entity: Arc<ferry_model::Entity>,
+}
+
 /// Runs the message to its outcome.
 pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
     let ctx = &run.ctx;
@@ -167,26 +191,21 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
         // An earlier run stopped part way: forget what it recorded.
         ctx.store.begin_message_attempt(&run.fence).await?;
     }
-    let job = match ctx.store.get_job(&run.message.activity_id).await? {
-        Some(record) => serde_json::from_str::<Job>(&record.definition)
-            .map_err(|e| RunError::Fatal(format!("the job's stored definition is unreadable: {e}")))?,
-        None => return Ok(failed("the recurring job of this message was deleted before it was processed")),
+    let Some((job, _)) = ctx.store.get_job(&run.message.activity_id).await? else {
+        return Ok(failed("the recurring job of this message was deleted before it was processed"));
     };
-    let project = match ctx.store.get_project(&job.project).await? {
-        Some(record) => serde_json::from_str::<Project>(&record.definition)
-            .map_err(|e| RunError::Fatal(format!("the project's stored definition is unreadable: {e}")))?,
-        None => return Ok(failed(&format!("data project '{}' does not exist (any more)", job.project))),
+    let Some((project, _)) = ctx.store.get_project(&job.project).await? else {
+        return Ok(failed(&format!("data project '{}' does not exist (any more)", job.project)));
     };
-    let catalog = ctx.catalog.clone();
     let check = |xsl: &str| ferry_xslt::check_stylesheet(xsl.as_bytes()).map_err(|e| e.to_string());
-    let resolved = match project.resolve(&catalog, &check) {
+    let resolved = match project.resolve(&ctx.catalog, &check) {
         Ok(r) => r,
         Err(e) => return Ok(failed(&e.0)),
     };
     let blob = ctx.blobs.local_copy(&run.message.blob_key).await?;
-    let scratch = tempfile::tempdir_in(&ctx.settings.work_dir)
+    let scratch = tempfile::tempdir_in(&ctx.runtime.work_dir)
         .map_err(|e| RunError::Transient(format!("cannot create a scratch directory: {e}")))?;
-    let units = match JobKind::from_message(&run.message.kind) {
+    let units = match run.message.kind {
         JobKind::File => {
             let entity_name = run.message.entity.clone().unwrap_or_default();
             let Some(r) = resolved.into_iter().find(|r| r.entity.collection == entity_name) else {
@@ -203,39 +222,27 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
         },
     };
 
-    let mut total = RowCounters::default();
+    let mode = if job.all_or_nothing { WriteMode::Spill } else { WriteMode::Batched };
+    if job.all_or_nothing {
+        let entities: Vec<_> = units.iter().map(|u| u.resolved.entity.clone()).collect();
+        *run.pending.lock().expect("pending lock") = Some(PendingKeys::new(ctx.catalog.clone(), &entities));
+    }
     let mut warnings = Vec::new();
-    let mut fatal_reasons = Vec::new();
+    let mut done: Vec<Done> = Vec::new();
     for (position, unit) in units.into_iter().enumerate() {
         let position = position as i64;
-        let mut record = MessageEntityRecord {
-            message_id: run.message.id.clone(),
-            position,
-            entity: unit.resolved.entity.label.clone(),
-            company: run.message.company.clone(),
-            staging_status: EntityState::Executing.as_str().into(),
-            target_status: EntityState::NotStarted.as_str().into(),
-            rows_read: 0,
-            rows_staged: 0,
-            staging_errors: 0,
-            rows_inserted: 0,
-            rows_updated: 0,
-            rows_unchanged: 0,
-            target_errors: 0,
-            started_at: Some(chrono::Utc::now()),
-            finished_at: None,
-        };
-        ctx.store.put_message_entity(&record, &run.fence).await?;
+        let label = unit.resolved.entity.label.clone();
+        let result = EntityResult::started(&run.message.id, position, &label, run.message.company.clone(), run.now());
+        ctx.store.put_entity_result(&result, &run.fence).await?;
         let path = match &unit.resolved.xslt {
             Some(xsl) => match transform(run, xsl, &unit.path, scratch.path(), position).await? {
                 Ok(p) => p,
                 Err(reason) => {
                     let draft = ErrorDraft::file("xslt_failed", &reason);
-                    run.store_errors(vec![run.error_record(&unit.resolved.entity.label, draft)]).await?;
-                    fatal_reasons.push(format!("{}: {reason}", unit.resolved.entity.label));
-                    record.staging_status = EntityState::Error.as_str().into();
-                    record.finished_at = Some(chrono::Utc::now());
-                    ctx.store.put_message_entity(&record, &run.fence).await?;
+                    run.store_errors(vec![run.error_record(&label, draft)]).await?;
+                    let fatal = Some(format!("{label}: {reason}"));
+                    let entity_run = EntityRun { label, counters: RowCounters::default(), fatal };
+                    done.push(Done { result, run: entity_run, spill: None, entity: unit.resolved.entity.clone() });
                     continue;
                 }
             },
@@ -247,93 +254,134 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
             path,
             mapping: unit.resolved.mapping.clone(),
             company: run.message.company.clone().or(job.company.clone()),
-            limits: ctx.settings.limits.clone(),
+            limits: ctx.limits.clone(),
             batch_rows: ctx.settings.batch_rows,
             staging_path: None,
         };
-        let outcome = if job.all_or_nothing {
-            let check = import_entity(run, spec.clone(), position, WriteMode::ValidateOnly).await?;
-            if check.rejected() > 0 || check.fatal.is_some() {
-                check
-            } else {
-                import_entity(run, spec, position, WriteMode::Atomic).await?
-            }
-        } else {
-            import_entity(run, spec, position, WriteMode::Batched).await?
-        };
+        let mut outcome = import_entity(run, spec, position, mode).await?;
         run.finish_entity(&outcome);
         if !outcome.ignored_columns.is_empty() {
             warnings.push(format!(
-                "{}: column{} ignored (the entity has no such field): {}",
-                unit.resolved.entity.label,
+                "{label}: column{} ignored (the entity has no such field): {}",
                 if outcome.ignored_columns.len() == 1 { "" } else { "s" },
                 outcome.ignored_columns.join(", ")
             ));
         }
-        if let Some(reason) = &outcome.fatal {
-            fatal_reasons.push(reason.clone());
-        }
-        record.rows_read = outcome.read;
-        record.rows_staged = outcome.staged;
-        record.staging_errors = outcome.staging_errors;
-        record.target_errors = outcome.target_errors;
-        let written = !(job.all_or_nothing && (outcome.rejected() > 0 || outcome.fatal.is_some()));
-        record.rows_inserted = if written { outcome.counts.inserted as i64 } else { 0 };
-        record.rows_updated = if written { outcome.counts.updated as i64 } else { 0 };
-        record.rows_unchanged = if written { outcome.counts.unchanged as i64 } else { 0 };
-        let failed_entity = outcome.fatal.is_some() && outcome.read == 0;
-        record.staging_status = if failed_entity { EntityState::Error } else { EntityState::Finished }.as_str().into();
-        record.target_status =
-            if failed_entity || !written { EntityState::Error } else { EntityState::Finished }.as_str().into();
-        record.finished_at = Some(chrono::Utc::now());
-        ctx.store.put_message_entity(&record, &run.fence).await?;
-        total = add(
-            total,
-            RowCounters {
-                inserted: record.rows_inserted,
-                updated: record.rows_updated,
-                unchanged: record.rows_unchanged,
-                ..counters_of(&outcome)
-            },
-        );
+        let mut result = result;
+        result.rows_read = outcome.read;
+        result.rows_staged = outcome.staged;
+        result.staging_errors = outcome.staging_errors;
+        result.target_errors = outcome.target_errors;
+        let entity_run = EntityRun { label, counters: counters_of(&outcome), fatal: outcome.fatal.clone() };
+        let spill = outcome.spill.take();
+        done.push(Done { result, run: entity_run, spill, entity: unit.resolved.entity.clone() });
     }
 
-    let warnings = (!warnings.is_empty()).then(|| warnings.join("\n"));
-    let imported = total.inserted + total.updated + total.unchanged;
-    let (state, reason) = if !fatal_reasons.is_empty() && imported == 0 {
-        (MessageState::PreProcessingError, Some(fatal_reasons.join("; ")))
-    } else if job.all_or_nothing && (total.rejected > 0 || !fatal_reasons.is_empty()) {
-        (
-            MessageState::ProcessedWithErrors,
-            Some(format!(
-                "rolled back: this job imports all or nothing and {} of {} rows were rejected; nothing was imported",
-                total.rejected, total.read
-            )),
-        )
-    } else if total.rejected > 0 || !fatal_reasons.is_empty() {
-        let mut reason = format!("{} of {} rows were rejected", total.rejected, total.read);
-        if !fatal_reasons.is_empty() {
-            reason.push_str(&format!("; {}", fatal_reasons.join("; ")));
+    let written = if job.all_or_nothing {
+        let runs: Vec<EntityRun> = done.iter().map(|d| d.run.clone()).collect();
+        if rolls_back(&runs, true) {
+            tracing::info!("all-or-nothing message rolled back: nothing is written");
+            false
+        } else if let Err(refusal) = apply_spills(run, &mut done).await? {
+            refused(run, &mut done[refusal.position], &refusal).await?;
+            false
+        } else {
+            true
         }
-        (MessageState::ProcessedWithErrors, Some(reason))
     } else {
-        (MessageState::Processed, None)
+        true
     };
-    Ok(MessageOutcome { state: state.as_str().into(), reason, counters: total, warnings })
+    for d in &mut done {
+        let (staging, target) = entity_states(&d.run, written);
+        d.result.staging = staging;
+        d.result.target = target;
+        let counters = d.run.counters;
+        (d.result.rows_inserted, d.result.rows_updated, d.result.rows_unchanged) =
+            (counters.inserted, counters.updated, counters.unchanged);
+        d.result.finished_at = Some(run.now());
+        ctx.store.put_entity_result(&d.result, &run.fence).await?;
+    }
+    let runs: Vec<EntityRun> = done.into_iter().map(|d| d.run).collect();
+    let verdict = verdict(&runs, job.all_or_nothing);
+    let warnings = (!warnings.is_empty()).then(|| warnings.join("\n"));
+    Ok(MessageOutcome { state: verdict.state, reason: verdict.reason, counters: verdict.counters, warnings })
+}
+
+/// Writes the spilled rows of every entity, in execution order, in ONE transaction: the
+/// transaction lasts only as long as writing them takes (the reading, staging and lookups all
+/// happened before), and if any of it fails nothing of the message is written. The inner `Err`
+/// says which entity's rows the database refused.
+async fn apply_spills(run: &RunState, done: &mut [Done]) -> Result<Result<(), AtomicRefusal>, RunError> {
+    let spills: Vec<(usize, Arc<ferry_model::Entity>, PathBuf)> = done
+        .iter()
+        .enumerate()
+        .filter_map(|(position, d)| d.spill.as_ref().map(|p| (position, d.entity.clone(), p.to_path_buf())))
+        .collect();
+    let (tx, rx) = tokio::sync::mpsc::channel::<AtomicBatch>(2);
+    let span = tracing::Span::current();
+    let feeder = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| -> std::io::Result<()> {
+            for (position, entity, path) in spills {
+                let mut reader = SpillReader::open(&path)?;
+                while let Some(batch) = reader.next_batch()? {
+                    let update_fields = Arc::new(batch.update_fields);
+                    let batch = AtomicBatch { position, entity: entity.clone(), update_fields, rows: batch.rows };
+                    if tx.blocking_send(batch).is_err() {
+                        return Ok(()); // the transaction failed; its error is reported by the caller
+                    }
+                }
+            }
+            Ok(())
+        })
+    });
+    let applied = run.ctx.store.import_atomically(rx, Some(&run.fence)).await?;
+    let fed = feeder.await;
+    let counts = match applied {
+        Ok(counts) => counts,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    match fed {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(RunError::Transient(format!("cannot read a spill file: {e}"))),
+        Err(e) => return Err(RunError::Fatal(format!("reading the spill files failed: {e}"))),
+    }
+    for (position, n) in counts {
+        let counters = &mut done[position].run.counters;
+        (counters.inserted, counters.updated, counters.unchanged) =
+            (n.inserted as i64, n.updated as i64, n.unchanged as i64);
+    }
+    Ok(Ok(()))
+}
+
+/// Records that the final write of an all-or-nothing message was refused at entity `d`: the
+/// entity fails with the database's reason, and the message rolls back.
+async fn refused(run: &RunState, d: &mut Done, refusal: &AtomicRefusal) -> Result<(), RunError> {
+    let (code, field) = match &refusal.error {
+        StoreError::LookupMissing { field, .. } => ("lookup_missing", Some(field.clone())),
+        StoreError::Conflict { .. } => ("conflict", None),
+        _ => ("rejected_by_database", None),
+    };
+    let message = format!("the final write was refused: {}", refusal.error);
+    tracing::info!(entity = %d.run.label, error = %refusal.error, "all-or-nothing message rolled back on its final write");
+    let draft = ErrorDraft {
+        stage: ferry_domain::Stage::Target,
+        row: None,
+        key: None,
+        field,
+        code: code.into(),
+        message: message.clone(),
+    };
+    run.store_errors(vec![run.error_record(&d.run.label, draft)]).await?;
+    d.run.fatal = Some(format!("{}: {message}", d.run.label));
+    Ok(())
 }
 
 fn failed(reason: &str) -> MessageOutcome {
     MessageOutcome {
-        state: MessageState::PreProcessingError.as_str().into(),
+        state: MessageState::PreProcessingError,
         reason: Some(reason.to_string()),
         counters: RowCounters::default(),
         warnings: None,
-    }
-}
-
-impl JobKind {
-    fn from_message(kind: &str) -> JobKind {
-        if kind == "package" { JobKind::Package } else { JobKind::File }
     }
 }
 
@@ -347,7 +395,7 @@ async fn unpack(
 ) -> Result<Result<Vec<Unit>, String>, RunError> {
     let zip = zip.to_path_buf();
     let scratch = scratch.to_path_buf();
-    let limits = run.ctx.settings.limits.clone();
+    let limits = run.ctx.limits.clone();
     let catalog = run.ctx.catalog.clone();
     let work = move || -> Result<Vec<Unit>, String> {
         let file = std::fs::File::open(&zip).map_err(|e| format!("cannot open the stored package: {e}"))?;
@@ -400,7 +448,10 @@ async fn unpack(
         }
         Ok(units)
     };
-    tokio::task::spawn_blocking(work).await.map_err(|e| RunError::Fatal(format!("unpacking failed: {e}")))
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+        .await
+        .map_err(|e| RunError::Fatal(format!("unpacking failed: {e}")))
 }
 
 /// Applies a stylesheet in the XSLT worker process. The inner `Err` is why the transform failed.
@@ -411,7 +462,7 @@ async fn transform(
     scratch: &Path,
     position: i64,
 ) -> Result<Result<PathBuf, String>, RunError> {
-    let Some(runner) = run.ctx.settings.xslt.clone() else {
+    let Some(runner) = run.ctx.runtime.xslt.clone() else {
         return Ok(Err("XSLT is not available on this server".into()));
     };
     let xsl_path = scratch.join(format!("{position}.xsl"));
@@ -419,7 +470,8 @@ async fn transform(
     std::fs::write(&xsl_path, xsl).map_err(|e| RunError::Transient(format!("cannot write the stylesheet: {e}")))?;
     let input = input.to_path_buf();
     let out2 = out.clone();
-    let result = tokio::task::spawn_blocking(move || runner.transform(&xsl_path, &input, &out2))
+    let span = tracing::Span::current();
+    let result = tokio::task::spawn_blocking(move || span.in_scope(|| runner.transform(&xsl_path, &input, &out2)))
         .await
         .map_err(|e| RunError::Fatal(format!("the XSLT task failed: {e}")))?;
     Ok(result.map(|_| out).map_err(|e| format!("XSLT transform failed: {e}")))

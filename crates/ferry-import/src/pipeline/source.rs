@@ -2,9 +2,10 @@
 //! drop in-file duplicates, and hand bounded batches to the writing half.
 
 use crate::mapping::{ColumnMap, Target};
-use crate::status::Stage;
 use crate::validate::{DuplicateKeys, StagedRow, describe_key, stage_record};
-use ferry_formats::{Limits, SourceFormat, SourceRecord, open_reader};
+use ferry_domain::DataFormat;
+use ferry_domain::Stage;
+use ferry_formats::{Limits, SourceRecord, open_reader};
 use ferry_model::Entity;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use tokio::sync::mpsc;
 #[derive(Clone, Debug)]
 pub(crate) struct SourceSpec {
     pub entity: Arc<Entity>,
-    pub format: SourceFormat,
+    pub format: DataFormat,
     pub path: PathBuf,
     pub mapping: BTreeMap<String, String>,
     pub company: Option<String>,
@@ -103,7 +104,7 @@ fn read_all(spec: &SourceSpec, out: &mpsc::Sender<SourceEvent>, cancel: &AtomicB
         Err(e) => return fatal(e.kind.code(), e.to_string(), e.row, e.column.clone()),
     };
     let entity = &spec.entity;
-    let header_is_complete = matches!(spec.format, SourceFormat::Csv { .. } | SourceFormat::Xlsx { .. });
+    let header_is_complete = matches!(spec.format, DataFormat::Csv { .. } | DataFormat::Xlsx { .. });
     let mut map = match ColumnMap::build(entity, reader.columns(), &spec.mapping, header_is_complete) {
         Ok(m) => m,
         Err(e) => return fatal("missing_columns", e.message, None, e.missing.first().cloned()),

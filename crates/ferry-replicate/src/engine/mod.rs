@@ -8,11 +8,10 @@ mod failures;
 mod status;
 mod task;
 
-use crate::profile::ProfileState;
 use chrono::{DateTime, Utc};
-use ferry_auth::MasterKey;
 use ferry_model::Catalog;
-use ferry_store::{ProfileRecord, Store, StoreError};
+use ferry_secrets::MasterKey;
+use ferry_store::{Store, StoreError, StoredProfile};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -162,20 +161,22 @@ async fn supervise(inner: Arc<Inner>) {
 /// Starts, restarts and stops profile tasks to match the stored profiles and leases.
 async fn reconcile(inner: &Arc<Inner>) -> Result<(), StoreError> {
     let profiles = inner.store.list_profiles().await?;
-    let now = Utc::now();
-    let ttl = chrono::Duration::from_std(inner.settings.lease_ttl).unwrap_or_default();
-    let mut wanted: HashMap<String, ProfileRecord> = HashMap::new();
-    for record in profiles {
-        let active = ProfileState::parse(&record.state).is_some_and(|s| s != ProfileState::Inactive);
-        if active && inner.store.acquire_lease(&lease_name(&record.id), &inner.settings.node_id, now, now + ttl).await?
+    let ttl = inner.settings.lease_ttl;
+    let mut wanted: HashMap<String, StoredProfile> = HashMap::new();
+    for stored in profiles {
+        let id = stored.profile.id.clone();
+        if stored.profile.state.runs()
+            && inner.store.acquire_lease(&lease_name(&id), &inner.settings.node_id, ttl).await?
         {
-            wanted.insert(record.id.clone(), record);
+            wanted.insert(id, stored);
         }
     }
     let mut running = inner.running.lock().expect("running lock");
     let stale: Vec<String> = running
         .iter()
-        .filter(|(id, run)| wanted.get(*id).is_none_or(|r| r.updated_at != run.updated_at) || run.task.is_finished())
+        .filter(|(id, run)| {
+            wanted.get(*id).is_none_or(|r| r.profile.updated_at != run.updated_at) || run.task.is_finished()
+        })
         .map(|(id, _)| id.clone())
         .collect();
     for id in stale {
@@ -192,13 +193,14 @@ async fn reconcile(inner: &Arc<Inner>) -> Result<(), StoreError> {
             }
         }
     }
-    for (id, record) in wanted {
+    for (id, stored) in wanted {
         if running.contains_key(&id) {
             continue;
         }
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(task::run_profile(inner.clone(), record.clone(), stopped));
-        running.insert(id, Running { updated_at: record.updated_at, stop, task });
+        let updated_at = stored.profile.updated_at;
+        let task = tokio::spawn(task::run_profile(inner.clone(), stored, stopped));
+        running.insert(id, Running { updated_at, stop, task });
     }
     Ok(())
 }

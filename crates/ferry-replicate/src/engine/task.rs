@@ -4,12 +4,13 @@
 use super::Inner;
 use super::failures::{apply_isolating, retry_failures};
 use super::status::{METRIC_ROWS_APPLIED, mark_paused, publish_status};
-use crate::profile::{ProfileDefinition, ProfileState};
-use crate::service::{decode_profile, target_spec};
-use crate::target::{Batch, Checkpoint, Phase, Target, TargetError};
-use chrono::Utc;
+use crate::secrets::stored_target_spec;
+use ferry_domain::{
+    ChangeType, Checkpoint, CompanyScope, Phase, ProfileDefinition, ProfileState, RetryPolicy, RowKey, SyncState,
+};
 use ferry_model::Entity;
-use ferry_store::{CompanyScope, ProfileRecord, RowKey, RowQuery, StoreError, StoredRow};
+use ferry_store::{RowQuery, StoreError, StoredProfile};
+use ferry_target::{Batch, Target, TargetError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ pub(super) struct EntityProgress {
     pub(super) rows_total: i64,
     pub(super) caught_up_to: i64,
     pub(super) lag_seconds: f64,
-    pub(super) state: &'static str,
+    pub(super) state: SyncState,
     pub(super) reason: Option<String>,
 }
 
@@ -43,17 +44,18 @@ impl From<StoreError> for Interruption {
     }
 }
 
-pub(super) async fn run_profile(inner: Arc<Inner>, record: ProfileRecord, mut stopped: watch::Receiver<bool>) {
-    let Ok(profile) = decode_profile(&record) else { return };
+pub(super) async fn run_profile(inner: Arc<Inner>, stored: StoredProfile, mut stopped: watch::Receiver<bool>) {
+    let profile = &stored.profile;
     let entities: Vec<Arc<Entity>> =
         profile.definition.entities.iter().filter_map(|n| inner.catalog.by_any_name(n).cloned()).collect();
-    let mut backoff = Duration::from_secs(1);
+    let reconnects = RetryPolicy::new(Duration::from_secs(1), inner.settings.reconnect_max);
+    let mut failures_in_a_row = 0;
     loop {
         if *stopped.borrow() {
             return;
         }
         let started = std::time::Instant::now();
-        let outcome = run_connected(&inner, &record, &profile.definition, profile.state, &entities, &mut stopped).await;
+        let outcome = run_connected(&inner, &stored, &entities, &mut stopped).await;
         let reason = match outcome {
             Interruption::Stopped => return,
             Interruption::Unreachable(e) => format!("target unreachable: {e}"),
@@ -61,12 +63,13 @@ pub(super) async fn run_profile(inner: Arc<Inner>, record: ProfileRecord, mut st
         };
         // A run that lasted is a new outage, not the same one again: start over with a short wait.
         if started.elapsed() >= inner.settings.reconnect_max {
-            backoff = Duration::from_secs(1);
+            failures_in_a_row = 0;
         }
-        let wait = backoff;
-        backoff = (backoff * 2).min(inner.settings.reconnect_max);
-        tracing::warn!(profile = %record.name, reason = %reason, retry_in_secs = wait.as_secs(), "replication paused");
-        mark_paused(&inner.store, &record.id, &entities, &format!("{reason} (retrying in {} s)", wait.as_secs())).await;
+        failures_in_a_row += 1;
+        let wait = reconnects.delay(failures_in_a_row);
+        tracing::warn!(profile = %profile.definition.name, reason = %reason, retry_in_secs = wait.as_secs(), "replication paused");
+        let note = format!("{reason} (retrying in {} s)", wait.as_secs());
+        mark_paused(&inner.store, &profile.id, &entities, &note).await;
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stopped.changed() => {}
@@ -84,21 +87,19 @@ fn target_failure(e: TargetError) -> Interruption {
 /// One connected run of a profile, until it is stopped or the target fails.
 async fn run_connected(
     inner: &Arc<Inner>,
-    record: &ProfileRecord,
-    definition: &ProfileDefinition,
-    state: ProfileState,
+    stored: &StoredProfile,
     entities: &[Arc<Entity>],
     stopped: &mut watch::Receiver<bool>,
 ) -> Interruption {
-    let spec = match target_spec(record, definition, &inner.master, &inner.env) {
+    let spec = match stored_target_spec(&inner.master, stored, &inner.env) {
         Ok(spec) => spec,
         Err(e) => return Interruption::Other(e.to_string()),
     };
-    let target = match Target::connect(&spec).await {
+    let target = match Target::connect(&spec, inner.store.clock().clone()).await {
         Ok(t) => t,
         Err(e) => return target_failure(e),
     };
-    let result = follow(inner, &target, record, definition, state, entities, stopped).await;
+    let result = follow(inner, &target, stored, entities, stopped).await;
     target.close().await;
     result
 }
@@ -106,12 +107,13 @@ async fn run_connected(
 async fn follow(
     inner: &Arc<Inner>,
     target: &Target,
-    record: &ProfileRecord,
-    definition: &ProfileDefinition,
-    state: ProfileState,
+    stored: &StoredProfile,
     entities: &[Arc<Entity>],
     stopped: &mut watch::Receiver<bool>,
 ) -> Interruption {
+    let profile = &stored.profile;
+    let definition = &profile.definition;
+    let state: ProfileState = profile.state;
     let mut reloading: HashMap<String, String> = HashMap::new();
     if state.replicates_schema() {
         match target.ensure_schema(&inner.catalog, entities).await {
@@ -120,11 +122,11 @@ async fn follow(
                     || !changes.columns_added.is_empty()
                     || !changes.columns_widened.is_empty()
                 {
-                    tracing::info!(profile = %record.name, created = ?changes.tables_created, added = ?changes.columns_added, widened = ?changes.columns_widened, "target schema updated");
+                    tracing::info!(profile = %definition.name, created = ?changes.tables_created, added = ?changes.columns_added, widened = ?changes.columns_widened, "target schema updated");
                 }
                 for (entity_name, reason) in changes.incompatible {
                     let Some(entity) = entities.iter().find(|e| e.logical_name == entity_name) else { continue };
-                    tracing::warn!(profile = %record.name, entity = %entity_name, reason = %reason, "incompatible schema change: reloading the entity");
+                    tracing::warn!(profile = %definition.name, entity = %entity_name, reason = %reason, "incompatible schema change: reloading the entity");
                     if let Err(e) = target.reset_entity(entity).await {
                         return target_failure(e);
                     }
@@ -138,29 +140,18 @@ async fn follow(
         let _ = stopped.changed().await;
         return Interruption::Stopped;
     }
-    let stored = match target.load_checkpoints(&record.id).await {
+    let checkpoints = match target.load_checkpoints(&profile.id).await {
         Ok(c) => c,
         Err(e) => return target_failure(e),
     };
     let mut progress = Vec::new();
     for entity in entities {
-        let checkpoint = match stored.iter().find(|c| c.entity == entity.logical_name) {
+        let checkpoint = match checkpoints.iter().find(|c| c.entity == entity.logical_name) {
             Some(c) => c.clone(),
-            None => {
-                let version = match inner.store.current_version().await {
-                    Ok(v) => v,
-                    Err(e) => return e.into(),
-                };
-                Checkpoint {
-                    profile_id: record.id.clone(),
-                    entity: entity.logical_name.clone(),
-                    phase: Phase::Initial,
-                    snapshot_version: version,
-                    after_key: None,
-                    last_version: version,
-                    rows_copied: 0,
-                }
-            }
+            None => match inner.store.current_version().await {
+                Ok(version) => Checkpoint::start(&profile.id, &entity.logical_name, version),
+                Err(e) => return e.into(),
+            },
         };
         let rows_total = if checkpoint.phase == Phase::Initial {
             match inner.store.count(entity, &CompanyScope::All, None).await {
@@ -176,7 +167,7 @@ async fn follow(
             checkpoint,
             rows_total,
             lag_seconds: 0.0,
-            state: "Running",
+            state: SyncState::Running,
             reason: reloading.get(&entity.logical_name).map(|r| format!("reloading after an incompatible change: {r}")),
         });
     }
@@ -199,13 +190,13 @@ async fn follow(
                 Err(i) => return i,
             }
         }
-        if let Err(i) = retry_failures(inner, target, record, definition, &progress).await {
+        if let Err(i) = retry_failures(inner, target, profile, &progress).await {
             return i;
         }
         unpublished |= worked || progress.iter().zip(&before).any(|(p, b)| p.caught_up_to != *b);
         let since = last_status.elapsed();
         if (unpublished && since >= STATUS_INTERVAL_MIN) || since >= Duration::from_secs(1) {
-            publish_status(inner, record, &definition.name, &mut progress).await;
+            publish_status(inner, profile, &mut progress).await;
             last_status = std::time::Instant::now();
             unpublished = false;
         }
@@ -221,10 +212,6 @@ async fn follow(
     }
 }
 
-pub(super) fn change_type(row: &StoredRow) -> &'static str {
-    if row.created_at == row.modified_at { "New" } else { "Update" }
-}
-
 /// Copies the next chunk, or applies the next batch of changes, of one entity.
 async fn step(
     inner: &Arc<Inner>,
@@ -233,13 +220,9 @@ async fn step(
     p: &mut EntityProgress,
 ) -> Result<bool, Interruption> {
     let store = &inner.store;
-    let mut next = p.checkpoint.clone();
-    let (batch, kind) = match p.checkpoint.phase {
+    let (batch, next, change) = match p.checkpoint.phase {
         Phase::Initial => {
-            let after = p.checkpoint.after_key.as_deref().and_then(|json| {
-                let (company, key): (Option<String>, Vec<String>) = serde_json::from_str(json).ok()?;
-                RowKey::from_texts(&p.entity, company, &key)
-            });
+            let after = p.checkpoint.after_key.as_ref().and_then(|key| RowKey::from_text(&p.entity, key));
             let query = RowQuery {
                 scope: CompanyScope::All,
                 filter: None,
@@ -249,20 +232,15 @@ async fn step(
                 limit: inner.settings.chunk_rows as u64,
             };
             let rows = store.query(&p.entity, &query).await?;
-            next.rows_copied += rows.len() as i64;
-            if rows.len() < inner.settings.chunk_rows {
-                next.phase = Phase::Delta;
-                next.after_key = None;
-                next.last_version = p.checkpoint.snapshot_version;
-            } else if let Some(last) = rows.last() {
-                next.after_key = Some(serde_json::to_string(&last.key(&p.entity).to_texts()).expect("key serializes"));
-            }
-            (Batch { upserts: rows, deletes: Vec::new() }, "Trigger Initial Export")
+            let last_key = rows.last().map(|r| r.key(&p.entity).to_text());
+            let next = p.checkpoint.after_chunk(rows.len(), inner.settings.chunk_rows, last_key);
+            (Batch { upserts: rows, deletes: Vec::new() }, next, Some(ChangeType::InitialExport))
         }
         Phase::Delta => {
             let changes = store
                 .changes_since(&p.entity, &CompanyScope::All, p.checkpoint.last_version, inner.settings.batch_changes)
                 .await?;
+            let now = store.clock().now();
             if changes.rows.is_empty() && changes.deleted.is_empty() {
                 p.caught_up_to = p.caught_up_to.max(changes.through_version);
                 p.lag_seconds = 0.0;
@@ -274,18 +252,18 @@ async fn step(
                 .map(|r| r.modified_at)
                 .chain(changes.deleted.iter().map(|t| t.deleted_at))
                 .min()
-                .unwrap_or_else(Utc::now);
-            p.lag_seconds = (Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1000.0;
-            next.last_version = changes.through_version;
-            (Batch { upserts: changes.rows, deletes: changes.deleted }, "")
+                .unwrap_or(now);
+            p.lag_seconds = (now - oldest).num_milliseconds().max(0) as f64 / 1000.0;
+            let next = p.checkpoint.after_changes(changes.through_version);
+            (Batch { upserts: changes.rows, deletes: changes.deleted }, next, None)
         }
     };
     let applied = batch.upserts.len() + batch.deletes.len();
     let was_initial = p.checkpoint.phase == Phase::Initial;
-    apply_isolating(inner, target, definition, &p.entity, &p.checkpoint, batch, &next, kind).await?;
+    apply_isolating(inner, target, definition, &p.entity, &p.checkpoint, batch, &next, change).await?;
     metrics::counter!(METRIC_ROWS_APPLIED, "profile" => definition.name.clone(), "entity" => p.entity.logical_name.clone())
         .increment(applied as u64);
-    if next.phase == Phase::Delta && p.checkpoint.phase == Phase::Initial {
+    if next.phase == Phase::Delta && was_initial {
         tracing::info!(profile = %definition.name, entity = %p.entity.logical_name, rows = next.rows_copied, "initial copy done; following changes");
         p.reason = None;
     }

@@ -2,10 +2,12 @@
 //! several lanes, leases and fencing, retries that keep their place, dedupe, poison messages,
 //! and the upsert's insert/update/unchanged counts.
 
-use crate::support::{ALL_TYPES, catalog_with, entity, row, s};
-use ferry_store::{
-    Enqueued, ErrorFilter, Fence, ImportErrorRecord, MessageOutcome, NewMessage, RowCounters, Store, StoreError,
+use crate::support::{ALL_TYPES, Db, catalog_with, entity, row, s};
+use ferry_domain::{
+    ErrorFilter, ErrorRecord, JobKind, Lane, Message, MessageOutcome, MessageState, NewMessage, RowCounters, RowKey,
+    Stage,
 };
+use ferry_store::{Enqueued, Fence, Store, StoreError};
 use std::time::Duration;
 
 fn message(id: &str, lanes: &[&str]) -> NewMessage {
@@ -14,7 +16,7 @@ fn message(id: &str, lanes: &[&str]) -> NewMessage {
         execution_id: id.into(),
         activity_id: "job".into(),
         project: "p".into(),
-        kind: "file".into(),
+        kind: JobKind::File,
         entity: Some("CustomerGroups".into()),
         company: Some("usmf".into()),
         external_id: None,
@@ -22,29 +24,29 @@ fn message(id: &str, lanes: &[&str]) -> NewMessage {
         blob_key: format!("messages/{id}"),
         size: 1,
         enqueued_by: "app".into(),
-        lanes: lanes.iter().map(|l| l.to_string()).collect(),
-        not_before: None,
+        lanes: lanes.iter().map(|l| Lane::named(*l)).collect(),
+        not_before: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
     }
 }
 
 async fn enqueue(store: &Store, id: &str, lanes: &[&str]) {
     match store.enqueue_message(&message(id, lanes), None).await.unwrap() {
-        Enqueued::Created(m) => assert_eq!(m.state, "Enqueued"),
+        Enqueued::Created(m) => assert_eq!(m.state, MessageState::Enqueued),
         Enqueued::Duplicate(_) => panic!("not a duplicate"),
     }
 }
 
 fn done() -> MessageOutcome {
-    MessageOutcome { state: "Processed".into(), reason: None, counters: RowCounters::default(), warnings: None }
+    MessageOutcome { state: MessageState::Processed, reason: None, counters: RowCounters::default(), warnings: None }
 }
 
 const LEASE: Duration = Duration::from_secs(60);
 
-fn ids(claimed: &[ferry_store::MessageRecord]) -> Vec<&str> {
+fn ids(claimed: &[Message]) -> Vec<&str> {
     claimed.iter().map(|m| m.id.as_str()).collect()
 }
 
-pub async fn lanes_run_one_message_at_a_time_in_enqueue_order(store: Store) {
+pub async fn lanes_run_one_message_at_a_time_in_enqueue_order(Db { store, .. }: Db) {
     enqueue(&store, "a1", &["a"]).await;
     enqueue(&store, "b1", &["b"]).await;
     enqueue(&store, "a2", &["a"]).await;
@@ -67,15 +69,16 @@ pub async fn lanes_run_one_message_at_a_time_in_enqueue_order(store: Store) {
     assert_eq!(ids(&store.claim_messages("w1", 10, LEASE, 5).await.unwrap()), ["b2"]);
     assert!(store.finish_message("b2", "w1", &done()).await.unwrap());
     let m = store.get_message("ab").await.unwrap().unwrap();
-    assert_eq!((m.state.as_str(), m.attempts), ("Processed", 1));
+    assert_eq!((m.state, m.attempts), (MessageState::Processed, 1));
     assert!(m.started_at.is_some() && m.finished_at.is_some());
 }
 
-pub async fn leases_expire_and_fence_the_old_holder(store: Store) {
+pub async fn leases_expire_and_fence_the_old_holder(Db { store, clock }: Db) {
     enqueue(&store, "m", &["a"]).await;
-    let claimed = store.claim_messages("w1", 1, Duration::from_millis(1), 5).await.unwrap();
+    let claimed = store.claim_messages("w1", 1, LEASE, 5).await.unwrap();
     assert_eq!(ids(&claimed), ["m"]);
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(store.claim_messages("w2", 1, LEASE, 5).await.unwrap().is_empty(), "the lease holds");
+    clock.advance(LEASE + Duration::from_secs(1));
     let again = store.claim_messages("w2", 1, LEASE, 5).await.unwrap();
     assert_eq!(ids(&again), ["m"], "an expired lease is claimed again");
     assert_eq!(again[0].attempts, 2);
@@ -93,31 +96,31 @@ pub async fn leases_expire_and_fence_the_old_holder(store: Store) {
     assert!(store.finish_message("m", "w2", &done()).await.unwrap());
 }
 
-pub async fn retries_keep_their_place_and_poison_ends(store: Store) {
+pub async fn retries_keep_their_place_and_poison_ends(Db { store, clock }: Db) {
     enqueue(&store, "r1", &["a"]).await;
     enqueue(&store, "r2", &["a"]).await;
     store.claim_messages("w", 1, LEASE, 5).await.unwrap();
     assert!(store.retry_message_later("r1", "w", Duration::from_secs(3600), "database busy").await.unwrap());
     let r1 = store.get_message("r1").await.unwrap().unwrap();
-    assert_eq!((r1.state.as_str(), r1.reason.as_deref()), ("Retrying", Some("database busy")));
+    assert_eq!((r1.state, r1.reason.as_deref()), (MessageState::Retrying, Some("database busy")));
     assert!(store.claim_messages("w", 5, LEASE, 5).await.unwrap().is_empty(), "r2 stays behind the retrying r1");
 
     // A message whose runs keep dying ends as poison and frees its lane.
     enqueue(&store, "p1", &["p"]).await;
     enqueue(&store, "p2", &["p"]).await;
     for _ in 0..2 {
-        let c = store.claim_messages("w", 5, Duration::from_millis(1), 2).await.unwrap();
+        let c = store.claim_messages("w", 5, LEASE, 2).await.unwrap();
         assert_eq!(ids(&c), ["p1"]);
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        clock.advance(LEASE + Duration::from_secs(1));
     }
     let c = store.claim_messages("w", 5, LEASE, 2).await.unwrap();
     assert_eq!(ids(&c), ["p2"], "p1 gave up, p2 runs");
     let p1 = store.get_message("p1").await.unwrap().unwrap();
-    assert_eq!(p1.state, "PreProcessingError");
+    assert_eq!(p1.state, MessageState::PreProcessingError);
     assert!(p1.reason.unwrap().contains("gave up after 2 attempts"));
 }
 
-pub async fn duplicate_enqueues_answer_the_original(store: Store) {
+pub async fn duplicate_enqueues_answer_the_original(Db { store, .. }: Db) {
     let mut m = message("d1", &["a"]);
     m.external_id = Some("file.csv".into());
     let window = Some(Duration::from_secs(3600));
@@ -134,7 +137,7 @@ pub async fn duplicate_enqueues_answer_the_original(store: Store) {
     assert!(matches!(store.enqueue_message(&changed, window).await.unwrap(), Enqueued::Created(_)));
 }
 
-pub async fn import_batches_upsert_by_key_and_count(store: Store) {
+pub async fn import_batches_upsert_by_key_and_count(Db { store, .. }: Db) {
     let catalog = catalog_with(ALL_TYPES);
     let groups = entity(&catalog, "CustomerGroups");
     let g = |id: &str, desc: &str| row(&groups, Some("usmf"), &[("CustomerGroupId", s(id)), ("Description", s(desc))]);
@@ -148,11 +151,8 @@ pub async fn import_batches_upsert_by_key_and_count(store: Store) {
     let (desc, _) = groups.field("Description").unwrap();
     let c = store.import_batch(&groups, vec![g("20", "ignored")], Some(&[]), None).await.unwrap();
     assert_eq!(c.unchanged, 1);
-    let got = store
-        .get(&groups, &ferry_store::RowKey { company: Some("usmf".into()), values: vec![s("20")] })
-        .await
-        .unwrap()
-        .unwrap();
+    let got =
+        store.get(&groups, &RowKey { company: Some("usmf".into()), values: vec![s("20")] }).await.unwrap().unwrap();
     assert_eq!(got.values[desc], s("B2"));
 
     // Lookups: misses are reported per row without writing.
@@ -172,33 +172,33 @@ pub async fn import_batches_upsert_by_key_and_count(store: Store) {
     assert!(misses[0].target.contains("CustomerGroups"), "{}", misses[0].target);
 }
 
-pub async fn errors_are_stored_fenced_and_paged(store: Store) {
+pub async fn errors_are_stored_fenced_and_paged(Db { store, .. }: Db) {
     enqueue(&store, "e", &["a"]).await;
     store.claim_messages("w", 1, LEASE, 5).await.unwrap();
     let fence = Fence { message_id: "e".into(), holder: "w".into(), lease: LEASE };
-    let errors: Vec<ImportErrorRecord> = (1..=5)
-        .map(|n| ImportErrorRecord {
+    let errors: Vec<ErrorRecord> = (1..=5)
+        .map(|n| ErrorRecord {
             id: 0,
             message_id: "e".into(),
             entity: "Customer groups".into(),
-            stage: if n % 2 == 0 { "target" } else { "staging" }.into(),
-            row_number: Some(n + 1),
-            record_key: Some(format!("CustomerGroupId='{n}'")),
+            stage: if n % 2 == 0 { Stage::Target } else { Stage::Staging },
+            row: Some(n + 1),
+            key: Some(format!("CustomerGroupId='{n}'")),
             field: Some("Description".into()),
             code: "string_too_long".into(),
             message: format!("row {n}"),
         })
         .collect();
-    store.add_import_errors(&errors, &fence).await.unwrap();
-    let page = store.import_errors("e", &ErrorFilter { limit: 2, ..Default::default() }).await.unwrap();
-    assert_eq!(page.iter().map(|e| e.row_number).collect::<Vec<_>>(), [Some(2), Some(3)]);
+    store.add_errors(&errors, &fence).await.unwrap();
+    let page = store.errors("e", &ErrorFilter { limit: 2, ..Default::default() }).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.row).collect::<Vec<_>>(), [Some(2), Some(3)]);
     let next = ErrorFilter { after_id: Some(page[1].id), limit: 10, ..Default::default() };
-    assert_eq!(store.import_errors("e", &next).await.unwrap().len(), 3);
-    let target = ErrorFilter { stage: Some("target".into()), limit: 10, ..Default::default() };
-    assert_eq!(store.import_errors("e", &target).await.unwrap().len(), 2);
+    assert_eq!(store.errors("e", &next).await.unwrap().len(), 3);
+    let target = ErrorFilter { stage: Some(Stage::Target), limit: 10, ..Default::default() };
+    assert_eq!(store.errors("e", &target).await.unwrap().len(), 2);
     let stranger = Fence { message_id: "e".into(), holder: "other".into(), lease: LEASE };
-    assert!(matches!(store.add_import_errors(&errors, &stranger).await, Err(StoreError::LeaseLost { .. })));
+    assert!(matches!(store.add_errors(&errors, &stranger).await, Err(StoreError::LeaseLost { .. })));
     // A new attempt starts clean.
     store.begin_message_attempt(&fence).await.unwrap();
-    assert!(store.import_errors("e", &next).await.unwrap().is_empty());
+    assert!(store.errors("e", &next).await.unwrap().is_empty());
 }

@@ -1,31 +1,40 @@
 //! Replication storage: profiles, status, the retry set and failure log, leases, and change
 //! notifications.
 
-use crate::support::{ALL_TYPES, catalog_with, entity, row, s};
+use crate::support::{ALL_TYPES, Db, catalog_with, entity, row, s};
 use chrono::{Duration, TimeZone, Utc};
-use ferry_store::{EntityStatusRecord, FailureRecord, ProfileRecord, Store};
+use ferry_domain::{
+    ChangeType, Clock, EntitySync, Phase, Profile, ProfileDefinition, ProfileState, ReplicationFailure, RowKey,
+    SyncState, TargetKind,
+};
+use ferry_store::StoredProfile;
 
-pub async fn profiles_status_and_failures(store: Store) {
-    let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-    let profile = ProfileRecord {
-        id: "p1".into(),
-        name: "Reporting".into(),
-        definition: "{}".into(),
+pub async fn profiles_status_and_failures(Db { store, clock }: Db) {
+    let now = clock.now();
+    let mut stored = StoredProfile {
+        profile: Profile {
+            id: "p1".into(),
+            definition: ProfileDefinition::new("Reporting", TargetKind::Postgres, vec!["account".into()]),
+            state: ProfileState::Inactive,
+            created_at: now,
+            updated_at: now,
+        },
         connection_encrypted: "v1:xyz".into(),
-        state: "Inactive".into(),
-        created_at: now,
-        updated_at: now,
     };
-    store.upsert_profile(&profile).await.unwrap();
-    store.upsert_profile(&ProfileRecord { state: "Active".into(), ..profile.clone() }).await.unwrap();
-    assert_eq!(store.get_profile("p1").await.unwrap().unwrap().state, "Active");
+    store.upsert_profile(&stored).await.unwrap();
+    stored.profile.state = ProfileState::Active;
+    store.upsert_profile(&stored).await.unwrap();
+    let got = store.get_profile("p1").await.unwrap().unwrap();
+    assert_eq!(got.profile.state, ProfileState::Active);
+    assert_eq!(got.profile.definition, stored.profile.definition);
+    assert_eq!(got.connection_encrypted, "v1:xyz");
     assert_eq!(store.list_profiles().await.unwrap().len(), 1);
 
-    let status = EntityStatusRecord {
+    let status = EntitySync {
         profile_id: "p1".into(),
         entity: "account".into(),
-        phase: "Initial".into(),
-        state: "Running".into(),
+        phase: Phase::Initial,
+        state: SyncState::Running,
         reason: None,
         rows_copied: 5,
         rows_total: 10,
@@ -35,15 +44,15 @@ pub async fn profiles_status_and_failures(store: Store) {
         updated_at: now,
     };
     store.put_replication_status(&status).await.unwrap();
-    store.put_replication_status(&EntityStatusRecord { rows_copied: 10, ..status.clone() }).await.unwrap();
+    store.put_replication_status(&EntitySync { rows_copied: 10, ..status.clone() }).await.unwrap();
     assert_eq!(store.replication_status("p1").await.unwrap()[0].rows_copied, 10);
 
     let id = uuid::Uuid::new_v4();
-    let failure = FailureRecord {
+    let failure = ReplicationFailure {
         profile_id: "p1".into(),
         entity: "account".into(),
         record_id: id,
-        change_type: "Update".into(),
+        change: ChangeType::Update,
         reason: "value too long".into(),
         attempts: 1,
         first_failed_at: now,
@@ -56,7 +65,7 @@ pub async fn profiles_status_and_failures(store: Store) {
     assert_eq!((pending.len(), pending[0].attempts), (1, 2), "one record in the retry set, two attempts");
     assert!(store.pending_replication_failures("p1", Some(now), 10).await.unwrap().is_empty(), "not due yet");
     assert_eq!(store.retry_replication_failures_now("p1").await.unwrap(), 1);
-    assert_eq!(store.pending_replication_failures("p1", Some(Utc::now()), 10).await.unwrap().len(), 1);
+    assert_eq!(store.pending_replication_failures("p1", Some(clock.now()), 10).await.unwrap().len(), 1);
     assert_eq!(store.replication_failure_log("p1", 10).await.unwrap().len(), 2, "the log only grows");
     store.resolve_replication_failure("p1", "account", id).await.unwrap();
     assert!(store.pending_replication_failures("p1", None, 10).await.unwrap().is_empty());
@@ -67,25 +76,25 @@ pub async fn profiles_status_and_failures(store: Store) {
     assert!(store.replication_failure_log("p1", 10).await.unwrap().is_empty());
 }
 
-pub async fn leases_go_to_one_holder_until_they_expire(store: Store) {
+pub async fn leases_go_to_one_holder_until_they_expire(Db { store, clock }: Db) {
     let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-    let ttl = Duration::seconds(10);
-    assert!(store.acquire_lease("profile:p1", "node-a", t0, t0 + ttl).await.unwrap());
-    assert!(!store.acquire_lease("profile:p1", "node-b", t0 + Duration::seconds(5), t0 + ttl * 2).await.unwrap());
-    assert!(
-        store.acquire_lease("profile:p1", "node-a", t0 + Duration::seconds(5), t0 + ttl * 2).await.unwrap(),
-        "renewal"
-    );
-    assert!(!store.acquire_lease("profile:p1", "node-b", t0 + Duration::seconds(15), t0 + ttl * 3).await.unwrap());
-    assert!(
-        store.acquire_lease("profile:p1", "node-b", t0 + Duration::seconds(21), t0 + ttl * 4).await.unwrap(),
-        "taken over after expiry"
-    );
+    let at = |secs: i64| clock.set(t0 + Duration::seconds(secs));
+    let ttl = |secs: u64| std::time::Duration::from_secs(secs);
+    at(0);
+    assert!(store.acquire_lease("profile:p1", "node-a", ttl(10)).await.unwrap());
+    at(5);
+    assert!(!store.acquire_lease("profile:p1", "node-b", ttl(15)).await.unwrap());
+    assert!(store.acquire_lease("profile:p1", "node-a", ttl(15)).await.unwrap(), "renewal");
+    at(15);
+    assert!(!store.acquire_lease("profile:p1", "node-b", ttl(15)).await.unwrap());
+    at(21);
+    assert!(store.acquire_lease("profile:p1", "node-b", ttl(19)).await.unwrap(), "taken over after expiry");
     store.release_lease("profile:p1", "node-b").await.unwrap();
-    assert!(store.acquire_lease("profile:p1", "node-a", t0 + Duration::seconds(22), t0 + ttl * 4).await.unwrap());
+    at(22);
+    assert!(store.acquire_lease("profile:p1", "node-a", ttl(18)).await.unwrap());
 }
 
-pub async fn writes_wake_subscribers(store: Store) {
+pub async fn writes_wake_subscribers(Db { store, .. }: Db) {
     let catalog = catalog_with(ALL_TYPES);
     let groups = entity(&catalog, "CustomerGroups");
     let mut changes = store.subscribe_changes();
@@ -97,7 +106,7 @@ pub async fn writes_wake_subscribers(store: Store) {
         .get_by_id(
             &groups,
             store
-                .get(&groups, &ferry_store::RowKey { company: Some("usmf".into()), values: vec![s("10")] })
+                .get(&groups, &RowKey { company: Some("usmf".into()), values: vec![s("10")] })
                 .await
                 .unwrap()
                 .unwrap()

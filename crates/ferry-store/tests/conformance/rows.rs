@@ -1,16 +1,17 @@
 //! Row operations: CRUD, types, key uniqueness, lookups, queries, schema evolution, apps.
 
-use crate::support::{ALL_TYPES, catalog_with, entity, row, s};
+use crate::support::{ALL_TYPES, Db, catalog_with, entity, row, s};
 use chrono::{NaiveDate, TimeZone, Utc};
+use ferry_domain::{CompanyScope, RowKey, StoredRow};
 use ferry_model::{Decimal, FieldType, Input, Value};
 use ferry_query::{bind_filter, bind_orderby, parse_filter, parse_orderby};
-use ferry_store::{App, AppOrigin, CompanyScope, RowKey, RowQuery, SigningKey, Store, StoreError};
+use ferry_store::{App, AppOrigin, RowQuery, SigningKey, StoreError};
 
 fn key(company: &str, values: Vec<Value>) -> RowKey {
     RowKey { company: Some(company.into()), values }
 }
 
-pub async fn crud_round_trip(store: Store) {
+pub async fn crud_round_trip(Db { store, .. }: Db) {
     let catalog = catalog_with(ALL_TYPES);
     let groups = entity(&catalog, "CustomerGroups");
     let inserted = store
@@ -39,7 +40,7 @@ pub async fn crud_round_trip(store: Store) {
     assert!(store.get(&groups, &k).await.unwrap().is_none());
 }
 
-pub async fn every_type_round_trips(store: Store) {
+pub async fn every_type_round_trips(Db { store, .. }: Db) {
     let catalog = catalog_with(ALL_TYPES);
     let all = entity(&catalog, "AllTypes");
     let decimal = |t: &str| FieldType::Decimal { precision: 32, scale: 6 }.coerce(Input::Number(t)).unwrap();
@@ -80,7 +81,7 @@ pub async fn every_type_round_trips(store: Store) {
     assert_eq!(got.values, empty.values, "nulls stay nulls");
 }
 
-pub async fn keys_are_unique_per_company(store: Store) {
+pub async fn keys_are_unique_per_company(Db { store, .. }: Db) {
     let catalog = catalog_with(ALL_TYPES);
     let groups = entity(&catalog, "CustomerGroups");
     let g = |company| row(&groups, Some(company), &[("CustomerGroupId", s("10"))]);
@@ -97,7 +98,7 @@ pub async fn keys_are_unique_per_company(store: Store) {
     assert!(store.get(&groups, &key("usmf", vec![s("20")])).await.unwrap().is_none());
 }
 
-pub async fn lookups_are_checked_on_write(store: Store) {
+pub async fn lookups_are_checked_on_write(Db { store, .. }: Db) {
     let catalog = catalog_with(ALL_TYPES);
     let groups = entity(&catalog, "CustomerGroups");
     let customers = entity(&catalog, "CustomersV3");
@@ -134,7 +135,7 @@ pub async fn lookups_are_checked_on_write(store: Store) {
     assert!(matches!(err, StoreError::LookupMissing { .. }));
 }
 
-pub async fn filter_order_and_keyset_paging(store: Store) {
+pub async fn filter_order_and_keyset_paging(Db { store, .. }: Db) {
     let catalog = catalog_with(ALL_TYPES);
     let all = entity(&catalog, "AllTypes");
     let decimal = |t: &str| FieldType::Decimal { precision: 32, scale: 6 }.coerce(Input::Number(t)).unwrap();
@@ -161,9 +162,8 @@ pub async fn filter_order_and_keyset_paging(store: Store) {
         offset: 0,
         limit: 1000,
     };
-    let codes = |rows: Vec<ferry_store::StoredRow>| -> Vec<String> {
-        rows.into_iter().map(|r| r.values[0].to_text().unwrap()).collect()
-    };
+    let codes =
+        |rows: Vec<StoredRow>| -> Vec<String> { rows.into_iter().map(|r| r.values[0].to_text().unwrap()).collect() };
     let usmf = CompanyScope::One("usmf".into());
     assert_eq!(store.count(&all, &usmf, None).await.unwrap(), 25);
     assert_eq!(store.count(&all, &CompanyScope::All, None).await.unwrap(), 50);
@@ -211,7 +211,7 @@ pub async fn filter_order_and_keyset_paging(store: Store) {
     assert_eq!(seen, expected);
 }
 
-pub async fn schema_evolves_by_adding_columns(store: Store) {
+pub async fn schema_evolves_by_adding_columns(Db { store, .. }: Db) {
     let catalog = catalog_with(ALL_TYPES);
     let all = entity(&catalog, "AllTypes");
     store.insert(&all, vec![row(&all, Some("usmf"), &[("Code", s("A")), ("Small", Value::Int(7))])]).await.unwrap();
@@ -231,7 +231,7 @@ pub async fn schema_evolves_by_adding_columns(store: Store) {
     assert_eq!(again, ferry_store::SchemaReport::default(), "preparing twice changes nothing");
 }
 
-pub async fn apps_and_signing_keys(store: Store) {
+pub async fn apps_and_signing_keys(Db { store, .. }: Db) {
     let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let mut app = App {
         client_id: "erp".into(),

@@ -1,8 +1,9 @@
 //! Shared set-up for conformance tests: a migrated store with the standard catalog plus a test
 //! entity that has one field of every type.
 
+use ferry_domain::{FakeClock, NewRow};
 use ferry_model::{Catalog, CatalogSource, Entity, Value, standard_sources};
-use ferry_store::{NewRow, Store};
+use ferry_store::Store;
 use std::sync::Arc;
 
 pub const ALL_TYPES: &str = r#"
@@ -38,11 +39,19 @@ pub fn catalog_with(extra: &str) -> Arc<Catalog> {
     Arc::new(Catalog::build(&sources).expect("test catalog builds"))
 }
 
-pub async fn open(url: &str) -> Store {
-    let store = Store::open(url).await.expect("open store");
+/// A migrated store with the test catalog, and the fake clock it reads (which ticks a
+/// millisecond at every reading, so no two events share a time).
+pub struct Db {
+    pub store: Store,
+    pub clock: Arc<FakeClock>,
+}
+
+pub async fn open(url: &str) -> Db {
+    let clock = FakeClock::ticking(std::time::Duration::from_millis(1));
+    let store = Store::open(url, clock.clone()).await.expect("open store");
     store.migrate().await.expect("migrate");
     store.prepare_entities(catalog_with(ALL_TYPES)).await.expect("prepare entities");
-    store
+    Db { store, clock }
 }
 
 pub fn entity(store_catalog: &Catalog, collection: &str) -> Arc<Entity> {

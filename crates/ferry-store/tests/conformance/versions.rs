@@ -1,12 +1,12 @@
 //! Change versions: one increasing sequence across entities and concurrent writers, and
 //! "changes since V" returning exactly the later changes, deletes included.
 
-use crate::support::{ALL_TYPES, catalog_with, entity, row, s};
+use crate::support::{ALL_TYPES, Db, catalog_with, entity, row, s};
+use ferry_domain::{CompanyScope, RowKey};
 use ferry_model::Value;
-use ferry_store::{CompanyScope, RowKey, Store};
 use std::collections::BTreeSet;
 
-pub async fn versions_increase_across_entities(store: Store) {
+pub async fn versions_increase_across_entities(Db { store, .. }: Db) {
     let catalog = catalog_with(ALL_TYPES);
     let groups = entity(&catalog, "CustomerGroups");
     let currencies = entity(&catalog, "Currencies");
@@ -21,7 +21,7 @@ pub async fn versions_increase_across_entities(store: Store) {
     assert_eq!(store.current_version().await.unwrap(), c[0].version);
 }
 
-pub async fn concurrent_writers_get_distinct_ordered_versions(store: Store) {
+pub async fn concurrent_writers_get_distinct_ordered_versions(Db { store, .. }: Db) {
     let catalog = catalog_with(ALL_TYPES);
     let groups = entity(&catalog, "CustomerGroups");
     let vendor_groups = entity(&catalog, "VendorGroups");
@@ -74,7 +74,7 @@ pub async fn concurrent_writers_get_distinct_ordered_versions(store: Store) {
     assert_eq!(seen.unwrap(), WRITERS * ROWS_PER_WRITER);
 }
 
-pub async fn changes_since_returns_exactly_later_changes_and_deletes(store: Store) {
+pub async fn changes_since_returns_exactly_later_changes_and_deletes(Db { store, .. }: Db) {
     let catalog = catalog_with(ALL_TYPES);
     let groups = entity(&catalog, "CustomerGroups");
     let g = |id: &str| row(&groups, Some("usmf"), &[("CustomerGroupId", s(id))]);
@@ -108,7 +108,7 @@ pub async fn changes_since_returns_exactly_later_changes_and_deletes(store: Stor
     assert!(!all.rows.iter().any(|r| r.values[0] == Value::String("D".into())));
 }
 
-pub async fn changes_since_pages_by_limit(store: Store) {
+pub async fn changes_since_pages_by_limit(Db { store, .. }: Db) {
     let catalog = catalog_with(ALL_TYPES);
     let groups = entity(&catalog, "CustomerGroups");
     let start = store.current_version().await.unwrap();

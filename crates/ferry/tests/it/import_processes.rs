@@ -174,10 +174,10 @@ fn customers_csv(rows: usize) -> String {
 }
 
 async fn count_rows(database: &str, collection: &str) -> u64 {
-    let store = ferry_store::Store::open(database).await.unwrap();
+    let store = ferry_store::Store::open(database, ferry_domain::SystemClock::shared()).await.unwrap();
     let catalog = std::sync::Arc::new(ferry_model::Catalog::build(&ferry_model::standard_sources()).unwrap());
     let entity = catalog.by_collection(collection).unwrap().clone();
-    let n = store.count(&entity, &ferry_store::CompanyScope::All, None).await.unwrap();
+    let n = store.count(&entity, &ferry_domain::CompanyScope::All, None).await.unwrap();
     store.close().await;
     n
 }
@@ -307,7 +307,7 @@ async fn two_servers_share_one_postgres_queue() {
                 expected.insert(format!("k{k}"), format!("m{n}"));
             }
         }
-        let store = ferry_store::Store::open(&db.url).await.unwrap();
+        let store = ferry_store::Store::open(&db.url, ferry_domain::SystemClock::shared()).await.unwrap();
         let mut sources = ferry_model::standard_sources();
         for (name, text) in lane_entities() {
             sources.push(ferry_model::CatalogSource { origin: name, text });
@@ -315,7 +315,7 @@ async fn two_servers_share_one_postgres_queue() {
         let catalog = ferry_model::Catalog::build(&sources).unwrap();
         let entity = catalog.by_collection(&format!("Lanes{lane}")).unwrap().clone();
         let q = ferry_store::RowQuery {
-            scope: ferry_store::CompanyScope::All,
+            scope: ferry_domain::CompanyScope::All,
             filter: None,
             order: vec![],
             after: None,

@@ -71,9 +71,9 @@ async fn restarts_keep_declared_apps_and_signing_keys(backend: Backend) {
         std::fs::write(&config_path, text).unwrap();
     };
     let http = reqwest::Client::new();
-    let secret = ferry_auth::generate_secret();
+    let secret = ferry_secrets::generate_secret();
     let app = || async {
-        let store = ferry_store::Store::open(&database.url).await.unwrap();
+        let store = ferry_store::Store::open(&database.url, ferry_domain::SystemClock::shared()).await.unwrap();
         let app = store.get_app("svc").await.unwrap().expect("svc is stored");
         store.close().await;
         app

@@ -22,8 +22,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_domain::{CompanyScope, SystemClock};
 use ferry_model::{Catalog, FieldType};
-use ferry_store::{CompanyScope, RowQuery, Store};
+use ferry_store::{RowQuery, Store};
 use serde_json::{Value, json};
 
 use crate::support::{Backend, TestServer, expect_json};
@@ -52,7 +53,7 @@ impl Harness {
         let server = TestServer::start_with(backend, "", entity_files).await?;
         let writer = server.token().await;
         let admin = server.admin_token().await;
-        let source = Store::open(server.database_url()).await.expect("open the source store");
+        let source = Store::open(server.database_url(), SystemClock::shared()).await.expect("open the source store");
         let catalog = Arc::new(catalog_with(entity_files));
         Some(Harness { server, writer, admin, source, catalog })
     }
@@ -209,7 +210,7 @@ pub async fn assert_target_equals_source(
 }
 
 /// Reads one compared column's value off a source row.
-type CellOf = Box<dyn Fn(&ferry_store::StoredRow) -> Option<String> + Send>;
+type CellOf = Box<dyn Fn(&ferry_domain::StoredRow) -> Option<String> + Send>;
 
 /// The standard catalog plus `entity_files`, as the server builds it.
 fn catalog_with(entity_files: &[(&str, &str)]) -> Catalog {

@@ -124,9 +124,9 @@ default_company = "usmf"
         let config_path = dir.path().join("ferry.toml");
         std::fs::write(&config_path, merge_toml(&base_config, extra_config_toml)).expect("write config");
 
-        let secret = ferry_auth::generate_secret();
-        let reader_secret = ferry_auth::generate_secret();
-        let admin_secret = ferry_auth::generate_secret();
+        let secret = ferry_secrets::generate_secret();
+        let reader_secret = ferry_secrets::generate_secret();
+        let admin_secret = ferry_secrets::generate_secret();
         let server = Self::launch(&config_path, &secrets_env(&secret, &reader_secret, &admin_secret)).await;
         let base = format!("http://{}", server.addr);
         assert_eq!(server.public_url, base, "a derived public url carries the real port");

@@ -85,7 +85,11 @@ fn resize_name_column(target: &TargetDb, n: u32) -> String {
 
 async fn customer_id(h: &Harness, account: &str) -> String {
     let entity = h.catalog.by_any_name("customerv3").unwrap();
-    let key = ferry_store::RowKey::from_texts(entity, Some("usmf".into()), &[account.to_owned()]).expect("key");
+    let key = ferry_domain::RowKey::from_text(
+        entity,
+        &ferry_domain::KeyText { company: Some("usmf".into()), values: vec![account.to_owned()] },
+    )
+    .expect("key");
     h.source.get(entity, &key).await.expect("read source").expect("customer exists").id.to_string()
 }
 

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use ferry_domain::NewRow;
 use ferry_model::{Catalog, Value as Cell};
-use ferry_store::{NewRow, Store};
+use ferry_store::Store;
 use serde_json::Value;
 
 use super::assert_target_equals_source;
@@ -98,7 +99,7 @@ async fn status(http: &reqwest::Client, base: &str, token: &str) -> (String, Val
 
 /// Writes the source rows straight into the store, before ferry first starts.
 async fn seed(database_url: &str, catalog: &Arc<Catalog>) {
-    let store = Store::open(database_url).await.expect("open source");
+    let store = Store::open(database_url, ferry_domain::SystemClock::shared()).await.expect("open source");
     store.migrate().await.expect("migrate source");
     store.prepare_entities(catalog.clone()).await.expect("prepare source");
     let groups = catalog.by_collection("CustomerGroups").unwrap();
@@ -154,7 +155,7 @@ state = "active"
         target = toml_string(&target.url),
     );
     std::fs::write(dir.path().join("ferry.toml"), config).unwrap();
-    let secret = ferry_auth::generate_secret();
+    let secret = ferry_secrets::generate_secret();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
 
     // First run: kill it as soon as the copy has made progress.
@@ -199,7 +200,7 @@ state = "active"
     );
     assert_eq!(done["RowsCopied"], CUSTOMERS, "every row copied once: {done}");
     assert_eq!(target.count("k_customerv3").await, CUSTOMERS as u64);
-    let source = Store::open(&database_url).await.unwrap();
+    let source = Store::open(&database_url, ferry_domain::SystemClock::shared()).await.unwrap();
     assert_target_equals_source(&source, &catalog, &target, "k", "customerv3").await;
     source.close().await;
 

@@ -1,0 +1,152 @@
+//! [`Conn`]: a pooled connection or an open transaction, on any of the three drivers. The
+//! store's and the targets' operations are written once against it.
+
+use crate::args::Args;
+use crate::builder::Sql;
+use crate::dialect::{ColType, Dialect};
+use crate::error::SqlError;
+use crate::{mysql, postgres, sqlite};
+use ferry_model::Value;
+use sqlx::pool::PoolConnection;
+use sqlx::{MySql, Postgres, Sqlite, Transaction};
+
+/// A connection taken from a [`crate::Pool`], or a transaction begun on one. A transaction that
+/// is dropped without [`Conn::commit`] rolls back.
+pub struct Conn {
+    inner: Inner,
+}
+
+enum Inner {
+    Postgres(PoolConnection<Postgres>),
+    PostgresTx(Transaction<'static, Postgres>),
+    MySql(PoolConnection<MySql>),
+    MySqlTx(Transaction<'static, MySql>),
+    Sqlite(PoolConnection<Sqlite>),
+    SqliteTx(Transaction<'static, Sqlite>),
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").field("dialect", &self.dialect()).field("transaction", &self.in_transaction()).finish()
+    }
+}
+
+/// Runs `$body` with `$c` bound to the driver connection of `$conn` and `$driver` to its module.
+macro_rules! on_driver {
+    ($conn:expr, |$c:ident, $driver:ident| $body:expr) => {
+        match &mut $conn.inner {
+            Inner::Postgres(c) => {
+                let $c = &mut **c;
+                use postgres as $driver;
+                $body
+            }
+            Inner::PostgresTx(t) => {
+                let $c = &mut **t;
+                use postgres as $driver;
+                $body
+            }
+            Inner::MySql(c) => {
+                let $c = &mut **c;
+                use mysql as $driver;
+                $body
+            }
+            Inner::MySqlTx(t) => {
+                let $c = &mut **t;
+                use mysql as $driver;
+                $body
+            }
+            Inner::Sqlite(c) => {
+                let $c = &mut **c;
+                use sqlite as $driver;
+                $body
+            }
+            Inner::SqliteTx(t) => {
+                let $c = &mut **t;
+                use sqlite as $driver;
+                $body
+            }
+        }
+    };
+}
+
+impl Conn {
+    pub(crate) fn postgres(c: PoolConnection<Postgres>) -> Conn {
+        Conn { inner: Inner::Postgres(c) }
+    }
+    pub(crate) fn postgres_tx(t: Transaction<'static, Postgres>) -> Conn {
+        Conn { inner: Inner::PostgresTx(t) }
+    }
+    pub(crate) fn mysql(c: PoolConnection<MySql>) -> Conn {
+        Conn { inner: Inner::MySql(c) }
+    }
+    pub(crate) fn mysql_tx(t: Transaction<'static, MySql>) -> Conn {
+        Conn { inner: Inner::MySqlTx(t) }
+    }
+    pub(crate) fn sqlite(c: PoolConnection<Sqlite>) -> Conn {
+        Conn { inner: Inner::Sqlite(c) }
+    }
+    pub(crate) fn sqlite_tx(t: Transaction<'static, Sqlite>) -> Conn {
+        Conn { inner: Inner::SqliteTx(t) }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.inner {
+            Inner::Postgres(_) | Inner::PostgresTx(_) => Dialect::Postgres,
+            Inner::MySql(_) | Inner::MySqlTx(_) => Dialect::MySql,
+            Inner::Sqlite(_) | Inner::SqliteTx(_) => Dialect::Sqlite,
+        }
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        matches!(self.inner, Inner::PostgresTx(_) | Inner::MySqlTx(_) | Inner::SqliteTx(_))
+    }
+
+    /// Runs a statement; answers the number of rows affected.
+    pub async fn execute(&mut self, sql: &str, args: impl Into<Args>) -> Result<u64, SqlError> {
+        let args = args.into();
+        on_driver!(self, |c, driver| driver::execute(c, sql, args).await)
+    }
+
+    /// Runs a query and decodes each row's columns by `cols` (one entry per selected column).
+    pub async fn fetch(
+        &mut self,
+        sql: &str,
+        args: impl Into<Args>,
+        cols: &[ColType],
+    ) -> Result<Vec<Vec<Value>>, SqlError> {
+        let args = args.into();
+        on_driver!(self, |c, driver| driver::fetch(c, sql, args, cols).await)
+    }
+
+    /// Runs a built statement; answers the number of rows affected.
+    pub async fn run(&mut self, sql: Sql) -> Result<u64, SqlError> {
+        let (text, args) = sql.into_parts();
+        self.execute(&text, args).await
+    }
+
+    /// Runs a built query and decodes each row's columns by `cols`.
+    pub async fn query(&mut self, sql: Sql, cols: &[ColType]) -> Result<Vec<Vec<Value>>, SqlError> {
+        let (text, args) = sql.into_parts();
+        self.fetch(&text, args, cols).await
+    }
+
+    /// Commits a transaction (a plain connection has nothing to commit).
+    pub async fn commit(self) -> Result<(), SqlError> {
+        match self.inner {
+            Inner::PostgresTx(t) => t.commit().await?,
+            Inner::MySqlTx(t) => t.commit().await?,
+            Inner::SqliteTx(t) => t.commit().await?,
+            Inner::Postgres(_) | Inner::MySql(_) | Inner::Sqlite(_) => {}
+        }
+        Ok(())
+    }
+
+    /// The PostgreSQL connection underneath, for what only PostgreSQL has (`COPY`).
+    pub fn as_postgres(&mut self) -> Option<&mut sqlx::PgConnection> {
+        match &mut self.inner {
+            Inner::Postgres(c) => Some(&mut **c),
+            Inner::PostgresTx(t) => Some(&mut **t),
+            _ => None,
+        }
+    }
+}

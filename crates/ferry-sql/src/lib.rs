@@ -1,0 +1,36 @@
+//! The one seam between SQL text and the three database drivers ferry talks to: its own
+//! database (SQLite or PostgreSQL, in `ferry-store`) and customers' replication targets
+//! (PostgreSQL, MariaDB/MySQL or SQLite, in `ferry-target`).
+//!
+//! - [`Pool`] opens connections and transactions; [`Conn`] is either, on any driver, and runs
+//!   SQL with [`Arg`]s (values of [`ferry_model::Value`], typed where a NULL needs a type, or
+//!   whole columns bound as one array) and decodes result columns by [`ColType`].
+//! - Binding and decoding are written once per driver (`postgres.rs`, `mysql.rs`, `sqlite.rs`).
+//! - [`Sql`] builds statement text and arguments together, so placeholders always line up, in the
+//!   dialect's syntax; [`Dialect`] quotes identifiers.
+//! - [`SqlError`] sorts driver errors into what callers act on: unavailable (retry later),
+//!   a unique violation, refused by the database, bad configuration, or a corrupt value.
+//!
+//! Values never enter SQL text: they are bound as parameters.
+
+mod args;
+mod builder;
+mod conn;
+mod dialect;
+mod error;
+mod mysql;
+mod pool;
+mod postgres;
+mod row;
+mod sqlite;
+
+pub use args::{Arg, Args};
+pub use builder::Sql;
+pub use conn::Conn;
+pub use dialect::{ColType, Dialect};
+pub use error::{SqlError, SqlErrorKind};
+pub use pool::{Pool, PoolOptions, SqliteOptions};
+pub use row::RowExt;
+
+/// Re-exported for the crates that hold a pool's driver handle (migrations, LISTEN, COPY).
+pub use sqlx;

@@ -1,0 +1,142 @@
+//! [`Pool`]: connections to one database, on any of the three drivers, with the session settings
+//! ferry relies on (SQLite in WAL mode with full fsync, MySQL in strict mode and UTC).
+
+use crate::conn::Conn;
+use crate::dialect::Dialect;
+use crate::error::{SqlError, SqlErrorKind};
+use sqlx::Executor;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// How many connections a pool keeps and how long a caller waits for one.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+/// What a SQLite pool is for.
+#[derive(Clone, Copy, Debug)]
+pub struct SqliteOptions {
+    /// Readers never write; a writer pool of one connection queues writers (SQLite has one).
+    pub read_only: bool,
+    /// Page cache per connection, in KiB.
+    pub cache_kib: Option<u32>,
+}
+
+/// Connections to one database.
+#[derive(Clone, Debug)]
+pub enum Pool {
+    Postgres(PgPool),
+    MySql(MySqlPool),
+    Sqlite(SqlitePool),
+}
+
+fn bad_url(what: &str, e: impl std::fmt::Display) -> SqlError {
+    SqlError {
+        kind: SqlErrorKind::Configuration,
+        message: format!("invalid {what} connection string: {e}"),
+        source: None,
+    }
+}
+
+impl Pool {
+    /// A PostgreSQL pool; `application_name` shows in `pg_stat_activity`.
+    pub async fn postgres(url: &str, options: PoolOptions, application_name: &str) -> Result<Pool, SqlError> {
+        let connect =
+            PgConnectOptions::from_str(url).map_err(|e| bad_url("PostgreSQL", e))?.application_name(application_name);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(Pool::Postgres(pool))
+    }
+
+    /// A MySQL or MariaDB pool whose sessions run in strict mode (a value that does not fit is
+    /// refused instead of cut) and UTC.
+    pub async fn mysql(url: &str, options: PoolOptions) -> Result<Pool, SqlError> {
+        let connect =
+            MySqlConnectOptions::from_str(url).map_err(|e| bad_url("MySQL", e))?.timezone(Some("+00:00".to_owned()));
+        let pool = MySqlPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')").await?;
+                    Ok(())
+                })
+            })
+            .connect_with(connect)
+            .await?;
+        Ok(Pool::MySql(pool))
+    }
+
+    /// A SQLite pool on the file of `url` (created if missing), in WAL mode with full fsync,
+    /// waiting up to 30 s for the write lock.
+    pub async fn sqlite(url: &str, options: PoolOptions, sqlite: SqliteOptions) -> Result<Pool, SqlError> {
+        let mut connect = SqliteConnectOptions::from_str(url)
+            .map_err(|e| bad_url("SQLite", e))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(false)
+            .read_only(sqlite.read_only);
+        if let Some(kib) = sqlite.cache_kib {
+            connect = connect.pragma("cache_size", format!("-{kib}"));
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(Pool::Sqlite(pool))
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Pool::Postgres(_) => Dialect::Postgres,
+            Pool::MySql(_) => Dialect::MySql,
+            Pool::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// A connection for reads (and single statements).
+    pub async fn acquire(&self) -> Result<Conn, SqlError> {
+        Ok(match self {
+            Pool::Postgres(p) => Conn::postgres(p.acquire().await?),
+            Pool::MySql(p) => Conn::mysql(p.acquire().await?),
+            Pool::Sqlite(p) => Conn::sqlite(p.acquire().await?),
+        })
+    }
+
+    /// A transaction. SQLite's takes the write lock up front (`BEGIN IMMEDIATE`), so no
+    /// reader-to-writer upgrade can fail half way.
+    pub async fn begin(&self) -> Result<Conn, SqlError> {
+        Ok(match self {
+            Pool::Postgres(p) => Conn::postgres_tx(p.begin().await?),
+            Pool::MySql(p) => Conn::mysql_tx(p.begin().await?),
+            Pool::Sqlite(p) => Conn::sqlite_tx(p.begin_with("BEGIN IMMEDIATE").await?),
+        })
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Pool::Postgres(p) => p.close().await,
+            Pool::MySql(p) => p.close().await,
+            Pool::Sqlite(p) => p.close().await,
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Pool::Postgres(p) => p.is_closed(),
+            Pool::MySql(p) => p.is_closed(),
+            Pool::Sqlite(p) => p.is_closed(),
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The SQLite driver binding. SQLite has no type for decimals, dates, times and GUIDs: they are
+//! stored as text in one canonical form each (exact decimal text, `YYYY-MM-DD`, RFC 3339 UTC
+//! with microseconds, hyphenated GUIDs), so equal values compare equal as text.
+
+use crate::args::{Arg, Args};
+use crate::dialect::ColType;
+use crate::error::SqlError;
+use chrono::{DateTime, NaiveDate, Utc};
+use ferry_model::{Decimal, Value, format_datetime};
+use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow};
+use sqlx::{Arguments, AssertSqlSafe, Row};
+use uuid::Uuid;
+
+pub(crate) async fn execute(conn: &mut SqliteConnection, sql: &str, args: Args) -> Result<u64, SqlError> {
+    let sql = placeholders(sql).into_owned();
+    let result = sqlx::query_with(AssertSqlSafe(sql), bind(args)?).execute(conn).await?;
+    Ok(result.rows_affected())
+}
+
+pub(crate) async fn fetch(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    args: Args,
+    cols: &[ColType],
+) -> Result<Vec<Vec<Value>>, SqlError> {
+    let sql = placeholders(sql).into_owned();
+    let rows = sqlx::query_with(AssertSqlSafe(sql), bind(args)?).fetch_all(conn).await?;
+    rows.iter().map(|row| cols.iter().enumerate().map(|(i, &c)| decode(row, i, c)).collect()).collect()
+}
+
+/// Hand-written SQL shared with PostgreSQL uses `$n` placeholders. When they appear as
+/// `$1, $2, …` in order, each once, they become anonymous `?` (SQLite looks a numbered
+/// parameter up by a linear search, which made large batches quadratic); otherwise SQLite's
+/// numbered `?n`. Text without `$` (built for SQLite already) is returned as it is.
+fn placeholders(sql: &str) -> std::borrow::Cow<'_, str> {
+    if !sql.contains('$') {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut numbers = Vec::new();
+    let mut chars = sql.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_string = !in_string;
+                out.push(c);
+            }
+            '$' if !in_string && chars.peek().is_some_and(char::is_ascii_digit) => {
+                let mut number = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    number.push(*d);
+                    chars.next();
+                }
+                numbers.push(number.parse::<usize>().unwrap_or(0));
+                out.push('?');
+                out.push_str(&number);
+            }
+            _ => out.push(c),
+        }
+    }
+    let sequential = !numbers.is_empty() && numbers.iter().enumerate().all(|(i, &n)| n == i + 1);
+    if !sequential {
+        return std::borrow::Cow::Owned(out);
+    }
+    // Drop the numbers: `?12` → `?` (numbers are the digits right after each `?`).
+    let mut plain = String::with_capacity(out.len());
+    let mut chars = out.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        plain.push(c);
+        match c {
+            '\'' => in_string = !in_string,
+            '?' if !in_string => {
+                while chars.peek().is_some_and(char::is_ascii_digit) {
+                    chars.next();
+                }
+            }
+            _ => {}
+        }
+    }
+    std::borrow::Cow::Owned(plain)
+}
+
+fn bind(args: Args) -> Result<SqliteArguments, SqlError> {
+    let mut out = SqliteArguments::default();
+    for arg in args.0 {
+        let value = match arg {
+            Arg::Value(value, _) => value,
+            Arg::Column(..) => return Err(SqlError::other("array parameters need PostgreSQL")),
+        };
+        let result = match value {
+            Value::Null => out.add(None::<String>),
+            Value::String(s) => out.add(s),
+            Value::Int(i) => out.add(i),
+            Value::Decimal(d) => out.add(d.as_str().to_owned()),
+            Value::Real(r) => out.add(r),
+            Value::Bool(b) => out.add(b),
+            Value::Date(d) => out.add(d.format("%Y-%m-%d").to_string()),
+            Value::DateTime(t) => out.add(format_datetime(&t)),
+            Value::Guid(g) => out.add(g.hyphenated().to_string()),
+        };
+        result.map_err(|e| SqlError::from(sqlx::Error::Encode(e)))?;
+    }
+    Ok(out)
+}
+
+fn decode(row: &SqliteRow, i: usize, col: ColType) -> Result<Value, SqlError> {
+    let text = |row: &SqliteRow| row.try_get::<Option<String>, _>(i);
+    Ok(match col {
+        ColType::Text => text(row)?.map_or(Value::Null, Value::String),
+        ColType::Int32 | ColType::Int64 => row.try_get::<Option<i64>, _>(i)?.map_or(Value::Null, Value::Int),
+        ColType::Real => row.try_get::<Option<f64>, _>(i)?.map_or(Value::Null, Value::Real),
+        ColType::Bool => row.try_get::<Option<bool>, _>(i)?.map_or(Value::Null, Value::Bool),
+        ColType::Decimal => text(row)?.map_or(Value::Null, |s| Value::Decimal(Decimal::from_canonical(s))),
+        ColType::Date => match text(row)? {
+            None => Value::Null,
+            Some(s) => Value::Date(NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|e| SqlError::corrupt(i, e))?),
+        },
+        ColType::DateTime => match text(row)? {
+            None => Value::Null,
+            Some(s) => Value::DateTime(
+                DateTime::parse_from_rfc3339(&s).map_err(|e| SqlError::corrupt(i, e))?.with_timezone(&Utc),
+            ),
+        },
+        ColType::Guid => match text(row)? {
+            None => Value::Null,
+            Some(s) => Value::Guid(Uuid::parse_str(&s).map_err(|e| SqlError::corrupt(i, e))?),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placeholders;
+
+    #[test]
+    fn rewrites_placeholders_outside_strings() {
+        assert_eq!(placeholders("a = $1 AND b = '$2' OR c = $10"), "a = ?1 AND b = '$2' OR c = ?10");
+        assert_eq!(placeholders("SET x = $2 WHERE y = $1"), "SET x = ?2 WHERE y = ?1");
+        assert_eq!(placeholders("VALUES ($1, '?', $2), ($3)"), "VALUES (?, '?', ?), (?)");
+        assert_eq!(placeholders("SELECT 1"), "SELECT 1");
+        assert_eq!(placeholders("VALUES (?, ?)"), "VALUES (?, ?)");
+    }
+}

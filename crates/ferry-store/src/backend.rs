@@ -1,0 +1,116 @@
+//! Opening ferry's own database: embedded SQLite (one writer connection — SQLite has a single
+//! writer, and queueing writers in the pool avoids SQLITE_BUSY — and a few readers) or
+//! PostgreSQL (one pool shared by readers and writers); migrations of the system tables; and
+//! PostgreSQL's change notifications, which wake every node.
+
+use crate::error::{StoreError, StoreResult};
+use ferry_sql::{Pool, PoolOptions, SqliteOptions};
+use std::time::Duration;
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// PostgreSQL connections per node.
+const POSTGRES_CONNECTIONS: u32 = 16;
+/// SQLite reader connections.
+const SQLITE_READERS: u32 = 4;
+
+/// The pools of one database: writes go to `writer`, reads to `reader` (the same pool on
+/// PostgreSQL).
+pub(crate) struct Pools {
+    pub(crate) writer: Pool,
+    pub(crate) reader: Pool,
+}
+
+/// Opens the database of `url`: `sqlite://path/to/file.db` or `postgres://…`.
+pub(crate) async fn open(url: &str) -> StoreResult<Pools> {
+    if url.starts_with("sqlite:") {
+        let writer_options = PoolOptions { max_connections: 1, acquire_timeout: Duration::from_secs(60) };
+        let writer = Pool::sqlite(url, writer_options, SqliteOptions { read_only: false, cache_kib: Some(32_000) })
+            .await
+            .map_err(|e| bad_url(url, e))?;
+        let reader_options = PoolOptions { max_connections: SQLITE_READERS, acquire_timeout: Duration::from_secs(30) };
+        let reader = Pool::sqlite(url, reader_options, SqliteOptions { read_only: true, cache_kib: Some(32_000) })
+            .await
+            .map_err(|e| bad_url(url, e))?;
+        Ok(Pools { writer, reader })
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let options = PoolOptions { max_connections: POSTGRES_CONNECTIONS, acquire_timeout: Duration::from_secs(30) };
+        let pool = Pool::postgres(url, options, "ferry").await.map_err(|e| bad_url(url, e))?;
+        Ok(Pools { writer: pool.clone(), reader: pool })
+    } else {
+        Err(StoreError::BadUrl(format!("'{}' is neither sqlite://… nor postgres://…", redact_url(url))))
+    }
+}
+
+/// A bad URL names the URL (without its password); other failures pass through.
+fn bad_url(url: &str, e: ferry_sql::SqlError) -> StoreError {
+    match e.kind {
+        ferry_sql::SqlErrorKind::Configuration => StoreError::BadUrl(format!("{}: {}", redact_url(url), e.message)),
+        _ => e.into(),
+    }
+}
+
+pub(crate) async fn migrate(pools: &Pools) -> StoreResult<()> {
+    match &pools.writer {
+        Pool::Sqlite(p) => SQLITE_MIGRATOR.run(p).await?,
+        Pool::Postgres(p) => POSTGRES_MIGRATOR.run(p).await?,
+        Pool::MySql(_) => unreachable!("ferry's own database is SQLite or PostgreSQL"),
+    }
+    Ok(())
+}
+
+/// Hides the password of a database URL for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Bumps `sender` on every notification on `channel` of any node (PostgreSQL `LISTEN`),
+/// reconnecting when the connection drops, until the pool closes.
+pub(crate) async fn listen_for(pool: sqlx::PgPool, channel: &'static str, sender: tokio::sync::watch::Sender<u64>) {
+    loop {
+        if pool.is_closed() {
+            return;
+        }
+        match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen(channel).await {
+                    tracing::warn!(error = %e, channel, "cannot listen for notifications");
+                } else {
+                    loop {
+                        match listener.recv().await {
+                            Ok(_) => sender.send_modify(|n| *n = n.wrapping_add(1)),
+                            Err(_) if pool.is_closed() => return,
+                            Err(e) => {
+                                tracing::warn!(error = %e, channel, "notification listener lost its connection");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, channel, "cannot connect the notification listener"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}
