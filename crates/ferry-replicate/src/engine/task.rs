@@ -54,7 +54,7 @@ pub(super) async fn run_profile(inner: Arc<Inner>, stored: StoredProfile, mut st
         if *stopped.borrow() {
             return;
         }
-        let started = std::time::Instant::now();
+        let started = inner.store.clock().now();
         let outcome = run_connected(&inner, &stored, &entities, &mut stopped).await;
         let reason = match outcome {
             Interruption::Stopped => return,
@@ -62,7 +62,8 @@ pub(super) async fn run_profile(inner: Arc<Inner>, stored: StoredProfile, mut st
             Interruption::Other(e) => e,
         };
         // A run that lasted is a new outage, not the same one again: start over with a short wait.
-        if started.elapsed() >= inner.settings.reconnect_max {
+        let lasted = (inner.store.clock().now() - started).to_std().unwrap_or_default();
+        if lasted >= inner.settings.reconnect_max {
             failures_in_a_row = 0;
         }
         failures_in_a_row += 1;
