@@ -2,26 +2,14 @@
 //! SIGTERM shutdown, the `apps` commands against a data dir, `entities check`
 //! on good and bad definitions, and configuration errors.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
-use std::sync::mpsc;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use ferry::RunningServer;
 use serde_json::Value;
 
-use crate::support::{expect_json, ferry_cmd};
-
-/// Kills the child if a test fails before it has exited.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::{ServeProcess, WIDGETS_FIELDS, expect_json, ferry_cmd, widgets_with};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     ferry_cmd(dir).args(args).output().expect("run ferry")
@@ -52,36 +40,8 @@ fn expect_success(output: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_on_embedded_defaults_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let child = ferry_cmd(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ferry serve");
-    let mut child = ChildGuard(child);
-
-    // Read stdout on a thread (and keep draining it so the server never blocks on a full pipe).
-    let (lines_tx, lines_rx) = mpsc::channel::<String>();
-    let out = child.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    let addr = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines_rx.recv_timeout(left) {
-            Ok(line) => {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    break rest.split_whitespace().next().unwrap().to_owned();
-                }
-                seen.push(line);
-            }
-            Err(_) => panic!("no 'listening on' line within 30 s; stdout so far:\n{}", seen.join("\n")),
-        }
-    };
+    let mut serve = ServeProcess::start(dir.path(), &["--listen", "127.0.0.1:0"], &[]);
+    let addr = serve.addr.clone();
     assert!(addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"), "address {addr}");
     assert!(dir.path().join("ferry-data/ferry.db").exists(), "the default SQLite database is in ./ferry-data");
     assert!(dir.path().join("ferry-data/master.key").exists(), "a master key was created");
@@ -96,20 +56,18 @@ async fn serve_runs_on_embedded_defaults_and_stops_on_sigterm() {
     let health = http.get(format!("http://{addr}/healthz")).send().await.expect("GET /healthz");
     assert_eq!(health.status().as_u16(), 200);
 
-    let pid = child.0.id().to_string();
+    let pid = serve.child.id().to_string();
     let kill = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
     assert!(kill.success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
+        if let Some(status) = serve.child.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "ferry did not exit within 30 s of SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut err = String::new();
-    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
-    assert!(status.success(), "exit status {status} after SIGTERM; stderr: {err}");
+    assert!(status.success(), "exit status {status} after SIGTERM; stderr: {}", serve.stderr());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,25 +155,12 @@ async fn apps_added_on_the_command_line_get_tokens() {
     assert_eq!(list.as_array().unwrap().len(), 1);
 }
 
-const GOOD_ENTITY: &str = r#"
-[[entities]]
-label = "Widgets"
-public_name = "Widget"
-collection = "Widgets"
-logical_name = "widget"
-company_specific = true
-key = ["WidgetId"]
-fields = [
-  { name = "WidgetId", type = "string(20)" },
-  { name = "Weight", type = "decimal(10,2)" },
-]
-"#;
-
 #[test]
 fn entities_check_names_the_file_entity_and_field_of_a_bad_definition() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("entities")).unwrap();
-    std::fs::write(dir.path().join("entities/widgets.toml"), GOOD_ENTITY).unwrap();
+    let good = widgets_with(&[r#"{ name = "Weight", type = "decimal(10,2)" }"#]);
+    std::fs::write(dir.path().join("entities/widgets.toml"), &good).unwrap();
     let ok = expect_success(&run(dir.path(), &["--entities-dir", "entities", "entities", "check"]));
     assert!(ok.contains("entity catalog OK") && ok.contains("1 custom"), "{ok}");
     let list: Value = serde_json::from_str(&expect_success(&run(
@@ -225,10 +170,10 @@ fn entities_check_names_the_file_entity_and_field_of_a_bad_definition() {
     .unwrap();
     let widgets = list.as_array().unwrap().iter().find(|e| e["collection"] == "Widgets").expect("Widgets listed");
     assert_eq!(widgets["key"], serde_json::json!(["WidgetId"]));
-    assert_eq!(widgets["fields"], 2);
+    assert_eq!(widgets["fields"], WIDGETS_FIELDS + 1);
     assert_eq!(widgets["company_specific"], true);
 
-    let bad = GOOD_ENTITY.replace("decimal(10,2)", "decimall(10,2)");
+    let bad = good.replace("decimal(10,2)", "decimall(10,2)");
     std::fs::write(dir.path().join("entities/widgets.toml"), bad).unwrap();
     let err = expect_failure(&run(dir.path(), &["--entities-dir", "entities", "entities", "check"]));
     assert!(err.contains("widgets.toml"), "names the file: {err}");

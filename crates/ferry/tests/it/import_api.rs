@@ -28,6 +28,7 @@ on_both_backends!(
     a_bad_row_is_reported_by_every_status_api,
     rejected_rows_page_with_next_links,
     projects_and_jobs_are_administered_over_http,
+    an_enqueue_without_company_lands_in_the_apps_company,
 );
 
 /// A server with fast workers, the customer-group project `cg` and job [`JOB`] (which lets
@@ -496,5 +497,31 @@ async fn projects_and_jobs_are_administered_over_http(backend: Backend) {
     for path in ["/api/connector/enqueue/{activityId}", "/api/messages/{id}/errors", "/api/admin/jobs/{activityId}"] {
         assert!(openapi["paths"][path].is_object(), "{path} is in /openapi.json");
     }
+    t.server.stop().await;
+}
+
+/// A job that names no company, an enqueue that names none: the rows land in the enqueuing
+/// app's default company (`usmf` for `it-writer`), so the app reads them back without
+/// `cross-company=true` (before, they landed in `import.default_company`).
+async fn an_enqueue_without_company_lands_in_the_apps_company(backend: Backend) {
+    let Some(t) = Import::start(backend).await else { return };
+    const OPEN_JOB: &str = "1a2b3c4d-5e6f-4a0b-9c1d-2e3f4a5b6c7d";
+    t.put(
+        &format!("/api/admin/jobs/{OPEN_JOB}"),
+        &json!({ "project": "cg", "apps": [{ "client_id": "it-writer" }] }),
+        201,
+    )
+    .await;
+    let path = format!("/api/connector/enqueue/{OPEN_JOB}?entity=Customer%20groups");
+    let id =
+        message_id(t.enqueue_raw(&path, None, "CustomerGroupId,Description\r\nAPP1,The app's own\r\n").await).await;
+    assert_eq!(t.wait_final(&id).await, "Processed");
+    let message = expect_json(t.server.get(&format!("/api/messages/{id}"), &t.admin).await, 200).await;
+    assert_eq!(message["company"], "usmf", "{message}");
+    let own =
+        expect_json(t.server.get("/data/CustomerGroups?$filter=CustomerGroupId%20eq%20'APP1'", &t.writer).await, 200)
+            .await;
+    assert_eq!(own["value"].as_array().map(Vec::len), Some(1), "the app sees its rows: {own}");
+    assert_eq!(own["value"][0]["dataAreaId"], "usmf");
     t.server.stop().await;
 }

@@ -3,66 +3,19 @@
 //! servers on one PostgreSQL database share the queue without running a lane twice at once or
 //! losing or duplicating anything.
 
-use crate::support::{AUDIENCE, SCOPE, ferry_cmd, toml_string};
+use crate::support::{AUDIENCE, SCOPE, ServeProcess, toml_string};
 use ferry_store::testing::TestDatabase;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const JOB: &str = "0f1e2d3c-4b5a-6978-8a9b-acbdcedf0011";
 const APP: &str = "it-importer";
 const SECRET: &str = "it-importer-secret-0123456789abcdef";
 
-/// A `ferry serve` child process, killed when dropped.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(dir: &Path, config: &Path) -> Serve {
-    let mut child = ferry_cmd(dir)
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("IT_IMPORTER_SECRET", SECRET)
-        .env("FERRY_XSLT_WORKER", env!("CARGO_BIN_EXE_ferry"))
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("stderr.log")).expect("stderr log"))
-        .spawn()
-        .expect("spawn ferry serve");
-    let (tx, rx) = mpsc::channel::<String>();
-    let out = child.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.split_whitespace().next().expect("address").to_owned();
-                    return Serve { child, base: format!("http://{addr}") };
-                }
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
-                panic!("ferry serve did not start within 60 s; stderr:\n{log}");
-            }
-        }
-    }
+/// `ferry serve --config CONFIG` in `dir`, with the importer app's secret.
+fn spawn(dir: &Path, config: &Path) -> ServeProcess {
+    ServeProcess::start(dir, &["--config", config.to_str().expect("a UTF-8 path")], &[("IT_IMPORTER_SECRET", SECRET)])
 }
 
 /// Writes the config of a server on `database` importing into `entities` through one file job.

@@ -2,7 +2,7 @@
 //! delta links, for standard and custom entities, under `/data` and `/api/data/v9.2`; bad
 //! input answered with errors that name the problem, and nothing written.
 
-use crate::support::{Backend, TestServer, expect_json, expect_status, on_both_backends};
+use crate::support::{Backend, TestServer, WIDGETS, expect_json, expect_status, on_both_backends};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
@@ -15,27 +15,6 @@ on_both_backends!(
     cross_company_reads,
     metadata_documents,
 );
-
-const WIDGETS: &str = r#"
-[[enums]]
-name = "WidgetColor"
-values = [{ name = "Red", code = 0 }, { name = "Blue", code = 1 }]
-
-[[entities]]
-label = "Widgets"
-public_name = "Widget"
-collection = "Widgets"
-logical_name = "widget"
-company_specific = true
-key = ["WidgetId"]
-fields = [
-  { name = "WidgetId", type = "string(20)" },
-  { name = "Name", type = "string(40)", mandatory = true },
-  { name = "Price", type = "decimal(32,6)", default = 0 },
-  { name = "Color", type = "enum(WidgetColor)", default = "Red" },
-  { name = "Released", type = "date" },
-]
-"#;
 
 async fn seed_groups(server: &TestServer, token: &str) {
     let usd = json!({"CurrencyCode": "USD", "Name": "US dollar"});

@@ -4,9 +4,12 @@
 //! real binary for CLI tests. PostgreSQL servers exist only when
 //! `FERRY_TEST_POSTGRES_URL` is set; otherwise `start` answers `None`.
 
-use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use ferry::RunningServer;
 use ferry_store::testing::TestDatabase;
@@ -19,6 +22,40 @@ pub const SCOPE: &str = "https://ferry.test/.default";
 pub const WRITER: &str = "it-writer";
 pub const READER: &str = "it-reader";
 pub const ADMIN: &str = "it-admin";
+
+/// The custom entity of the end-to-end tests (`entities/widgets.toml`): company-specific,
+/// keyed by `WidgetId`, with a mandatory string, a decimal with a default, an enum with a
+/// default and a date.
+pub const WIDGETS: &str = r#"
+[[enums]]
+name = "WidgetColor"
+values = [{ name = "Red", code = 0 }, { name = "Blue", code = 1 }]
+
+[[entities]]
+label = "Widgets"
+public_name = "Widget"
+collection = "Widgets"
+logical_name = "widget"
+company_specific = true
+key = ["WidgetId"]
+fields = [
+  { name = "WidgetId", type = "string(20)" },
+  { name = "Name", type = "string(40)", mandatory = true },
+  { name = "Price", type = "decimal(32,6)", default = 0 },
+  { name = "Color", type = "enum(WidgetColor)", default = "Red" },
+  { name = "Released", type = "date" },
+]
+"#;
+
+/// The fields of [`WIDGETS`].
+pub const WIDGETS_FIELDS: usize = 5;
+
+/// [`WIDGETS`] with more fields (TOML inline tables) after its own.
+pub fn widgets_with(fields: &[&str]) -> String {
+    let end = WIDGETS.rfind(']').expect("the field list ends");
+    let added: String = fields.iter().map(|f| format!("  {f},\n")).collect();
+    format!("{}{added}{}", &WIDGETS[..end], &WIDGETS[end..])
+}
 
 /// Which database a test server runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -277,6 +314,81 @@ pub async fn expect_status(response: reqwest::Response, status: u16) -> String {
     let text = response.text().await.expect("response body");
     assert_eq!(actual, status, "unexpected status; body: {text}");
     text
+}
+
+/// A real `ferry serve` process, for tests that kill servers or run several on one database;
+/// killed (SIGKILL) when dropped.
+pub struct ServeProcess {
+    pub child: Child,
+    /// `host:port` it listens on.
+    pub addr: String,
+    /// `http://host:port`.
+    pub base: String,
+    log: PathBuf,
+}
+
+impl ServeProcess {
+    /// Runs `ferry serve ARGS` in `dir` with `env` added to an empty environment, and waits (up
+    /// to 60 s) for its `listening on` line. Stdout is drained so the server never blocks on a
+    /// full pipe; stderr goes to a log file in `dir` ([`ServeProcess::stderr`]).
+    pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let log = dir.join(format!("serve-{}.stderr.log", STARTED.fetch_add(1, Ordering::Relaxed)));
+        let mut child = ferry_cmd(dir)
+            .arg("serve")
+            .args(args)
+            .envs(env.iter().copied())
+            .env("FERRY_XSLT_WORKER", env!("CARGO_BIN_EXE_ferry"))
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("stderr log"))
+            .spawn()
+            .expect("spawn ferry serve");
+        let (lines_tx, lines_rx) = mpsc::channel::<String>();
+        let out = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = Vec::new();
+        let addr = loop {
+            match lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        break rest.split_whitespace().next().expect("an address").to_owned();
+                    }
+                    seen.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let err = std::fs::read_to_string(&log).unwrap_or_default();
+                    panic!("ferry serve did not start within 60 s; stdout: {seen:#?}; stderr:\n{err}");
+                }
+            }
+        };
+        std::thread::spawn(move || while lines_rx.recv().is_ok() {});
+        ServeProcess { child, base: format!("http://{addr}"), addr, log }
+    }
+
+    /// SIGKILL: no graceful shutdown, no lease released.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL ferry");
+        let _ = self.child.wait();
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The real `ferry` binary, run in `dir` with an empty environment.

@@ -3,11 +3,8 @@
 //! started again; the copy resumes from its checkpoint (not from zero) and the target ends equal
 //! to the source, every row once.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ferry_domain::NewRow;
@@ -17,63 +14,14 @@ use serde_json::Value;
 
 use super::assert_target_equals_source;
 use super::targets::TargetDb;
-use crate::support::{SCOPE, expect_json, ferry_cmd, toml_string};
+use crate::support::{SCOPE, ServeProcess, expect_json, ferry_cmd, toml_string};
 
 const CUSTOMERS: usize = 20_000;
 const ADMIN_SECRET_VAR: &str = "IT_ADMIN_SECRET";
 
-/// `ferry serve` as a child process; killed with SIGKILL when dropped.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Serve {
-    fn start(dir: &Path, secret: &str) -> Serve {
-        let mut child = ferry_cmd(dir)
-            .args(["serve", "--config", "ferry.toml"])
-            .env(ADMIN_SECRET_VAR, secret)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ferry serve");
-        // Keep draining stdout so the server never blocks on a full pipe.
-        let (lines_tx, lines_rx) = mpsc::channel::<String>();
-        let out = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = lines_tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen = Vec::new();
-        let addr = loop {
-            match lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => {
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
-                        break rest.split_whitespace().next().unwrap().to_owned();
-                    }
-                    seen.push(line);
-                }
-                Err(_) => panic!("ferry serve did not start; output: {seen:#?}"),
-            }
-        };
-        std::thread::spawn(move || while lines_rx.recv().is_ok() {});
-        Serve { child, base: format!("http://{addr}") }
-    }
-
-    /// SIGKILL: no graceful shutdown, no lease released.
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL ferry");
-        let _ = self.child.wait();
-    }
+/// `ferry serve` with the test's config and admin secret.
+fn start_serve(dir: &Path, secret: &str) -> ServeProcess {
+    ServeProcess::start(dir, &["--config", "ferry.toml"], &[(ADMIN_SECRET_VAR, secret)])
 }
 
 async fn admin_token(http: &reqwest::Client, base: &str, secret: &str) -> String {
@@ -159,7 +107,7 @@ state = "active"
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
 
     // First run: kill it as soon as the copy has made progress.
-    let serve = Serve::start(dir.path(), &secret);
+    let serve = start_serve(dir.path(), &secret);
     let token = admin_token(&http, &serve.base, &secret).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let copied_before_kill = loop {
@@ -177,7 +125,7 @@ state = "active"
 
     // Second run: the copy resumes from the checkpoint written with the last chunk.
     let restarted_at = chrono::Utc::now();
-    let serve = Serve::start(dir.path(), &secret);
+    let serve = start_serve(dir.path(), &secret);
     let token = admin_token(&http, &serve.base, &secret).await;
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut resumed_from = None;

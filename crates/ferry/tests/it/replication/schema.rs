@@ -8,34 +8,15 @@ use serde_json::{Value, json};
 
 use super::targets::TargetDb;
 use super::{Harness, assert_target_equals_source};
-use crate::support::{Backend, expect_json, expect_status, ferry_cmd, toml_string};
+use crate::support::{Backend, WIDGETS, expect_json, expect_status, ferry_cmd, toml_string, widgets_with};
 
-const WIDGETS_V1: &str = r#"
-[[entities]]
-label = "Widgets"
-public_name = "Widget"
-collection = "Widgets"
-logical_name = "widget"
-company_specific = true
-key = ["WidgetId"]
-fields = [
-  { name = "WidgetId", type = "string(20)" },
-  { name = "Name", type = "string(40)", mandatory = true },
-  { name = "Price", type = "decimal(32,6)", default = 0 },
-]
-"#;
-
-/// Version 2 adds two fields.
+/// Version 2 of Widgets adds two fields.
 fn widgets_v2() -> String {
-    WIDGETS_V1.replace(
-        "  { name = \"Price\", type = \"decimal(32,6)\", default = 0 },\n",
-        "  { name = \"Price\", type = \"decimal(32,6)\", default = 0 },\n  { name = \"Notes\", type = \"string(200)\" },\n  \
-         { name = \"Weight\", type = \"int\" },\n",
-    )
+    widgets_with(&[r#"{ name = "Notes", type = "string(200)" }"#, r#"{ name = "Weight", type = "int" }"#])
 }
 
 async fn new_field(target: TargetDb) {
-    let Some(mut h) = Harness::start(Backend::Sqlite, &[("widgets.toml", WIDGETS_V1)]).await else { return };
+    let Some(mut h) = Harness::start(Backend::Sqlite, &[("widgets.toml", WIDGETS)]).await else { return };
     for i in 0..20 {
         let body = json!({"WidgetId": format!("W{i:02}"), "Name": format!("Widget {i}"), "Price": i});
         expect_json(h.server.post_json("/data/Widgets", &h.writer, &body).await, 201).await;
