@@ -393,12 +393,12 @@ async fn enqueues_without_a_company_land_in_the_apps_default_company(h: Harness)
 
 /// While an all-or-nothing message of many rows is read and validated, other writers go on: a
 /// writer keeps committing rows of another entity, and several of its writes finish before the
-/// import has written anything. (Before, the import held the write lock from its first row to
-/// its last, so the first write waited for the whole import.)
+/// import has written anything. (`run_logs.rs` shows the import reads nothing inside its
+/// write transaction.)
 async fn all_or_nothing_imports_do_not_block_other_writers(h: Harness) {
-    let mut body = String::with_capacity(2_000_000);
+    let mut body = String::with_capacity(1_000_000);
     body.push_str("CUSTOMERGROUPID,DESCRIPTION\r\n");
-    for n in 0..60_000 {
+    for n in 0..30_000 {
         body.push_str(&format!("G{n:06},group number {n}\r\n"));
     }
     let id = h.enqueue(&format_job(0), None, utf16le(&body)).await;
@@ -406,7 +406,7 @@ async fn all_or_nothing_imports_do_not_block_other_writers(h: Harness) {
     let currencies = h.catalog.by_collection("Currencies").unwrap().clone();
     let (code, _) = currencies.field("CurrencyCode").unwrap();
     let mut before_import_wrote = 0;
-    for n in 0.. {
+    for n in 0..50 {
         let mut values = vec![Value::Null; currencies.fields.len()];
         values[code] = Value::String(format!("W{n:02}"));
         h.store.insert(&currencies, vec![NewRow { company: None, values }]).await.unwrap();
@@ -414,13 +414,10 @@ async fn all_or_nothing_imports_do_not_block_other_writers(h: Harness) {
             break;
         }
         before_import_wrote += 1;
-        if n == 50 {
-            break;
-        }
     }
     assert!(before_import_wrote >= 3, "only {before_import_wrote} writes finished while the import read its file");
     let view = h.wait(&id).await;
     assert_eq!(view.message.state, MessageState::Processed, "{:?}", view.reason);
-    assert_eq!(h.count("CustomerGroups").await, 60_000);
+    assert_eq!(h.count("CustomerGroups").await, 30_000);
     h.stop().await;
 }

@@ -14,6 +14,7 @@ use ferry_model::Entity;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// What an enqueue did.
 #[derive(Clone, Debug, PartialEq)]
@@ -229,6 +230,8 @@ impl Store {
         let now = self.now();
         let mut written: Vec<(Arc<Entity>, u64)> = Vec::new();
         let mut position = 0;
+        // The span lasts as long as the transaction: tracing shows what ran while it held the lock.
+        let span = tracing::info_span!("all_or_nothing_apply");
         let applied = self
             .write(async |conn| {
                 let mut counts: BTreeMap<usize, BatchCounts> = BTreeMap::new();
@@ -251,6 +254,7 @@ impl Store {
                 }
                 Ok(counts)
             })
+            .instrument(span)
             .await;
         let counts = match applied {
             Ok(counts) => counts,

@@ -258,6 +258,7 @@ fn send(out: &mpsc::Sender<SourceEvent>, batch: &mut SourceBatch, columns: &[Str
         return true;
     }
     let full = std::mem::replace(batch, new_batch(columns, map));
+    tracing::trace!(rows = full.read, "source batch read");
     out.blocking_send(SourceEvent::Batch(full)).is_ok()
 }
 

@@ -38,7 +38,7 @@ pub struct Harness {
     pub service: ImportService,
     pub store: Store,
     pub catalog: Arc<Catalog>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     workers: Option<WorkerHandle>,
 }
 
@@ -48,10 +48,14 @@ pub fn test_settings() -> ImportSettings {
 }
 
 pub async fn harness(url: &str) -> Harness {
-    harness_with(url, test_settings()).await
+    let mut h = harness_idle(url).await;
+    h.start_workers();
+    h
 }
 
-pub async fn harness_with(url: &str, settings: ImportSettings) -> Harness {
+/// The harness without workers: messages wait until [`Harness::start_workers`].
+pub async fn harness_idle(url: &str) -> Harness {
+    let settings = test_settings();
     let catalog = Arc::new(Catalog::build(&standard_sources()).unwrap());
     let store = Store::open(url, SystemClock::shared()).await.unwrap();
     store.migrate().await.unwrap();
@@ -97,11 +101,14 @@ pub async fn harness_with(url: &str, settings: ImportSettings) -> Harness {
     let atomic = Job { kind: JobKind::Package, all_or_nothing: true, ..job(ATOMIC_PACKAGE_JOB, "Customers") };
     service.put_job(atomic, Origin::Api).await.unwrap();
     service.put_job(Job { company: None, ..job(NO_COMPANY_JOB, "Customers") }, Origin::Api).await.unwrap();
-    let workers = Some(service.start_workers("test"));
-    Harness { service, store, catalog, _dir: dir, workers }
+    Harness { service, store, catalog, dir, workers: None }
 }
 
 impl Harness {
+    pub fn start_workers(&mut self) {
+        self.workers.get_or_insert_with(|| self.service.start_workers("test"));
+    }
+
     pub async fn enqueue(&self, job: &str, entity: Option<&str>, body: Vec<u8>) -> String {
         let req = EnqueueRequest {
             activity_id: job.into(),
