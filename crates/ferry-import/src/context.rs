@@ -15,8 +15,9 @@ use std::sync::Arc;
 pub struct ImportRuntime {
     /// Where scratch files go (extracted package entries, transforms, rejected rows, spills).
     pub work_dir: PathBuf,
-    /// Runs XSLT transforms in a worker process; `None` when XSLT is off or unavailable.
-    pub xslt: Option<Arc<XsltRunner>>,
+    /// Runs XSLT transforms in a worker process, or why this server runs none (turned off, or
+    /// libxslt is missing): the reason messages that need a transform fail with.
+    pub xslt: Result<Arc<XsltRunner>, String>,
 }
 
 pub(crate) struct ImportContext {

@@ -75,7 +75,7 @@ impl ImportService {
 
     /// Whether this node runs XSLT transforms.
     pub fn runs_xslt(&self) -> bool {
-        self.ctx.runtime.xslt.is_some()
+        self.ctx.runtime.xslt.is_ok()
     }
 
     /// Starts `settings.workers` workers on this node, named `node` in leases.

@@ -242,12 +242,12 @@ pub(crate) fn import_runtime(config: &Config, env: &[(String, String)]) -> anyho
     std::fs::create_dir_all(&work_dir)
         .with_context(|| format!("cannot create the import work dir {}", work_dir.display()))?;
     let xslt = if !config.import.xslt {
-        None
+        Err("this server runs no XSLT transforms (import.xslt = false)".to_owned())
     } else if let Err(why) = ferry_xslt::availability() {
-        tracing::warn!("{why}");
-        None
+        tracing::warn!("{why}; everything but XSLT transforms works");
+        Err(why)
     } else {
-        Some(Arc::new(xslt_runner(env)?))
+        Ok(Arc::new(xslt_runner(env)?))
     };
     Ok(ImportRuntime { work_dir, xslt })
 }

@@ -462,8 +462,9 @@ async fn transform(
     scratch: &Path,
     position: i64,
 ) -> Result<Result<PathBuf, String>, RunError> {
-    let Some(runner) = run.ctx.runtime.xslt.clone() else {
-        return Ok(Err("XSLT is not available on this server".into()));
+    let runner = match &run.ctx.runtime.xslt {
+        Ok(runner) => runner.clone(),
+        Err(why) => return Ok(Err(why.clone())),
     };
     let xsl_path = scratch.join(format!("{position}.xsl"));
     let out = scratch.join(format!("{position}.transformed.xml"));

@@ -64,7 +64,7 @@ pub async fn harness_idle(url: &str) -> Harness {
     let blobs = BlobStore::open(&BlobStoreConfig::Local { dir: dir.path().join("blobs") }).await.unwrap();
     let work_dir = dir.path().join("work");
     std::fs::create_dir_all(&work_dir).unwrap();
-    let runtime = ImportRuntime { work_dir, xslt: None };
+    let runtime = ImportRuntime { work_dir, xslt: Err("XSLT is not set up in these tests".into()) };
     let service = ImportService::new(store.clone(), blobs, catalog.clone(), settings, runtime);
     let entity = |name: &str, format: &str| ProjectEntity { format: format.into(), ..ProjectEntity::new(name) };
     let mut formats = Vec::new();
