@@ -6,19 +6,17 @@
 use crate::ApiState;
 use crate::auth::require_role;
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::wire::{change_type_name, failure_log_text, phase_name, profile_state_name, sync_state_name};
+use crate::wire::{checks_json, failure_log_text, failures_json, profile_document, profile_json};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use ferry_auth::{Principal, Role};
 use ferry_domain::{
-    ConnectionString, Profile, ProfileDefinition, ProfileState, RETRY_COUNT_DEFAULT, RETRY_INTERVAL_SECS_DEFAULT,
-    TargetKind,
+    ConnectionString, ProfileDefinition, ProfileState, RETRY_COUNT_DEFAULT, RETRY_INTERVAL_SECS_DEFAULT, TargetKind,
 };
 use ferry_model::FieldType;
 use ferry_replicate::{Replication, ReplicationError};
-use ferry_target::Check;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -45,26 +43,6 @@ impl From<ReplicationError> for ApiError {
             ReplicationError::Store(s) => ApiError::from(s),
         }
     }
-}
-
-fn profile_json(profile: &Profile) -> Value {
-    let d = &profile.definition;
-    json!({
-        "Id": profile.id,
-        "Name": d.name,
-        "Description": d.description,
-        "TargetType": d.target_kind.name(),
-        "SchemaName": d.schema_name.clone().unwrap_or_else(|| d.target_kind.default_schema().to_string()),
-        "TablePrefix": d.table_prefix,
-        "RetryCount": d.retry_count,
-        "RetryInterval": d.retry_interval_secs,
-        "WriteDeleteLog": d.write_delete_log,
-        "Entities": d.entities,
-        "Relationships": d.relationships,
-        "State": profile_state_name(profile.state),
-        "CreatedOn": profile.created_at.to_rfc3339(),
-        "ModifiedOn": profile.updated_at.to_rfc3339(),
-    })
 }
 
 fn field<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
@@ -145,16 +123,6 @@ fn definition_from(body: &Value) -> ApiResult<(ProfileDefinition, Option<Connect
 /// The request body as JSON, or a 400 saying why it is not.
 fn json_body(body: Result<Json<Value>, axum::extract::rejection::JsonRejection>) -> ApiResult<Value> {
     body.map(|Json(v)| v).map_err(|e| ApiError::bad_request(format!("the body is not JSON: {}", e.body_text())))
-}
-
-fn checks_json(checks: &[Check]) -> Value {
-    let ok = checks.iter().all(|c| c.ok);
-    json!({
-        "Result": if ok { "Succeeded" } else { "Failed" },
-        "Checks": checks.iter().map(|c| json!({
-            "Name": c.name, "Result": if c.ok { "Passed" } else { "Failed" }, "Details": c.detail,
-        })).collect::<Vec<_>>(),
-    })
 }
 
 pub(crate) async fn organizations(
@@ -279,23 +247,8 @@ pub(crate) async fn get_profile(
 ) -> ApiResult<Response> {
     let r = replication(&state, &p)?;
     let profile = r.get(&id).await?;
-    let mut body = profile_json(&profile);
-    let status: Vec<Value> = r
-        .status(&id)
-        .await?
-        .iter()
-        .map(|e| {
-            let s = &e.status;
-            json!({
-                "EntityName": s.entity, "Phase": phase_name(s.phase), "State": sync_state_name(s.state), "Reason": s.reason,
-                "RowsCopied": s.rows_copied, "RowsTotal": s.rows_total, "LastAppliedVersion": s.last_version,
-                "LagVersions": s.lag_versions, "LagSeconds": s.lag_seconds, "FailedRecords": e.failed_records,
-                "UpdatedOn": s.updated_at.to_rfc3339(),
-            })
-        })
-        .collect();
-    body["EntityStatus"] = Value::Array(status);
-    Ok(Json(body).into_response())
+    let statuses = r.status(&id).await?;
+    Ok(Json(profile_document(&profile, &statuses)).into_response())
 }
 
 pub(crate) async fn update_profile(
@@ -395,14 +348,5 @@ pub(crate) async fn failures(
         )
             .into_response());
     }
-    let items: Vec<Value> = lines
-        .iter()
-        .map(|l| {
-            json!({
-                "Entity": l.entity, "RecordId": l.record_id, "NotificationTime": l.notified_at.to_rfc3339(),
-                "ChangeType": change_type_name(l.change), "FailureReason": l.reason,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "ProfileId": id, "Failures": items })).into_response())
+    Ok(Json(failures_json(&id, &lines)).into_response())
 }

@@ -96,6 +96,11 @@ impl ProfileDefinition {
             relationships: Vec::new(),
         }
     }
+
+    /// The schema the tables go in: the one named, else the target's default.
+    pub fn schema(&self) -> &str {
+        self.schema_name.as_deref().unwrap_or(self.target_kind.default_schema())
+    }
 }
 
 impl std::fmt::Debug for ProfileDefinition {

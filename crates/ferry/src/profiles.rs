@@ -7,14 +7,42 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
-use ferry_api::wire::{change_type_name, failure_log_text, phase_name, profile_state_name, sync_state_name};
+use ferry_api::wire::{
+    entity_status_json, failure_log_text, failures_json, phase_name, profile_document, profile_json,
+    profile_state_name, sync_state_name,
+};
 use ferry_config::Config;
-use ferry_domain::{DeclaredProfile, Profile, ProfileDefinition, ProfileState, SystemClock, validate_profile};
+use ferry_domain::{DeclaredProfile, Profile, ProfileState, SystemClock, validate_profile};
 use ferry_replicate::{EngineSettings, Replication, ReplicationEngine, ReplicationError, VerifyReport};
 use serde_json::{Value, json};
 
 use crate::boot;
 use crate::cli::ProfilesCommand;
+
+/// A document of the data-export API (`ferry_api::wire`) with ferry's own snake_case keys, as
+/// `--json` prints it (`TablePrefix` becomes `table_prefix`).
+fn snake_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (snake_case(&k), snake_keys(v))).collect()),
+        Value::Array(items) => Value::Array(items.into_iter().map(snake_keys).collect()),
+        other => other,
+    }
+}
+
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// The most failure-log lines `ferry profiles failures` prints.
 const FAILURES_MAX: u64 = 100_000;
@@ -102,7 +130,11 @@ async fn dispatch(replication: &Replication, command: ProfilesCommand) -> anyhow
         ProfilesCommand::List { json } => list(replication, json).await.map(Outcome::ok),
         ProfilesCommand::Show { id, json } => {
             let profile = find(replication, &id).await?;
-            Ok(Outcome::ok(if json { format!("{}\n", profile_json(&profile)) } else { show_text(&profile) }))
+            if !json {
+                return Ok(Outcome::ok(show_text(&profile)));
+            }
+            let statuses = replication.status(&profile.id).await.context("cannot read the replication status")?;
+            Ok(Outcome::ok(format!("{:#}\n", snake_keys(profile_document(&profile, &statuses)))))
         }
         ProfilesCommand::Status { id, json } => status(replication, &id, json).await.map(Outcome::ok),
         ProfilesCommand::Activate { id } => set_state(replication, &id, ProfileState::Active).await.map(Outcome::ok),
@@ -137,33 +169,10 @@ async fn find(replication: &Replication, id_or_name: &str) -> anyhow::Result<Pro
         .ok_or_else(|| anyhow!("no profile with id or name '{id_or_name}' (`ferry profiles list` shows them)"))
 }
 
-fn schema_of(definition: &ProfileDefinition) -> String {
-    definition.schema_name.clone().unwrap_or_else(|| definition.target_kind.default_schema().to_owned())
-}
-
-fn profile_json(profile: &Profile) -> Value {
-    let d = &profile.definition;
-    json!({
-        "id": profile.id,
-        "name": d.name,
-        "description": d.description,
-        "target_type": d.target_kind.name(),
-        "schema_name": schema_of(d),
-        "table_prefix": d.table_prefix,
-        "retry_count": d.retry_count,
-        "retry_interval": d.retry_interval_secs,
-        "write_delete_log": d.write_delete_log,
-        "entities": d.entities,
-        "state": profile_state_name(profile.state),
-        "created_at": profile.created_at.to_rfc3339(),
-        "updated_at": profile.updated_at.to_rfc3339(),
-    })
-}
-
 async fn list(replication: &Replication, as_json: bool) -> anyhow::Result<String> {
     let profiles = replication.list().await.context("cannot read the profiles")?;
     if as_json {
-        return Ok(format!("{}\n", Value::Array(profiles.iter().map(profile_json).collect())));
+        return Ok(format!("{}\n", snake_keys(Value::Array(profiles.iter().map(profile_json).collect()))));
     }
     if profiles.is_empty() {
         return Ok("no replication profiles (declare them in [[profiles]] or POST /crm/exporter/profiles)\n".into());
@@ -190,7 +199,7 @@ fn show_text(profile: &Profile) -> String {
     let _ = writeln!(out, "description:      {}", d.description);
     let _ = writeln!(out, "state:            {}", profile_state_name(profile.state));
     let _ = writeln!(out, "target type:      {}", d.target_kind.name());
-    let _ = writeln!(out, "schema:           {}", schema_of(d));
+    let _ = writeln!(out, "schema:           {}", d.schema());
     let _ = writeln!(out, "table prefix:     {prefix}");
     let _ = writeln!(out, "retry:            {} times every {} s", d.retry_count, d.retry_interval_secs);
     let _ = writeln!(out, "write delete log: {}", if d.write_delete_log { "yes" } else { "no" });
@@ -204,19 +213,7 @@ async fn status(replication: &Replication, id: &str, as_json: bool) -> anyhow::R
     let profile = find(replication, id).await?;
     let entities = replication.status(&profile.id).await.context("cannot read the replication status")?;
     if as_json {
-        let list: Vec<Value> = entities
-            .iter()
-            .map(|e| {
-                let s = &e.status;
-                json!({
-                    "entity": s.entity, "phase": phase_name(s.phase), "state": sync_state_name(s.state), "reason": s.reason,
-                    "rows_copied": s.rows_copied, "rows_total": s.rows_total, "last_version": s.last_version,
-                    "lag_versions": s.lag_versions, "lag_seconds": s.lag_seconds,
-                    "failed_records": e.failed_records, "updated_at": s.updated_at.to_rfc3339(),
-                })
-            })
-            .collect();
-        return Ok(format!("{}\n", Value::Array(list)));
+        return Ok(format!("{}\n", snake_keys(Value::Array(entities.iter().map(entity_status_json).collect()))));
     }
     let mut out =
         format!("profile '{}' ({}): {}\n", profile.definition.name, profile.id, profile_state_name(profile.state));
@@ -261,16 +258,8 @@ async fn failures(replication: &Replication, id: &str, text: bool) -> anyhow::Re
     if text {
         return Ok(lines.iter().map(failure_log_text).collect());
     }
-    let list: Vec<Value> = lines
-        .iter()
-        .map(|l| {
-            json!({
-                "entity": l.entity, "record_id": l.record_id, "notification_time": l.notified_at.to_rfc3339(),
-                "change_type": change_type_name(l.change), "reason": l.reason,
-            })
-        })
-        .collect();
-    Ok(format!("{}\n", Value::Array(list)))
+    let mut log = failures_json(&profile.id, &lines);
+    Ok(format!("{}\n", snake_keys(log["Failures"].take())))
 }
 
 async fn test(replication: &Replication, id: &str) -> anyhow::Result<Outcome> {
@@ -365,4 +354,18 @@ async fn verify(replication: &Replication, id: &str, repair: bool, as_json: bool
         ),
     });
     Ok(Outcome { output, failure })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_documents_print_with_snake_case_keys() {
+        let document = json!({ "Id": "x", "TablePrefix": "rep", "EntityStatus": [{ "LagVersions": 3 }] });
+        assert_eq!(
+            snake_keys(document),
+            json!({ "id": "x", "table_prefix": "rep", "entity_status": [{ "lag_versions": 3 }] })
+        );
+    }
 }
