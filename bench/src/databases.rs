@@ -8,6 +8,8 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::tools::Tool;
+
 /// ferry's own database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
@@ -39,6 +41,15 @@ impl Backends {
             Backends::Postgres => vec![Backend::Postgres],
             Backends::Both => vec![Backend::Sqlite, Backend::Postgres],
         }
+    }
+
+    /// The reference client of each backend (`sqlite3`, `psql`), needed for `purpose`.
+    pub fn reference_tools(self, purpose: &'static str) -> Vec<(Tool, &'static str)> {
+        let tool = |b| match b {
+            Backend::Sqlite => Tool::Sqlite3,
+            Backend::Postgres => Tool::Psql,
+        };
+        self.list().into_iter().map(|b| (tool(b), purpose)).collect()
     }
 }
 
@@ -76,7 +87,7 @@ impl Scratch {
     /// answers its URL.
     pub async fn postgres_database(&self, admin: &str, suffix: &str) -> Result<String> {
         let name = format!("ferry_bench_{}{suffix}", short_random());
-        execute_postgres(admin, &format!("CREATE DATABASE {name}")).await?;
+        server_sql(admin, &format!("CREATE DATABASE {name}")).await.map(drop)?;
         self.note(Item::Postgres { admin: admin.to_string(), name: name.clone() });
         Ok(database_url(admin, &name))
     }
@@ -85,8 +96,8 @@ impl Scratch {
     /// `local_infile` allowed, for the reference load); answers its name and URL.
     pub async fn mysql_database(&self, admin: &str) -> Result<(String, String)> {
         let name = format!("ferry_bench_{}", short_random());
-        execute_mysql(admin, "SET GLOBAL local_infile = 1").await?;
-        execute_mysql(admin, &format!("CREATE DATABASE `{name}`")).await?;
+        server_sql(admin, "SET GLOBAL local_infile = 1").await.map(drop)?;
+        server_sql(admin, &format!("CREATE DATABASE `{name}`")).await.map(drop)?;
         self.note(Item::MySql { admin: admin.to_string(), name: name.clone() });
         Ok((name.clone(), database_url(admin, &name)))
     }
@@ -109,12 +120,12 @@ impl Scratch {
                 Item::Postgres { name, .. } if self.keep => (format!("PostgreSQL database {name}"), Ok(())),
                 Item::Postgres { admin, name } => (
                     format!("PostgreSQL database {name}"),
-                    execute_postgres(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await,
+                    server_sql(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.map(drop),
                 ),
                 Item::MySql { name, .. } if self.keep => (format!("MariaDB database {name}"), Ok(())),
                 Item::MySql { admin, name } => (
                     format!("MariaDB database {name}"),
-                    execute_mysql(admin, &format!("DROP DATABASE IF EXISTS `{name}`")).await,
+                    server_sql(admin, &format!("DROP DATABASE IF EXISTS `{name}`")).await.map(drop),
                 ),
             };
             match result {
@@ -186,36 +197,31 @@ pub fn database_name(url: &str) -> &str {
 
 /// `SHOW server_version` of the PostgreSQL server of `url`.
 pub async fn postgres_version(url: &str) -> Result<String> {
-    let mut conn =
-        sqlx::PgConnection::connect(url).await.with_context(|| format!("connecting to PostgreSQL at {url}"))?;
-    let version: String = sqlx::query("SHOW server_version").fetch_one(&mut conn).await?.try_get(0)?;
-    conn.close().await?;
-    Ok(version)
+    server_sql(url, "SHOW server_version").await?.context("SHOW server_version answered nothing")
 }
 
 /// `SELECT VERSION()` of the MariaDB/MySQL server of `url`.
 pub async fn mysql_version(url: &str) -> Result<String> {
-    let mut conn =
-        sqlx::MySqlConnection::connect(url).await.with_context(|| format!("connecting to MariaDB at {url}"))?;
-    let version: String = sqlx::query("SELECT VERSION()").fetch_one(&mut conn).await?.try_get(0)?;
-    conn.close().await?;
-    Ok(version)
+    server_sql(url, "SELECT VERSION()").await?.context("SELECT VERSION() answered nothing")
 }
 
-async fn execute_postgres(url: &str, sql: &str) -> Result<()> {
-    let mut conn =
-        sqlx::PgConnection::connect(url).await.with_context(|| format!("connecting to PostgreSQL at {url}"))?;
-    sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await.with_context(|| sql.to_string())?;
-    conn.close().await?;
-    Ok(())
-}
-
-async fn execute_mysql(url: &str, sql: &str) -> Result<()> {
-    let mut conn =
-        sqlx::MySqlConnection::connect(url).await.with_context(|| format!("connecting to MariaDB at {url}"))?;
-    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await.with_context(|| sql.to_string())?;
-    conn.close().await?;
-    Ok(())
+/// Runs `sql` over one new connection to the PostgreSQL or MariaDB/MySQL server of `url`;
+/// answers the first column of the first row, if there is one.
+async fn server_sql(url: &str, sql: &str) -> Result<Option<String>> {
+    let what = || format!("{sql} (on {url})");
+    let text = |row: Option<Result<String, sqlx::Error>>| row.transpose().with_context(what);
+    if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+        let mut conn =
+            sqlx::MySqlConnection::connect(&url.replacen("mariadb:", "mysql:", 1)).await.with_context(what)?;
+        let row = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_optional(&mut conn).await.with_context(what)?;
+        conn.close().await?;
+        text(row.map(|r| r.try_get(0)))
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.with_context(what)?;
+        let row = sqlx::raw_sql(AssertSqlSafe(sql)).fetch_optional(&mut conn).await.with_context(what)?;
+        conn.close().await?;
+        text(row.map(|r| r.try_get(0)))
+    }
 }
 
 /// 8 random hex digits.

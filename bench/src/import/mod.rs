@@ -102,14 +102,7 @@ impl ImportArgs {
         if !self.has(Step::File) {
             return Vec::new();
         }
-        self.backend
-            .list()
-            .into_iter()
-            .map(|b| match b {
-                Backend::Sqlite => (Tool::Sqlite3, "import: the reference load (.import)"),
-                Backend::Postgres => (Tool::Psql, "import: the reference load (\\copy)"),
-            })
-            .collect()
+        self.backend.reference_tools("import: the reference load of the customers file")
     }
 
     fn timeout(&self) -> Duration {

@@ -59,14 +59,7 @@ pub struct OdataArgs {
 
 impl OdataArgs {
     pub fn tools(&self) -> Vec<(Tool, &'static str)> {
-        self.backend
-            .list()
-            .into_iter()
-            .map(|b| match b {
-                Backend::Sqlite => (Tool::Sqlite3, "odata: the reference read of the SQLite table"),
-                Backend::Postgres => (Tool::Psql, "odata: the reference read of the PostgreSQL table"),
-            })
-            .collect()
+        self.backend.reference_tools("odata: the reference read of the customer table")
     }
 }
 
