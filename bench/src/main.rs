@@ -97,7 +97,7 @@ enum Bench {
     /// both targets) except --rows.
     All {
         /// Rows of every subcommand's big data set [default: each one's own].
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=20_000_000))]
         rows: Option<u64>,
     },
 }
