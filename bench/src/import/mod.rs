@@ -172,18 +172,22 @@ pub async fn run(ctx: &Context, args: &ImportArgs) -> Result<()> {
     let size = args.file_mb.map_or_else(|| format!("rows {}", args.rows), |mb| format!("file ~{mb} MB"));
     let workers = args.workers.map_or_else(|| "default".to_string(), |w| w.to_string());
     let batch = args.batch_rows.map_or_else(|| "default".to_string(), |b| b.to_string());
+    let mut settings = vec![format!("backends {}", names.join(" ")), format!("steps {}", steps.join(","))];
+    if args.has(Step::File) {
+        settings.push(size.clone());
+    }
+    if args.has(Step::Messages) {
+        settings
+            .push(format!("messages {} over {} entities from {} clients", args.messages, args.entities, args.clients));
+    }
+    if args.has(Step::AonWriters) {
+        settings.push(format!("aon {} rows after {} s of the writer alone", args.aon_rows, args.aon_baseline_secs));
+    }
+    settings.push(format!("workers {workers}  batch_rows {batch}"));
     let info = report::header(
         "import",
         &ctx.ferry,
-        &format!(
-            "backends {}  steps {}  {size}  messages {} over {} entities from {} clients  aon {} rows  workers {workers}  batch_rows {batch}",
-            names.join(" "),
-            steps.join(","),
-            args.messages,
-            args.entities,
-            args.clients,
-            args.aon_rows
-        ),
+        &settings.join("  "),
         "ferry, the clients, the loaders and PostgreSQL share this machine; the load average shows other work on it",
     );
     let inputs = generate(ctx, args)?;
@@ -204,10 +208,7 @@ pub async fn run(ctx: &Context, args: &ImportArgs) -> Result<()> {
         }
     }
     println!();
-    println!(
-        "== figures ({size}, {} messages over {} entities, commit {}, {}) ==",
-        args.messages, args.entities, info.commit, info.machine
-    );
+    println!("== figures ({}, commit {}, {}) ==", settings[1..].join(", "), info.commit, info.machine);
     table::print(&runs);
     println!("json      {}", if files.is_empty() { "none".to_string() } else { files.join(" ") });
     anyhow::ensure!(failed.is_empty(), "import failed on {}", failed.join(", "));
