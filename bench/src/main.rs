@@ -161,17 +161,30 @@ async fn main() -> ExitCode {
         eprintln!("error: creating {}: {e}", out.display());
         return ExitCode::from(2);
     }
-    let ctx = Context {
+    let ctx = std::sync::Arc::new(Context {
         ferry,
         out,
         scratch: Scratch::new(cli.common.keep),
         postgres_url: cli.common.postgres_url,
         mysql_url: cli.common.mysql_url,
         log_level: cli.common.log_level,
+    });
+    // The run is a task of its own, so that the clean-up below also follows a panic (e.g. a
+    // closed stdout) and Ctrl-C; aborting it drops the servers, which kills them.
+    let mut run = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move { run_all(&ctx, benches).await })
     };
     let outcome = tokio::select! {
-        r = run_all(&ctx, benches) => r.map_err(Some),
-        _ = tokio::signal::ctrl_c() => Err(None),
+        r = &mut run => match r {
+            Ok(r) => r.map_err(Some),
+            Err(e) => Err(Some(anyhow::anyhow!("the run stopped: {e}"))),
+        },
+        _ = tokio::signal::ctrl_c() => {
+            run.abort();
+            let _ = run.await;
+            Err(None)
+        }
     };
     ctx.scratch.cleanup().await;
     match outcome {
