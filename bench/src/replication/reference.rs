@@ -12,10 +12,11 @@ use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Row};
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::target::TargetDb;
+use super::target::TargetDb;
+use crate::stats::per_second;
+use crate::tools;
 
 /// Figures of one reference load.
 pub struct ReferenceLoad {
@@ -28,7 +29,7 @@ pub struct ReferenceLoad {
 
 impl ReferenceLoad {
     pub fn rate(&self) -> f64 {
-        self.rows as f64 / self.load.as_secs_f64().max(1e-9)
+        per_second(self.rows as f64, self.load.as_secs_f64())
     }
 
     pub fn to_json(&self) -> Value {
@@ -51,13 +52,10 @@ pub async fn run(target: &TargetDb, url: &str, table: &str, schema: &str, csv: &
         ] {
             sqlx::query(AssertSqlSafe(sql.as_str())).execute(pool).await.with_context(|| sql.clone())?;
         }
-        let started = Instant::now();
-        psql(url, &format!("\\copy (SELECT * FROM public.\"{table}\") TO '{file}' CSV"))?;
-        let export = started.elapsed();
+        let (_, export) =
+            tools::psql(url, &format!("\\copy (SELECT * FROM public.\"{table}\") TO '{file}' CSV"), true).await?;
         let copy = format!("\\copy {schema}.\"{table}\" FROM '{file}' CSV");
-        let started = Instant::now();
-        psql(url, &copy)?;
-        let load = started.elapsed();
+        let (_, load) = tools::psql(url, &copy, true).await?;
         let rows: i64 = sqlx::query(AssertSqlSafe(format!("SELECT count(*) FROM {schema}.\"{table}\"")))
             .fetch_one(pool)
             .await?
@@ -77,9 +75,7 @@ pub async fn run(target: &TargetDb, url: &str, table: &str, schema: &str, csv: &
         let load_sql = format!(
             "LOAD DATA LOCAL INFILE '{file}' INTO TABLE `{table}` FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"'"
         );
-        let started = Instant::now();
-        let output = mysql(url, schema, &format!("{load_sql}; SHOW COUNT(*) WARNINGS"))?;
-        let load = started.elapsed();
+        let (output, load) = tools::mysql(url, schema, &format!("{load_sql}; SHOW COUNT(*) WARNINGS")).await?;
         let warnings = output.lines().last().map(str::trim).filter(|w| *w != "0").map(|w| format!("{w} warnings"));
         let rows: i64 = sqlx::query(AssertSqlSafe(format!("SELECT count(*) FROM `{schema}`.`{table}`")))
             .fetch_one(pool)
@@ -89,41 +85,6 @@ pub async fn run(target: &TargetDb, url: &str, table: &str, schema: &str, csv: &
     } else {
         bail!("no target pool")
     }
-}
-
-/// Runs one psql meta-command against `url`.
-fn psql(url: &str, command: &str) -> Result<()> {
-    let output = Command::new("psql")
-        .args([url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", command])
-        .output()
-        .context("running psql (is it on the PATH?)")?;
-    if !output.status.success() {
-        bail!("psql -c \"{command}\" failed: {}", String::from_utf8_lossy(&output.stderr).trim());
-    }
-    Ok(())
-}
-
-/// Runs statements with the mysql client (local infile on) in `database` of the server of
-/// `url`; answers stdout.
-fn mysql(url: &str, database: &str, statements: &str) -> Result<String> {
-    let url = reqwest::Url::parse(&url.replacen("mariadb:", "mysql:", 1)).context("parsing the MariaDB URL")?;
-    let mut command = Command::new("mysql");
-    command
-        .arg("--local-infile=1")
-        .arg("--batch")
-        .arg("--skip-column-names")
-        .arg(format!("--host={}", url.host_str().unwrap_or("127.0.0.1")))
-        .arg(format!("--port={}", url.port().unwrap_or(3306)))
-        .arg(format!("--user={}", if url.username().is_empty() { "root" } else { url.username() }));
-    if let Some(password) = url.password() {
-        command.env("MYSQL_PWD", password);
-    }
-    let output =
-        command.arg(database).arg("-e").arg(statements).output().context("running mysql (is it on the PATH?)")?;
-    if !output.status.success() {
-        bail!("mysql -e \"{statements}\" failed: {}", String::from_utf8_lossy(&output.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// Writes every row of `table` as CSV for `LOAD DATA … FIELDS TERMINATED BY ','

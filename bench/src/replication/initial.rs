@@ -9,8 +9,10 @@ use anyhow::{Result, bail};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+use super::profiles;
+use super::target::TargetDb;
 use crate::api::Api;
-use crate::target::TargetDb;
+use crate::stats::per_second;
 
 /// Pause between two status polls.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -35,7 +37,7 @@ pub struct InitialCopy {
 
 impl InitialCopy {
     pub fn rate(&self) -> f64 {
-        self.rows_copied as f64 / self.elapsed.as_secs_f64().max(1e-9)
+        per_second(self.rows_copied as f64, self.elapsed.as_secs_f64())
     }
 
     pub fn to_json(&self) -> Value {
@@ -53,7 +55,7 @@ impl InitialCopy {
 /// both in the target's checkpoint and in the API status.
 pub async fn run(api: &Api, target: &TargetDb, id: &str, limit: Duration) -> Result<InitialCopy> {
     let start = Instant::now();
-    api.activate(id).await?;
+    profiles::activate(api, id).await?;
     let mut first_rows_after = None;
     let mut committed_after: Option<(Duration, i64)> = None;
     let mut status_after: Option<(Duration, i64, i64)> = None;
@@ -70,7 +72,7 @@ pub async fn run(api: &Api, target: &TargetDb, id: &str, limit: Duration) -> Res
                 committed_after = Some((start.elapsed(), copied));
             }
         }
-        let profile = api.profile(id).await?;
+        let profile = profiles::get(api, id).await?;
         let status = &profile["EntityStatus"][0];
         let phase = status["Phase"].as_str().unwrap_or("");
         let state = status["State"].as_str().unwrap_or("");

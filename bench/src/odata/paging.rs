@@ -3,11 +3,14 @@
 //! command-line client.
 
 use anyhow::{Context, Result, bail};
+use reqwest::Method;
 use serde_json::Value;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::api::{Api, describe};
+use crate::databases::FerryDatabase;
+use crate::stats::per_second;
+use crate::tools;
 
 const SELECT: &str = "$select=CustomerAccount,OrganizationName,CreditLimit";
 
@@ -22,10 +25,22 @@ pub struct Paged {
 
 impl Paged {
     pub fn rate(&self) -> f64 {
-        self.rows as f64 / self.elapsed.as_secs_f64().max(1e-9)
+        per_second(self.rows as f64, self.elapsed.as_secs_f64())
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
+    /// `1000000 rows  201 pages of 5000  … s  … rows/s`, and the note if any.
+    pub fn describe(&self, page_size: u64) -> String {
+        let note = self.note.as_deref().map(|n| format!("  NOTE: {n}")).unwrap_or_default();
+        format!(
+            "{} rows  {} pages of {page_size}  {:.2} s  {:.0} rows/s{note}",
+            self.rows,
+            self.pages,
+            self.elapsed.as_secs_f64(),
+            self.rate()
+        )
+    }
+
+    pub fn to_json(&self) -> Value {
         serde_json::json!({
             "rows": self.rows,
             "pages": self.pages,
@@ -39,7 +54,7 @@ impl Paged {
 
 /// Gets one page and answers its rows and next link.
 async fn page(api: &Api, url: &str, prefer: Option<&str>) -> Result<(u64, Option<String>)> {
-    let mut request = api.get(url);
+    let mut request = api.request(Method::GET, url);
     if let Some(prefer) = prefer {
         request = request.header("Prefer", prefer);
     }
@@ -109,42 +124,28 @@ pub async fn client_driven(api: &Api, page_size: u64, limit: Duration, max_pages
     Ok(paged)
 }
 
-/// Runs one statement with the database's own command-line client (`sqlite3` or `psql`),
-/// output discarded. Answers how long the client took and the command line as shown.
-fn run_cli(database: &str, sqlite_sql: &str, postgres_sql: &str) -> Result<(Duration, String)> {
-    let (mut command, shown) = if let Some(rest) = database.strip_prefix("sqlite:") {
-        let path = rest.trim_start_matches("//");
-        let path = path.split('?').next().unwrap_or(path);
-        let mut c = Command::new("sqlite3");
-        c.arg(path).arg(sqlite_sql);
-        (c, format!("sqlite3 {path} \"{sqlite_sql}\""))
-    } else if database.starts_with("postgres:") || database.starts_with("postgresql:") {
-        let mut c = Command::new("psql");
-        c.arg("-X").arg("-q").arg("-v").arg("ON_ERROR_STOP=1").arg(database).arg("-c").arg(postgres_sql);
-        (c, format!("psql <url> -c \"{postgres_sql}\""))
-    } else {
-        bail!("unknown database URL scheme (want sqlite:// or postgres://)");
-    };
-    let start = Instant::now();
-    let output = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| format!("running {shown} (is the client installed?)"))?;
-    let elapsed = start.elapsed();
-    if !output.status.success() {
-        bail!("{shown} failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
+/// Runs one statement with the database's own client (`sqlite3` or `psql`), output discarded;
+/// answers how long the client took and the command line as shown.
+async fn run_cli(db: &FerryDatabase, sqlite_sql: &str, postgres_sql: &str) -> Result<(Duration, String)> {
+    match &db.sqlite_file {
+        Some(file) => {
+            let (_, took) = tools::sqlite3(file, &[sqlite_sql], true).await?;
+            Ok((took, format!("sqlite3 {} \"{sqlite_sql}\"", file.display())))
+        }
+        None => {
+            let (_, took) = tools::psql(&db.url, postgres_sql, true).await?;
+            Ok((took, format!("psql <url> -c \"{postgres_sql}\"")))
+        }
     }
-    Ok((elapsed, shown))
 }
 
 /// The reference read: the whole customer table through `sqlite3` or `psql`.
-pub fn reference_read(database: &str) -> Result<(Duration, String)> {
-    run_cli(database, "SELECT * FROM e_customerv3", "\\copy (SELECT * FROM e_customerv3) TO '/dev/null'")
+pub async fn reference_read(db: &FerryDatabase) -> Result<(Duration, String)> {
+    run_cli(db, "SELECT * FROM e_customerv3", "\\copy (SELECT * FROM e_customerv3) TO '/dev/null'").await
 }
 
 /// Refreshes the planner statistics of the customer table (`ANALYZE`), as a database that has
 /// been running a while would have them.
-pub fn analyze(database: &str) -> Result<(Duration, String)> {
-    run_cli(database, "ANALYZE e_customerv3", "ANALYZE e_customerv3")
+pub async fn analyze(db: &FerryDatabase) -> Result<(Duration, String)> {
+    run_cli(db, "ANALYZE e_customerv3", "ANALYZE e_customerv3").await
 }

@@ -1,6 +1,8 @@
-//! CPU accounting from `/proc` (Linux), to tell where a step's time went: the CPU seconds the
-//! ferry server process used, and how busy the whole machine was (other work included).
-//! Elsewhere, or without a server pid, the figures are simply absent.
+//! What `/proc` (Linux) tells about the ferry server and the machine: the CPU seconds the server
+//! process used and how busy the whole machine was (other work included), to tell where a
+//! step's time went; the server's resident memory (`VmRSS`) and its peak (`VmHWM`); the CPU
+//! model, memory, kernel and load average for the header. Elsewhere, or without a server pid,
+//! the figures are simply absent.
 
 use serde_json::{Value, json};
 use std::time::Instant;
@@ -78,5 +80,62 @@ impl CpuUse {
             "wall_seconds": self.wall_secs, "ferry_cpu_seconds": self.process_secs,
             "machine_busy_cpus": self.machine_busy_cpus,
         })
+    }
+}
+
+/// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`) in MiB.
+pub fn status_mib(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_field_mib(&status, field)
+}
+
+fn status_field_mib(status: &str, field: &str) -> Option<f64> {
+    let line = status.lines().find(|l| l.split(':').next() == Some(field))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// A MiB figure with one decimal, `n/a` when absent.
+pub fn mib(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.1}"))
+}
+
+/// `2 CPUs (AMD EPYC …), 23.5 GiB memory, Linux 6.1.0`.
+pub fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown", |(_, m)| m.trim());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| status_field_mib(&m, "MemTotal"))
+        .map_or_else(|| "unknown".to_string(), |mib| format!("{:.1} GiB", mib / 1024.0));
+    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+    let kernel = format!("{} {}", read("/proc/sys/kernel/ostype"), read("/proc/sys/kernel/osrelease"));
+    format!("{cpus} CPUs ({model}), {memory} memory, {}", kernel.trim())
+}
+
+/// The three load averages.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_fields_in_mib() {
+        let status = "Name:\tferry\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\n";
+        assert_eq!(status_field_mib(status, "VmRSS"), Some(100.0));
+        assert_eq!(status_field_mib(status, "VmHWM"), Some(200.0));
+        assert_eq!(status_field_mib(status, "VmSwap"), None);
+        assert_eq!(mib(Some(1.26)), "1.3");
+        assert_eq!(mib(None), "n/a");
     }
 }

@@ -1,9 +1,8 @@
-//! The figures table: reads the JSON files `run` wrote (one per target) and prints the initial
-//! copy beside the reference load, and the delta latencies, each against the issue's aim.
+//! The figures table at the end of `replication`: the initial copy beside the reference load,
+//! and the delta latencies, per target, each against the issue's aim. Reads the same JSON the
+//! run writes to `replication-<target>.json`.
 
-use anyhow::{Context, Result};
 use serde_json::Value;
-use std::path::PathBuf;
 
 /// Aim of issue 4: ferry's initial copy at least this share of the reference load rate.
 const COPY_RATIO_AIM: f64 = 0.5;
@@ -14,19 +13,13 @@ fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
 
-/// Prints the table of every `run` JSON in `files`.
-pub fn print(files: &[PathBuf]) -> Result<()> {
-    let mut runs = Vec::new();
-    for path in files {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let run: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        runs.push(run);
-    }
+/// Prints the table of the figures of every target.
+pub fn print(runs: &[Value]) {
     println!(
         "initial copy   {:>9} {:>9} {:>12} {:>9} {:>12} {:>7}  aim: ferry >= {COPY_RATIO_AIM} x reference",
         "rows", "ferry s", "ferry rows/s", "ref s", "ref rows/s", "ratio"
     );
-    for run in &runs {
+    for run in runs {
         let target = run["target"].as_str().unwrap_or("?");
         let (copy, reference) = (&run["initial"], &run["reference"]);
         if copy.is_null() {
@@ -56,7 +49,7 @@ pub fn print(files: &[PathBuf]) -> Result<()> {
         "delta latency  {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}  aim: p99 < {P99_AIM_MS:.0} ms",
         "paced/s", "achieved", "changes", "p50 ms", "p99 ms", "max ms", "unseen"
     );
-    for run in &runs {
+    for run in runs {
         let target = run["target"].as_str().unwrap_or("?");
         let delta = &run["delta"];
         if delta.is_null() {
@@ -88,5 +81,4 @@ pub fn print(files: &[PathBuf]) -> Result<()> {
         "  {:<12} SinkModifiedOn (ferry's stamp when it built the batch) - PATCH returned (wall clock)",
         "<target> sink"
     );
-    Ok(())
 }

@@ -15,9 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+use super::target::{Customer, TargetDb};
 use crate::api::Api;
-use crate::stats::Latencies;
-use crate::target::{Customer, TargetDb};
+use crate::load::Outcome;
+use crate::stats::{Latencies, ms};
 
 /// Most rows one poll asks for (the oldest pending changes first).
 const POLL_ROWS_MAX: usize = 5_000;
@@ -182,10 +183,6 @@ pub async fn run(
     })
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 /// Writer `task` sends changes `task`, `task + tasks`, … each at its due time.
 async fn write_changes(
     task: usize,
@@ -210,16 +207,16 @@ async fn write_changes(
             pending.by_change.insert(i, row.id);
         }
         let sent = Instant::now();
-        let result = api.patch_phone(&row.company, &row.account, &marker(&settings.tag, i)).await;
+        let result = patch_phone(api, &row.company, &row.account, &marker(&settings.tag, i)).await;
         let (returned, wall) = (Instant::now(), Utc::now());
         let mut changes = shared.changes.lock().expect("changes lock");
         changes[i].sent = Some(sent);
         match result {
-            Ok(()) => {
+            Outcome { ok: true, .. } => {
                 changes[i].committed = Some(returned);
                 changes[i].committed_wall = Some(wall);
             }
-            Err(e) => {
+            Outcome { error, .. } => {
                 changes[i].failed = true;
                 drop(changes);
                 let mut pending = shared.pending.lock().expect("pending lock");
@@ -227,10 +224,17 @@ async fn write_changes(
                     pending.by_row.remove(&row.id);
                 }
                 pending.by_change.remove(&i);
-                shared.first_error.lock().expect("error lock").get_or_insert(e);
+                shared.first_error.lock().expect("error lock").get_or_insert(error.unwrap_or_default());
             }
         }
     }
+}
+
+/// Sets `PrimaryContactPhone` of one customer; 204 is success.
+async fn patch_phone(api: &Api, company: &str, account: &str, phone: &str) -> Outcome {
+    let path = format!("/data/CustomersV3(dataAreaId='{company}',CustomerAccount='{account}')");
+    let request = api.request(reqwest::Method::PATCH, &path).json(&json!({ "PrimaryContactPhone": phone }));
+    Api::outcome(request, &format!("PATCH {path}"), reqwest::StatusCode::NO_CONTENT, None).await
 }
 
 /// Polls the target for pending changes until the writers are done and every change was seen,
