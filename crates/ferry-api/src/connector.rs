@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use ferry_auth::Principal;
 use ferry_domain::normalize_activity_id;
-use ferry_import::{EnqueueRequest, ImportError, MessageView};
+use ferry_integration::{EnqueueRequest, IntegrationError, MessageView};
 use serde_json::{Value, json};
 
 /// The header that carries the client's own name for a file (RIS sends the file name).
@@ -81,7 +81,7 @@ async fn enqueue_body(
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(ImportError::TooLarge { limit }.into());
+        return Err(IntegrationError::TooLarge { limit }.into());
     }
     let external_id = headers
         .get(EXTERNAL_ID_HEADER)
@@ -135,10 +135,10 @@ async fn job_status_of(
 ) -> ApiResult<Response> {
     let import = state.import()?;
     let Some((job, _)) = import.get_job(activity_id).await? else {
-        return Err(ImportError::UnknownJob(activity_id.to_string()).into());
+        return Err(IntegrationError::UnknownJob(activity_id.to_string()).into());
     };
     if !job.authorizes(&principal.client_id) {
-        return Err(ImportError::Unauthorized {
+        return Err(IntegrationError::Unauthorized {
             client_id: principal.client_id.clone(),
             activity_id: job.activity_id.clone(),
         }

@@ -21,7 +21,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ferry_auth::{Principal, Role};
 use ferry_domain::{EntityResult, ErrorFilter, ErrorRecord};
-use ferry_import::{ImportService, MessageView};
+use ferry_integration::{IntegrationService, MessageView};
 use serde_json::{Map, Value, json};
 
 /// The entity set the actions are bound to.
@@ -168,7 +168,7 @@ fn not_found_error(action: &str, detail: &str) -> ApiError {
 
 /// The message whose execution the parameters name (`executionId`; a message id works too,
 /// as RIS sends one to `GetExecutionErrors`).
-async fn execution(import: &ImportService, action: &str, params: &Map<String, Value>) -> ApiResult<MessageView> {
+async fn execution(import: &IntegrationService, action: &str, params: &Map<String, Value>) -> ApiResult<MessageView> {
     let id = param(params, &["executionId"])?;
     import
         .message(&id)

@@ -140,9 +140,9 @@ impl From<StoreError> for ApiError {
 /// Seconds a client is asked to wait before retrying when import storage is unavailable.
 const IMPORT_RETRY_AFTER_SECS: u32 = 5;
 
-impl From<ferry_import::ImportError> for ApiError {
-    fn from(e: ferry_import::ImportError) -> ApiError {
-        use ferry_import::ImportError as E;
+impl From<ferry_integration::IntegrationError> for ApiError {
+    fn from(e: ferry_integration::IntegrationError) -> ApiError {
+        use ferry_integration::IntegrationError as E;
         match e {
             E::UnknownJob(_) | E::NotFound(_) => ApiError::not_found(e.to_string()),
             // The job's authorization policy is the permission: the token was fine, the app is

@@ -15,10 +15,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ferry_auth::{Principal, Role};
 use ferry_domain::{Origin, normalize_activity_id};
-use ferry_import::ImportService;
+use ferry_integration::IntegrationService;
 use serde_json::{Map, Value};
 
-fn service<'a>(state: &'a ApiState, principal: &Principal) -> ApiResult<&'a ImportService> {
+fn service<'a>(state: &'a ApiState, principal: &Principal) -> ApiResult<&'a IntegrationService> {
     require_role(principal, Role::Admin)?;
     state.import()
 }

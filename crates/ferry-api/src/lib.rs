@@ -48,7 +48,7 @@ struct StateInner {
     settings: ApiSettings,
     metrics: PrometheusHandle,
     replication: Option<Arc<ferry_replicate::Replication>>,
-    import: Option<ferry_import::ImportService>,
+    import: Option<ferry_integration::IntegrationService>,
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -79,13 +79,13 @@ impl ApiState {
 
     /// Serves the recurring import (connector, DMF actions, messages, project and job
     /// administration) from `import`. Call before cloning.
-    pub fn with_import(mut self, import: ferry_import::ImportService) -> ApiState {
+    pub fn with_import(mut self, import: ferry_integration::IntegrationService) -> ApiState {
         Arc::get_mut(&mut self.inner).expect("with_import is called before the state is shared").import = Some(import);
         self
     }
 
     /// The import service, or the 503 every import route answers when this server has none.
-    fn import(&self) -> error::ApiResult<&ferry_import::ImportService> {
+    fn import(&self) -> error::ApiResult<&ferry_integration::IntegrationService> {
         self.inner.import.as_ref().ok_or_else(|| {
             ApiError::new(error::ErrorKind::Unavailable, "recurring import is not enabled on this server")
         })

@@ -22,7 +22,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ferry_auth::{Principal, Role};
 use ferry_domain::{ErrorFilter, MessageFilter, MessageState, Stage, normalize_activity_id};
-use ferry_import::{ImportService, MessageView};
+use ferry_integration::{IntegrationService, MessageView};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
@@ -31,7 +31,7 @@ const PAGE_DEFAULT: u32 = 100;
 /// The largest `limit`.
 const PAGE_MAX: u32 = 1000;
 
-fn service<'a>(state: &'a ApiState, principal: &Principal) -> ApiResult<&'a ImportService> {
+fn service<'a>(state: &'a ApiState, principal: &Principal) -> ApiResult<&'a IntegrationService> {
     require_role(principal, Role::Reader)?;
     state.import()
 }
@@ -111,7 +111,7 @@ pub(crate) async fn list(
     Ok(axum::Json(json!({ "value": items, "next": next })).into_response())
 }
 
-async fn view_of(import: &ImportService, id: &str) -> ApiResult<MessageView> {
+async fn view_of(import: &IntegrationService, id: &str) -> ApiResult<MessageView> {
     import.message(id).await?.ok_or_else(|| ApiError::not_found(format!("no message or execution has id {id}")))
 }
 
@@ -185,7 +185,7 @@ pub(crate) async fn rejected(
             ),
         }));
     };
-    let stream = import.blobs().get_stream(&key).await.map_err(ferry_import::ImportError::from)?;
+    let stream = import.blobs().get_stream(&key).await.map_err(ferry_integration::IntegrationError::from)?;
     let content_type = match ext.as_str() {
         "csv" => "text/csv",
         "xml" => "application/xml",
@@ -218,7 +218,7 @@ pub(crate) async fn staging(
             view.message.id
         )));
     };
-    let stream = import.blobs().get_stream(&key).await.map_err(ferry_import::ImportError::from)?;
+    let stream = import.blobs().get_stream(&key).await.map_err(ferry_integration::IntegrationError::from)?;
     let disposition = format!("attachment; filename=\"{}-{position}-staging.jsonl\"", view.message.id);
     Ok((
         StatusCode::OK,

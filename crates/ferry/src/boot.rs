@@ -12,7 +12,7 @@ use ferry_auth::{TokenService, TokenSettings, TrustedIssuerSettings};
 use ferry_blob::BlobStore;
 use ferry_config::{AppDecl, AppSecret, Config, SecretRef};
 use ferry_domain::SharedClock;
-use ferry_import::{ImportRuntime, ImportService};
+use ferry_integration::{IntegrationRuntime, IntegrationService};
 use ferry_model::{Catalog, CatalogSource};
 use ferry_secrets::MasterKey;
 use ferry_store::{App, AppOrigin, Store};
@@ -237,7 +237,7 @@ pub(crate) async fn open_blobs(config: &Config) -> anyhow::Result<BlobStore> {
 /// What this node gives the import service: its work dir `<data_dir>/work` (created here) and,
 /// when `[import] xslt` is on and libxslt can be loaded, the XSLT worker. Without libxslt the
 /// server runs everything else and says so once.
-pub(crate) fn import_runtime(config: &Config, env: &[(String, String)]) -> anyhow::Result<ImportRuntime> {
+pub(crate) fn import_runtime(config: &Config, env: &[(String, String)]) -> anyhow::Result<IntegrationRuntime> {
     let work_dir = config.data_dir.join(WORK_DIR);
     std::fs::create_dir_all(&work_dir)
         .with_context(|| format!("cannot create the import work dir {}", work_dir.display()))?;
@@ -249,7 +249,7 @@ pub(crate) fn import_runtime(config: &Config, env: &[(String, String)]) -> anyho
     } else {
         Ok(Arc::new(xslt_runner(env)?))
     };
-    Ok(ImportRuntime { work_dir, xslt })
+    Ok(IntegrationRuntime { work_dir, xslt })
 }
 
 /// Runs transforms as `<ferry> xslt-worker …`: this executable, or the one `FERRY_XSLT_WORKER` names.
@@ -283,10 +283,10 @@ pub(crate) async fn import_service(
     env: &[(String, String)],
     store: Store,
     catalog: Arc<Catalog>,
-) -> anyhow::Result<ImportService> {
+) -> anyhow::Result<IntegrationService> {
     let runtime = import_runtime(config, env)?;
     let blobs = open_blobs(config).await?;
-    Ok(ImportService::new(store, blobs, catalog, config.import.clone(), runtime))
+    Ok(IntegrationService::new(store, blobs, catalog, config.import.clone(), runtime))
 }
 
 /// Fails unless `client_id` is 1..=100 characters from `[A-Za-z0-9._-]`.

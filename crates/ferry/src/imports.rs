@@ -1,7 +1,7 @@
 //! Recurring imports in the binary: applying the `[[projects]]` and `[[jobs]]` declarations at
 //! start-up (matched by name and activity id; unchanged ones are not rewritten) and the
 //! `ferry projects|jobs …` commands (`ferry messages …` is in `messages.rs`). Like `ferry apps` and `ferry profiles`, the commands
-//! work on the store directly, through an [`ImportService`] whose workers are never started; a
+//! work on the store directly, through an [`IntegrationService`] whose workers are never started; a
 //! running server sees changed definitions at the next enqueue or import.
 
 use std::fmt::Write as _;
@@ -14,16 +14,16 @@ use ferry_api::wire::{
 };
 use ferry_config::Config;
 use ferry_domain::{Job, Origin, Project, SystemClock, normalize_activity_id};
-use ferry_import::{ImportError, ImportService};
+use ferry_integration::{IntegrationError, IntegrationService};
 use serde_json::{Map, Value};
 
 use crate::boot;
 use crate::cli::{JobsCommand, ProjectsCommand};
 
 /// The import service's error with its detail (`Internal` and `Unavailable` display without it).
-pub(crate) fn failed(e: ImportError) -> anyhow::Error {
+pub(crate) fn failed(e: IntegrationError) -> anyhow::Error {
     match &e {
-        ImportError::Internal(detail) | ImportError::Unavailable(detail) => anyhow!("{e}: {detail}"),
+        IntegrationError::Internal(detail) | IntegrationError::Unavailable(detail) => anyhow!("{e}: {detail}"),
         _ => anyhow!("{e}"),
     }
 }
@@ -31,7 +31,11 @@ pub(crate) fn failed(e: ImportError) -> anyhow::Error {
 /// Creates or replaces every project, then every job, declared in the config. Idempotent: a
 /// definition already stored as declared is not written. Definitions the config declared before
 /// but no longer does are kept (they may be in use) and reported in the log.
-pub(crate) async fn apply_declared(service: &ImportService, projects: &[Project], jobs: &[Job]) -> anyhow::Result<()> {
+pub(crate) async fn apply_declared(
+    service: &IntegrationService,
+    projects: &[Project],
+    jobs: &[Job],
+) -> anyhow::Result<()> {
     for (i, decl) in projects.iter().enumerate() {
         let at = || format!("config projects[{i}] ('{}')", decl.name);
         let project = decl.clone();
@@ -68,7 +72,7 @@ pub(crate) async fn apply_declared(service: &ImportService, projects: &[Project]
 }
 
 /// Logs config-origin definitions that the config no longer declares.
-async fn report_undeclared(service: &ImportService, projects: &[Project], jobs: &[Job]) -> anyhow::Result<()> {
+async fn report_undeclared(service: &IntegrationService, projects: &[Project], jobs: &[Job]) -> anyhow::Result<()> {
     for (project, origin) in service.list_projects().await.map_err(failed)? {
         if origin == Origin::Config && !projects.iter().any(|d| d.name.eq_ignore_ascii_case(&project.name)) {
             tracing::warn!(project = %project.name, "data project was declared in the config and no longer is; it is kept (`ferry projects delete` removes it)");
@@ -85,7 +89,7 @@ async fn report_undeclared(service: &ImportService, projects: &[Project], jobs: 
 /// Opens the store and an import service over it (workers never started), runs `f`, closes.
 pub(crate) async fn with_service<F, T>(config: &Config, env: &[(String, String)], f: F) -> anyhow::Result<T>
 where
-    F: AsyncFnOnce(&ImportService) -> anyhow::Result<T>,
+    F: AsyncFnOnce(&IntegrationService) -> anyhow::Result<T>,
 {
     let catalog = Arc::new(boot::build_catalog(config.entities_dir.as_deref())?);
     let store = boot::open_store(config, SystemClock::shared()).await?;
@@ -128,7 +132,7 @@ pub(crate) async fn projects(
     .await
 }
 
-async fn find_project(service: &ImportService, name: &str) -> anyhow::Result<(Project, Origin)> {
+async fn find_project(service: &IntegrationService, name: &str) -> anyhow::Result<(Project, Origin)> {
     service.get_project(name.trim()).await.map_err(failed)?.ok_or_else(|| {
         anyhow!(
             "no data project named '{name}' (`ferry projects list` shows them; `ferry projects apply FILE` creates one)"
@@ -136,7 +140,7 @@ async fn find_project(service: &ImportService, name: &str) -> anyhow::Result<(Pr
     })
 }
 
-async fn list_projects(service: &ImportService, as_json: bool) -> anyhow::Result<String> {
+async fn list_projects(service: &IntegrationService, as_json: bool) -> anyhow::Result<String> {
     let projects = service.list_projects().await.map_err(failed)?;
     if as_json {
         let list: Vec<Value> = projects.iter().map(|(p, o)| project_json(p, *o)).collect();
@@ -190,7 +194,7 @@ fn project_text(project: &Project, origin: Origin) -> String {
     out
 }
 
-async fn apply_projects(service: &ImportService, projects: Vec<(String, Project)>) -> anyhow::Result<String> {
+async fn apply_projects(service: &IntegrationService, projects: Vec<(String, Project)>) -> anyhow::Result<String> {
     let mut out = String::new();
     for (at, project) in projects {
         let before = service.get_project(project.name.trim()).await.map_err(failed)?;
@@ -246,7 +250,7 @@ pub(crate) async fn jobs(config: &Config, env: &[(String, String)], command: Job
     .await
 }
 
-async fn find_job(service: &ImportService, id: &str) -> anyhow::Result<(Job, Origin)> {
+async fn find_job(service: &IntegrationService, id: &str) -> anyhow::Result<(Job, Origin)> {
     if normalize_activity_id(id).is_none() {
         bail!("'{id}' is not an activity id (a GUID like 6d31e09f-4a4b-4e2b-9c1e-0c5f0a0b1c2d)");
     }
@@ -266,7 +270,7 @@ fn apps_text(job: &Job) -> String {
     if apps.is_empty() { "(none: no app may enqueue)".into() } else { apps.join(", ") }
 }
 
-async fn list_jobs(service: &ImportService, as_json: bool) -> anyhow::Result<String> {
+async fn list_jobs(service: &IntegrationService, as_json: bool) -> anyhow::Result<String> {
     let jobs = service.list_jobs().await.map_err(failed)?;
     if as_json {
         let list: Vec<Value> = jobs.iter().map(|(j, o)| job_json(j, *o)).collect();
@@ -311,7 +315,7 @@ fn job_text(job: &Job, origin: Origin) -> String {
     out
 }
 
-async fn apply_jobs(service: &ImportService, jobs: Vec<(String, Job)>) -> anyhow::Result<String> {
+async fn apply_jobs(service: &IntegrationService, jobs: Vec<(String, Job)>) -> anyhow::Result<String> {
     let mut out = String::new();
     for (at, job) in jobs {
         let before = service.get_job(&job.activity_id).await.map_err(failed)?;
@@ -325,7 +329,7 @@ async fn apply_jobs(service: &ImportService, jobs: Vec<(String, Job)>) -> anyhow
     Ok(out)
 }
 
-async fn set_enabled(service: &ImportService, id: &str, enabled: bool) -> anyhow::Result<String> {
+async fn set_enabled(service: &IntegrationService, id: &str, enabled: bool) -> anyhow::Result<String> {
     let (job, origin) = find_job(service, id).await?;
     let mut out = if job.enabled == enabled {
         format!("recurring job {} is already {}\n", job.activity_id, if enabled { "enabled" } else { "disabled" })

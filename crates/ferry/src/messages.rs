@@ -10,7 +10,7 @@ use ferry_api::wire::{
 };
 use ferry_config::Config;
 use ferry_domain::{ErrorFilter, MessageFilter, MessageState, normalize_activity_id};
-use ferry_import::{ImportService, MessageView};
+use ferry_integration::{IntegrationService, MessageView};
 use serde_json::Value;
 
 use crate::cli::MessagesCommand;
@@ -41,7 +41,7 @@ pub(crate) async fn messages(
     .await
 }
 
-async fn find_message(service: &ImportService, id: &str) -> anyhow::Result<MessageView> {
+async fn find_message(service: &IntegrationService, id: &str) -> anyhow::Result<MessageView> {
     service
         .message(id)
         .await
@@ -50,7 +50,7 @@ async fn find_message(service: &ImportService, id: &str) -> anyhow::Result<Messa
 }
 
 async fn list_messages(
-    service: &ImportService,
+    service: &IntegrationService,
     base: &str,
     job: Option<&str>,
     state: Option<&str>,
@@ -161,7 +161,7 @@ fn message_text(view: &MessageView) -> String {
 }
 
 async fn message_errors(
-    service: &ImportService,
+    service: &IntegrationService,
     id: &str,
     stage: Option<&str>,
     entity: Option<&str>,

@@ -8,7 +8,7 @@ use super::states::{
 };
 use chrono::{DateTime, Utc};
 use ferry_domain::{EntityResult, ErrorRecord, Message, RowCounters};
-use ferry_import::{ImportError, ImportService, MessageView};
+use ferry_integration::{IntegrationError, IntegrationService, MessageView};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
@@ -50,7 +50,11 @@ pub fn message_summary_json(m: &Message, base: &str) -> Value {
 
 /// Everything known about one message: the summary, why it is where it is, timings, lease,
 /// warnings, and each entity with links to its errors, rejected rows and staged rows.
-pub async fn message_document(import: &ImportService, view: &MessageView, base: &str) -> Result<Value, ImportError> {
+pub async fn message_document(
+    import: &IntegrationService,
+    view: &MessageView,
+    base: &str,
+) -> Result<Value, IntegrationError> {
     let m = &view.message;
     let link = format!("{base}/api/messages/{}", m.id);
     let mut body = message_summary_json(m, base);
@@ -79,11 +83,11 @@ pub async fn message_document(import: &ImportService, view: &MessageView, base: 
 }
 
 async fn entity_json(
-    import: &ImportService,
+    import: &IntegrationService,
     view: &MessageView,
     e: &EntityResult,
     link: &str,
-) -> Result<Value, ImportError> {
+) -> Result<Value, IntegrationError> {
     // Only entities with rejected rows can have a file: spare the blob store the others.
     let rejected = if e.errors() > 0 || view.message.counters.rejected > 0 {
         import.rejected_file(view, e.position).await?.map(|_| format!("{link}/rejected/{}", e.position))

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 /// What the node running the import provides besides its settings.
 #[derive(Clone, Debug)]
-pub struct ImportRuntime {
+pub struct IntegrationRuntime {
     /// Where scratch files go (extracted package entries, transforms, rejected rows, spills).
     pub work_dir: PathBuf,
     /// Runs XSLT transforms in a worker process, or why this server runs none (turned off, or
@@ -26,7 +26,7 @@ pub(crate) struct ImportContext {
     pub catalog: Arc<Catalog>,
     pub settings: ImportSettings,
     pub limits: Limits,
-    pub runtime: ImportRuntime,
+    pub runtime: IntegrationRuntime,
 }
 
 impl ImportContext {
@@ -35,7 +35,7 @@ impl ImportContext {
         blobs: BlobStore,
         catalog: Arc<Catalog>,
         settings: ImportSettings,
-        runtime: ImportRuntime,
+        runtime: IntegrationRuntime,
     ) -> ImportContext {
         let limits = Limits { max_field_bytes: settings.max_field_bytes, ..Limits::default() };
         ImportContext { store, blobs, catalog, settings, limits, runtime }

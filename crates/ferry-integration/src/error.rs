@@ -4,7 +4,7 @@ use ferry_blob::BlobError;
 use ferry_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ImportError {
+pub enum IntegrationError {
     /// No recurring job has this activity id.
     #[error("no recurring job has activity id {0}")]
     UnknownJob(String),
@@ -32,33 +32,33 @@ pub enum ImportError {
     Internal(String),
 }
 
-impl From<StoreError> for ImportError {
+impl From<StoreError> for IntegrationError {
     fn from(e: StoreError) -> Self {
         if e.is_transient() {
-            ImportError::Unavailable(e.to_string())
+            IntegrationError::Unavailable(e.to_string())
         } else {
             tracing::error!(error = ?e, "store error");
-            ImportError::Internal(e.to_string())
+            IntegrationError::Internal(e.to_string())
         }
     }
 }
 
-impl From<BlobError> for ImportError {
+impl From<BlobError> for IntegrationError {
     fn from(e: BlobError) -> Self {
         match e {
-            BlobError::TooLarge { limit } => ImportError::TooLarge { limit },
-            BlobError::Body(m) => ImportError::BodyFailed(m),
-            e if e.is_transient() => ImportError::Unavailable(e.to_string()),
+            BlobError::TooLarge { limit } => IntegrationError::TooLarge { limit },
+            BlobError::Body(m) => IntegrationError::BodyFailed(m),
+            e if e.is_transient() => IntegrationError::Unavailable(e.to_string()),
             e => {
                 tracing::error!(error = ?e, "blob store error");
-                ImportError::Internal(e.to_string())
+                IntegrationError::Internal(e.to_string())
             }
         }
     }
 }
 
-impl From<ferry_domain::DefinitionError> for ImportError {
+impl From<ferry_domain::DefinitionError> for IntegrationError {
     fn from(e: ferry_domain::DefinitionError) -> Self {
-        ImportError::BadRequest(e.0)
+        IntegrationError::BadRequest(e.0)
     }
 }

@@ -1,8 +1,8 @@
-//! [`ImportService`]: what the HTTP edge and the CLI call — definitions, enqueue, status,
+//! [`IntegrationService`]: what the HTTP edge and the CLI call — definitions, enqueue, status,
 //! errors, rejected-rows files — and the start of the workers.
 
-use crate::context::{ImportContext, ImportRuntime};
-use crate::error::ImportError;
+use crate::context::{ImportContext, IntegrationRuntime};
+use crate::error::IntegrationError;
 use crate::worker::{WorkerHandle, start_workers};
 use bytes::Bytes;
 use ferry_blob::BlobStore;
@@ -48,25 +48,25 @@ pub struct MessageView {
 
 /// The recurring-import service. Cheap to clone.
 #[derive(Clone)]
-pub struct ImportService {
+pub struct IntegrationService {
     ctx: Arc<ImportContext>,
 }
 
-impl std::fmt::Debug for ImportService {
+impl std::fmt::Debug for IntegrationService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ImportService").finish_non_exhaustive()
+        f.debug_struct("IntegrationService").finish_non_exhaustive()
     }
 }
 
-impl ImportService {
+impl IntegrationService {
     pub fn new(
         store: Store,
         blobs: BlobStore,
         catalog: Arc<Catalog>,
         settings: ImportSettings,
-        runtime: ImportRuntime,
-    ) -> ImportService {
-        ImportService { ctx: Arc::new(ImportContext::new(store, blobs, catalog, settings, runtime)) }
+        runtime: IntegrationRuntime,
+    ) -> IntegrationService {
+        IntegrationService { ctx: Arc::new(ImportContext::new(store, blobs, catalog, settings, runtime)) }
     }
 
     pub fn settings(&self) -> &ImportSettings {
@@ -90,23 +90,23 @@ impl ImportService {
     // ----- definitions -----
 
     /// Creates or replaces a project after checking it against the catalog.
-    pub async fn put_project(&self, project: Project, origin: Origin) -> Result<Project, ImportError> {
+    pub async fn put_project(&self, project: Project, origin: Origin) -> Result<Project, IntegrationError> {
         project.resolve(&self.ctx.catalog, &Self::check_xslt)?;
         let project = Project { name: project.name.trim().to_string(), ..project };
         self.ctx.store.upsert_project(&project, origin).await?;
         Ok(project)
     }
 
-    pub async fn list_projects(&self) -> Result<Vec<(Project, Origin)>, ImportError> {
+    pub async fn list_projects(&self) -> Result<Vec<(Project, Origin)>, IntegrationError> {
         Ok(self.ctx.store.list_projects().await?)
     }
 
-    pub async fn get_project(&self, name: &str) -> Result<Option<(Project, Origin)>, ImportError> {
+    pub async fn get_project(&self, name: &str) -> Result<Option<(Project, Origin)>, IntegrationError> {
         Ok(self.ctx.store.get_project(name).await?)
     }
 
     /// Deletes a project no job uses.
-    pub async fn delete_project(&self, name: &str) -> Result<bool, ImportError> {
+    pub async fn delete_project(&self, name: &str) -> Result<bool, IntegrationError> {
         let users: Vec<String> = self
             .list_jobs()
             .await?
@@ -115,7 +115,7 @@ impl ImportService {
             .map(|(j, _)| j.activity_id)
             .collect();
         if !users.is_empty() {
-            return Err(ImportError::Conflict(format!(
+            return Err(IntegrationError::Conflict(format!(
                 "project '{name}' is used by recurring job(s) {}; delete or change them first",
                 users.join(", ")
             )));
@@ -124,17 +124,17 @@ impl ImportService {
     }
 
     /// Creates or replaces a recurring job (its project must exist and be an import project).
-    pub async fn put_job(&self, job: Job, origin: Origin) -> Result<Job, ImportError> {
+    pub async fn put_job(&self, job: Job, origin: Origin) -> Result<Job, IntegrationError> {
         job.check()?;
         let activity_id = normalize_activity_id(&job.activity_id).expect("checked");
         let Some((project, _)) = self.get_project(&job.project).await? else {
-            return Err(ImportError::BadRequest(format!(
+            return Err(IntegrationError::BadRequest(format!(
                 "job {activity_id}: data project '{}' does not exist; create it first",
                 job.project
             )));
         };
         if project.operation != Operation::Import {
-            return Err(ImportError::BadRequest(format!(
+            return Err(IntegrationError::BadRequest(format!(
                 "job {activity_id}: project '{}' is an export project; recurring import jobs need an import project",
                 project.name
             )));
@@ -144,23 +144,23 @@ impl ImportService {
         Ok(job)
     }
 
-    pub async fn list_jobs(&self) -> Result<Vec<(Job, Origin)>, ImportError> {
+    pub async fn list_jobs(&self) -> Result<Vec<(Job, Origin)>, IntegrationError> {
         Ok(self.ctx.store.list_jobs().await?)
     }
 
     /// A job by its activity id in any spelling.
-    pub async fn get_job(&self, activity_id: &str) -> Result<Option<(Job, Origin)>, ImportError> {
+    pub async fn get_job(&self, activity_id: &str) -> Result<Option<(Job, Origin)>, IntegrationError> {
         let Some(id) = normalize_activity_id(activity_id) else { return Ok(None) };
         Ok(self.ctx.store.get_job(&id).await?)
     }
 
-    pub async fn delete_job(&self, activity_id: &str) -> Result<bool, ImportError> {
+    pub async fn delete_job(&self, activity_id: &str) -> Result<bool, IntegrationError> {
         let Some(id) = normalize_activity_id(activity_id) else { return Ok(false) };
         Ok(self.ctx.store.delete_job(&id).await?)
     }
 
     /// Enables or disables a job; answers the job, or `None` if there is none.
-    pub async fn set_job_enabled(&self, activity_id: &str, enabled: bool) -> Result<Option<Job>, ImportError> {
+    pub async fn set_job_enabled(&self, activity_id: &str, enabled: bool) -> Result<Option<Job>, IntegrationError> {
         let Some((job, origin)) = self.get_job(activity_id).await? else { return Ok(None) };
         Ok(Some(self.put_job(Job { enabled, ..job }, origin).await?))
     }
@@ -169,22 +169,22 @@ impl ImportService {
 
     /// Stores the body durably and queues it. Answers only once both the body and the message
     /// row are committed.
-    pub async fn enqueue<S, E>(&self, req: EnqueueRequest, body: S) -> Result<EnqueueResult, ImportError>
+    pub async fn enqueue<S, E>(&self, req: EnqueueRequest, body: S) -> Result<EnqueueResult, IntegrationError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: std::error::Error + Send + Sync + 'static,
     {
         let Some((job, _)) = self.get_job(&req.activity_id).await? else {
-            return Err(ImportError::UnknownJob(req.activity_id.clone()));
+            return Err(IntegrationError::UnknownJob(req.activity_id.clone()));
         };
         if !job.authorizes(&req.client_id) {
-            return Err(ImportError::Unauthorized { client_id: req.client_id, activity_id: job.activity_id });
+            return Err(IntegrationError::Unauthorized { client_id: req.client_id, activity_id: job.activity_id });
         }
         if !job.enabled {
-            return Err(ImportError::JobDisabled(job.activity_id));
+            return Err(IntegrationError::JobDisabled(job.activity_id));
         }
         let Some((project, _)) = self.get_project(&job.project).await? else {
-            return Err(ImportError::BadRequest(format!(
+            return Err(IntegrationError::BadRequest(format!(
                 "recurring job {} imports into data project '{}', which does not exist",
                 job.activity_id, job.project
             )));
@@ -242,7 +242,7 @@ impl ImportService {
     // ----- status -----
 
     /// A message by its message id or execution id.
-    pub async fn message(&self, id: &str) -> Result<Option<MessageView>, ImportError> {
+    pub async fn message(&self, id: &str) -> Result<Option<MessageView>, IntegrationError> {
         let id = normalize_message_id(id);
         let Some(message) = self.ctx.store.get_message(&id).await? else { return Ok(None) };
         let now = self.ctx.store.clock().now();
@@ -264,7 +264,7 @@ impl ImportService {
         Ok(Some(MessageView { message, reason, entities }))
     }
 
-    async fn waiting_reason(&self, m: &Message) -> Result<String, ImportError> {
+    async fn waiting_reason(&self, m: &Message) -> Result<String, IntegrationError> {
         if m.not_before > self.ctx.store.clock().now() {
             return Ok(format!("waiting for the job's next processing time, {}", m.not_before.to_rfc3339()));
         }
@@ -280,14 +280,14 @@ impl ImportService {
         })
     }
 
-    pub async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<Message>, ImportError> {
+    pub async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<Message>, IntegrationError> {
         Ok(self.ctx.store.list_messages(filter).await?)
     }
 
     /// The rejected rows of a message (by message or execution id).
-    pub async fn errors(&self, id: &str, filter: &ErrorFilter) -> Result<Vec<ErrorRecord>, ImportError> {
+    pub async fn errors(&self, id: &str, filter: &ErrorFilter) -> Result<Vec<ErrorRecord>, IntegrationError> {
         let Some(view) = self.message(id).await? else {
-            return Err(ImportError::NotFound(format!("no message or execution has id {id}")));
+            return Err(IntegrationError::NotFound(format!("no message or execution has id {id}")));
         };
         Ok(self.ctx.store.errors(&view.message.id, filter).await?)
     }
@@ -298,7 +298,7 @@ impl ImportService {
         &self,
         view: &MessageView,
         position: i64,
-    ) -> Result<Option<(String, String)>, ImportError> {
+    ) -> Result<Option<(String, String)>, IntegrationError> {
         for ext in ["csv", "xml", "json", "xlsx"] {
             let key = format!("rejected/{}/{position}.{ext}", view.message.id);
             if self.ctx.blobs.size(&key).await?.is_some() {
@@ -309,13 +309,13 @@ impl ImportService {
     }
 
     /// The staging file (JSON lines) of entity `position` of a message, if it has one.
-    pub async fn staging_file(&self, view: &MessageView, position: i64) -> Result<Option<String>, ImportError> {
+    pub async fn staging_file(&self, view: &MessageView, position: i64) -> Result<Option<String>, IntegrationError> {
         let key = crate::pipeline::staging_blob_key(&view.message.id, position);
         Ok(self.ctx.blobs.size(&key).await?.map(|_| key))
     }
 
     /// Publishes the queue's gauges: messages per state and the age of the oldest waiting one.
-    pub async fn publish_queue_gauges(&self) -> Result<(), ImportError> {
+    pub async fn publish_queue_gauges(&self) -> Result<(), IntegrationError> {
         let stats = self.ctx.store.queue_stats().await?;
         for state in MessageState::ALL {
             let count = stats.by_state.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n);

@@ -4,7 +4,7 @@
 mod support;
 
 use ferry_domain::{EntityState, ErrorFilter, MessageState, NewRow};
-use ferry_import::EnqueueRequest;
+use ferry_integration::EnqueueRequest;
 use ferry_model::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;

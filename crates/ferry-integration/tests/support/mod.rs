@@ -10,7 +10,7 @@ use ferry_domain::{
     AuthorizedApp, BlobStoreConfig, CompanyScope, ImportSettings, Job, JobKind, MessageState, Origin, Project,
     ProjectEntity, SystemClock,
 };
-use ferry_import::{EnqueueRequest, ImportRuntime, ImportService, MessageView, WorkerHandle};
+use ferry_integration::{EnqueueRequest, IntegrationRuntime, IntegrationService, MessageView, WorkerHandle};
 use ferry_model::{Catalog, Value, standard_sources};
 use ferry_store::{RowQuery, Store};
 use std::collections::BTreeMap;
@@ -35,7 +35,7 @@ pub fn format_job(n: usize) -> String {
 }
 
 pub struct Harness {
-    pub service: ImportService,
+    pub service: IntegrationService,
     pub store: Store,
     pub catalog: Arc<Catalog>,
     dir: tempfile::TempDir,
@@ -64,8 +64,8 @@ pub async fn harness_idle(url: &str) -> Harness {
     let blobs = BlobStore::open(&BlobStoreConfig::Local { dir: dir.path().join("blobs") }).await.unwrap();
     let work_dir = dir.path().join("work");
     std::fs::create_dir_all(&work_dir).unwrap();
-    let runtime = ImportRuntime { work_dir, xslt: Err("XSLT is not set up in these tests".into()) };
-    let service = ImportService::new(store.clone(), blobs, catalog.clone(), settings, runtime);
+    let runtime = IntegrationRuntime { work_dir, xslt: Err("XSLT is not set up in these tests".into()) };
+    let service = IntegrationService::new(store.clone(), blobs, catalog.clone(), settings, runtime);
     let entity = |name: &str, format: &str| ProjectEntity { format: format.into(), ..ProjectEntity::new(name) };
     let mut formats = Vec::new();
     for (format, entity_name) in

@@ -18,8 +18,8 @@ mod service;
 mod validate;
 mod worker;
 
-pub use context::ImportRuntime;
-pub use error::ImportError;
+pub use context::IntegrationRuntime;
+pub use error::IntegrationError;
 pub use pipeline::{rejected_blob_key, staging_blob_key};
-pub use service::{EnqueueRequest, EnqueueResult, ImportService, MessageView};
+pub use service::{EnqueueRequest, EnqueueResult, IntegrationService, MessageView};
 pub use worker::WorkerHandle;

@@ -148,8 +148,10 @@ async fn every_log_line_of_a_run_carries_its_message_id() {
 
     let lines = recorder().lines.lock().unwrap().clone();
     // Every line of the import crate but the worker loop's own (which runs no message).
-    let of_runs: Vec<&Line> =
-        lines.iter().filter(|l| l.target.starts_with("ferry_import") && !l.text.starts_with("cannot claim")).collect();
+    let of_runs: Vec<&Line> = lines
+        .iter()
+        .filter(|l| l.target.starts_with("ferry_integration") && !l.text.starts_with("cannot claim"))
+        .collect();
     for id in &ids {
         let started = of_runs.iter().filter(|l| l.text == "import started" && l.message_ids.contains(id)).count();
         assert_eq!(started, 1, "message {id}: 'import started' carries its id: {lines:#?}");
