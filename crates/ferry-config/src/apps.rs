@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::error::{KeyPath, Problem};
 use crate::secret::AppSecret;
+use crate::throttle::LimitsEntry;
 use crate::validate::{company, identifier, not_blank};
 
 /// Roles an app may hold.
@@ -40,10 +41,24 @@ pub(crate) struct AppEntry {
     default_company: Option<String>,
     #[serde(default = "enabled_by_default")]
     enabled: bool,
+    /// Throttle limits of its own (`[throttle]` holds the rest); kept apart by [`take_throttles`].
+    #[serde(default)]
+    throttle: Option<LimitsEntry>,
 }
 
 fn enabled_by_default() -> bool {
     true
+}
+
+/// Takes the `throttle` tables out of `entries`: each with its app's client id and key path.
+pub(crate) fn take_throttles(entries: &mut [AppEntry], at: &KeyPath) -> Vec<(String, KeyPath, LimitsEntry)> {
+    let mut throttles = Vec::new();
+    for (i, entry) in entries.iter_mut().enumerate() {
+        if let Some(limits) = entry.throttle.take() {
+            throttles.push((entry.client_id.clone(), at.index(i).key("throttle"), limits));
+        }
+    }
+    throttles
 }
 
 /// Resolve every entry; client ids must be unique.

@@ -6,10 +6,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use ferry_domain::{BlobStoreConfig, DeclaredProfile, ImportSettings, Job, Project};
+use ferry_domain::{BlobStoreConfig, DeclaredProfile, ImportSettings, Job, Project, ThrottleSettings};
 use serde::Deserialize;
 
-use crate::apps::{AppDecl, AppEntry, resolve_apps};
+use crate::apps::{AppDecl, AppEntry, resolve_apps, take_throttles};
 use crate::blobs::BlobsEntry;
 use crate::error::{KeyPath, Problem};
 use crate::import::ImportEntry;
@@ -18,6 +18,7 @@ use crate::profiles::{ProfileEntry, resolve_profiles};
 use crate::projects::{ProjectEntry, resolve_projects};
 use crate::secret::SecretRef;
 use crate::sections::{AuthConfig, LogConfig, ODataConfig};
+use crate::throttle::ThrottleEntry;
 use crate::validate::{Validate, http_url, not_blank};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -49,6 +50,8 @@ pub struct Config {
     pub projects: Vec<Project>,
     /// Recurring import jobs, applied at start-up after the projects (matched by activity id).
     pub jobs: Vec<Job>,
+    /// Per-client-app request limits at the HTTP edge.
+    pub throttle: ThrottleSettings,
 }
 
 /// The configuration as layered TOML, before defaults are derived.
@@ -70,6 +73,7 @@ pub(crate) struct Document {
     blobs: BlobsEntry,
     projects: Vec<ProjectEntry>,
     jobs: Vec<JobEntry>,
+    throttle: ThrottleEntry,
 }
 
 impl Document {
@@ -111,7 +115,10 @@ impl Document {
                 issuer.audience.clone_from(&public_url);
             }
         }
-        let apps = resolve_apps(self.apps, env, &root.key("apps"))?;
+        let mut app_entries = self.apps;
+        let app_throttles = take_throttles(&mut app_entries, &root.key("apps"));
+        let apps = resolve_apps(app_entries, env, &root.key("apps"))?;
+        let throttle = self.throttle.resolve(app_throttles, &root.key("throttle"))?;
         let profiles = resolve_profiles(self.profiles, env, &root.key("profiles"))?;
         let blobs = self.blobs.resolve(&data_dir, env, &root.key("blobs"))?;
         let projects = resolve_projects(self.projects, base_dir, &root.key("projects"))?;
@@ -133,6 +140,7 @@ impl Document {
             blobs,
             projects,
             jobs,
+            throttle,
         })
     }
 }
@@ -162,7 +170,7 @@ impl Config {
         let enabled = self.apps.iter().filter(|a| a.enabled).count();
         format!(
             "listen: {}\ndata_dir: {}\ndatabase: {}\npublic_url: {}\napps: {} ({enabled} enabled)\nprofiles: {}\n\
-             blobs: {}\nimport workers: {}\nprojects: {}\njobs: {}",
+             blobs: {}\nimport workers: {}\nprojects: {}\njobs: {}\nthrottle: {}",
             self.listen,
             self.data_dir.display(),
             redact_database_url(&self.database),
@@ -173,6 +181,7 @@ impl Config {
             self.import.workers,
             self.projects.len(),
             self.jobs.len(),
+            self.throttle.describe(),
         )
     }
 
@@ -200,6 +209,7 @@ impl fmt::Debug for Config {
             .field("blobs", &self.blobs)
             .field("projects", &self.projects)
             .field("jobs", &self.jobs)
+            .field("throttle", &self.throttle)
             .finish()
     }
 }

@@ -19,7 +19,8 @@
 //! an empty value for an optional key means "use the default".
 //!
 //! Sections that configure a service resolve into that service's own settings type
-//! (`ferry_domain::ImportSettings`, `BlobStoreConfig`, `Project`, `Job`, `DeclaredProfile`):
+//! (`ferry_domain::ImportSettings`, `ThrottleSettings`, `BlobStoreConfig`, `Project`, `Job`,
+//! `DeclaredProfile`):
 //! the file form with its defaults lives here once, the types and their defaults in the domain.
 //! Adding a section: one file-form struct (see `sections.rs`, `import.rs`) plus one field each in
 //! `Document` and `Config` (`config.rs`).
@@ -36,6 +37,7 @@ mod profiles;
 mod projects;
 mod secret;
 mod sections;
+mod throttle;
 mod tree;
 mod validate;
 

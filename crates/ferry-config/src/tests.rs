@@ -4,6 +4,7 @@
 mod errors;
 mod imports;
 mod profiles;
+mod throttle;
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -2,8 +2,8 @@
 //! (`message.rs`), data projects (`project.rs`), recurring jobs (`job.rs`), what an enqueue
 //! becomes (`enqueue.rs`), how a run ends (`outcome.rs`), data formats (`format.rs`), entity rows
 //! and changes (`rows.rs`), replication profiles (`profile.rs`) and progress (`replication.rs`),
-//! the services' settings (`settings.rs`), the clock (`clock.rs`) and the retry policy
-//! (`retry.rs`).
+//! the services' settings (`settings.rs`: import, blobs, the HTTP edge's throttle limits), the
+//! clock (`clock.rs`) and the retry policy (`retry.rs`).
 //!
 //! This crate is pure: no I/O, no async, no SQL, and no serde — none of its types is a wire or
 //! storage format. Each edge writes its own shape: the store its persisted JSON and SQL literals,
@@ -43,7 +43,9 @@ pub use project::{
 pub use replication::{ChangeType, Checkpoint, EntitySync, FailureLogEntry, Phase, ReplicationFailure, SyncState};
 pub use retry::RetryPolicy;
 pub use rows::{Changes, CompanyScope, KeyText, NewRow, RowKey, StoredRow, Tombstone};
-pub use settings::{BlobStoreConfig, ImportSettings, S3_REGION_DEFAULT, S3Config, Secret};
+pub use settings::{
+    BlobStoreConfig, ImportSettings, S3_REGION_DEFAULT, S3Config, Secret, ThrottleLimits, ThrottleSettings,
+};
 
 /// Where a definition (a data project, a recurring job) came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

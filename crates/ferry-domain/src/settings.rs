@@ -69,6 +69,61 @@ impl Default for ImportSettings {
     }
 }
 
+/// Per-client-app request limits of one node, like Dynamics 365's user-based limits: requests
+/// over a sliding time window and requests running at once. Off unless enabled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThrottleSettings {
+    pub enabled: bool,
+    /// The limits of every app without limits of its own.
+    pub limits: ThrottleLimits,
+    /// Apps with limits of their own, by client id.
+    pub app_limits: Vec<(String, ThrottleLimits)>,
+}
+
+/// The limits one client app is held to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThrottleLimits {
+    /// Requests allowed in any span of `window`.
+    pub requests: u32,
+    pub window: Duration,
+    /// Requests allowed to run at once (until their answers are sent).
+    pub concurrent: u32,
+}
+
+impl Default for ThrottleSettings {
+    /// Dynamics 365's documented user-based limits, switched off as they are there by default.
+    fn default() -> ThrottleSettings {
+        ThrottleSettings {
+            enabled: false,
+            limits: ThrottleLimits { requests: 6000, window: Duration::from_secs(300), concurrent: 52 },
+            app_limits: Vec::new(),
+        }
+    }
+}
+
+impl ThrottleSettings {
+    /// The limits `client_id` is held to.
+    pub fn limits_for(&self, client_id: &str) -> ThrottleLimits {
+        self.app_limits.iter().find(|(id, _)| id == client_id).map_or(self.limits, |(_, limits)| *limits)
+    }
+
+    /// `off`, or `6000 requests per 300 s, 52 at once (1 app with its own limits)`, for the
+    /// start-up summary.
+    pub fn describe(&self) -> String {
+        if !self.enabled {
+            return "off".into();
+        }
+        let ThrottleLimits { requests, window, concurrent } = self.limits;
+        let mut text = format!("{requests} requests per {} s, {concurrent} at once", window.as_secs());
+        match self.app_limits.len() {
+            0 => {}
+            1 => text.push_str(" (1 app with its own limits)"),
+            n => text.push_str(&format!(" ({n} apps with their own limits)")),
+        }
+        text
+    }
+}
+
 /// The region S3 requests are signed for when none is configured.
 pub const S3_REGION_DEFAULT: &str = "us-east-1";
 
@@ -132,6 +187,15 @@ impl BlobStoreConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn apps_without_limits_of_their_own_get_the_default_ones() {
+        let own = ThrottleLimits { requests: 10, window: Duration::from_secs(1), concurrent: 1 };
+        let settings = ThrottleSettings { app_limits: vec![("bulk".into(), own)], ..ThrottleSettings::default() };
+        assert_eq!(settings.limits_for("bulk"), own);
+        assert_eq!(settings.limits_for("other"), ThrottleSettings::default().limits);
+        assert!(!settings.enabled);
+    }
 
     #[test]
     fn secrets_never_show() {
