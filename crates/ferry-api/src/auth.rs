@@ -1,23 +1,43 @@
 //! Bearer-token middleware and role checks. Every route except token, discovery and health
-//! goes through [`require_token`].
+//! goes through [`require_token`], which also holds the caller's app to its throttle limits
+//! (`throttle.rs`); so does the entity API's case-insensitive fallback, through [`admit`].
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use axum::extract::{Request, State};
+use crate::throttle::Permit;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ferry_auth::{Principal, Role};
 
+/// Secured routes an app may call however throttled it is: a metrics scrape is cheap, and it
+/// must go on showing what throttling does.
+const UNTHROTTLED_ROUTES: &[&str] = &["/metrics"];
+
 pub(crate) async fn require_token(State(state): State<ApiState>, mut request: Request, next: Next) -> Response {
-    match authenticate(&state, request.headers()).await {
-        Ok(principal) => {
+    let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    let admitted = if route.is_some_and(|r| UNTHROTTLED_ROUTES.contains(&r)) {
+        authenticate(&state, request.headers()).await.map(|principal| (principal, Permit::free()))
+    } else {
+        admit(&state, request.headers()).await
+    };
+    match admitted {
+        Ok((principal, permit)) => {
             request.extensions_mut().insert(principal);
-            next.run(request).await
+            permit.hold_until_sent(next.run(request).await)
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// Verifies the request's bearer token and lets the caller in past its app's throttle limits:
+/// the caller and the permit to hold until the answer is sent, or the 401 or 429 to send.
+pub(crate) async fn admit(state: &ApiState, headers: &HeaderMap) -> ApiResult<(Principal, Permit)> {
+    let principal = authenticate(state, headers).await?;
+    let permit = state.throttle().admit(&principal.client_id)?;
+    Ok((principal, permit))
 }
 
 /// Verifies the request's bearer token and answers the caller, or the 401 to send.

@@ -23,6 +23,8 @@ pub enum ErrorKind {
     Unauthorized,
     /// Valid token, but its roles do not allow this.
     Forbidden,
+    /// The calling app is over one of its throttle limits; try again after `Retry-After`.
+    TooManyRequests,
     /// The database is unavailable; try again.
     Unavailable,
     Internal,
@@ -40,6 +42,7 @@ impl ErrorKind {
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -56,6 +59,7 @@ impl ErrorKind {
             ErrorKind::UnsupportedMediaType => "UnsupportedMediaType",
             ErrorKind::Unauthorized => "Unauthorized",
             ErrorKind::Forbidden => "Forbidden",
+            ErrorKind::TooManyRequests => "TooManyRequests",
             ErrorKind::Unavailable => "ServiceUnavailable",
             ErrorKind::Internal => "InternalServerError",
         }
@@ -71,7 +75,8 @@ pub struct ApiError {
     pub target: Option<String>,
     /// Set for 401s: the `WWW-Authenticate` challenge.
     pub challenge: Option<String>,
-    /// Set for retryable 503s: `Retry-After` in whole seconds (RIS parses it as an integer).
+    /// Set for 429s and retryable 503s: `Retry-After` in whole seconds (RIS parses it as an
+    /// integer).
     pub retry_after_secs: Option<u32>,
 }
 

@@ -18,6 +18,7 @@ mod oauth;
 mod odata;
 mod ops;
 mod routes;
+mod throttle;
 pub mod wire;
 
 pub use error::ApiError;
@@ -39,6 +40,8 @@ pub struct ApiSettings {
     pub max_page_size: u32,
     /// Company for callers whose app declares none.
     pub default_company: String,
+    /// Per-client-app request limits.
+    pub throttle: ferry_domain::ThrottleSettings,
 }
 
 struct StateInner {
@@ -49,6 +52,7 @@ struct StateInner {
     metrics: PrometheusHandle,
     replication: Option<Arc<ferry_replicate::Replication>>,
     import: Option<ferry_integration::IntegrationService>,
+    throttle: throttle::Throttle,
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -65,8 +69,18 @@ impl ApiState {
         settings: ApiSettings,
         metrics: PrometheusHandle,
     ) -> ApiState {
+        let throttle = throttle::Throttle::new(settings.throttle.clone());
         ApiState {
-            inner: Arc::new(StateInner { store, catalog, tokens, settings, metrics, replication: None, import: None }),
+            inner: Arc::new(StateInner {
+                store,
+                catalog,
+                tokens,
+                settings,
+                metrics,
+                replication: None,
+                import: None,
+                throttle,
+            }),
         }
     }
 
@@ -102,6 +116,9 @@ impl ApiState {
     }
     fn settings(&self) -> &ApiSettings {
         &self.inner.settings
+    }
+    fn throttle(&self) -> &throttle::Throttle {
+        &self.inner.throttle
     }
 }
 

@@ -1,5 +1,6 @@
 //! Operability: health and readiness probes, Prometheus metrics (requests by route and status,
-//! latency histogram) and the middleware that records them.
+//! latency histogram, throttled requests by app and reason) and the middleware that records
+//! them.
 
 use crate::ApiState;
 use axum::extract::{MatchedPath, Request, State};
@@ -12,6 +13,8 @@ use std::time::Instant;
 
 pub(crate) const HTTP_REQUESTS_TOTAL: &str = "ferry_http_requests_total";
 pub(crate) const HTTP_REQUEST_DURATION_SECONDS: &str = "ferry_http_request_duration_seconds";
+/// Requests refused with a 429, by `client_id` and `reason` (`requests`, `concurrent`).
+pub(crate) const HTTP_THROTTLED_TOTAL: &str = "ferry_http_throttled_total";
 
 /// Installs the process-wide metrics recorder once and answers its handle.
 pub fn install_metrics() -> PrometheusHandle {

@@ -454,8 +454,8 @@ async fn case_insensitive_fallback(State(state): State<ApiState>, request: Reque
             .into_response();
     }
     let (mut parts, body) = request.into_parts();
-    let principal = match auth::authenticate(&state, &parts.headers).await {
-        Ok(p) => p,
+    let (principal, permit) = match auth::admit(&state, &parts.headers).await {
+        Ok(admitted) => admitted,
         Err(e) => return e.into_response(),
     };
     parts.extensions.insert(principal);
@@ -468,9 +468,10 @@ async fn case_insensitive_fallback(State(state): State<ApiState>, request: Reque
     };
     if let Some(action) = dmf::action_in_path(parts.uri.path()) {
         let principal = parts.extensions.get::<ferry_auth::Principal>().cloned().expect("inserted above");
-        return dmf::run(&state, &principal, &parts.method, &action, &body).await.unwrap_or_else(|e| e.into_response());
+        let response = dmf::run(&state, &principal, &parts.method, &action, &body).await;
+        return permit.hold_until_sent(response.unwrap_or_else(|e| e.into_response()));
     }
-    odata::dispatch(state, parts, body).await
+    permit.hold_until_sent(odata::dispatch(state, parts, body).await)
 }
 
 /// `/data/{*path}`: the DMF actions when the entity set is spelled in another case than the

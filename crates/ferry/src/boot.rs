@@ -224,6 +224,7 @@ pub(crate) fn api_settings(config: &Config, public_url: &str) -> ferry_api::ApiS
         tenant_id: config.auth.tenant_id.clone(),
         max_page_size: config.odata.max_page_size,
         default_company: config.odata.default_company.clone(),
+        throttle: config.throttle.clone(),
     }
 }
 
