@@ -12,4 +12,6 @@ mod import_xslt;
 mod odata;
 mod ops;
 mod replication;
+mod route_sweep;
+mod throttle;
 mod tidy;

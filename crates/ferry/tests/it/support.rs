@@ -281,12 +281,59 @@ default_company = "usmf"
         self.http.delete(self.url(path)).bearer_auth(token).send().await.expect("DELETE")
     }
 
+    /// Every endpoint `/openapi.json` documents (the route table records each one), with its
+    /// path parameters filled in by [`sample_path`].
+    #[allow(dead_code, reason = "for route_sweep.rs and throttle.rs")]
+    pub async fn documented_routes(&self) -> Vec<DocumentedRoute> {
+        let document = expect_json(self.http.get(self.url("/openapi.json")).send().await.expect("GET"), 200).await;
+        let paths = document["paths"].as_object().unwrap_or_else(|| panic!("no paths in {document}"));
+        let mut routes = Vec::new();
+        for (path, operations) in paths {
+            for (method, operation) in operations.as_object().expect("operations by method") {
+                routes.push(DocumentedRoute {
+                    method: method.to_uppercase().parse().expect("an HTTP method"),
+                    path: sample_path(path),
+                    secured: operation.get("security").is_some(),
+                });
+            }
+        }
+        assert!(routes.len() > 40, "the route table documents every endpoint: {routes:?}");
+        routes
+    }
+
     /// Shuts the server down gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
             server.stop().await;
         }
     }
+}
+
+/// An endpoint of `/openapi.json`, ready to call.
+#[derive(Clone, Debug)]
+pub struct DocumentedRoute {
+    pub method: reqwest::Method,
+    /// The documented path with sample values for its parameters.
+    pub path: String,
+    /// Whether it needs a bearer token.
+    pub secured: bool,
+}
+
+/// `path` with every `{parameter}` replaced by a sample value: an entity set and key of the
+/// standard catalog, the default tenant, GUIDs for activity and message ids.
+pub fn sample_path(path: &str) -> String {
+    let samples = [
+        ("{entitySet}", "CustomerGroups"),
+        ("{key}", "dataAreaId='usmf',CustomerGroupId='10'"),
+        ("{tenant}", "ferry"),
+        ("{activityId}", "6d31e09f-4a4b-4e2b-9c1e-0c5f0a0b1c2d"),
+        ("{id}", "11111111-2222-3333-4444-555555555555"),
+        ("{position}", "1"),
+        ("{name}", "Customers"),
+    ];
+    let filled = samples.iter().fold(path.to_owned(), |p, (name, value)| p.replace(name, value));
+    assert!(!filled.contains('{'), "no sample for a parameter of {path}; add one to sample_path");
+    filled
 }
 
 /// The environment that serves the test apps' `env:VAR` secrets.
