@@ -11,6 +11,7 @@
 mod limiter;
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -31,11 +32,13 @@ pub(crate) struct Throttle {
     /// Time zero of the limiter's arithmetic.
     started: Instant,
     limiter: Arc<Mutex<Limiter>>,
+    /// The minute (since `started`) of the last warning that an app went untracked, plus one.
+    untracked_warned: AtomicU64,
 }
 
 impl Throttle {
     pub(crate) fn new(settings: ThrottleSettings) -> Throttle {
-        Throttle { settings, started: Instant::now(), limiter: Arc::default() }
+        Throttle { settings, started: Instant::now(), limiter: Arc::default(), untracked_warned: AtomicU64::new(0) }
     }
 
     /// Lets a request of `client_id` in, with the permit to hold until its answer is sent, or
@@ -45,11 +48,16 @@ impl Throttle {
             return Ok(Permit::free());
         }
         let limits = self.settings.limits_for(client_id);
-        let admitted = lock(&self.limiter).admit(client_id, &limits, self.started.elapsed());
+        let now = self.started.elapsed();
+        let admitted = lock(&self.limiter).admit(client_id, &limits, now);
         match admitted {
             Ok(Admission::Tracked) => Ok(Permit { held: Some((Arc::clone(&self.limiter), client_id.to_owned())) }),
             Ok(Admission::Untracked) => {
-                tracing::warn!(client_id, "too many client apps to track; this request is not throttled");
+                // At most once a minute: it happens to every request while the table is full.
+                let minute = now.as_secs() / 60 + 1;
+                if self.untracked_warned.swap(minute, Ordering::Relaxed) != minute {
+                    tracing::warn!(client_id, "too many busy client apps to track; some requests are not throttled");
+                }
                 Ok(Permit::free())
             }
             Err(refusal) => {

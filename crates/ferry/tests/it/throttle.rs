@@ -120,8 +120,7 @@ async fn a_request_held_open_counts_as_running(backend: Backend) {
     let held = HeldEnqueue::open(&server, &writer).await;
     held.wait_until_running(&server.dir().join("data/blobs/.tmp")).await;
     let busy = "Number of concurrent requests exceeded the limit of 1.";
-    let secs = expect_throttled(server.get("/data/CustomerGroups", &writer).await, busy, 1..=1).await;
-    assert_eq!(secs, 1);
+    expect_throttled(server.get("/data/CustomerGroups", &writer).await, busy, 1..=1).await;
     // The case-insensitive fallback holds its app to the same count.
     expect_throttled(server.get("/DATA/CustomerGroups", &writer).await, busy, 1..=1).await;
     expect_json(server.get("/data/CustomerGroups", &reader).await, 200).await;
