@@ -4,17 +4,25 @@
 //!
 //! Blobs are written once under a ferry-generated key, streamed in with a size limit and hashed on
 //! the way; a put returns only when the blob is durable, and a failed put leaves nothing behind.
-//! Readers get a stream (HTTP downloads) or a local file (zip, Excel and CSV readers need one).
+//! Readers get a stream (HTTP downloads, whole or a byte range, optionally only while the blob's
+//! ETag matches) or a local file (zip, Excel and CSV readers need one).
+//!
+//! Blobs can also be assembled from staged blocks (`blocks.rs`, the Azure Put Block / Put Block
+//! List model): blocks live under [`STAGED_BLOCKS_PREFIX`] until a commit concatenates them into
+//! the blob and removes them; [`BlobStore::remove_stale_blocks`] sweeps the ones never committed.
 
+mod blocks;
 mod local;
 mod s3;
 
 use std::fs::File;
 use std::io;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use ferry_domain::BlobStoreConfig;
 use futures::stream::BoxStream;
 use futures::{Stream, TryStreamExt};
@@ -24,6 +32,8 @@ use sha2::{Digest, Sha256};
 const MAX_KEY_LEN: usize = 900;
 /// Read size for files streamed into or out of the store.
 const READ_CHUNK: usize = 64 * 1024;
+
+pub use blocks::{MAX_BLOCK_ID_BYTES, STAGED_BLOCKS_PREFIX};
 
 /// The blob store: cheap to clone (one `Arc` inside), shared by every task of a node.
 #[derive(Clone)]
@@ -42,6 +52,59 @@ pub struct BlobInfo {
     pub key: String,
     pub size: u64,
     pub sha256: String,
+}
+
+/// What a blob is, without its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobProperties {
+    pub size: u64,
+    /// An opaque, quoted entity tag (`"0x…"` locally, S3's own on S3): the same while the blob is
+    /// unchanged; a put of other bytes changes it (locally every put does; S3's tag follows the
+    /// content).
+    pub etag: String,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// The bytes a read asks for (HTTP `Range: bytes=…` semantics, resolved by [`ByteRange::resolve`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `a-b`: bytes `a` to `b`, both included (`b` may pass the end).
+    Bounded { first: u64, last: u64 },
+    /// `a-`: from byte `a` to the end.
+    From(u64),
+    /// `-n`: the last `n` bytes.
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// The byte span of a blob of `size` bytes this range selects, cut at the end; fails with
+    /// [`BlobError::InvalidRange`] when it selects nothing (it starts past the end, or the blob
+    /// is empty), as Azure and S3 answer 416 then.
+    pub fn resolve(self, size: u64) -> Result<Range<u64>, BlobError> {
+        let span = match self {
+            ByteRange::Bounded { first, last } if first <= last && first < size => {
+                first..size.min(last.saturating_add(1))
+            }
+            ByteRange::From(first) if first < size => first..size,
+            ByteRange::Suffix(n) if n > 0 && size > 0 => size - n.min(size)..size,
+            _ => return Err(BlobError::InvalidRange { size }),
+        };
+        Ok(span)
+    }
+}
+
+/// A read under way: the blob's properties, the span being sent and the bytes.
+pub struct BlobRead {
+    pub properties: BlobProperties,
+    /// The bytes the stream holds: the whole blob, or the resolved range.
+    pub span: Range<u64>,
+    pub stream: BoxStream<'static, Result<Bytes, BlobError>>,
+}
+
+impl std::fmt::Debug for BlobRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobRead").field("properties", &self.properties).field("span", &self.span).finish()
+    }
 }
 
 /// What went wrong in the blob store. Messages name the key or the store, never credentials.
@@ -67,6 +130,15 @@ pub enum BlobError {
     /// wrong credentials or permissions.
     #[error("the blob store is misconfigured: {0}")]
     Config(String),
+    /// The blob's ETag does not match the one the caller required; nothing was read.
+    #[error("the blob's ETag does not match the condition")]
+    ConditionNotMet,
+    /// The requested byte range selects nothing of a blob of `size` bytes.
+    #[error("the range is not satisfiable for a blob of {size} bytes")]
+    InvalidRange { size: u64 },
+    /// A block to commit was never staged (or its id is not a valid block id).
+    #[error("invalid block list: {0}")]
+    InvalidBlockList(String),
     /// A local file operation failed (the message names the path).
     #[error("blob store I/O error: {0}")]
     Io(#[from] io::Error),
@@ -83,7 +155,10 @@ impl BlobError {
             | BlobError::NotFound(_)
             | BlobError::InvalidKey(_)
             | BlobError::Body(_)
-            | BlobError::Config(_) => false,
+            | BlobError::Config(_)
+            | BlobError::ConditionNotMet
+            | BlobError::InvalidRange { .. }
+            | BlobError::InvalidBlockList(_) => false,
         }
     }
 }
@@ -167,6 +242,32 @@ impl BlobStore {
         match &*self.backend {
             Backend::Local(local) => local.get_stream(key).await,
             Backend::S3(s3) => s3.get_stream(key).await,
+        }
+    }
+
+    /// Reads the blob, or `range` of it, as a stream, only if its ETag matches `if_match` (an
+    /// `If-Match` header value: `*` or a list of ETags, quoted or not) when that is given; else
+    /// [`BlobError::ConditionNotMet`]. The properties and the bytes are of one version of the
+    /// blob, also when another put replaces it meanwhile.
+    pub async fn read(
+        &self,
+        key: &str,
+        range: Option<ByteRange>,
+        if_match: Option<&str>,
+    ) -> Result<BlobRead, BlobError> {
+        validate_key(key)?;
+        match &*self.backend {
+            Backend::Local(local) => local.read(key, range, if_match).await,
+            Backend::S3(s3) => s3.read(key, range, if_match).await,
+        }
+    }
+
+    /// The blob's size, ETag and last-modified time, `None` if there is no such blob.
+    pub async fn properties(&self, key: &str) -> Result<Option<BlobProperties>, BlobError> {
+        validate_key(key)?;
+        match &*self.backend {
+            Backend::Local(local) => local.properties(key).await,
+            Backend::S3(s3) => s3.properties(key).await,
         }
     }
 
@@ -266,6 +367,30 @@ impl Meter {
     }
 }
 
+/// A stored object found by listing: its key (without the store's prefix), size and time.
+#[derive(Clone, Debug)]
+struct Listed {
+    key: String,
+    size: u64,
+    last_modified: DateTime<Utc>,
+}
+
+/// Whether an `If-Match` header value (`*`, or ETags separated by commas, quoted or not, weak or
+/// not) matches `etag`.
+pub fn etag_matches(if_match: &str, etag: &str) -> bool {
+    let bare = |tag: &str| tag.trim().trim_start_matches("W/").trim_matches('"').to_owned();
+    let etag = bare(etag);
+    if_match.split(',').map(str::trim).any(|tag| tag == "*" || bare(tag) == etag)
+}
+
+/// Fails with [`BlobError::ConditionNotMet`] unless `if_match` (when given) matches `etag`.
+fn check_if_match(if_match: Option<&str>, etag: &str) -> Result<(), BlobError> {
+    match if_match {
+        Some(condition) if !etag_matches(condition, etag) => Err(BlobError::ConditionNotMet),
+        _ => Ok(()),
+    }
+}
+
 /// Keys are relative paths of non-empty segments over `[A-Za-z0-9._-]`, no segment starting with
 /// a dot (so no `.`, `..` or the local store's `.tmp`), no `..` anywhere.
 fn validate_key(key: &str) -> Result<(), BlobError> {
@@ -311,6 +436,40 @@ mod tests {
         let mut meter = Meter::new(5);
         meter.add(b"abcde").unwrap();
         assert!(matches!(meter.add(b"f"), Err(BlobError::TooLarge { limit: 5 })));
+    }
+
+    #[test]
+    fn ranges_resolve_like_http() {
+        let bounded = |first, last| ByteRange::Bounded { first, last };
+        assert_eq!(bounded(0, 9).resolve(100).unwrap(), 0..10);
+        assert_eq!(bounded(90, 200).resolve(100).unwrap(), 90..100, "cut at the end");
+        assert_eq!(bounded(99, 99).resolve(100).unwrap(), 99..100);
+        assert_eq!(ByteRange::From(10).resolve(100).unwrap(), 10..100);
+        assert_eq!(ByteRange::Suffix(10).resolve(100).unwrap(), 90..100);
+        assert_eq!(ByteRange::Suffix(500).resolve(100).unwrap(), 0..100);
+        for (range, size) in [
+            (bounded(100, 200), 100),
+            (bounded(5, 4), 100),
+            (bounded(0, 0), 0),
+            (ByteRange::From(100), 100),
+            (ByteRange::Suffix(0), 100),
+            (ByteRange::Suffix(5), 0),
+        ] {
+            assert!(matches!(range.resolve(size), Err(BlobError::InvalidRange { size: s }) if s == size), "{range:?}");
+        }
+    }
+
+    #[test]
+    fn etags_match_like_if_match() {
+        assert!(etag_matches("\"0x1\"", "\"0x1\""));
+        assert!(etag_matches("0x1", "\"0x1\""), "unquoted");
+        assert!(etag_matches("W/\"0x1\"", "\"0x1\""), "weak");
+        assert!(etag_matches("\"0x2\", \"0x1\"", "\"0x1\""), "a list");
+        assert!(etag_matches("*", "\"0x1\""));
+        assert!(!etag_matches("\"0x2\"", "\"0x1\""));
+        assert!(!etag_matches("", "\"0x1\""));
+        assert!(check_if_match(None, "\"x\"").is_ok());
+        assert!(matches!(check_if_match(Some("\"y\""), "\"x\""), Err(BlobError::ConditionNotMet)));
     }
 
     #[test]

@@ -2,17 +2,26 @@
 //! `<dir>/.tmp/<uuid>`, fsyncs it, renames it into place and fsyncs the directories it changed,
 //! so a blob is either absent or complete, also after a crash. Temporary files left by a crash
 //! are removed when the store is next opened.
+//!
+//! A blob's ETag is a hash of its file's identity and times (inode, size, modification and
+//! change times), so it stays the same while the file does and changes with every put, which
+//! always writes a new file. Its last-modified time is the file's.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
-use tokio::io::AsyncWriteExt;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use crate::{BlobError, BlobInfo, LocalBlob, Meter, READ_CHUNK, io_error};
+use crate::{
+    BlobError, BlobInfo, BlobProperties, BlobRead, ByteRange, Listed, LocalBlob, Meter, READ_CHUNK, check_if_match,
+    io_error,
+};
 
 /// The folder (inside the root) of files being written.
 const TMP_DIR: &str = ".tmp";
@@ -110,6 +119,88 @@ impl LocalStore {
         Ok(stream.boxed())
     }
 
+    /// Opens the file first and takes the properties from the open file, so properties, the
+    /// ETag check and the bytes are of one version even if a put renames a new file into place.
+    pub(crate) async fn read(
+        &self,
+        key: &str,
+        range: Option<ByteRange>,
+        if_match: Option<&str>,
+    ) -> Result<BlobRead, BlobError> {
+        let path = self.path_of(key);
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(e) if is_missing(&e) => return Err(BlobError::NotFound(key.to_owned())),
+            Err(e) => return Err(io_error(&path, e)),
+        };
+        let meta = file.metadata().await.map_err(|e| io_error(&path, e))?;
+        if !meta.is_file() {
+            return Err(BlobError::NotFound(key.to_owned()));
+        }
+        let properties = properties_of(&meta);
+        check_if_match(if_match, &properties.etag)?;
+        let span = match range {
+            Some(range) => range.resolve(properties.size)?,
+            None => 0..properties.size,
+        };
+        file.seek(io::SeekFrom::Start(span.start)).await.map_err(|e| io_error(&path, e))?;
+        let reader = file.take(span.end - span.start);
+        let stream =
+            tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK).map_err(move |e| io_error(&path, e));
+        Ok(BlobRead { properties, span, stream: stream.boxed() })
+    }
+
+    pub(crate) async fn properties(&self, key: &str) -> Result<Option<BlobProperties>, BlobError> {
+        let path = self.path_of(key);
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => Ok(Some(properties_of(&meta))),
+            Ok(_) => Ok(None),
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(io_error(&path, e)),
+        }
+    }
+
+    /// Every file under folder `prefix`, at any depth (files removed meanwhile are skipped).
+    pub(crate) async fn list(&self, prefix: &str) -> Result<Vec<Listed>, BlobError> {
+        let root = self.root.clone();
+        let folder = self.path_of(prefix);
+        blocking(move || {
+            let mut found = Vec::new();
+            list_files(&root, &folder, &mut found)?;
+            Ok(found)
+        })
+        .await
+    }
+
+    pub(crate) async fn remove_folder(&self, prefix: &str) -> Result<(), BlobError> {
+        let folder = self.path_of(prefix);
+        match tokio::fs::remove_dir_all(&folder).await {
+            Err(e) if !is_missing(&e) => Err(io_error(&folder, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes the empty folders directly inside folder `prefix` (best effort: a folder a put
+    /// is filling right now is not empty, or is recreated by it).
+    pub(crate) async fn remove_empty_folders(&self, prefix: &str) -> Result<(), BlobError> {
+        let folder = self.path_of(prefix);
+        blocking(move || {
+            let entries = match std::fs::read_dir(&folder) {
+                Ok(entries) => entries,
+                Err(e) if is_missing(&e) => return Ok(()),
+                Err(e) => return Err(io_error(&folder, e)),
+            };
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    // Fails (and is meant to) unless the folder is empty.
+                    let _ = std::fs::remove_dir(entry.path());
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
     pub(crate) async fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {
         let path = self.path_of(key);
         match tokio::fs::metadata(&path).await {
@@ -137,6 +228,56 @@ where
     T: Send + 'static,
 {
     tokio::task::spawn_blocking(f).await.map_err(|e| BlobError::Io(io::Error::other(e)))?
+}
+
+/// A file's properties; see the module header for the ETag.
+fn properties_of(meta: &std::fs::Metadata) -> BlobProperties {
+    let mut identity = Sha256::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        for n in [meta.dev(), meta.ino()] {
+            identity.update(n.to_le_bytes());
+        }
+        for (secs, nanos) in [(meta.mtime(), meta.mtime_nsec()), (meta.ctime(), meta.ctime_nsec())] {
+            identity.update(secs.to_le_bytes());
+            identity.update(nanos.to_le_bytes());
+        }
+    }
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let since_epoch = modified.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    identity.update(since_epoch.as_nanos().to_le_bytes());
+    identity.update(meta.len().to_le_bytes());
+    let digest = identity.finalize();
+    let tag: String = digest[..8].iter().map(|b| format!("{b:02X}")).collect();
+    BlobProperties { size: meta.len(), etag: format!("\"0x{tag}\""), last_modified: DateTime::<Utc>::from(modified) }
+}
+
+/// Adds every file below `dir` to `found`, keyed relative to `root` with `/` separators.
+fn list_files(root: &Path, dir: &Path, found: &mut Vec<Listed>) -> Result<(), BlobError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if is_missing(&e) => return Ok(()),
+        Err(e) => return Err(io_error(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(dir, e))?;
+        let path = entry.path();
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(e) if is_missing(&e) => continue,
+            Err(e) => return Err(io_error(&path, e)),
+        };
+        if meta.is_dir() {
+            list_files(root, &path, found)?;
+        } else if meta.is_file() {
+            let relative = path.strip_prefix(root).unwrap_or(&path);
+            let key = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            found.push(Listed { key, size: meta.len(), last_modified: DateTime::<Utc>::from(modified) });
+        }
+    }
+    Ok(())
 }
 
 fn is_missing(e: &io::Error) -> bool {

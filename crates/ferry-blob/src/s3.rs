@@ -2,7 +2,7 @@
 //! `<prefix>/a/b`. A put buffers up to one part; a smaller body goes up in one PUT, a larger one as
 //! a multipart upload with a bounded number of parts in flight, aborted on any failure (also when
 //! the put is cancelled). S3 objects appear only when their upload completes, so a failed put
-//! leaves no object.
+//! leaves no object. A blob's ETag and last-modified time are the object's own.
 
 use std::time::Duration;
 
@@ -12,11 +12,14 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayloadMut, RetryConfig, WriteMultipart,
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayloadMut,
+    RetryConfig, WriteMultipart,
 };
 use tokio::io::AsyncWriteExt;
 
-use crate::{BlobError, BlobInfo, LocalBlob, Meter, validate_key};
+use crate::{
+    BlobError, BlobInfo, BlobProperties, BlobRead, ByteRange, Listed, LocalBlob, Meter, check_if_match, validate_key,
+};
 use ferry_domain::S3Config;
 
 /// Size of a multipart part, and the body size from which a put goes multipart. S3 needs at
@@ -185,6 +188,75 @@ impl S3Store {
         Ok(result.into_stream().map_err(move |e| store_error(&key, e)).boxed())
     }
 
+    /// A HEAD for the properties, then a GET of the span that only succeeds while the object's
+    /// ETag is the one the HEAD saw, so properties and bytes are of one version. If a put replaced
+    /// the object in between and the caller set no condition of its own, it starts over once.
+    pub(crate) async fn read(
+        &self,
+        key: &str,
+        range: Option<ByteRange>,
+        if_match: Option<&str>,
+    ) -> Result<BlobRead, BlobError> {
+        let path = self.path_of(key);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let meta = self.store.head(&path).await.map_err(|e| store_error(key, e))?;
+            let properties = properties_of(&meta);
+            check_if_match(if_match, &properties.etag)?;
+            let span = match range {
+                Some(range) => range.resolve(properties.size)?,
+                None => 0..properties.size,
+            };
+            let options = GetOptions {
+                if_match: meta.e_tag.clone(),
+                // An empty object has no range to ask for.
+                range: (span.start < span.end).then(|| GetRange::Bounded(span.clone())),
+                ..GetOptions::default()
+            };
+            match self.store.get_opts(&path, options).await {
+                Ok(result) => {
+                    let key = key.to_owned();
+                    let stream = result.into_stream().map_err(move |e| store_error(&key, e)).boxed();
+                    return Ok(BlobRead { properties, span, stream });
+                }
+                Err(object_store::Error::Precondition { .. }) if if_match.is_some() => {
+                    return Err(BlobError::ConditionNotMet);
+                }
+                Err(object_store::Error::Precondition { .. }) if attempts < 2 => continue,
+                Err(e) => return Err(store_error(key, e)),
+            }
+        }
+    }
+
+    pub(crate) async fn properties(&self, key: &str) -> Result<Option<BlobProperties>, BlobError> {
+        match self.store.head(&self.path_of(key)).await {
+            Ok(meta) => Ok(Some(properties_of(&meta))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_error(key, e)),
+        }
+    }
+
+    /// Every object under folder `prefix`.
+    pub(crate) async fn list(&self, prefix: &str) -> Result<Vec<Listed>, BlobError> {
+        let metas: Vec<ObjectMeta> =
+            self.store.list(Some(&self.path_of(prefix))).try_collect().await.map_err(|e| store_error(prefix, e))?;
+        Ok(metas
+            .into_iter()
+            .map(|meta| Listed {
+                key: meta.location.as_ref().strip_prefix(&self.prefix).unwrap_or(meta.location.as_ref()).to_owned(),
+                size: meta.size,
+                last_modified: meta.last_modified,
+            })
+            .collect())
+    }
+
+    pub(crate) async fn remove_folder(&self, prefix: &str) -> Result<(), BlobError> {
+        let locations = self.store.list(Some(&self.path_of(prefix))).map_ok(|meta| meta.location).boxed();
+        self.store.delete_stream(locations).try_collect::<Vec<_>>().await.map_err(|e| store_error(prefix, e))?;
+        Ok(())
+    }
+
     pub(crate) async fn size(&self, key: &str) -> Result<Option<u64>, BlobError> {
         match self.store.head(&self.path_of(key)).await {
             Ok(meta) => Ok(Some(meta.size)),
@@ -201,6 +273,17 @@ impl S3Store {
         self.store.delete(&self.path_of(key)).await.map_err(|e| store_error(key, e))?;
         Ok(true)
     }
+}
+
+/// An object's properties: its ETag quoted (S3 sends it quoted already), or, from a server that
+/// sends none, one made of its time and size.
+fn properties_of(meta: &ObjectMeta) -> BlobProperties {
+    let etag = match meta.e_tag.as_deref() {
+        Some(tag) if tag.starts_with('"') || tag.starts_with("W/") => tag.to_owned(),
+        Some(tag) => format!("\"{tag}\""),
+        None => format!("\"{:x}-{:x}\"", meta.last_modified.timestamp_micros(), meta.size),
+    };
+    BlobProperties { size: meta.size, etag, last_modified: meta.last_modified }
 }
 
 /// An open multipart upload; aborted in the background if dropped unfinished (a cancelled put).

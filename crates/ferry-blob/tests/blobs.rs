@@ -1,4 +1,5 @@
-//! The blob store's behaviour, every test on both backends: a local directory (a tempdir) and S3
+//! The blob store's behaviour (reads by range and condition, and staged blocks, in
+//! `blobs/reads_and_blocks.rs`), every test on both backends: a local directory (a tempdir) and S3
 //! against a real `moto_server` started for the test (`FERRY_TEST_MOTO_SERVER`, else
 //! `moto_server` on PATH; missing → skipped with a loud message, or failed when `CI` is set).
 
@@ -56,6 +57,9 @@ on_both_backends!(
     clones_share_the_store,
     open_fails_clearly,
 );
+
+#[path = "blobs/reads_and_blocks.rs"]
+mod reads_and_blocks;
 
 struct Fixture {
     store: BlobStore,
