@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
@@ -73,14 +74,7 @@ impl BlobStore {
         if total > max_bytes {
             return Err(BlobError::TooLarge { limit: max_bytes });
         }
-        let store = self.clone();
-        let body = futures::stream::iter(keys)
-            .then(move |key| {
-                let store = store.clone();
-                async move { store.get_stream(&key).await }
-            })
-            .try_flatten();
-        let info = self.put_checked(blob_key, Box::pin(body), max_bytes).await?;
+        let info = self.put_checked(blob_key, concatenation(self.clone(), keys), max_bytes).await?;
         if let Err(e) = self.remove_folder(&folder).await {
             tracing::warn!(key = blob_key, error = %e, "could not remove the staged blocks of a committed blob; the stale-block sweep will");
         }
@@ -124,6 +118,18 @@ impl BlobStore {
             Backend::S3(s3) => s3.remove_folder(prefix).await,
         }
     }
+}
+
+/// The blobs `keys` one after the other, each opened when the one before has ended. (A boxed
+/// stream, so the future that sends it stays `Send` for callers such as HTTP handlers.)
+fn concatenation(store: BlobStore, keys: Vec<String>) -> BoxStream<'static, Result<Bytes, BlobError>> {
+    futures::stream::iter(keys)
+        .then(move |key| {
+            let store = store.clone();
+            async move { store.get_stream(&key).await }
+        })
+        .try_flatten()
+        .boxed()
 }
 
 /// A blob key blocks may be staged for: a valid key outside [`STAGED_BLOCKS_PREFIX`].

@@ -391,9 +391,10 @@ fn check_if_match(if_match: Option<&str>, etag: &str) -> Result<(), BlobError> {
     }
 }
 
-/// Keys are relative paths of non-empty segments over `[A-Za-z0-9._-]`, no segment starting with
-/// a dot (so no `.`, `..` or the local store's `.tmp`), no `..` anywhere.
-fn validate_key(key: &str) -> Result<(), BlobError> {
+/// Checks a blob key: a relative path of non-empty segments over `[A-Za-z0-9._-]`, no segment
+/// starting with a dot (so no `.`, `..` or the local store's `.tmp`), no `..` anywhere, at most
+/// 900 bytes. Every operation checks its keys; callers that mint keys can check them first.
+pub fn validate_key(key: &str) -> Result<(), BlobError> {
     let valid = !key.is_empty()
         && key.len() <= MAX_KEY_LEN
         && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
