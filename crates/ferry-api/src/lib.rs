@@ -2,12 +2,14 @@
 //! metadata service, OAuth 2.0 token and discovery endpoints, operability endpoints, and the
 //! recurring import: the connector (`/api/connector/*`), the DMF actions on
 //! `DataManagementDefinitionGroups`, message views (`/api/messages`) and project/job
-//! administration (`/api/admin/*`).
+//! administration (`/api/admin/*`); and signed blob URLs (`/blobs/*`, `blob_api/`) that speak
+//! the Azure Blob REST API.
 //!
 //! This is the only crate that knows the wire format: domain types are turned into JSON and
 //! XML here, by hand. Every error leaves through one table (`error.rs`).
 
 mod auth;
+mod blob_api;
 mod connector;
 mod dmf;
 mod error;
@@ -21,6 +23,7 @@ mod routes;
 mod throttle;
 pub mod wire;
 
+pub use blob_api::{BlobPermissions, BlobUrlError, BlobUrls, dmf_blob_key};
 pub use error::ApiError;
 pub use ops::install_metrics;
 
@@ -53,6 +56,7 @@ struct StateInner {
     replication: Option<Arc<ferry_replicate::Replication>>,
     import: Option<ferry_integration::IntegrationService>,
     throttle: throttle::Throttle,
+    blob_urls: Option<blob_api::BlobUrls>,
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -80,6 +84,7 @@ impl ApiState {
                 replication: None,
                 import: None,
                 throttle,
+                blob_urls: None,
             }),
         }
     }
@@ -96,6 +101,23 @@ impl ApiState {
     pub fn with_import(mut self, import: ferry_integration::IntegrationService) -> ApiState {
         Arc::get_mut(&mut self.inner).expect("with_import is called before the state is shared").import = Some(import);
         self
+    }
+
+    /// Serves signed blob URLs (`/blobs/…`) with `blob_urls`, which also signs the URLs the DMF
+    /// package actions hand out. Call before cloning.
+    pub fn with_blob_urls(mut self, blob_urls: blob_api::BlobUrls) -> ApiState {
+        Arc::get_mut(&mut self.inner).expect("with_blob_urls is called before the state is shared").blob_urls =
+            Some(blob_urls);
+        self
+    }
+
+    /// The blob URL signer, or the 503 an action that hands out blob URLs answers without one.
+    #[allow(dead_code, reason = "for the DMF package actions (GetAzureWriteUrl, GetExportedPackageUrl, …)")]
+    fn blob_urls(&self) -> error::ApiResult<&blob_api::BlobUrls> {
+        self.inner
+            .blob_urls
+            .as_ref()
+            .ok_or_else(|| ApiError::new(error::ErrorKind::Unavailable, "blob URLs are not enabled on this server"))
     }
 
     /// The import service, or the 503 every import route answers when this server has none.

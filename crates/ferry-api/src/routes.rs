@@ -109,6 +109,25 @@ pub(crate) fn build(state: ApiState) -> (Router, Vec<RouteDoc>) {
     t.add(false, "/openapi.json", get(openapi_json), &[("get", "/openapi.json", "This document", OPS)]);
     t.add(true, "/metrics", get(ops::metrics), &[("get", "/metrics", "Prometheus metrics", OPS)]);
 
+    // Signed blob URLs: the signature in the query is the credential (no bearer token); the
+    // handler streams bodies with its own caps.
+    const BLOBS: &str = "Blob URLs (Azure Blob REST)";
+    t.add(
+        false,
+        "/blobs/{*key}",
+        any(crate::blob_api::handle).layer(DefaultBodyLimit::disable()),
+        &[
+            (
+                "put",
+                "/blobs/{key}",
+                "Put Blob (x-ms-blob-type: BlockBlob), Put Block (?comp=block&blockid=) or Put Block List (?comp=blocklist) on a signed read/write URL; 201",
+                BLOBS,
+            ),
+            ("get", "/blobs/{key}", "Get Blob, whole (200) or a range (x-ms-range / Range: 206)", BLOBS),
+            ("head", "/blobs/{key}", "Get Blob Properties: size, ETag, Last-Modified", BLOBS),
+        ],
+    );
+
     let entity_docs: &[(&str, &str, &str, &str)] = &[
         ("get", "/data", "Service document: the entity sets", ODATA),
         ("get", "/data/$metadata", "CSDL metadata of all entities and enums", ODATA),
