@@ -290,6 +290,21 @@ pub(crate) async fn import_service(
     Ok(IntegrationService::new(store, blobs, catalog, config.import.clone(), runtime))
 }
 
+/// The signer of the blob URLs served under `public_url` from `blobs`: its key derived from the
+/// master key (nodes sharing it accept each other's URLs), times from the store's clock, a blob
+/// at most `import.max_enqueue_bytes` (what an import would accept).
+pub(crate) fn blob_urls(
+    config: &Config,
+    env: &[(String, String)],
+    public_url: &str,
+    store: &Store,
+    blobs: &BlobStore,
+) -> anyhow::Result<ferry_api::BlobUrls> {
+    let master = load_master_key(config, env)?;
+    let clock = store.clock().clone();
+    Ok(ferry_api::BlobUrls::new(public_url, &master, blobs.clone(), clock, config.import.max_enqueue_bytes))
+}
+
 /// Fails unless `client_id` is 1..=100 characters from `[A-Za-z0-9._-]`.
 pub(crate) fn check_client_id(client_id: &str) -> anyhow::Result<()> {
     let len = client_id.chars().count();

@@ -30,6 +30,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The URL clients reach the server at; the issuer of its tokens.
     pub public_url: String,
+    /// Signs the blob URLs this server serves (`/blobs/…`).
+    blob_urls: ferry_api::BlobUrls,
     /// Dropping or sending on it starts a graceful shutdown.
     shutdown: Option<oneshot::Sender<()>>,
     join: JoinHandle<std::io::Result<()>>,
@@ -96,6 +98,7 @@ impl RunningServer {
 
         let import = boot::import_service(&config, &env, store.clone(), catalog.clone()).await?;
         tracing::info!(blobs = %import.blobs().describe(), xslt = import.runs_xslt(), "import service ready");
+        let blob_urls = boot::blob_urls(&config, &env, &public_url, &store, import.blobs())?;
         // Before the workers start, so they never import with a definition the config changed.
         crate::imports::apply_declared(&import, &config.projects, &config.jobs).await?;
 
@@ -105,7 +108,8 @@ impl RunningServer {
         let state =
             ferry_api::ApiState::new(store.clone(), catalog, tokens, boot::api_settings(&config, &public_url), metrics)
                 .with_replication(replication)
-                .with_import(import);
+                .with_import(import)
+                .with_blob_urls(blob_urls.clone());
         let app = ferry_api::app(state);
 
         let (shutdown, requested) = oneshot::channel::<()>();
@@ -128,7 +132,13 @@ impl RunningServer {
             result
         });
         tracing::info!("ferry listening on http://{addr} (public url {public_url})");
-        Ok(RunningServer { addr, public_url, shutdown: Some(shutdown), join })
+        Ok(RunningServer { addr, public_url, blob_urls, shutdown: Some(shutdown), join })
+    }
+
+    /// The signer of this server's blob URLs (what the DMF package actions hand out), for tests
+    /// and in-process tools.
+    pub fn blob_urls(&self) -> &ferry_api::BlobUrls {
+        &self.blob_urls
     }
 
     /// Shuts down gracefully: stops accepting and claiming imports, lets in-flight
