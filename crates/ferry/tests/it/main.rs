@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod blob_urls;
 mod cli;
 mod import_api;
 mod import_processes;

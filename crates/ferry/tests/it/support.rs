@@ -239,6 +239,12 @@ default_company = "usmf"
         self.dir.path()
     }
 
+    /// The signer of the server's blob URLs.
+    #[allow(dead_code, reason = "for blob_urls.rs and future tests")]
+    pub fn blob_urls(&self) -> &ferry_api::BlobUrls {
+        self.server.as_ref().expect("the server is running").blob_urls()
+    }
+
     /// The absolute URL of `path` (which starts with `/`).
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
