@@ -93,7 +93,7 @@ impl BlobStore {
             }
         }
         if let Backend::Local(local) = &*self.backend {
-            local.remove_empty_folders(STAGED_BLOCKS_PREFIX).await?;
+            local.remove_empty_folders(STAGED_BLOCKS_PREFIX, older_than).await?;
         }
         if removed > 0 {
             tracing::info!(removed, "removed stale staged blocks");

@@ -180,10 +180,11 @@ impl LocalStore {
         }
     }
 
-    /// Removes the empty folders directly inside folder `prefix` (best effort: a folder a put
-    /// is filling right now is not empty, or is recreated by it).
-    pub(crate) async fn remove_empty_folders(&self, prefix: &str) -> Result<(), BlobError> {
+    /// Removes the empty folders directly inside folder `prefix` last changed before
+    /// `older_than` (best effort; a folder a put has just created for its file is newer).
+    pub(crate) async fn remove_empty_folders(&self, prefix: &str, older_than: DateTime<Utc>) -> Result<(), BlobError> {
         let folder = self.path_of(prefix);
+        let older_than = SystemTime::from(older_than);
         blocking(move || {
             let entries = match std::fs::read_dir(&folder) {
                 Ok(entries) => entries,
@@ -191,7 +192,8 @@ impl LocalStore {
                 Err(e) => return Err(io_error(&folder, e)),
             };
             for entry in entries.flatten() {
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let modified = entry.metadata().ok().filter(|m| m.is_dir()).and_then(|m| m.modified().ok());
+                if modified.is_some_and(|modified| modified < older_than) {
                     // Fails (and is meant to) unless the folder is empty.
                     let _ = std::fs::remove_dir(entry.path());
                 }
