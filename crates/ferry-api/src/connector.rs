@@ -1,6 +1,7 @@
 //! The recurring-integration connector API, shaped like D365 F&O's `/api/connector/*`:
 //! `enqueue` (stream a file or data package into a recurring job's queue) and `jobstatus`
-//! (the `DataJobStatusDetail` of one message). Both tolerate a culture segment before `/api`
+//! (the `DataJobStatusDetail` of one message); the export side (`dequeue`, `download`, `ack`)
+//! is `delivery.rs`. Both tolerate a culture segment before `/api`
 //! (`/en/api/connector/…`) and activity ids bare, braced or `%7B…%7D`-encoded, in any case.
 //!
 //! Authorization: any authenticated app may call; the job's authorization policy (its list of
@@ -8,7 +9,7 @@
 
 use crate::ApiState;
 use crate::error::{ApiError, ApiResult};
-use crate::wire::{data_job_state, entity_state_name};
+use crate::wire::{data_job_state_of, entity_state_name};
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -33,7 +34,7 @@ pub(crate) fn query_param<'a>(query: &'a [(String, String)], name: &str) -> Opti
 }
 
 /// Accepts `/{culture}/api/connector/…` for two-letter cultures only (`en`, `de`).
-fn check_culture(culture: &str) -> ApiResult<()> {
+pub(crate) fn check_culture(culture: &str) -> ApiResult<()> {
     if culture.len() == 2 && culture.chars().all(|c| c.is_ascii_alphabetic()) {
         Ok(())
     } else {
@@ -208,7 +209,7 @@ fn data_job_status_detail(view: &MessageView) -> Value {
             "ExecutionIdentifier": m.execution_id,
             "DataJobStartedDateTime": time_or_min(m.started_at),
             "DataJobCompletedDateTime": time_or_min(m.finished_at),
-            "DataJobState": data_job_state(m.state).0,
+            "DataJobState": data_job_state_of(m).0,
         },
         "ExecutionLog": execution_log(view),
         "ExecutionDetail": details,

@@ -19,6 +19,8 @@ pub enum ErrorKind {
     LookupMissing,
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// A download's `Range` selects no byte of the file.
+    RangeNotSatisfiable,
     /// Missing or invalid bearer token.
     Unauthorized,
     /// Valid token, but its roles do not allow this.
@@ -40,6 +42,7 @@ impl ErrorKind {
             ErrorKind::LookupMissing => StatusCode::BAD_REQUEST,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorKind::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
@@ -57,6 +60,7 @@ impl ErrorKind {
             ErrorKind::LookupMissing => "LookupValueNotFound",
             ErrorKind::PayloadTooLarge => "PayloadTooLarge",
             ErrorKind::UnsupportedMediaType => "UnsupportedMediaType",
+            ErrorKind::RangeNotSatisfiable => "RangeNotSatisfiable",
             ErrorKind::Unauthorized => "Unauthorized",
             ErrorKind::Forbidden => "Forbidden",
             ErrorKind::TooManyRequests => "TooManyRequests",

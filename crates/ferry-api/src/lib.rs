@@ -11,7 +11,9 @@
 mod auth;
 mod blob_api;
 mod connector;
+mod delivery;
 mod dmf;
+mod download;
 mod error;
 mod exporter;
 mod import_admin;
@@ -112,7 +114,6 @@ impl ApiState {
     }
 
     /// The blob URL signer, or the 503 an action that hands out blob URLs answers without one.
-    #[allow(dead_code, reason = "for the DMF package actions (GetAzureWriteUrl, GetExportedPackageUrl, …)")]
     fn blob_urls(&self) -> error::ApiResult<&blob_api::BlobUrls> {
         self.inner
             .blob_urls

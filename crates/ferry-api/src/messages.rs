@@ -3,8 +3,10 @@
 //! counters, warnings, entities, links), `GET /api/messages/{id}/errors` (the rejected rows,
 //! paged forwards by error id) and `GET /api/messages/{id}/rejected/{position}` (the
 //! rejected-rows file of one entity, streamed from the blob store) and
-//! `GET /api/messages/{id}/staging/{position}` (its staged rows as JSON lines). The reader role
-//! is enough.
+//! `GET /api/messages/{id}/staging/{position}` (its staged rows as JSON lines) — the reader role
+//! is enough — and `POST /api/messages/{id}/cancel` (a message that has not started) and
+//! `POST /api/messages/{id}/rerun` (a finished one, as a new message on the same file), which
+//! need the writer role.
 //!
 //! The documents are `wire::messages`'; `next` links carry the query on.
 
@@ -16,9 +18,8 @@ use crate::wire::{
     error_json, message_document, message_state_from_name, message_state_name, message_summary_json, stage_from_name,
 };
 use axum::Extension;
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ferry_auth::{Principal, Role};
 use ferry_domain::{ErrorFilter, MessageFilter, MessageState, Stage, normalize_activity_id};
@@ -96,8 +97,13 @@ pub(crate) async fn list(
         None => None,
     };
     let limit = limit(&query)?;
-    let filter =
-        MessageFilter { activity_id, state: message_state, before_seq: whole_number(&query, "before")?, limit };
+    let filter = MessageFilter {
+        activity_id,
+        operation: None,
+        state: message_state,
+        before_seq: whole_number(&query, "before")?,
+        limit,
+    };
     let messages = import.list_messages(&filter).await?;
     let next = match messages.last() {
         Some(last) if messages.len() as u32 >= limit => Value::String(format!(
@@ -167,6 +173,7 @@ pub(crate) async fn rejected(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
     Path((id, position)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let import = service(&state, &principal)?;
     let view = view_of(import, &id).await?;
@@ -185,21 +192,8 @@ pub(crate) async fn rejected(
             ),
         }));
     };
-    let stream = import.blobs().get_stream(&key).await.map_err(ferry_integration::IntegrationError::from)?;
-    let content_type = match ext.as_str() {
-        "csv" => "text/csv",
-        "xml" => "application/xml",
-        "json" => "application/json",
-        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        _ => "application/octet-stream",
-    };
-    let disposition = format!("attachment; filename=\"{}-{position}-rejected.{ext}\"", view.message.id);
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, content_type.to_string()), (header::CONTENT_DISPOSITION, disposition)],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    let name = format!("{}-{position}-rejected.{ext}", view.message.id);
+    crate::download::blob(import.blobs(), &key, &name, &headers).await
 }
 
 /// `GET /api/messages/{id}/staging/{position}`: the rows entity `position` staged, as JSON lines
@@ -208,6 +202,7 @@ pub(crate) async fn staging(
     State(state): State<ApiState>,
     Extension(principal): Extension<Principal>,
     Path((id, position)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let import = service(&state, &principal)?;
     let view = view_of(import, &id).await?;
@@ -218,14 +213,8 @@ pub(crate) async fn staging(
             view.message.id
         )));
     };
-    let stream = import.blobs().get_stream(&key).await.map_err(ferry_integration::IntegrationError::from)?;
-    let disposition = format!("attachment; filename=\"{}-{position}-staging.jsonl\"", view.message.id);
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/x-ndjson".to_string()), (header::CONTENT_DISPOSITION, disposition)],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    let name = format!("{}-{position}-staging.jsonl", view.message.id);
+    crate::download::blob(import.blobs(), &key, &name, &headers).await
 }
 
 /// An entity's position in a message, from the path.
@@ -235,4 +224,35 @@ fn entity_position(text: &str) -> ApiResult<i64> {
             "'{text}' is not an entity position; the message's entities list theirs (0, 1, …)"
         ))
     })
+}
+
+/// `POST /api/messages/{id}/cancel`: cancels a message that has not started; answers its
+/// document (state `Canceled`, the reason naming who cancelled).
+pub(crate) async fn cancel(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    require_role(&principal, Role::Writer)?;
+    let integration = state.import()?;
+    let message = integration.cancel(&id, &principal.client_id).await?;
+    let view = view_of(integration, &message.id).await?;
+    let body = message_document(integration, &view, &state.settings().public_url).await?;
+    Ok(axum::Json(body).into_response())
+}
+
+/// `POST /api/messages/{id}/rerun`: runs a finished message again as a new message (same file,
+/// same lanes, behind what waits in them, `rerun_of` naming the original); answers `201` with
+/// the new message's document.
+pub(crate) async fn rerun(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    require_role(&principal, Role::Writer)?;
+    let integration = state.import()?;
+    let message = integration.rerun(&id, &principal.client_id).await?;
+    let view = view_of(integration, &message.id).await?;
+    let body = message_document(integration, &view, &state.settings().public_url).await?;
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }

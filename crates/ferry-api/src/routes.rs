@@ -2,7 +2,7 @@
 //! and records the documentation `/openapi.json` is generated from, so the two cannot drift.
 
 use crate::error::ApiError;
-use crate::{ApiState, auth, connector, dmf, exporter, import_admin, messages, oauth, odata, ops};
+use crate::{ApiState, auth, connector, delivery, dmf, exporter, import_admin, messages, oauth, odata, ops};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::response::{IntoResponse, Response};
@@ -163,6 +163,12 @@ pub(crate) fn build(state: ApiState) -> (Router, Vec<RouteDoc>) {
     // Before `/data/{*path}` in matching (a static segment wins): not a catalog entity set.
     t.add(
         true,
+        "/data/DataManagementDefinitionGroups",
+        get(dmf::definition_groups),
+        &[("get", "/data/DataManagementDefinitionGroups", "The data projects (read-only)", DMF)],
+    );
+    t.add(
+        true,
         "/data/DataManagementDefinitionGroups/{action}",
         any(dmf::action),
         &[
@@ -200,6 +206,42 @@ pub(crate) fn build(state: ApiState) -> (Router, Vec<RouteDoc>) {
                 "post",
                 "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.InitializeDataManagement",
                 "Accepted for compatibility; nothing to initialize (204)",
+                DMF,
+            ),
+            (
+                "post",
+                "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.GetAzureWriteUrl",
+                "A signed URL to upload a package to (`uniqueFileName`): a string holding {BlobId, BlobUrl}",
+                DMF,
+            ),
+            (
+                "post",
+                "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.ImportFromPackage",
+                "Import an uploaded package into a project (`packageUrl`, `definitionGroupId`, `executionId`, `execute`, `overwrite`, `legalEntityId`); also ImportFromPackageAsync",
+                DMF,
+            ),
+            (
+                "post",
+                "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.ExportToPackage",
+                "Export a project to a package (`definitionGroupId`, `packageName`, `executionId`, `reExecute`, `legalEntityId`); also ExportToPackageAsync, ExportToPackagePreview[Async] (`count`), ExportToPackageDelta (`entityList`)",
+                DMF,
+            ),
+            (
+                "post",
+                "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.GetExportedPackageUrl",
+                "A signed URL of an export's package (`executionId`); \"\" until it is ready",
+                DMF,
+            ),
+            (
+                "post",
+                "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.GenerateImportTargetErrorKeysFile",
+                "Write the keys of the records an entity failed to write (`executionId`, `entityName`); true when there are any. Then GetImportTargetErrorKeysFileUrl; also GetImportStagingErrorFileUrl, GetExecutionSummaryPageUrl",
+                DMF,
+            ),
+            (
+                "post",
+                "/data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.DeleteExecutionHistoryJob",
+                "Delete a finished execution with its errors and files (`executionId`)",
                 DMF,
             ),
         ],
@@ -344,6 +386,42 @@ pub(crate) fn build(state: ApiState) -> (Router, Vec<RouteDoc>) {
         )],
     );
     t.add(true, "/{tenant}/api/connector/jobstatus/{activityId}", get(connector::job_status_with_culture), &[]);
+    t.add(
+        true,
+        "/api/connector/dequeue/{activityId}",
+        get(delivery::dequeue),
+        &[(
+            "get",
+            "/api/connector/dequeue/{activityId}",
+            "The oldest exported file not yet acknowledged (204 when none): CorrelationId, PopReceipt, DownloadLocation…; hidden for the visibility timeout",
+            CONNECTOR,
+        )],
+    );
+    t.add(true, "/{tenant}/api/connector/dequeue/{activityId}", get(delivery::dequeue_with_culture), &[]);
+    t.add(
+        true,
+        "/api/connector/download/{activityId}",
+        get(delivery::download),
+        &[(
+            "get",
+            "/api/connector/download/{activityId}",
+            "Download a dequeued file (`?correlation-id=`; Range supported)",
+            CONNECTOR,
+        )],
+    );
+    t.add(true, "/{tenant}/api/connector/download/{activityId}", get(delivery::download_with_culture), &[]);
+    t.add(
+        true,
+        "/api/connector/ack/{activityId}",
+        post(delivery::ack),
+        &[(
+            "post",
+            "/api/connector/ack/{activityId}",
+            "Acknowledge a dequeued file (body: the dequeue answer, at least CorrelationId and PopReceipt)",
+            CONNECTOR,
+        )],
+    );
+    t.add(true, "/{tenant}/api/connector/ack/{activityId}", post(delivery::ack_with_culture), &[]);
 
     const MESSAGES: &str = "Import messages";
     t.add(
@@ -393,6 +471,23 @@ pub(crate) fn build(state: ApiState) -> (Router, Vec<RouteDoc>) {
             "get",
             "/api/messages/{id}/staging/{position}",
             "Download the staged rows of one entity of a message (JSON lines with source row numbers)",
+            MESSAGES,
+        )],
+    );
+    t.add(
+        true,
+        "/api/messages/{id}/cancel",
+        post(messages::cancel),
+        &[("post", "/api/messages/{id}/cancel", "Cancel a message that has not started (writer role)", MESSAGES)],
+    );
+    t.add(
+        true,
+        "/api/messages/{id}/rerun",
+        post(messages::rerun),
+        &[(
+            "post",
+            "/api/messages/{id}/rerun",
+            "Run a finished message again as a new message on the same file (writer role)",
             MESSAGES,
         )],
     );

@@ -280,6 +280,21 @@ impl BlobStore {
         }
     }
 
+    /// The keys under `prefix` of blobs last written before `cutoff` (at most `limit` of them):
+    /// what retention removes.
+    pub async fn list_older_than(
+        &self,
+        prefix: &str,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, BlobError> {
+        validate_key(prefix.trim_end_matches('/'))?;
+        match &*self.backend {
+            Backend::Local(local) => local.list_older_than(prefix, cutoff, limit).await,
+            Backend::S3(s3) => s3.list_older_than(prefix, cutoff, limit).await,
+        }
+    }
+
     /// Deletes the blob; `false` if there was none.
     pub async fn delete(&self, key: &str) -> Result<bool, BlobError> {
         validate_key(key)?;

@@ -223,6 +223,48 @@ impl LocalStore {
     }
 }
 
+impl LocalStore {
+    pub(crate) async fn list_older_than(
+        &self,
+        prefix: &str,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, BlobError> {
+        let root = self.root.clone();
+        let start = self.path_of(prefix.trim_end_matches('/'));
+        let cutoff = SystemTime::from(cutoff);
+        blocking(move || {
+            let mut found = Vec::new();
+            let mut dirs = vec![start];
+            while let Some(dir) = dirs.pop() {
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(entries) => entries,
+                    Err(e) if is_missing(&e) => continue,
+                    Err(e) => return Err(io_error(&dir, e)),
+                };
+                for entry in entries {
+                    let entry = entry.map_err(|e| io_error(&dir, e))?;
+                    let meta = entry.metadata().map_err(|e| io_error(&entry.path(), e))?;
+                    if meta.is_dir() {
+                        if entry.file_name() != TMP_DIR {
+                            dirs.push(entry.path());
+                        }
+                    } else if meta.modified().is_ok_and(|m| m < cutoff)
+                        && let Ok(relative) = entry.path().strip_prefix(&root)
+                    {
+                        found.push(relative.to_string_lossy().replace('\\', "/"));
+                        if found.len() >= limit {
+                            return Ok(found);
+                        }
+                    }
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+}
+
 /// Runs blocking file-system work off the async threads.
 async fn blocking<T, F>(f: F) -> Result<T, BlobError>
 where

@@ -265,6 +265,27 @@ impl S3Store {
         }
     }
 
+    pub(crate) async fn list_older_than(
+        &self,
+        prefix: &str,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, BlobError> {
+        let mut listing = self.store.list(Some(&self.path_of(prefix.trim_end_matches('/'))));
+        let mut found = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| store_error(prefix, e))?;
+            if meta.last_modified < cutoff {
+                let name = meta.location.to_string();
+                found.push(name.strip_prefix(&self.prefix).unwrap_or(&name).to_owned());
+                if found.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// S3 deletes succeed whether or not the object exists, so a HEAD first tells which it was.
     pub(crate) async fn delete(&self, key: &str) -> Result<bool, BlobError> {
         if self.size(key).await?.is_none() {

@@ -6,12 +6,15 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use ferry_domain::{BlobStoreConfig, DeclaredProfile, ImportSettings, Job, Project, ThrottleSettings};
+use ferry_domain::{
+    BlobStoreConfig, DeclaredProfile, ExportSettings, ImportSettings, Job, Project, RetentionSettings, ThrottleSettings,
+};
 use serde::Deserialize;
 
 use crate::apps::{AppDecl, AppEntry, resolve_apps, take_throttles};
 use crate::blobs::BlobsEntry;
 use crate::error::{KeyPath, Problem};
+use crate::export::{ExportEntry, RetentionEntry};
 use crate::import::ImportEntry;
 use crate::jobs::{JobEntry, resolve_jobs};
 use crate::profiles::{ProfileEntry, resolve_profiles};
@@ -44,6 +47,10 @@ pub struct Config {
     pub profiles: Vec<DeclaredProfile>,
     /// The recurring-import service.
     pub import: ImportSettings,
+    /// Delivery of exports.
+    pub export: ExportSettings,
+    /// How long finished messages and their files are kept.
+    pub retention: RetentionSettings,
     /// Where files are kept (enqueued imports, rejected rows).
     pub blobs: BlobStoreConfig,
     /// Data projects, applied at start-up (matched by name).
@@ -70,6 +77,8 @@ pub(crate) struct Document {
     apps: Vec<AppEntry>,
     profiles: Vec<ProfileEntry>,
     import: ImportEntry,
+    export: ExportEntry,
+    retention: RetentionEntry,
     blobs: BlobsEntry,
     projects: Vec<ProjectEntry>,
     jobs: Vec<JobEntry>,
@@ -110,6 +119,8 @@ impl Document {
         auth.validate(&root.key("auth"))?;
         odata.validate(&root.key("odata"))?;
         let import = self.import.resolve(&root.key("import"))?;
+        let export = self.export.resolve(&root.key("export"))?;
+        let retention = self.retention.resolve(&root.key("retention"))?;
         for issuer in &mut auth.trusted_issuers {
             if issuer.audience.is_empty() {
                 issuer.audience.clone_from(&public_url);
@@ -137,6 +148,8 @@ impl Document {
             apps,
             profiles,
             import,
+            export,
+            retention,
             blobs,
             projects,
             jobs,

@@ -28,6 +28,7 @@ pub(crate) struct ImportEntry {
     default_company: Option<String>,
     xslt: Option<bool>,
     max_field_bytes: Option<u64>,
+    package_url_hosts: Option<Vec<String>>,
 }
 
 impl ImportEntry {
@@ -72,6 +73,19 @@ impl ImportEntry {
         if let Some(bytes) = self.max_field_bytes {
             in_range(bytes, 1..=MAX_FIELD_BYTES_MAX, &at.key("max_field_bytes"))?;
             settings.max_field_bytes = bytes as usize;
+        }
+        if let Some(hosts) = self.package_url_hosts {
+            for (i, host) in hosts.iter().enumerate() {
+                let bare = host.trim().strip_prefix("*.").unwrap_or(host.trim());
+                let valid = !bare.is_empty()
+                    && bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                    && !bare.starts_with('.');
+                if !valid {
+                    let at = at.key("package_url_hosts").index(i);
+                    return Err(Problem::new(&at, format!("'{host}' is not a host name (or *.domain)")));
+                }
+            }
+            settings.package_url_hosts = hosts.into_iter().map(|h| h.trim().to_ascii_lowercase()).collect();
         }
         Ok(settings)
     }

@@ -1,5 +1,6 @@
-//! `[[jobs]]`: recurring import jobs (the connector's `/api/connector/enqueue/{activity_id}`)
-//! declared in the config and applied at start-up, after the projects. The file form
+//! `[[jobs]]`: recurring jobs (the connector's `enqueue` for import projects, `dequeue`,
+//! `download` and `ack` for export projects) declared in the config and applied at start-up,
+//! after the projects. The file form
 //! ([`JobEntry`]) is resolved into `ferry_domain::Job`: the activity id checked to be a GUID and
 //! normalized (lower case, hyphenated, no braces), defaults filled in, duplicate activity ids
 //! rejected.
@@ -42,6 +43,8 @@ pub(crate) struct JobEntry {
     company: Option<String>,
     #[serde(default)]
     all_or_nothing: bool,
+    #[serde(default)]
+    skip_empty: bool,
 }
 
 /// A `[[jobs.apps]]` entry as written in the file.
@@ -117,6 +120,7 @@ impl JobEntry {
             enabled: self.enabled,
             company,
             all_or_nothing: self.all_or_nothing,
+            skip_empty: self.skip_empty,
         })
     }
 }

@@ -30,6 +30,7 @@ mod blobs;
 mod config;
 mod de;
 mod error;
+mod export;
 mod import;
 mod jobs;
 mod layers;

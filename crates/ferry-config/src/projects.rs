@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ferry_domain::{DEFAULT_FORMAT, Operation, PROJECT_NAME_MAX, Project, ProjectEntity};
+use ferry_domain::{DEFAULT_FORMAT, Operation, PROJECT_NAME_MAX, Project, ProjectEntity, RefreshMode};
 use serde::Deserialize;
 
 use crate::error::{KeyPath, Problem};
@@ -21,6 +21,15 @@ fn operation(text: &str) -> Option<Operation> {
     match text.trim().to_ascii_lowercase().as_str() {
         "import" => Some(Operation::Import),
         "export" => Some(Operation::Export),
+        _ => None,
+    }
+}
+
+/// `full` or `incremental`, in any case: an export entity's refresh as the file spells it.
+pub(crate) fn refresh_mode(text: &str) -> Option<RefreshMode> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "full" => Some(RefreshMode::Full),
+        "incremental" => Some(RefreshMode::Incremental),
         _ => None,
     }
 }
@@ -52,6 +61,10 @@ struct ProjectEntityEntry {
     xslt: Option<String>,
     #[serde(default)]
     xslt_file: Option<String>,
+    #[serde(default)]
+    filter: Option<String>,
+    #[serde(default)]
+    mode: Option<String>,
     #[serde(default)]
     execution_unit: Option<i32>,
     #[serde(default)]
@@ -135,12 +148,20 @@ impl ProjectEntityEntry {
             (None, Some(file)) => Some(read_stylesheet(&file, base_dir, &at.key("xslt_file"))?),
             (None, None) => None,
         };
+        let mode = match self.mode {
+            None => RefreshMode::Full,
+            Some(text) => refresh_mode(&text).ok_or_else(|| {
+                Problem::new(&at.key("mode"), format!("'{text}' is not a refresh mode; use full or incremental"))
+            })?,
+        };
         Ok(ProjectEntity {
             entity: self.entity.trim().to_owned(),
             format,
             sheet: self.sheet.filter(|s| !s.trim().is_empty()),
             mapping: self.mapping,
             xslt,
+            filter: self.filter.filter(|f| !f.trim().is_empty()),
+            mode,
             execution_unit: self.execution_unit.unwrap_or(1),
             level: self.level.unwrap_or(1),
             sequence: self.sequence.unwrap_or(1),

@@ -1,7 +1,10 @@
-//! Recurring jobs: the endpoint `/api/connector/enqueue/{activity_id}` of a data project, who may
-//! use it, when its messages are processed, and activity-id normalisation. Pure.
+//! Recurring jobs: the connector endpoint of a data project (`/api/connector/enqueue/{activity_id}`
+//! for imports, `dequeue`/`download`/`ack` for exports), who may use it, when it runs, and
+//! activity-id normalisation. Pure.
 
 use crate::DefinitionError;
+use crate::project::{Operation, Project};
+use crate::recurrence::Recurrence;
 use chrono::{DateTime, Utc};
 
 /// A recurring job.
@@ -14,14 +17,17 @@ pub struct Job {
     pub kind: JobKind,
     /// The authorization policy: the applications allowed to use this job.
     pub apps: Vec<AuthorizedApp>,
-    /// Processing recurrence as a cron expression (`0 */15 * * * *`); `None` processes each
-    /// message as soon as it is enqueued.
+    /// When it runs: a cron expression (`0 */15 * * * *`) or an interval (`15m`). An import job
+    /// without one processes each message as soon as it is enqueued; an export job needs one.
     pub recurrence: Option<String>,
     pub enabled: bool,
-    /// The company (legal entity) of enqueues that name none.
+    /// Imports: the company of enqueues that name none. Exports: the company whose rows are
+    /// exported (of company-specific entities; all companies when `None`).
     pub company: Option<String>,
-    /// Any rejected row rolls back the whole message.
+    /// Imports: any rejected row rolls back the whole message.
     pub all_or_nothing: bool,
+    /// Exports: a run that finds no rows produces nothing to dequeue.
+    pub skip_empty: bool,
 }
 
 impl Job {
@@ -37,6 +43,7 @@ impl Job {
             enabled: true,
             company: None,
             all_or_nothing: false,
+            skip_empty: false,
         }
     }
 }
@@ -76,14 +83,49 @@ impl Job {
         if self.project.trim().is_empty() {
             return Err(DefinitionError(format!("job {}: name the data project it imports into", self.activity_id)));
         }
-        if let Some(cron) = &self.recurrence {
-            cron.parse::<croner::Cron>()
-                .map_err(|e| DefinitionError(format!("job {}: recurrence '{cron}': {e}", self.activity_id)))?;
+        if let Some(text) = &self.recurrence {
+            Recurrence::parse(text)
+                .map_err(|e| DefinitionError(format!("job {}: recurrence {e}", self.activity_id)))?;
         }
         if self.apps.iter().any(|app| app.client_id.trim().is_empty()) {
             return Err(DefinitionError(format!("job {}: an authorized app has an empty client id", self.activity_id)));
         }
         Ok(())
+    }
+
+    /// Checks the job against its project: an export job runs on a recurrence, a file export
+    /// exports one entity, and options of the other direction are not set.
+    pub fn check_against(&self, project: &Project) -> Result<(), DefinitionError> {
+        let id = &self.activity_id;
+        match project.operation {
+            Operation::Import if self.skip_empty => Err(DefinitionError(format!(
+                "job {id}: skip_empty applies to export jobs; data project '{}' imports",
+                project.name
+            ))),
+            Operation::Import => Ok(()),
+            Operation::Export if self.all_or_nothing => Err(DefinitionError(format!(
+                "job {id}: all_or_nothing applies to import jobs; data project '{}' exports",
+                project.name
+            ))),
+            Operation::Export if self.recurrence.is_none() => Err(DefinitionError(format!(
+                "job {id}: an export job needs a recurrence (a cron expression such as '0 */15 * * * *', or an \
+                 interval such as '15m')"
+            ))),
+            Operation::Export if self.kind == JobKind::File && project.entities.len() != 1 => {
+                Err(DefinitionError(format!(
+                    "job {id}: a file export writes one entity, and data project '{}' has {}; make the job kind \
+                     'package' to export them all in one data package",
+                    project.name,
+                    project.entities.len()
+                )))
+            }
+            Operation::Export => Ok(()),
+        }
+    }
+
+    /// The job's recurrence, if it has a valid one.
+    pub fn schedule(&self) -> Option<Recurrence> {
+        self.recurrence.as_deref().and_then(|r| Recurrence::parse(r).ok())
     }
 
     /// Whether `client_id` may use this job.
@@ -94,11 +136,7 @@ impl Job {
     /// When a message enqueued at `now` may first be processed: now, or the job's next
     /// processing time.
     pub fn next_processing_time(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let Some(cron) = &self.recurrence else { return now };
-        match cron.parse::<croner::Cron>() {
-            Ok(c) => c.find_next_occurrence(&now, true).unwrap_or(now),
-            Err(_) => now,
-        }
+        self.schedule().map_or(now, |r| r.next(now, true))
     }
 }
 

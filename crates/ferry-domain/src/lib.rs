@@ -18,6 +18,7 @@ mod message;
 mod outcome;
 mod profile;
 mod project;
+mod recurrence;
 mod replication;
 mod retry;
 mod rows;
@@ -28,8 +29,9 @@ pub use enqueue::{CompanyChoice, EnqueuePlan, Lane, enqueue_company, plan_enqueu
 pub use format::{DataFormat, UnknownFormat};
 pub use job::{AuthorizedApp, Job, JobKind, normalize_activity_id, normalize_message_id};
 pub use message::{
-    EntityResult, EntityState, ErrorFilter, ErrorRecord, ExecutionStatus, LanePosition, Message, MessageFilter,
-    MessageOutcome, MessageState, NewMessage, QueueStats, RowCounters, Stage,
+    Delivery, DeliveryState, EntityResult, EntityState, ErrorFilter, ErrorRecord, ExecutionParameters, ExecutionStatus,
+    LanePosition, Message, MessageFilter, MessageOutcome, MessageState, NewMessage, ProducedFile, QueueStats,
+    RowCounters, Stage, Watermark,
 };
 pub use outcome::{EntityRun, Verdict, entity_states, rolls_back, verdict};
 pub use profile::{
@@ -38,13 +40,15 @@ pub use profile::{
     TABLE_PREFIX_LEN_MAX, TargetKind, validate as validate_profile, validate_identifier_part,
 };
 pub use project::{
-    DEFAULT_FORMAT, Operation, PROJECT_NAME_MAX, Project, ProjectEntity, ResolvedEntity, StylesheetCheck,
+    DEFAULT_FORMAT, Operation, PROJECT_NAME_MAX, Project, ProjectEntity, RefreshMode, ResolvedEntity, StylesheetCheck,
 };
+pub use recurrence::Recurrence;
 pub use replication::{ChangeType, Checkpoint, EntitySync, FailureLogEntry, Phase, ReplicationFailure, SyncState};
 pub use retry::RetryPolicy;
 pub use rows::{Changes, CompanyScope, KeyText, NewRow, RowKey, StoredRow, Tombstone};
 pub use settings::{
-    BlobStoreConfig, ImportSettings, S3_REGION_DEFAULT, S3Config, Secret, ThrottleLimits, ThrottleSettings,
+    BlobStoreConfig, ExportSettings, ImportSettings, IntegrationSettings, RetentionSettings, S3_REGION_DEFAULT,
+    S3Config, Secret, ThrottleLimits, ThrottleSettings,
 };
 
 /// Where a definition (a data project, a recurring job) came from.

@@ -1,9 +1,11 @@
-//! Messages: one enqueued file or package and everything known about its processing — its
-//! state, the results of its entities and its rejected rows — and the summary statuses derived
-//! from them. Pure.
+//! Messages: one enqueued file or package (imports), or one run of an export, and everything
+//! known about it — its state, the results of its entities, its rejected rows, and for exports
+//! the delivery of the produced file to the client — and the summary statuses derived from
+//! them. Pure.
 
 use crate::enqueue::Lane;
 use crate::job::JobKind;
+use crate::project::Operation;
 use chrono::{DateTime, Utc};
 
 /// Where a message is in its life. Final states never change again.
@@ -21,20 +23,34 @@ pub enum MessageState {
     ProcessedWithErrors,
     /// Nothing could be imported (a broken file or package, an unknown entity, a poison message).
     PreProcessingError,
+    /// Cancelled before it started (the reason says by whom).
+    Canceled,
 }
 
 impl MessageState {
-    pub const ALL: [MessageState; 6] = [
+    pub const ALL: [MessageState; 7] = [
         MessageState::Enqueued,
         MessageState::Processing,
         MessageState::Retrying,
         MessageState::Processed,
         MessageState::ProcessedWithErrors,
         MessageState::PreProcessingError,
+        MessageState::Canceled,
     ];
 
     pub fn is_final(self) -> bool {
-        matches!(self, MessageState::Processed | MessageState::ProcessedWithErrors | MessageState::PreProcessingError)
+        matches!(
+            self,
+            MessageState::Processed
+                | MessageState::ProcessedWithErrors
+                | MessageState::PreProcessingError
+                | MessageState::Canceled
+        )
+    }
+
+    /// Whether the message may still be cancelled (it has not started).
+    pub fn cancellable(self) -> bool {
+        self == MessageState::Enqueued
     }
 
     /// Whether the message still holds its lanes (it waits or runs).
@@ -52,6 +68,7 @@ impl MessageState {
             MessageState::Processed => ExecutionStatus::Succeeded,
             MessageState::ProcessedWithErrors => ExecutionStatus::PartiallySucceeded,
             MessageState::PreProcessingError => ExecutionStatus::Failed,
+            MessageState::Canceled => ExecutionStatus::Canceled,
         }
     }
 }
@@ -71,6 +88,64 @@ pub enum ExecutionStatus {
     Succeeded,
     PartiallySucceeded,
     Failed,
+    Canceled,
+}
+
+/// Where the file an export produced is in its delivery to the client (the recurring
+/// integration's dequeue, download and acknowledgement).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Waiting to be dequeued.
+    Ready,
+    /// Handed out by a dequeue; invisible until `visible_at`, then offered again.
+    Dequeued,
+    /// Downloaded after a dequeue (still to be acknowledged).
+    Downloaded,
+    /// Acknowledged by the client: delivered, never offered again.
+    Acked,
+}
+
+/// The delivery of an export's file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    pub state: DeliveryState,
+    /// The receipt of the latest dequeue; an acknowledgement must name it.
+    pub pop_receipt: Option<String>,
+    /// A dequeued file is offered again from this time unless acknowledged.
+    pub visible_at: Option<DateTime<Utc>>,
+    /// When it was last dequeued.
+    pub last_dequeued_at: Option<DateTime<Utc>>,
+    pub dequeue_count: i64,
+    pub downloaded_at: Option<DateTime<Utc>>,
+    pub acked_at: Option<DateTime<Utc>>,
+    /// The application that acknowledged it.
+    pub acked_by: Option<String>,
+}
+
+impl Delivery {
+    /// A file waiting for its first dequeue.
+    pub fn ready() -> Delivery {
+        Delivery {
+            state: DeliveryState::Ready,
+            pop_receipt: None,
+            visible_at: None,
+            last_dequeued_at: None,
+            dequeue_count: 0,
+            downloaded_at: None,
+            acked_at: None,
+            acked_by: None,
+        }
+    }
+
+    /// Whether a dequeue at `now` may hand it out: not acknowledged, and not held by an earlier
+    /// dequeue whose visibility timeout is still running.
+    pub fn dequeueable(&self, now: DateTime<Utc>) -> bool {
+        match self.state {
+            DeliveryState::Ready => true,
+            DeliveryState::Dequeued | DeliveryState::Downloaded => self.visible_at.is_none_or(|v| v <= now),
+            DeliveryState::Acked => false,
+        }
+    }
 }
 
 /// The state of one stage (staging or target) of one entity of an execution.
@@ -127,24 +202,34 @@ impl RowCounters {
     }
 }
 
-/// A message: one enqueued file or package and everything known about its processing.
+/// A message: one enqueued file or package and everything known about its processing, or one
+/// run of an export and the delivery of what it produced.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
     pub id: String,
     /// Position in enqueue (commit) order.
     pub seq: i64,
     pub execution_id: String,
+    /// The recurring job; empty for executions of the package API, which belong to a project only.
     pub activity_id: String,
     pub project: String,
+    pub operation: Operation,
     pub kind: JobKind,
     /// The entity (collection name) of a file message.
     pub entity: Option<String>,
     pub company: Option<String>,
+    /// The client's identifier (`x-ms-dyn-externalidentifier`), or an export's package name.
     pub external_id: Option<String>,
+    /// The file's SHA-256, size and blob: what was enqueued, or what an export produced (empty
+    /// until it has).
     pub content_hash: String,
     pub blob_key: String,
     pub size: i64,
     pub enqueued_by: String,
+    /// Imports: run staging and target (`false`: validate and stage only).
+    pub execute: bool,
+    /// The message this one runs again.
+    pub rerun_of: Option<String>,
     pub state: MessageState,
     pub reason: Option<String>,
     pub attempts: i64,
@@ -158,15 +243,44 @@ pub struct Message {
     pub counters: RowCounters,
     /// Warnings about the execution as a whole (e.g. ignored columns), one per line.
     pub warnings: Option<String>,
+    /// Exports of recurring jobs: the delivery of the produced file.
+    pub delivery: Option<Delivery>,
+    /// What a package-API execution asked for besides its project.
+    pub parameters: ExecutionParameters,
 }
 
-/// A message to enqueue. Its body is already durable in the blob store.
+/// What a package-API execution asks for besides its project and company.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecutionParameters {
+    /// `ExportToPackagePreview`: at most this many rows of each entity.
+    pub preview_rows: Option<u64>,
+    /// `ExportToPackageDelta`: only what changed since the project's last delta export.
+    pub delta: bool,
+    /// Only these entities of the project (any of their names); all when empty.
+    pub entities: Vec<String>,
+}
+
+impl ExecutionParameters {
+    pub fn is_default(&self) -> bool {
+        *self == ExecutionParameters::default()
+    }
+}
+
+impl Message {
+    /// Whether an export produced a file.
+    pub fn has_file(&self) -> bool {
+        !self.blob_key.is_empty()
+    }
+}
+
+/// A message to enqueue. An import's body is already durable in the blob store.
 #[derive(Clone, Debug)]
 pub struct NewMessage {
     pub id: String,
     pub execution_id: String,
     pub activity_id: String,
     pub project: String,
+    pub operation: Operation,
     pub kind: JobKind,
     pub entity: Option<String>,
     pub company: Option<String>,
@@ -175,6 +289,9 @@ pub struct NewMessage {
     pub blob_key: String,
     pub size: i64,
     pub enqueued_by: String,
+    pub execute: bool,
+    pub rerun_of: Option<String>,
+    pub parameters: ExecutionParameters,
     /// The lanes the message holds while it waits and runs.
     pub lanes: Vec<Lane>,
     /// Not processed before this time (the job's next processing time).
@@ -188,6 +305,45 @@ pub struct MessageOutcome {
     pub reason: Option<String>,
     pub counters: RowCounters,
     pub warnings: Option<String>,
+    /// Exports: the file produced, if any.
+    pub produced: Option<ProducedFile>,
+    /// Exports: how far each incremental entity's changes were exported; recorded with the outcome.
+    pub watermarks: Vec<Watermark>,
+}
+
+impl MessageOutcome {
+    /// An outcome with nothing produced.
+    pub fn new(state: MessageState, reason: Option<String>, counters: RowCounters) -> MessageOutcome {
+        MessageOutcome { state, reason, counters, warnings: None, produced: None, watermarks: Vec::new() }
+    }
+
+    /// A message that could not run at all.
+    pub fn failed(reason: impl Into<String>) -> MessageOutcome {
+        MessageOutcome::new(MessageState::PreProcessingError, Some(reason.into()), RowCounters::default())
+    }
+}
+
+/// The file an export wrote to the blob store, and what comes with it when the run is recorded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProducedFile {
+    pub blob_key: String,
+    pub size: i64,
+    pub sha256: String,
+    /// Whether it waits to be dequeued (recurring jobs) or is fetched by its execution id
+    /// (package API).
+    pub deliver: bool,
+}
+
+/// How far an incremental export has read the changes of one entity: every change up to
+/// `version` is in an export that was recorded. Kept per scope (a recurring job, or a project
+/// exported through the package API) and advanced in the transaction that records the export.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Watermark {
+    /// `job:<activity id>` or `project:<name>`.
+    pub scope: String,
+    /// The entity's logical name.
+    pub entity: String,
+    pub version: i64,
 }
 
 /// The result of one entity of a message (a file message has one, a package one per entity).
@@ -276,6 +432,7 @@ pub struct ErrorRecord {
 #[derive(Clone, Debug, Default)]
 pub struct MessageFilter {
     pub activity_id: Option<String>,
+    pub operation: Option<Operation>,
     pub state: Option<MessageState>,
     /// Only messages enqueued before this sequence number (paging backwards from the newest).
     pub before_seq: Option<i64>,
@@ -337,13 +494,39 @@ mod tests {
     }
 
     #[test]
+    fn a_dequeued_file_is_hidden_until_its_visibility_ends_and_never_after_its_acknowledgement() {
+        let at = |s: i64| DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(s);
+        let mut d = Delivery::ready();
+        assert!(d.dequeueable(at(0)));
+        d.state = DeliveryState::Dequeued;
+        d.visible_at = Some(at(100));
+        assert!(!d.dequeueable(at(99)) && d.dequeueable(at(100)));
+        d.state = DeliveryState::Downloaded;
+        assert!(d.dequeueable(at(101)), "downloaded but not acknowledged: offered again");
+        d.state = DeliveryState::Acked;
+        assert!(!d.dequeueable(at(1_000_000)));
+    }
+
+    #[test]
     fn waiting_and_running_messages_never_report_unknown() {
         let statuses: Vec<ExecutionStatus> = MessageState::ALL.iter().map(|s| s.execution_status()).collect();
         assert_eq!(
             statuses,
-            [NotRun, ExecutionStatus::Executing, ExecutionStatus::Executing, Succeeded, PartiallySucceeded, Failed]
+            [
+                NotRun,
+                ExecutionStatus::Executing,
+                ExecutionStatus::Executing,
+                Succeeded,
+                PartiallySucceeded,
+                Failed,
+                ExecutionStatus::Canceled
+            ]
         );
-        assert_eq!(MessageState::ALL.iter().filter(|s| s.is_final()).count(), 3);
+        assert_eq!(
+            MessageState::ALL.iter().filter(|s| s.is_final()).count(),
+            4,
+            "Processed, ProcessedWithErrors, PreProcessingError, Canceled"
+        );
         assert_eq!(MessageState::ProcessedWithErrors.to_string(), "ProcessedWithErrors");
     }
 }

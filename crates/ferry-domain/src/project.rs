@@ -1,10 +1,12 @@
 //! Data projects (definition groups): an operation and the entities it moves, each with its data
-//! format, column mapping and optional XSLT stylesheet, and how a project is checked against the
+//! format — imports with a column mapping and an optional XSLT stylesheet, exports with an
+//! optional filter and a full or incremental refresh — and how a project is checked against the
 //! catalog. Pure: the catalog and the stylesheet check are passed in.
 
 use crate::DefinitionError;
 use crate::format::DataFormat;
 use ferry_model::{COMPANY_FIELD, Catalog, Entity};
+use ferry_query::BoundExpr;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -48,11 +50,26 @@ pub struct ProjectEntity {
     /// Source column → entity field. Columns not named here match fields by name, without
     /// regard to case (so D365's upper-case staging names match too).
     pub mapping: BTreeMap<String, String>,
-    /// An XSLT 1.0 stylesheet applied to XML sources before they are read.
+    /// An XSLT 1.0 stylesheet applied to XML sources before they are read (imports).
     pub xslt: Option<String>,
+    /// Only the rows this OData `$filter` selects (exports).
+    pub filter: Option<String>,
+    /// Every row, or what changed since the last export (exports).
+    pub mode: RefreshMode,
     pub execution_unit: i32,
     pub level: i32,
     pub sequence: i32,
+}
+
+/// What an export of an entity holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RefreshMode {
+    /// Every row (that the filter selects), each time.
+    #[default]
+    Full,
+    /// What changed since the last successful export of the same job (or project): inserted and
+    /// updated rows, and a list of the deleted ones.
+    Incremental,
 }
 
 impl ProjectEntity {
@@ -64,6 +81,8 @@ impl ProjectEntity {
             sheet: None,
             mapping: BTreeMap::new(),
             xslt: None,
+            filter: None,
+            mode: RefreshMode::Full,
             execution_unit: 1,
             level: 1,
             sequence: 1,
@@ -81,8 +100,32 @@ pub struct ResolvedEntity {
     pub format: DataFormat,
     pub mapping: BTreeMap<String, String>,
     pub xslt: Option<String>,
+    /// Export: the filter, bound to the entity.
+    pub filter: Option<BoundExpr>,
+    pub mode: RefreshMode,
     /// Execution unit, level and sequence: the order entities of a package run in.
     pub order: (i32, i32, i32),
+}
+
+impl ResolvedEntity {
+    /// An entity to import in `format` as a package's manifest describes it.
+    pub fn imported(entity: Arc<Entity>, format: DataFormat, order: (i32, i32, i32)) -> ResolvedEntity {
+        ResolvedEntity {
+            entity,
+            format,
+            mapping: BTreeMap::new(),
+            xslt: None,
+            filter: None,
+            mode: RefreshMode::Full,
+            order,
+        }
+    }
+}
+
+/// An OData `$filter` bound to `entity`; the error names what is wrong and where.
+fn bind_filter(text: &str, entity: &Entity) -> Result<BoundExpr, String> {
+    let expr = ferry_query::parse_filter(text).map_err(|e| e.to_string())?;
+    ferry_query::bind_filter(&expr, entity).map_err(|e| e.to_string())
 }
 
 /// Checks a stylesheet (compiles it without running it); the error is libxslt's message.
@@ -125,16 +168,35 @@ impl Project {
                 }
             }
             if let Some(xsl) = &e.xslt {
+                if self.operation == Operation::Export {
+                    return Err(DefinitionError(format!("{at}: XSLT transforms apply to imports, not exports")));
+                }
                 if !format.is_xml() {
                     return Err(DefinitionError(format!("{at}: an XSLT transform needs an XML source format")));
                 }
                 check_xslt(xsl).map_err(|m| DefinitionError(format!("{at}: invalid XSLT stylesheet: {m}")))?;
+            }
+            let filter = match e.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+                Some(_) if self.operation == Operation::Import => {
+                    return Err(DefinitionError(format!(
+                        "{at}: a filter selects the rows an export writes; an import project takes every row of its files"
+                    )));
+                }
+                Some(text) => {
+                    Some(bind_filter(text, &entity).map_err(|m| DefinitionError(format!("{at}: filter: {m}")))?)
+                }
+                None => None,
+            };
+            if e.mode == RefreshMode::Incremental && self.operation == Operation::Import {
+                return Err(DefinitionError(format!("{at}: incremental refresh applies to exports, not imports")));
             }
             resolved.push(ResolvedEntity {
                 entity,
                 format,
                 mapping: e.mapping.clone(),
                 xslt: e.xslt.clone(),
+                filter,
+                mode: e.mode,
                 order: (e.execution_unit, e.level, e.sequence),
             });
         }
@@ -195,5 +257,32 @@ mod tests {
         assert!(check(project(vec![bad_xslt])).contains("invalid XSLT stylesheet: line 1: bad"));
         let long = Project { name: "x".repeat(101), ..project(vec![ProjectEntity::new("CustomersV3")]) };
         assert!(check(long).contains("1 to 100 characters"));
+        let filtered = ProjectEntity { filter: Some("CreditLimit gt 10".into()), ..ProjectEntity::new("CustomersV3") };
+        assert!(check(project(vec![filtered])).contains("a filter selects the rows an export writes"));
+        let incremental = ProjectEntity { mode: RefreshMode::Incremental, ..ProjectEntity::new("CustomersV3") };
+        assert!(check(project(vec![incremental])).contains("incremental refresh applies to exports"));
+    }
+
+    #[test]
+    fn export_projects_bind_their_filters() {
+        let catalog = catalog();
+        let export = |e: ProjectEntity| Project { operation: Operation::Export, ..project(vec![e]) };
+        let good = ProjectEntity {
+            filter: Some("CreditLimit gt 1000 and startswith(CustomerAccount,'C')".into()),
+            mode: RefreshMode::Incremental,
+            ..ProjectEntity::new("CustomersV3")
+        };
+        let resolved = export(good).resolve(&catalog, &|_| Ok(())).unwrap();
+        assert!(resolved[0].filter.is_some());
+        assert_eq!(resolved[0].mode, RefreshMode::Incremental);
+        let bad = ProjectEntity { filter: Some("NoSuchField eq 1".into()), ..ProjectEntity::new("CustomersV3") };
+        let err = export(bad).resolve(&catalog, &|_| Ok(())).unwrap_err().0;
+        assert!(err.contains("entity 1 ('CustomersV3'): filter:") && err.contains("NoSuchField"), "{err}");
+        let xslt = ProjectEntity {
+            format: "XML-Element".into(),
+            xslt: Some("<x/>".into()),
+            ..ProjectEntity::new("CustomersV3")
+        };
+        assert!(export(xslt).resolve(&catalog, &|_| Ok(())).unwrap_err().0.contains("apply to imports"));
     }
 }

@@ -50,6 +50,9 @@ pub struct ImportSettings {
     pub xslt: bool,
     /// Longest single field of an imported file, in bytes.
     pub max_field_bytes: usize,
+    /// Hosts `ImportFromPackage` may fetch a package from when its URL is not one of ferry's
+    /// own signed URLs (exact host names, or `*.example.com`). Empty: ferry's own URLs only.
+    pub package_url_hosts: Vec<String>,
 }
 
 impl Default for ImportSettings {
@@ -65,6 +68,7 @@ impl Default for ImportSettings {
             default_company: "dat".into(),
             xslt: true,
             max_field_bytes: 1 << 20,
+            package_url_hosts: Vec::new(),
         }
     }
 }
@@ -122,6 +126,45 @@ impl ThrottleSettings {
         }
         text
     }
+}
+
+/// Recurring export and the package API's exports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportSettings {
+    /// How long a dequeued file stays hidden before it is offered again (unless acknowledged).
+    pub visibility_timeout: Duration,
+    /// How long the signed URLs handed out for packages and error files stay valid.
+    pub url_lifetime: Duration,
+}
+
+impl Default for ExportSettings {
+    fn default() -> ExportSettings {
+        ExportSettings { visibility_timeout: Duration::from_secs(30 * 60), url_lifetime: Duration::from_secs(3600) }
+    }
+}
+
+/// What is kept, and for how long.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetentionSettings {
+    /// Finished messages and executions, their errors and every file of theirs (enqueued,
+    /// exported, uploaded, staging, rejected) are removed this long after they end.
+    pub keep: Duration,
+    /// How often one node looks for what to remove.
+    pub sweep_interval: Duration,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> RetentionSettings {
+        RetentionSettings { keep: Duration::from_secs(7 * 24 * 3600), sweep_interval: Duration::from_secs(3600) }
+    }
+}
+
+/// Every setting of the recurring integrations.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IntegrationSettings {
+    pub import: ImportSettings,
+    pub export: ExportSettings,
+    pub retention: RetentionSettings,
 }
 
 /// The region S3 requests are signed for when none is configured.

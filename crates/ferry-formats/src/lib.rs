@@ -13,7 +13,7 @@ pub mod csv;
 pub mod encoding;
 pub mod json;
 pub mod package;
-pub mod rejected;
+pub mod writer;
 pub mod xlsx;
 pub mod xml;
 

@@ -148,6 +148,8 @@ fn a_dynamics_365_package_is_read() {
             excel_sheet: None,
             disabled: false,
             skip_staging: false,
+            incremental: false,
+            deleted_records_path: None,
             field_map: vec![
                 map("CUSTOMERACCOUNT", "CUSTOMERACCOUNT"),
                 map("CUSTOMERGROUPID", "CUSTOMERGROUPID"),
@@ -295,6 +297,8 @@ fn manifests_and_headers_round_trip_in_dynamics_365_form() {
                 excel_sheet: None,
                 disabled: false,
                 skip_staging: true,
+                incremental: true,
+                deleted_records_path: Some("Customers V3-deleted.csv".into()),
                 field_map: vec![map("CUSTOMERACCOUNT", "CUSTOMERACCOUNT"), map("NAME", "ORGANIZATIONNAME")],
                 transforms: vec!["Resources/vendor.xslt".into()],
             },

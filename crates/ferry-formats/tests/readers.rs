@@ -130,5 +130,5 @@ fn readers_and_the_writer_can_move_between_threads() {
     send::<ferry_formats::xml::XmlReader>();
     send::<ferry_formats::json::JsonReader>();
     send::<ferry_formats::xlsx::XlsxReader>();
-    send::<ferry_formats::rejected::RejectedRowsWriter>();
+    send::<ferry_formats::writer::RecordWriter>();
 }

@@ -1,8 +1,8 @@
-//! What every part of the import needs: the store, the blob store, the catalog, the settings,
-//! and what the node provides (a scratch directory, the XSLT worker).
+//! What every part of the recurring integrations needs: the store, the blob store, the catalog,
+//! the settings, and what the node provides (a scratch directory, the XSLT worker).
 
 use ferry_blob::BlobStore;
-use ferry_domain::ImportSettings;
+use ferry_domain::{ExportSettings, ImportSettings, IntegrationSettings, RetentionSettings};
 use ferry_formats::Limits;
 use ferry_model::Catalog;
 use ferry_store::Store;
@@ -20,24 +20,28 @@ pub struct IntegrationRuntime {
     pub xslt: Result<Arc<XsltRunner>, String>,
 }
 
-pub(crate) struct ImportContext {
+pub(crate) struct IntegrationContext {
     pub store: Store,
     pub blobs: BlobStore,
     pub catalog: Arc<Catalog>,
+    /// The import settings (workers, leases and polling serve exports too).
     pub settings: ImportSettings,
+    pub export: ExportSettings,
+    pub retention: RetentionSettings,
     pub limits: Limits,
     pub runtime: IntegrationRuntime,
 }
 
-impl ImportContext {
+impl IntegrationContext {
     pub fn new(
         store: Store,
         blobs: BlobStore,
         catalog: Arc<Catalog>,
-        settings: ImportSettings,
+        settings: IntegrationSettings,
         runtime: IntegrationRuntime,
-    ) -> ImportContext {
-        let limits = Limits { max_field_bytes: settings.max_field_bytes, ..Limits::default() };
-        ImportContext { store, blobs, catalog, settings, limits, runtime }
+    ) -> IntegrationContext {
+        let IntegrationSettings { import, export, retention } = settings;
+        let limits = Limits { max_field_bytes: import.max_field_bytes, ..Limits::default() };
+        IntegrationContext { store, blobs, catalog, settings: import, export, retention, limits, runtime }
     }
 }

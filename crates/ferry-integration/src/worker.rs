@@ -1,10 +1,14 @@
 //! The workers of one node: claim runnable messages (woken by enqueues and finishes, and by a
-//! poll for expired leases and due retries), run each with a heartbeat that extends its lease,
-//! and end it — or send it back to wait after a transient failure, keeping its place.
+//! poll for expired leases and due retries), run each — an import or an export — with a
+//! heartbeat that extends its lease, and end it, or send it back to wait after a transient
+//! failure, keeping its place. Beside them run the node's background tasks: the scheduler of
+//! recurring exports and the retention sweep, each on one node at a time.
 
-use crate::context::ImportContext;
-use crate::pipeline::{self, RunError, RunState};
-use ferry_domain::{Message, MessageOutcome, MessageState, RetryPolicy, RowCounters};
+use crate::context::IntegrationContext;
+use crate::run::{RunError, RunState};
+use crate::service::IntegrationService;
+use crate::{export, import};
+use ferry_domain::{Message, MessageOutcome, MessageState, Operation, RetryPolicy, RowCounters};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -24,6 +28,7 @@ const OUTCOME_ATTEMPTS: u32 = 20;
 pub struct WorkerHandle {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    background: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for WorkerHandle {
@@ -37,6 +42,7 @@ impl WorkerHandle {
     /// (their leases expire and another run imports them again, idempotently).
     pub async fn shutdown(self, grace: Duration) {
         let _ = self.stop.send(true);
+        self.background.abort();
         let abort = self.task.abort_handle();
         if tokio::time::timeout(grace, self.task).await.is_err() {
             abort.abort();
@@ -44,14 +50,44 @@ impl WorkerHandle {
     }
 }
 
-pub(crate) fn start_workers(ctx: Arc<ImportContext>, node: &str) -> WorkerHandle {
+pub(crate) fn start_workers(ctx: Arc<IntegrationContext>, node: &str) -> WorkerHandle {
     let (stop, stopped) = watch::channel(false);
     let holder = format!("{node}/{}", uuid::Uuid::new_v4().simple());
+    let background = tokio::spawn(background(ctx.clone(), holder.clone()).in_current_span());
     let task = tokio::spawn(supervise(ctx, holder, stopped));
-    WorkerHandle { stop, task }
+    WorkerHandle { stop, task, background }
 }
 
-async fn supervise(ctx: Arc<ImportContext>, holder: String, mut stopped: watch::Receiver<bool>) {
+/// The lease of the node that sweeps.
+const RETENTION_LEASE: &str = "retention";
+
+/// Queues due recurring exports every poll interval and sweeps what retention removes every
+/// sweep interval, each only while this node holds the task's lease.
+async fn background(ctx: Arc<IntegrationContext>, holder: String) {
+    let service = IntegrationService::from_context(ctx.clone());
+    let mut next_sweep = tokio::time::Instant::now();
+    loop {
+        if let Err(e) = export::schedule::tick(&ctx, &holder).await {
+            tracing::warn!(error = %e, "cannot schedule recurring exports; trying again");
+        }
+        if tokio::time::Instant::now() >= next_sweep {
+            next_sweep += ctx.retention.sweep_interval;
+            let lease = ctx.retention.sweep_interval.max(ctx.settings.lease);
+            match ctx.store.acquire_lease(RETENTION_LEASE, &holder, lease).await {
+                Ok(true) => {
+                    if let Err(e) = service.sweep_retention().await {
+                        tracing::warn!(error = %e, "the retention sweep failed; trying again later");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot take the retention lease"),
+            }
+        }
+        tokio::time::sleep(ctx.settings.poll_interval).await;
+    }
+}
+
+async fn supervise(ctx: Arc<IntegrationContext>, holder: String, mut stopped: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(ctx.settings.workers.max(1)));
     let mut queue = ctx.store.subscribe_queue();
     let mut running: JoinSet<()> = JoinSet::new();
@@ -91,28 +127,44 @@ async fn supervise(ctx: Arc<ImportContext>, holder: String, mut stopped: watch::
 }
 
 /// Runs one message to its end; every log line of the run carries the message id and attempt.
-async fn run_one(ctx: Arc<ImportContext>, message: Message, holder: &str) {
-    let span = tracing::info_span!("import", message = %message.id, attempt = message.attempts);
+async fn run_one(ctx: Arc<IntegrationContext>, message: Message, holder: &str) {
+    let span = match message.operation {
+        Operation::Import => tracing::info_span!("import", message = %message.id, attempt = message.attempts),
+        Operation::Export => tracing::info_span!("export", message = %message.id, attempt = message.attempts),
+    };
     run_in_span(ctx, message, holder).instrument(span).await;
 }
 
-async fn run_in_span(ctx: Arc<ImportContext>, message: Message, holder: &str) {
+async fn run_in_span(ctx: Arc<IntegrationContext>, message: Message, holder: &str) {
     let id = message.id.clone();
-    tracing::info!(entity = ?message.entity, company = ?message.company, "import started");
+    let operation = message.operation;
+    let what = if operation == Operation::Export { "export" } else { "import" };
+    tracing::info!(entity = ?message.entity, company = ?message.company, "{what} started");
     let started = std::time::Instant::now();
     let state = Arc::new(RunState::new(ctx.clone(), message, holder));
     let heartbeat = tokio::spawn(heartbeat(state.clone()).in_current_span());
-    let result = pipeline::run(&state).await;
+    let result = match operation {
+        Operation::Import => import::run(&state).await,
+        Operation::Export => export::run(&state).await,
+    };
     heartbeat.abort();
     let store = &ctx.store;
     let attempts = state.message.attempts;
     match result {
         Ok(outcome) => {
             finish(&ctx, &id, holder, &outcome).await;
-            metrics::counter!("ferry_import_messages_total", "state" => outcome.state.to_string()).increment(1);
-            metrics::counter!("ferry_import_rows_total").increment(outcome.counters.read.max(0) as u64);
-            metrics::histogram!("ferry_import_message_seconds").record(started.elapsed().as_secs_f64());
-            tracing::info!(state = %outcome.state, rows = outcome.counters.read, "import finished");
+            let rows = outcome.counters.read.max(0) as u64;
+            let seconds = started.elapsed().as_secs_f64();
+            if operation == Operation::Export {
+                metrics::counter!("ferry_export_runs_total", "state" => outcome.state.to_string()).increment(1);
+                metrics::counter!("ferry_export_rows_total").increment(rows);
+                metrics::histogram!("ferry_export_run_seconds").record(seconds);
+            } else {
+                metrics::counter!("ferry_import_messages_total", "state" => outcome.state.to_string()).increment(1);
+                metrics::counter!("ferry_import_rows_total").increment(rows);
+                metrics::histogram!("ferry_import_message_seconds").record(seconds);
+            }
+            tracing::info!(state = %outcome.state, rows = outcome.counters.read, "{what} finished");
         }
         Err(RunError::LeaseLost) => {
             tracing::warn!("lost the lease on the message; another worker runs it now");
@@ -130,19 +182,15 @@ async fn run_in_span(ctx: Arc<ImportContext>, message: Message, holder: &str) {
             }
         }
         Err(RunError::Transient(reason)) | Err(RunError::Fatal(reason)) => {
-            tracing::warn!(%reason, "the message cannot be imported");
-            let outcome = MessageOutcome {
-                state: MessageState::PreProcessingError,
-                reason: Some(reason),
-                counters: *state.progress.lock().expect("progress lock"),
-                warnings: None,
-            };
+            tracing::warn!(%reason, "the message cannot be {what}ed");
+            let counters = *state.progress.lock().expect("progress lock");
+            let outcome = MessageOutcome::new(MessageState::PreProcessingError, Some(reason), counters);
             finish(&ctx, &id, holder, &outcome).await;
         }
     }
 }
 
-async fn finish(ctx: &ImportContext, id: &str, holder: &str, outcome: &MessageOutcome) {
+async fn finish(ctx: &IntegrationContext, id: &str, holder: &str, outcome: &MessageOutcome) {
     // The outcome must not be lost to a busy database: retry for a while.
     for attempt in 1..=OUTCOME_ATTEMPTS {
         match ctx.store.finish_message(id, holder, outcome).await {

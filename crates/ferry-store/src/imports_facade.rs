@@ -23,6 +23,8 @@ pub enum Enqueued {
     /// The same job, external identifier and content were enqueued within the dedupe window:
     /// the original message.
     Duplicate(Message),
+    /// The caller named an execution id that another message has.
+    ExecutionIdInUse(Message),
 }
 
 /// Rows of one entity of an all-or-nothing import (see [`Store::import_atomically`]).
@@ -139,6 +141,8 @@ impl Store {
     }
 
     /// Ends a message; false when the lease was lost (another worker owns it now).
+    /// Ends a message (an export with its file and the watermarks it reached, in the same
+    /// transaction); false when the lease was lost.
     pub async fn finish_message(&self, id: &str, holder: &str, outcome: &MessageOutcome) -> StoreResult<bool> {
         // The clock is read inside the transaction, so the end precedes the commit.
         self.write(async |conn| queue::finish(conn, id, holder, outcome, self.now()).await).await

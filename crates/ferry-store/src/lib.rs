@@ -16,7 +16,10 @@
 mod apps;
 mod backend;
 mod definitions;
+mod delivery;
 mod error;
+mod exports;
+mod exports_facade;
 mod imports_facade;
 mod literals;
 mod messages;
@@ -25,6 +28,7 @@ mod persisted;
 mod queue;
 mod replication;
 mod replication_facade;
+mod retention;
 mod rows;
 mod schema;
 mod sql;
@@ -33,6 +37,7 @@ pub mod testing;
 mod upsert;
 
 pub use backend::redact_url;
+pub use delivery::AckOutcome;
 pub use error::{StoreError, StoreResult};
 pub use imports_facade::{AtomicBatch, AtomicRefusal, Enqueued};
 pub use model::{App, AppOrigin, RowQuery, SigningKey};
@@ -269,6 +274,23 @@ impl Store {
     ) -> StoreResult<Changes> {
         let limit = limit.clamp(1, CHANGES_LIMIT_MAX);
         self.read(async |conn| rows::changes_since(conn, entity, scope, since, limit).await).await
+    }
+
+    /// Up to `limit` deletes of `entity` in `scope` with versions above `since` and at most
+    /// `upto`, in version order (an export's delete list).
+    pub async fn deleted_between(
+        &self,
+        entity: &Entity,
+        scope: &CompanyScope,
+        since: i64,
+        upto: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<ferry_domain::Tombstone>> {
+        let company = match (scope, entity.company_specific) {
+            (CompanyScope::One(c), true) => Some(c.clone()),
+            _ => None,
+        };
+        self.read(async |conn| rows::deleted_between(conn, entity, company.as_deref(), since, upto, limit).await).await
     }
 
     pub async fn upsert_app(&self, app: &App) -> StoreResult<()> {

@@ -4,8 +4,8 @@
 
 use crate::error::{StoreError, StoreResult};
 use ferry_domain::{
-    ChangeType, EntityState, JobKind, MessageState, Operation, Origin, Phase, ProfileState, Stage, SyncState,
-    TargetKind,
+    ChangeType, DeliveryState, EntityState, JobKind, MessageState, Operation, Origin, Phase, ProfileState, RefreshMode,
+    Stage, SyncState, TargetKind,
 };
 use ferry_model::Value;
 use ferry_sql::RowExt;
@@ -57,6 +57,14 @@ literals!(MessageState, "message state", {
     MessageState::Processed => "Processed",
     MessageState::ProcessedWithErrors => "ProcessedWithErrors",
     MessageState::PreProcessingError => "PreProcessingError",
+    MessageState::Canceled => "Canceled",
+});
+
+literals!(DeliveryState, "delivery state", {
+    DeliveryState::Ready => "Ready",
+    DeliveryState::Dequeued => "Dequeued",
+    DeliveryState::Downloaded => "Downloaded",
+    DeliveryState::Acked => "Acked",
 });
 
 literals!(JobKind, "message kind", { JobKind::File => "file", JobKind::Package => "package" });
@@ -73,6 +81,8 @@ literals!(Stage, "error stage", { Stage::Parse => "parse", Stage::Staging => "st
 literals!(Origin, "definition origin", { Origin::Config => "config", Origin::Api => "api" });
 
 literals!(Operation, "project operation", { Operation::Import => "import", Operation::Export => "export" });
+
+literals!(RefreshMode, "refresh mode", { RefreshMode::Full => "full", RefreshMode::Incremental => "incremental" });
 
 literals!(ProfileState, "profile state", {
     ProfileState::Inactive => "Inactive",
@@ -124,11 +134,13 @@ mod tests {
     #[test]
     fn every_literal_round_trips() {
         round_trips::<MessageState>();
+        round_trips::<DeliveryState>();
         round_trips::<JobKind>();
         round_trips::<EntityState>();
         round_trips::<Stage>();
         round_trips::<Origin>();
         round_trips::<Operation>();
+        round_trips::<RefreshMode>();
         round_trips::<ProfileState>();
         round_trips::<TargetKind>();
         round_trips::<Phase>();

@@ -4,7 +4,8 @@
 use crate::error::StoreResult;
 use crate::literals::{Literal, LiteralColumn};
 use ferry_domain::{
-    EntityResult, ErrorFilter, ErrorRecord, LanePosition, Message, MessageFilter, MessageState, QueueStats, RowCounters,
+    Delivery, DeliveryState, EntityResult, ErrorFilter, ErrorRecord, LanePosition, Message, MessageFilter,
+    MessageState, QueueStats, RowCounters,
 };
 use ferry_model::Value;
 use ferry_sql::{ColType, Conn, RowExt};
@@ -24,23 +25,39 @@ fn opt_time(t: Option<chrono::DateTime<chrono::Utc>>) -> Value {
 pub(crate) const MESSAGE_COLUMNS: &str = "id, seq, execution_id, activity_id, project, kind, entity, company, \
      external_id, content_hash, blob_key, size, enqueued_by, state, reason, attempts, lease_holder, lease_until, \
      not_before, enqueued_at, started_at, finished_at, heartbeat_at, rows_read, rows_rejected, rows_inserted, \
-     rows_updated, rows_unchanged, warnings";
+     rows_updated, rows_unchanged, warnings, operation, execute, rerun_of, delivery_state, pop_receipt, visible_at, \
+     last_dequeued_at, dequeue_count, downloaded_at, acked_at, acked_by, parameters";
 
-pub(crate) const MESSAGE_TYPES: [ColType; 29] = {
+pub(crate) const MESSAGE_TYPES: [ColType; 41] = {
     use ColType::*;
     [
         Text, Int64, Text, Text, Text, Text, Text, Text, Text, Text, Text, Int64, Text, Text, Text, Int64, Text,
-        DateTime, DateTime, DateTime, DateTime, DateTime, DateTime, Int64, Int64, Int64, Int64, Int64, Text,
+        DateTime, DateTime, DateTime, DateTime, DateTime, DateTime, Int64, Int64, Int64, Int64, Int64, Text, Text,
+        Bool, Text, Text, Text, DateTime, DateTime, Int64, DateTime, DateTime, Text, Text,
     ]
 };
 
 pub(crate) fn decode_message(r: &[Value]) -> StoreResult<Message> {
+    let delivery = match r.opt_text(32)? {
+        None => None,
+        Some(state) => Some(Delivery {
+            state: DeliveryState::from_literal(&state)?,
+            pop_receipt: r.opt_text(33)?,
+            visible_at: r.opt_datetime(34)?,
+            last_dequeued_at: r.opt_datetime(35)?,
+            dequeue_count: r.int(36)?,
+            downloaded_at: r.opt_datetime(37)?,
+            acked_at: r.opt_datetime(38)?,
+            acked_by: r.opt_text(39)?,
+        }),
+    };
     Ok(Message {
         id: r.text(0)?,
         seq: r.int(1)?,
         execution_id: r.text(2)?,
         activity_id: r.text(3)?,
         project: r.text(4)?,
+        operation: r.literal(29)?,
         kind: r.literal(5)?,
         entity: r.opt_text(6)?,
         company: r.opt_text(7)?,
@@ -49,6 +66,8 @@ pub(crate) fn decode_message(r: &[Value]) -> StoreResult<Message> {
         blob_key: r.text(10)?,
         size: r.int(11)?,
         enqueued_by: r.text(12)?,
+        execute: r.boolean(30)?,
+        rerun_of: r.opt_text(31)?,
         state: r.literal(13)?,
         reason: r.opt_text(14)?,
         attempts: r.int(15)?,
@@ -67,6 +86,8 @@ pub(crate) fn decode_message(r: &[Value]) -> StoreResult<Message> {
             unchanged: r.int(27)?,
         },
         warnings: r.opt_text(28)?,
+        delivery,
+        parameters: crate::persisted::parameters_from_json(r.opt_text(40)?.as_deref())?,
     })
 }
 
@@ -83,6 +104,10 @@ pub(crate) async fn list_messages(conn: &mut Conn, f: &MessageFilter) -> StoreRe
     if let Some(a) = &f.activity_id {
         args.push(text(a));
         sql.push_str(&format!(" AND activity_id = ${}", args.len()));
+    }
+    if let Some(o) = f.operation {
+        args.push(o.value());
+        sql.push_str(&format!(" AND operation = ${}", args.len()));
     }
     if let Some(s) = f.state {
         args.push(s.value());

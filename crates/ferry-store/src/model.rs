@@ -14,6 +14,8 @@ pub struct RowQuery {
     pub order: Vec<(Column, bool)>,
     /// Keyset paging: only rows after this key in natural-key order (only with empty `order`).
     pub after: Option<RowKey>,
+    /// Only rows whose change version is above the first and at most the second.
+    pub versions: Option<(i64, i64)>,
     pub offset: u64,
     pub limit: u64,
 }

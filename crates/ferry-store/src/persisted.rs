@@ -1,11 +1,15 @@
 //! The JSON the store keeps definitions in (data projects, recurring jobs, replication
 //! profiles). It is a compatibility promise between ferry versions: every document carries its
 //! version `v` (documents written before versions existed are version 1), and readers accept
-//! every version ever written. Only this file knows the shape.
+//! every version ever written. Optional fields added later (with a default that means what
+//! their absence meant) keep the version. Only this file knows the shape.
 
 use crate::error::{StoreError, StoreResult};
 use crate::literals::Literal;
-use ferry_domain::{AuthorizedApp, Job, JobKind, Operation, ProfileDefinition, Project, ProjectEntity, TargetKind};
+use ferry_domain::{
+    AuthorizedApp, ExecutionParameters, Job, JobKind, Operation, ProfileDefinition, Project, ProjectEntity,
+    RefreshMode, TargetKind,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -47,6 +51,14 @@ fn import() -> String {
     Operation::Import.literal().to_owned()
 }
 
+fn full() -> String {
+    RefreshMode::Full.literal().to_owned()
+}
+
+fn is_full(mode: &str) -> bool {
+    mode == RefreshMode::Full.literal()
+}
+
 #[derive(Serialize, Deserialize)]
 struct ProjectEntityDoc {
     entity: String,
@@ -57,6 +69,10 @@ struct ProjectEntityDoc {
     mapping: BTreeMap<String, String>,
     #[serde(default)]
     xslt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    filter: Option<String>,
+    #[serde(default = "full", skip_serializing_if = "is_full")]
+    mode: String,
     execution_unit: i32,
     level: i32,
     sequence: i32,
@@ -77,6 +93,8 @@ pub(crate) fn project_json(p: &Project) -> String {
                 sheet: e.sheet.clone(),
                 mapping: e.mapping.clone(),
                 xslt: e.xslt.clone(),
+                filter: e.filter.clone(),
+                mode: e.mode.literal().to_owned(),
                 execution_unit: e.execution_unit,
                 level: e.level,
                 sequence: e.sequence,
@@ -96,17 +114,21 @@ pub(crate) fn project_from_json(text: &str) -> StoreResult<Project> {
         entities: doc
             .entities
             .into_iter()
-            .map(|e| ProjectEntity {
-                entity: e.entity,
-                format: e.format,
-                sheet: e.sheet,
-                mapping: e.mapping,
-                xslt: e.xslt,
-                execution_unit: e.execution_unit,
-                level: e.level,
-                sequence: e.sequence,
+            .map(|e| {
+                Ok(ProjectEntity {
+                    entity: e.entity,
+                    format: e.format,
+                    sheet: e.sheet,
+                    mapping: e.mapping,
+                    xslt: e.xslt,
+                    filter: e.filter,
+                    mode: literal(&e.mode)?,
+                    execution_unit: e.execution_unit,
+                    level: e.level,
+                    sequence: e.sequence,
+                })
             })
-            .collect(),
+            .collect::<StoreResult<_>>()?,
     })
 }
 
@@ -128,6 +150,8 @@ struct JobDoc {
     company: Option<String>,
     #[serde(default)]
     all_or_nothing: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    skip_empty: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -148,6 +172,7 @@ pub(crate) fn job_json(j: &Job) -> String {
         enabled: j.enabled,
         company: j.company.clone(),
         all_or_nothing: j.all_or_nothing,
+        skip_empty: j.skip_empty,
     };
     serde_json::to_string(&doc).expect("a job serializes")
 }
@@ -165,6 +190,7 @@ pub(crate) fn job_from_json(text: &str) -> StoreResult<Job> {
         enabled: doc.enabled,
         company: doc.company,
         all_or_nothing: doc.all_or_nothing,
+        skip_empty: doc.skip_empty,
     })
 }
 
@@ -268,4 +294,32 @@ mod tests {
         let newer = project_json(&p).replace("\"v\":1", "\"v\":2");
         assert!(project_from_json(&newer).unwrap_err().to_string().contains("newer ferry"));
     }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ParametersDoc {
+    #[serde(default = "version_1")]
+    v: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    preview_rows: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    delta: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    entities: Vec<String>,
+}
+
+/// The parameters of an execution, `None` when they are all defaults (the column stays null).
+pub(crate) fn parameters_json(p: &ExecutionParameters) -> Option<String> {
+    if p.is_default() {
+        return None;
+    }
+    let doc = ParametersDoc { v: VERSION, preview_rows: p.preview_rows, delta: p.delta, entities: p.entities.clone() };
+    Some(serde_json::to_string(&doc).expect("parameters serialize"))
+}
+
+pub(crate) fn parameters_from_json(text: Option<&str>) -> StoreResult<ExecutionParameters> {
+    let Some(text) = text else { return Ok(ExecutionParameters::default()) };
+    let doc: ParametersDoc = parse(text, "ferry_messages.parameters")?;
+    check_version(doc.v, "ferry_messages.parameters")?;
+    Ok(ExecutionParameters { preview_rows: doc.preview_rows, delta: doc.delta, entities: doc.entities })
 }

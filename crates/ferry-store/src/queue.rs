@@ -15,7 +15,7 @@ use crate::imports_facade::Enqueued;
 use crate::literals::{Literal, LiteralColumn};
 use crate::messages::{MESSAGE_COLUMNS, MESSAGE_TYPES, decode_message, opt_text, text};
 use chrono::{DateTime, Utc};
-use ferry_domain::{Clock, Message, MessageOutcome, MessageState, NewMessage, RowCounters};
+use ferry_domain::{Clock, DeliveryState, Message, MessageOutcome, MessageState, NewMessage, RowCounters};
 use ferry_model::Value;
 use ferry_sql::{ColType, Conn, Dialect, RowExt};
 
@@ -48,9 +48,19 @@ pub(crate) async fn enqueue(
             return Ok(Enqueued::Duplicate(decode_message(r)?));
         }
     }
+    if m.execution_id != m.id {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM ferry_messages WHERE execution_id = $1 OR id = $1");
+        if let Some(r) = conn.fetch(&sql, vec![text(&m.execution_id)], &MESSAGE_TYPES).await?.first() {
+            return Ok(Enqueued::ExecutionIdInUse(decode_message(r)?));
+        }
+    }
     let sql = format!(
-        "INSERT INTO ferry_messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-         $13, $16, NULL, 0, NULL, NULL, $15, $14, NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL) RETURNING {MESSAGE_COLUMNS}"
+        "INSERT INTO ferry_messages (id, seq, execution_id, activity_id, project, kind, entity, company, external_id, \
+         content_hash, blob_key, size, enqueued_by, state, not_before, enqueued_at, operation, execute, rerun_of, \
+         parameters, attempts, rows_read, rows_rejected, rows_inserted, rows_updated, rows_unchanged) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+         0, 0, 0, 0, 0, 0) \
+         RETURNING {MESSAGE_COLUMNS}"
     );
     let args = vec![
         text(&m.id),
@@ -66,9 +76,13 @@ pub(crate) async fn enqueue(
         text(&m.blob_key),
         Value::Int(m.size),
         text(&m.enqueued_by),
-        Value::DateTime(now),
-        Value::DateTime(m.not_before.max(now)),
         MessageState::Enqueued.value(),
+        Value::DateTime(m.not_before.max(now)),
+        Value::DateTime(now),
+        m.operation.value(),
+        Value::Bool(m.execute),
+        opt_text(&m.rerun_of),
+        opt_text(&crate::persisted::parameters_json(&m.parameters)),
     ];
     let message = decode_message(&conn.fetch(&sql, args, &MESSAGE_TYPES).await?[0])?;
     let mut lanes = m.lanes.clone();
@@ -239,7 +253,9 @@ pub(crate) async fn begin_attempt(
     Ok(())
 }
 
-/// Ends a message in a final state and frees its lanes; false when the lease was lost.
+/// Ends a message in a final state and frees its lanes; false when the lease was lost. An
+/// export's produced file and the watermarks its incremental entities reached are recorded in
+/// the same transaction, so a change is exported once: by a recorded run, or again by the next.
 pub(crate) async fn finish(
     conn: &mut Conn,
     id: &str,
@@ -248,35 +264,71 @@ pub(crate) async fn finish(
     now: DateTime<Utc>,
 ) -> StoreResult<bool> {
     let c = outcome.counters;
-    let n = conn
-        .execute(
-            &format!(
-                "UPDATE ferry_messages SET state = $3, reason = $4, lease_holder = NULL, lease_until = NULL, \
-                 finished_at = $5, rows_read = $6, rows_rejected = $7, rows_inserted = $8, rows_updated = $9, \
-                 rows_unchanged = $10, warnings = $11 WHERE id = $1 AND lease_holder = $2 AND state = '{}'",
-                processing()
-            ),
-            vec![
-                text(id),
-                text(holder),
-                outcome.state.value(),
-                opt_text(&outcome.reason),
-                Value::DateTime(now),
-                Value::Int(c.read),
-                Value::Int(c.rejected),
-                Value::Int(c.inserted),
-                Value::Int(c.updated),
-                Value::Int(c.unchanged),
-                opt_text(&outcome.warnings),
-            ],
-        )
-        .await?;
-    if n == 0 {
+    let mut args = vec![
+        text(id),
+        text(holder),
+        outcome.state.value(),
+        opt_text(&outcome.reason),
+        Value::DateTime(now),
+        Value::Int(c.read),
+        Value::Int(c.rejected),
+        Value::Int(c.inserted),
+        Value::Int(c.updated),
+        Value::Int(c.unchanged),
+        opt_text(&outcome.warnings),
+    ];
+    let mut sql = String::from(
+        "UPDATE ferry_messages SET state = $3, reason = $4, lease_holder = NULL, lease_until = NULL, finished_at = $5, \
+         rows_read = $6, rows_rejected = $7, rows_inserted = $8, rows_updated = $9, rows_unchanged = $10, \
+         warnings = $11",
+    );
+    if let Some(file) = &outcome.produced {
+        sql.push_str(", blob_key = $12, size = $13, content_hash = $14, delivery_state = $15");
+        let delivery = file.deliver.then_some(DeliveryState::Ready);
+        args.extend([
+            text(&file.blob_key),
+            Value::Int(file.size),
+            text(&file.sha256),
+            delivery.map_or(Value::Null, Literal::value),
+        ]);
+    }
+    sql.push_str(&format!(" WHERE id = $1 AND lease_holder = $2 AND state = '{}'", processing()));
+    if conn.execute(&sql, args).await? == 0 {
         return Ok(false);
+    }
+    for w in &outcome.watermarks {
+        crate::exports::put_watermark(conn, w, now).await?;
     }
     conn.execute("DELETE FROM ferry_message_lanes WHERE message_id = $1", vec![text(id)]).await?;
     notify_queue(conn).await?;
     Ok(true)
+}
+
+/// Cancels a message that has not started: it ends `Canceled` with `reason` and frees its
+/// lanes. Answers the message as it is afterwards (unchanged when it could not be cancelled).
+pub(crate) async fn cancel(
+    conn: &mut Conn,
+    id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Message>> {
+    let sql = format!(
+        "UPDATE ferry_messages SET state = $3, reason = $4, finished_at = $5 \
+         WHERE (id = $1 OR execution_id = $1) AND state = $2 RETURNING {MESSAGE_COLUMNS}"
+    );
+    let args = vec![
+        text(id),
+        MessageState::Enqueued.value(),
+        MessageState::Canceled.value(),
+        text(reason),
+        Value::DateTime(now),
+    ];
+    let rows = conn.fetch(&sql, args, &MESSAGE_TYPES).await?;
+    let Some(row) = rows.first() else { return crate::messages::get_message(conn, id).await };
+    let message = decode_message(row)?;
+    conn.execute("DELETE FROM ferry_message_lanes WHERE message_id = $1", vec![text(&message.id)]).await?;
+    notify_queue(conn).await?;
+    Ok(Some(message))
 }
 
 /// Puts a message back to wait until `not_before`, keeping its lanes (so order is kept).
@@ -301,7 +353,7 @@ pub(crate) async fn retry_later(
 }
 
 /// Wakes queue workers on every node (PostgreSQL delivers the notification at commit).
-async fn notify_queue(conn: &mut Conn) -> StoreResult<()> {
+pub(crate) async fn notify_queue(conn: &mut Conn) -> StoreResult<()> {
     if conn.dialect() == Dialect::Postgres {
         conn.execute("SELECT pg_notify('ferry_queue', '')", ()).await?;
     }

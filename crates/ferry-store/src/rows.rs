@@ -332,6 +332,10 @@ pub(crate) async fn query(conn: &mut Conn, entity: &Entity, q: &RowQuery) -> Sto
         sql.push(" AND ");
         table.push_after_key(&mut sql, after);
     }
+    if let Some((above, upto)) = q.versions {
+        sql.push(" AND ").push(&quote(VERSION)).push(" > ").param(Value::Int(above));
+        sql.push(" AND ").push(&quote(VERSION)).push(" <= ").param(Value::Int(upto));
+    }
     sql.push(" ORDER BY ").push(&table.order_by(&q.order));
     sql.push(&format!(" LIMIT {} OFFSET {}", q.limit, q.offset));
     let rows = conn.query(sql, &types).await?;
@@ -379,28 +383,7 @@ pub(crate) async fn changes_since(
     let rows: Vec<StoredRow> =
         conn.query(sql, &types).await?.into_iter().map(|r| table.decode(r)).collect::<StoreResult<_>>()?;
 
-    let mut sql = Sql::new(conn.dialect());
-    sql.push("SELECT id, company, key_json, version, deleted_at FROM ferry_tombstones WHERE entity = ");
-    sql.param(Value::String(entity.logical_name.clone()));
-    sql.push(" AND version > ").param(Value::Int(since));
-    sql.push(" AND version <= ").param(Value::Int(upto));
-    if let Some(c) = &company {
-        sql.push(" AND company = ").param(Value::String(c.clone()));
-    }
-    sql.push(&format!(" ORDER BY version LIMIT {}", limit + 1));
-    let cols = [ColType::Guid, ColType::Text, ColType::Text, ColType::Int64, ColType::DateTime];
-    let mut deleted = Vec::new();
-    for r in conn.query(sql, &cols).await? {
-        let key: Vec<String> = serde_json::from_str(&r.text(2)?)
-            .map_err(|e| StoreError::Corrupt { column: "ferry_tombstones.key_json".into(), message: e.to_string() })?;
-        deleted.push(Tombstone {
-            id: r.guid(0)?,
-            company: r.opt_text(1)?,
-            key,
-            version: r.int(3)?,
-            deleted_at: r.datetime(4)?,
-        });
-    }
+    let deleted = deleted_between(conn, entity, company.as_deref(), since, upto, limit + 1).await?;
 
     // Merge both version-ordered lists and cut at `limit` changes.
     let mut versions: BTreeSet<i64> = rows.iter().map(|r| r.version).collect();
@@ -415,4 +398,39 @@ pub(crate) async fn changes_since(
         through_version: through,
         more: true,
     })
+}
+
+/// Up to `limit` deletes of `entity` (of `company`, for company-specific entities) with versions
+/// above `since` and at most `upto`, in version order.
+pub(crate) async fn deleted_between(
+    conn: &mut Conn,
+    entity: &Entity,
+    company: Option<&str>,
+    since: i64,
+    upto: i64,
+    limit: usize,
+) -> StoreResult<Vec<Tombstone>> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("SELECT id, company, key_json, version, deleted_at FROM ferry_tombstones WHERE entity = ");
+    sql.param(Value::String(entity.logical_name.clone()));
+    sql.push(" AND version > ").param(Value::Int(since));
+    sql.push(" AND version <= ").param(Value::Int(upto));
+    if let Some(c) = company {
+        sql.push(" AND company = ").param(Value::String(c.to_owned()));
+    }
+    sql.push(&format!(" ORDER BY version LIMIT {limit}"));
+    let cols = [ColType::Guid, ColType::Text, ColType::Text, ColType::Int64, ColType::DateTime];
+    let mut deleted = Vec::new();
+    for r in conn.query(sql, &cols).await? {
+        let key: Vec<String> = serde_json::from_str(&r.text(2)?)
+            .map_err(|e| StoreError::Corrupt { column: "ferry_tombstones.key_json".into(), message: e.to_string() })?;
+        deleted.push(Tombstone {
+            id: r.guid(0)?,
+            company: r.opt_text(1)?,
+            key,
+            version: r.int(3)?,
+            deleted_at: r.datetime(4)?,
+        });
+    }
+    Ok(deleted)
 }

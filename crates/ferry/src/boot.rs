@@ -11,7 +11,7 @@ use anyhow::{Context, anyhow, bail};
 use ferry_auth::{TokenService, TokenSettings, TrustedIssuerSettings};
 use ferry_blob::BlobStore;
 use ferry_config::{AppDecl, AppSecret, Config, SecretRef};
-use ferry_domain::SharedClock;
+use ferry_domain::{IntegrationSettings, SharedClock};
 use ferry_integration::{IntegrationRuntime, IntegrationService};
 use ferry_model::{Catalog, CatalogSource};
 use ferry_secrets::MasterKey;
@@ -287,7 +287,12 @@ pub(crate) async fn import_service(
 ) -> anyhow::Result<IntegrationService> {
     let runtime = import_runtime(config, env)?;
     let blobs = open_blobs(config).await?;
-    Ok(IntegrationService::new(store, blobs, catalog, config.import.clone(), runtime))
+    let settings = IntegrationSettings {
+        import: config.import.clone(),
+        export: config.export.clone(),
+        retention: config.retention.clone(),
+    };
+    Ok(IntegrationService::new(store, blobs, catalog, settings, runtime))
 }
 
 /// The signer of the blob URLs served under `public_url` from `blobs`: its key derived from the

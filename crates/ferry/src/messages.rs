@@ -71,7 +71,7 @@ async fn list_messages(
             })
         })
         .transpose()?;
-    let filter = MessageFilter { activity_id, state, before_seq: None, limit };
+    let filter = MessageFilter { activity_id, operation: None, state, before_seq: None, limit };
     let messages = service.list_messages(&filter).await.map_err(failed)?;
     if as_json {
         return Ok(format!("{}\n", Value::Array(messages.iter().map(|m| message_summary_json(m, base)).collect())));

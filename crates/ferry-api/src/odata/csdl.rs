@@ -124,16 +124,62 @@ pub(crate) fn metadata_document(ctx: &Ctx) -> Response {
 /// An action's name, its parameters (name, type) and its return type.
 type ActionDecl = (&'static str, &'static [(&'static str, &'static str)], &'static str);
 
+const EXECUTION: &[(&str, &str)] = &[("executionId", "Edm.String")];
+const ENTITY_OF_EXECUTION: &[(&str, &str)] = &[("executionId", "Edm.String"), ("entityName", "Edm.String")];
+const IMPORT_PACKAGE: &[(&str, &str)] = &[
+    ("packageUrl", "Edm.String"),
+    ("definitionGroupId", "Edm.String"),
+    ("executionId", "Edm.String"),
+    ("execute", "Edm.Boolean"),
+    ("overwrite", "Edm.Boolean"),
+    ("legalEntityId", "Edm.String"),
+];
+const EXPORT_PACKAGE: &[(&str, &str)] = &[
+    ("definitionGroupId", "Edm.String"),
+    ("packageName", "Edm.String"),
+    ("executionId", "Edm.String"),
+    ("reExecute", "Edm.Boolean"),
+    ("legalEntityId", "Edm.String"),
+];
+const EXPORT_PREVIEW: &[(&str, &str)] = &[
+    ("definitionGroupId", "Edm.String"),
+    ("packageName", "Edm.String"),
+    ("executionId", "Edm.String"),
+    ("reExecute", "Edm.Boolean"),
+    ("legalEntityId", "Edm.String"),
+    ("count", "Edm.Int32"),
+];
+const EXPORT_DELTA: &[(&str, &str)] = &[
+    ("definitionGroupId", "Edm.String"),
+    ("packageName", "Edm.String"),
+    ("executionId", "Edm.String"),
+    ("reExecute", "Edm.Boolean"),
+    ("legalEntityId", "Edm.String"),
+    ("entityList", "Edm.String"),
+];
+
+/// Every action served, as `dmf/` answers it (a void action has no return type).
 const DMF_ACTIONS: &[ActionDecl] = &[
     ("GetMessageStatus", &[("messageId", "Edm.String")], "Edm.String"),
     ("GetExecutionIdByMessageId", &[("_messageId", "Edm.String")], "Edm.String"),
-    ("GetExecutionErrors", &[("executionId", "Edm.String")], "Edm.String"),
-    ("GetExecutionSummaryStatus", &[("executionId", "Edm.String")], "DMFExecutionSummaryStatus"),
-    (
-        "GetEntityExecutionSummaryStatusList",
-        &[("executionId", "Edm.String")],
-        "Collection(EntityExecutionSummaryStatus)",
-    ),
+    ("GetExecutionErrors", EXECUTION, "Edm.String"),
+    ("GetExecutionSummaryStatus", EXECUTION, "DMFExecutionSummaryStatus"),
+    ("GetEntityExecutionSummaryStatusList", EXECUTION, "Collection(EntityExecutionSummaryStatus)"),
+    ("InitializeDataManagement", &[], ""),
+    ("GetAzureWriteUrl", &[("uniqueFileName", "Edm.String")], "Edm.String"),
+    ("ImportFromPackage", IMPORT_PACKAGE, "Edm.String"),
+    ("ImportFromPackageAsync", IMPORT_PACKAGE, "Edm.String"),
+    ("ExportToPackage", EXPORT_PACKAGE, "Edm.String"),
+    ("ExportToPackageAsync", EXPORT_PACKAGE, "Edm.String"),
+    ("ExportToPackagePreview", EXPORT_PREVIEW, "Edm.String"),
+    ("ExportToPackagePreviewAsync", EXPORT_PREVIEW, "Edm.String"),
+    ("ExportToPackageDelta", EXPORT_DELTA, "Edm.String"),
+    ("GetExportedPackageUrl", EXECUTION, "Edm.String"),
+    ("GetExecutionSummaryPageUrl", EXECUTION, "Edm.String"),
+    ("GenerateImportTargetErrorKeysFile", ENTITY_OF_EXECUTION, "Edm.Boolean"),
+    ("GetImportTargetErrorKeysFileUrl", ENTITY_OF_EXECUTION, "Edm.String"),
+    ("GetImportStagingErrorFileUrl", ENTITY_OF_EXECUTION, "Edm.String"),
+    ("DeleteExecutionHistoryJob", EXECUTION, ""),
 ];
 
 fn dmf_schema(xml: &mut String, ns: &str) {
@@ -154,8 +200,18 @@ fn dmf_schema(xml: &mut String, ns: &str) {
     for name in ["EntityName", "Company", "ExecutionStatus", "StagingStatus", "TargetStatus"] {
         let _ = write!(xml, "<Property Name=\"{name}\" Type=\"Edm.String\"/>");
     }
-    for name in ["StagingRecordCount", "StagingErrorCount", "TargetRecordsCreatedCount", "TargetRecordsUpdatedCount"] {
+    for name in [
+        "StagingRecordCount",
+        "StagingErrorCount",
+        "TargetRecordsCreatedCount",
+        "TargetRecordsUpdatedCount",
+        "TargetRecordsUnchangedCount",
+        "TargetErrorCount",
+    ] {
         let _ = write!(xml, "<Property Name=\"{name}\" Type=\"Edm.Int64\"/>");
+    }
+    for name in ["StartDateTime", "EndDateTime"] {
+        let _ = write!(xml, "<Property Name=\"{name}\" Type=\"Edm.DateTimeOffset\"/>");
     }
     xml.push_str("</ComplexType>");
     for (name, params, returns) in DMF_ACTIONS {
@@ -169,9 +225,12 @@ fn dmf_schema(xml: &mut String, ns: &str) {
         }
         let returns = match returns.strip_prefix("Collection(") {
             Some(inner) => format!("Collection({ns}.{inner}"),
-            None if returns.starts_with("Edm.") => returns.to_string(),
+            None if returns.is_empty() || returns.starts_with("Edm.") => returns.to_string(),
             None => format!("{ns}.{returns}"),
         };
-        let _ = write!(xml, "<ReturnType Type=\"{returns}\"/></Action>");
+        if !returns.is_empty() {
+            let _ = write!(xml, "<ReturnType Type=\"{returns}\"/>");
+        }
+        xml.push_str("</Action>");
     }
 }

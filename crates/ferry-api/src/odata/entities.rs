@@ -179,6 +179,7 @@ async fn get_collection(ctx: &Ctx, entity: &Arc<Entity>) -> ApiResult<Response> 
             filter: filter.clone(),
             order: order.clone(),
             after,
+            versions: None,
             offset,
             limit: limit + 1,
         };

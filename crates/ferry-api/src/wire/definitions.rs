@@ -3,7 +3,9 @@
 //! names (snake_case), `origin` added on the way out.
 
 use super::states::origin_name;
-use ferry_domain::{AuthorizedApp, DEFAULT_FORMAT, Job, JobKind, Operation, Origin, Project, ProjectEntity};
+use ferry_domain::{
+    AuthorizedApp, DEFAULT_FORMAT, Job, JobKind, Operation, Origin, Project, ProjectEntity, RefreshMode,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -39,6 +41,10 @@ struct EntityBody {
     mapping: BTreeMap<String, String>,
     #[serde(default)]
     xslt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    filter: Option<String>,
+    #[serde(default)]
+    mode: ModeName,
     #[serde(default = "one")]
     execution_unit: i32,
     #[serde(default = "one")]
@@ -78,6 +84,16 @@ struct JobBody {
     company: Option<String>,
     #[serde(default)]
     all_or_nothing: bool,
+    #[serde(default)]
+    skip_empty: bool,
+}
+
+#[derive(Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ModeName {
+    #[default]
+    Full,
+    Incremental,
 }
 
 #[derive(Clone, Copy, Default, Serialize, Deserialize)]
@@ -122,6 +138,11 @@ pub fn project_json(p: &Project, origin: Origin) -> Value {
                 sheet: e.sheet.clone(),
                 mapping: e.mapping.clone(),
                 xslt: e.xslt.clone(),
+                filter: e.filter.clone(),
+                mode: match e.mode {
+                    RefreshMode::Full => ModeName::Full,
+                    RefreshMode::Incremental => ModeName::Incremental,
+                },
                 execution_unit: e.execution_unit,
                 level: e.level,
                 sequence: e.sequence,
@@ -152,6 +173,11 @@ pub fn project_from_json(mut map: Map<String, Value>) -> Result<Project, String>
                 sheet: e.sheet,
                 mapping: e.mapping,
                 xslt: e.xslt,
+                filter: e.filter.filter(|f| !f.trim().is_empty()),
+                mode: match e.mode {
+                    ModeName::Full => RefreshMode::Full,
+                    ModeName::Incremental => RefreshMode::Incremental,
+                },
                 execution_unit: e.execution_unit,
                 level: e.level,
                 sequence: e.sequence,
@@ -175,6 +201,7 @@ pub fn job_json(j: &Job, origin: Origin) -> Value {
         enabled: j.enabled,
         company: j.company.clone(),
         all_or_nothing: j.all_or_nothing,
+        skip_empty: j.skip_empty,
     };
     with_origin(body, origin)
 }
@@ -196,6 +223,7 @@ pub fn job_from_json(mut map: Map<String, Value>) -> Result<Job, String> {
         enabled: body.enabled,
         company: body.company,
         all_or_nothing: body.all_or_nothing,
+        skip_empty: body.skip_empty,
     })
 }
 

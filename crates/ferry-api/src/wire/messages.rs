@@ -3,8 +3,8 @@
 //! state in ferry's and in the Dynamics protocols' spellings, and links.
 
 use super::states::{
-    data_job_state, entity_state_name, execution_status_name, job_kind_name, message_state_name, message_status_name,
-    stage_name,
+    data_job_state_of, delivery_state_name, entity_state_name, execution_status_name, job_kind_name,
+    message_state_name, message_status_of, operation_name, stage_name,
 };
 use chrono::{DateTime, Utc};
 use ferry_domain::{EntityResult, ErrorRecord, Message, RowCounters};
@@ -31,6 +31,7 @@ pub fn message_summary_json(m: &Message, base: &str) -> Value {
         "execution_id": m.execution_id,
         "activity_id": m.activity_id,
         "project": m.project,
+        "operation": operation_name(m.operation),
         "kind": job_kind_name(m.kind),
         "entity": m.entity,
         "company": m.company,
@@ -38,7 +39,7 @@ pub fn message_summary_json(m: &Message, base: &str) -> Value {
         "size": m.size,
         "enqueued_by": m.enqueued_by,
         "state": message_state_name(m.state),
-        "message_status": message_status_name(m.state),
+        "message_status": message_status_of(m),
         "attempts": m.attempts,
         "enqueued_at": time(Some(m.enqueued_at)),
         "started_at": time(m.started_at),
@@ -58,11 +59,31 @@ pub async fn message_document(
     let m = &view.message;
     let link = format!("{base}/api/messages/{}", m.id);
     let mut body = message_summary_json(m, base);
-    body["data_job_state"] = json!(data_job_state(m.state).0);
+    body["data_job_state"] = json!(data_job_state_of(m).0);
     body["execution_summary"] = json!(execution_status_name(m.state.execution_status()));
     body["final"] = json!(m.state.is_final());
     body["reason"] = json!(view.reason);
     body["content_hash"] = json!(m.content_hash);
+    body["execute"] = json!(m.execute);
+    body["rerun_of"] = json!(m.rerun_of);
+    body["delivery"] = m.delivery.as_ref().map_or(Value::Null, |d| {
+        json!({
+            "state": delivery_state_name(d.state),
+            "dequeue_count": d.dequeue_count,
+            "last_dequeued_at": time(d.last_dequeued_at),
+            "visible_at": time(d.visible_at),
+            "downloaded_at": time(d.downloaded_at),
+            "acked_at": time(d.acked_at),
+            "acked_by": d.acked_by,
+        })
+    });
+    if !m.parameters.is_default() {
+        body["parameters"] = json!({
+            "preview_rows": m.parameters.preview_rows,
+            "delta": m.parameters.delta,
+            "entities": m.parameters.entities,
+        });
+    }
     body["not_before"] = time(Some(m.not_before));
     body["heartbeat_at"] = time(m.heartbeat_at);
     body["lease_holder"] = json!(m.lease_holder);

@@ -4,8 +4,8 @@
 //! and the Data Export Service's profile states, phases and change types.
 
 use ferry_domain::{
-    ChangeType, EntityState, ExecutionStatus, FailureLogEntry, JobKind, MessageState, Operation, Origin, Phase,
-    ProfileState, Stage, SyncState,
+    ChangeType, DeliveryState, EntityState, ExecutionStatus, FailureLogEntry, JobKind, Message, MessageState,
+    Operation, Origin, Phase, ProfileState, Stage, SyncState,
 };
 
 /// Where a definition came from, as the REST API and the command line name it.
@@ -41,6 +41,7 @@ pub fn message_state_name(state: MessageState) -> &'static str {
         MessageState::Processed => "Processed",
         MessageState::ProcessedWithErrors => "ProcessedWithErrors",
         MessageState::PreProcessingError => "PreProcessingError",
+        MessageState::Canceled => "Canceled",
     }
 }
 
@@ -49,14 +50,16 @@ pub fn message_state_from_name(name: &str) -> Option<MessageState> {
     MessageState::ALL.into_iter().find(|s| message_state_name(*s).eq_ignore_ascii_case(name.trim()))
 }
 
-/// The recurring-integration message status (`GetMessageStatus`), as documented.
+/// The recurring-integration message status (`GetMessageStatus`), as documented. A cancelled
+/// message reads as a pre-processing error there: the protocol has no cancelled status, and
+/// clients stop polling on it.
 pub(crate) fn message_status_name(state: MessageState) -> &'static str {
     match state {
         MessageState::Enqueued => "Enqueued",
         MessageState::Processing | MessageState::Retrying => "Processing",
         MessageState::Processed => "Processed",
         MessageState::ProcessedWithErrors => "ProcessedWithErrors",
-        MessageState::PreProcessingError => "PreProcessingError",
+        MessageState::PreProcessingError | MessageState::Canceled => "PreProcessingError",
     }
 }
 
@@ -67,7 +70,44 @@ pub(crate) fn data_job_state(state: MessageState) -> (&'static str, i32) {
         MessageState::Processing | MessageState::Retrying => ("InProcess", 4),
         MessageState::Processed => ("Processed", 5),
         MessageState::ProcessedWithErrors => ("ProcessedWithErrors", 6),
-        MessageState::PreProcessingError => ("PreProcessError", 8),
+        MessageState::PreProcessingError | MessageState::Canceled => ("PreProcessError", 8),
+    }
+}
+
+/// The message status of a message, its delivery's once an export's file is out: `Enqueued`
+/// (waiting to be dequeued), `Dequeued`, `Downloaded`, `Acked`.
+pub(crate) fn message_status_of(m: &Message) -> &'static str {
+    match &m.delivery {
+        Some(d) => delivery_state(d.state).0,
+        None => message_status_name(m.state),
+    }
+}
+
+/// The `DataJobState` of a message, its delivery's once an export's file is out.
+pub(crate) fn data_job_state_of(m: &Message) -> (&'static str, i32) {
+    match &m.delivery {
+        Some(d) => delivery_state(d.state),
+        None => data_job_state(m.state),
+    }
+}
+
+/// A delivery state as the recurring integration's message status and `DataJobState` name it.
+fn delivery_state(state: DeliveryState) -> (&'static str, i32) {
+    match state {
+        DeliveryState::Ready => ("Enqueued", 0),
+        DeliveryState::Dequeued => ("Dequeued", 1),
+        DeliveryState::Downloaded => ("Downloaded", 2),
+        DeliveryState::Acked => ("Acked", 3),
+    }
+}
+
+/// ferry's name of a delivery state (`/api/messages`).
+pub fn delivery_state_name(state: DeliveryState) -> &'static str {
+    match state {
+        DeliveryState::Ready => "Ready",
+        DeliveryState::Dequeued => "Dequeued",
+        DeliveryState::Downloaded => "Downloaded",
+        DeliveryState::Acked => "Acked",
     }
 }
 
@@ -79,6 +119,7 @@ pub(crate) fn execution_status_name(status: ExecutionStatus) -> &'static str {
         ExecutionStatus::Succeeded => "Succeeded",
         ExecutionStatus::PartiallySucceeded => "PartiallySucceeded",
         ExecutionStatus::Failed => "Failed",
+        ExecutionStatus::Canceled => "Canceled",
     }
 }
 

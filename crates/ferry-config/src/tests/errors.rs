@@ -46,7 +46,7 @@ fn unknown_top_level_key() {
         &text,
         &format!(
             "config file {}: unknown key `lisen` (expected one of: listen, data_dir, database, public_url, \
-             entities_dir, master_key, log, auth, odata, apps, profiles, import, blobs, projects, jobs, throttle)",
+             entities_dir, master_key, log, auth, odata, apps, profiles, import, export, retention, blobs, projects, jobs, throttle)",
             f.path().display()
         ),
     );

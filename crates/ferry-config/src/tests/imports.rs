@@ -65,7 +65,8 @@ fn blobs_dir_follows_data_dir_unless_set() {
 fn every_import_setting() {
     let text = "[import]\nworkers = 8\nlease_secs = 60\npoll_interval_ms = 250\nmax_attempts = 3\n\
                 max_enqueue_bytes = 1048576\ndedupe_window_hours = 0\nbatch_rows = 100\n\
-                default_company = \"USMF\"\nxslt = false\nmax_field_bytes = 4096\n";
+                default_company = \"USMF\"\nxslt = false\nmax_field_bytes = 4096\n\
+                package_url_hosts = [\"Files.Example.com\", \"*.blob.core.windows.net\"]\n";
     let import = load_text(text, &[]).unwrap().import;
     let expected = ImportSettings {
         workers: 8,
@@ -78,8 +79,28 @@ fn every_import_setting() {
         default_company: "usmf".into(),
         xslt: false,
         max_field_bytes: 4096,
+        package_url_hosts: vec!["files.example.com".into(), "*.blob.core.windows.net".into()],
     };
     assert_eq!(import, expected);
+}
+
+#[test]
+fn export_and_retention_settings() {
+    let config = load_text("", &[]).unwrap();
+    assert_eq!(config.export, ferry_domain::ExportSettings::default());
+    assert_eq!(config.export.visibility_timeout, Duration::from_secs(1800), "Dynamics' 30 minutes");
+    assert_eq!(config.retention.keep, Duration::from_secs(7 * 24 * 3600), "Dynamics' 7 days");
+    let text = "[export]\nvisibility_timeout_secs = 60\nurl_lifetime_secs = 600\n\
+                [retention]\nkeep_days = 30\nsweep_interval_secs = 300\n";
+    let config = load_text(text, &[]).unwrap();
+    assert_eq!(config.export.visibility_timeout, Duration::from_secs(60));
+    assert_eq!(config.export.url_lifetime, Duration::from_secs(600));
+    assert_eq!(config.retention.keep, Duration::from_secs(30 * 24 * 3600));
+    assert_eq!(config.retention.sweep_interval, Duration::from_secs(300));
+    let err = load_text("[retention]\nkeep_days = 0\n", &[]).unwrap_err().to_string();
+    assert!(err.contains("retention.keep_days"), "{err}");
+    let err = load_text("[import]\npackage_url_hosts = [\"http://x\"]\n", &[]).unwrap_err().to_string();
+    assert!(err.contains("import.package_url_hosts[0]") && err.contains("not a host name"), "{err}");
 }
 
 #[test]

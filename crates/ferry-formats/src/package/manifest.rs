@@ -69,6 +69,12 @@ pub struct ManifestEntity {
     pub disabled: bool,
     /// `SkipStaging`.
     pub skip_staging: bool,
+    /// `DefaultRefreshType` is `IncrementalPush`: the data file holds what changed since the
+    /// previous export (else `FullPush`, every row).
+    pub incremental: bool,
+    /// `DeletedRecordsFilePath` (ferry's own; other readers ignore it): the entry listing the keys
+    /// of rows deleted since the previous export, in the data file's format.
+    pub deleted_records_path: Option<String>,
     /// `EntityMapList`: which source column feeds which entity field. Maps without a source column
     /// (defaults, generated fields) are left out.
     pub field_map: Vec<FieldMapping>,
@@ -354,6 +360,10 @@ fn parse_entity(item: &Element, number: usize) -> Result<ManifestEntity, FormatE
         excel_sheet: item.text_of(&["ExcelSheetName"]),
         disabled,
         skip_staging: boolean(&["SkipStaging"])?,
+        incremental: item
+            .text_of(&["DefaultRefreshType"])
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("IncrementalPush")),
+        deleted_records_path: item.text_of(&["DeletedRecordsFilePath"]).filter(|p| !p.trim().is_empty()),
         field_map,
         transforms: transforms.into_iter().map(|(_, file)| file).collect(),
         entity_name,
@@ -456,7 +466,8 @@ pub fn write_manifest(m: &Manifest, out: &mut dyn Write) -> io::Result<()> {
     w.open("PackageEntityList");
     for e in &m.entities {
         w.open("DataManagementPackageEntityData");
-        w.text("DefaultRefreshType", "FullPush");
+        w.text("DefaultRefreshType", if e.incremental { "IncrementalPush" } else { "FullPush" });
+        w.optional("DeletedRecordsFilePath", e.deleted_records_path.as_deref());
         w.text("Disable", bool_text(e.disabled));
         w.open("EntityMapList");
         for map in &e.field_map {

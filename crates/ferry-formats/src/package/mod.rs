@@ -1,5 +1,6 @@
 //! Data packages: the zip files Dynamics 365 imports and exports (a `Manifest.xml` naming the
-//! entities and their data files, a `PackageHeader.xml`, and one data file per entity).
+//! entities and their data files, a `PackageHeader.xml`, and one data file per entity), read by
+//! [`Package`] and written by [`PackageWriter`].
 //!
 //! A package is hostile until proven otherwise. [`Package::open`] refuses entry names that could
 //! escape a directory, symlinks, encrypted entries, too many entries, and declared sizes or
@@ -9,12 +10,14 @@
 //! chooses.
 
 mod manifest;
+mod writer;
 mod zipguard;
 
 pub use manifest::{
     DEFINITION_GROUP_MANIFEST_TYPE, FieldMapping, MAX_MANIFEST_BYTES, Manifest, ManifestEntity, NAMESPACE,
     PackageHeader, source_format_from_manifest, write_header, write_manifest,
 };
+pub use writer::{PackageWriter, data_file_name};
 
 use crate::{FormatError, FormatErrorKind, Limits};
 use std::fs::File;

@@ -2,7 +2,7 @@
 
 use super::{Outcome, cols, n, read_all, t};
 use ferry_domain::DataFormat;
-use ferry_formats::rejected::RejectedRowsWriter;
+use ferry_formats::writer::RecordWriter;
 use ferry_formats::{Cell, Limits, SourceRecord};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -25,7 +25,7 @@ impl Write for Shared {
 /// Writes `records` (with the columns each was read with) and reads the file back.
 fn round_trip(format: &DataFormat, records: &[(Vec<String>, SourceRecord)]) -> Outcome {
     let out = Shared::default();
-    let mut writer = RejectedRowsWriter::new(format, Box::new(out.clone())).unwrap();
+    let mut writer = RecordWriter::new(format, Box::new(out.clone())).unwrap();
     for (columns, record) in records {
         writer.write_record(columns, record).unwrap();
     }

@@ -1,14 +1,16 @@
-//! The import service's test harness: a real store (SQLite, or PostgreSQL when
-//! `FERRY_TEST_POSTGRES_URL` is set), a real blob directory, the standard catalog, one project
-//! and job per data format, a file job and a package job over five entities, and workers running.
+//! The integration service's test harness: a real store (SQLite, or PostgreSQL when
+//! `FERRY_TEST_POSTGRES_URL` is set), a real blob directory, the standard catalog, one import
+//! project and job per data format, file and package import jobs over five entities, export
+//! projects with a file job and a package job, and workers running. Time is the system clock, or
+//! a fake one for tests of schedules, visibility timeouts and retention.
 
 #![allow(dead_code)] // each test binary uses its own part
 
 use bytes::Bytes;
 use ferry_blob::BlobStore;
 use ferry_domain::{
-    AuthorizedApp, BlobStoreConfig, CompanyScope, ImportSettings, Job, JobKind, MessageState, Origin, Project,
-    ProjectEntity, SystemClock,
+    AuthorizedApp, BlobStoreConfig, CompanyScope, ImportSettings, IntegrationSettings, Job, JobKind, MessageState,
+    Operation, Origin, Project, ProjectEntity, RefreshMode, SharedClock, SystemClock,
 };
 use ferry_integration::{EnqueueRequest, IntegrationRuntime, IntegrationService, MessageView, WorkerHandle};
 use ferry_model::{Catalog, Value, standard_sources};
@@ -27,6 +29,13 @@ pub const ATOMIC_PACKAGE_JOB: &str = "8f53a2b1-6c6d-4a4d-9e3a-2e7b2c3d4e5f";
 pub const NO_COMPANY_JOB: &str = "9a64b3c2-7d7e-4b5e-8f4b-3f8c3d4e5f60";
 /// The application every harness job authorizes.
 pub const APP: &str = "app";
+/// An export job of one entity (customer groups, CSV, every row), hourly.
+pub const EXPORT_FILE_JOB: &str = "a1b2c3d4-0000-4000-8000-000000000001";
+/// An export job of a package (customer groups in CSV-Unicode, customers V3 in XML, both
+/// incremental), hourly, producing nothing when nothing changed.
+pub const EXPORT_PACKAGE_JOB: &str = "a1b2c3d4-0000-4000-8000-000000000002";
+/// The export project of [`EXPORT_PACKAGE_JOB`], also exported through the package API.
+pub const EXPORT_PROJECT: &str = "Export customers";
 
 /// Job of the per-format projects: 0 CSV-Unicode (all or nothing), 1 XML-Element,
 /// 2 XML-Attribute, 3 JSON, 4 EXCEL.
@@ -48,16 +57,21 @@ pub fn test_settings() -> ImportSettings {
 }
 
 pub async fn harness(url: &str) -> Harness {
-    let mut h = harness_idle(url).await;
+    harness_on(url, SystemClock::shared()).await
+}
+
+/// The harness on `clock`, workers running.
+pub async fn harness_on(url: &str, clock: SharedClock) -> Harness {
+    let mut h = harness_idle(url, clock).await;
     h.start_workers();
     h
 }
 
 /// The harness without workers: messages wait until [`Harness::start_workers`].
-pub async fn harness_idle(url: &str) -> Harness {
-    let settings = test_settings();
+pub async fn harness_idle(url: &str, clock: SharedClock) -> Harness {
+    let settings = IntegrationSettings { import: test_settings(), ..IntegrationSettings::default() };
     let catalog = Arc::new(Catalog::build(&standard_sources()).unwrap());
-    let store = Store::open(url, SystemClock::shared()).await.unwrap();
+    let store = Store::open(url, clock).await.unwrap();
     store.migrate().await.unwrap();
     store.prepare_entities(catalog.clone()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -101,6 +115,26 @@ pub async fn harness_idle(url: &str) -> Harness {
     let atomic = Job { kind: JobKind::Package, all_or_nothing: true, ..job(ATOMIC_PACKAGE_JOB, "Customers") };
     service.put_job(atomic, Origin::Api).await.unwrap();
     service.put_job(Job { company: None, ..job(NO_COMPANY_JOB, "Customers") }, Origin::Api).await.unwrap();
+
+    let export = |p: Project| Project { operation: Operation::Export, ..p };
+    service
+        .put_project(export(Project::new("Export groups", vec![ProjectEntity::new("Customer groups")])), Origin::Api)
+        .await
+        .unwrap();
+    let incremental =
+        |name: &str, format: &str| ProjectEntity { mode: RefreshMode::Incremental, ..entity(name, format) };
+    let package = Project::new(
+        EXPORT_PROJECT,
+        vec![
+            incremental("Customer groups", "CSV-Unicode"),
+            ProjectEntity { level: 2, ..incremental("Customers V3", "XML-Element") },
+        ],
+    );
+    service.put_project(export(package), Origin::Api).await.unwrap();
+    let hourly = |id: &str, project: &str| Job { recurrence: Some("1h".into()), ..job(id, project) };
+    service.put_job(hourly(EXPORT_FILE_JOB, "Export groups"), Origin::Api).await.unwrap();
+    let package_job = Job { kind: JobKind::Package, skip_empty: true, ..hourly(EXPORT_PACKAGE_JOB, EXPORT_PROJECT) };
+    service.put_job(package_job, Origin::Api).await.unwrap();
     Harness { service, store, catalog, dir, workers: None }
 }
 
@@ -166,7 +200,15 @@ impl Harness {
 
     pub async fn rows(&self, collection: &str) -> Vec<Vec<Value>> {
         let entity = self.catalog.by_collection(collection).unwrap();
-        let q = RowQuery { scope: CompanyScope::All, filter: None, order: vec![], after: None, offset: 0, limit: 1000 };
+        let q = RowQuery {
+            scope: CompanyScope::All,
+            filter: None,
+            order: vec![],
+            after: None,
+            versions: None,
+            offset: 0,
+            limit: 1000,
+        };
         self.store.query(entity, &q).await.unwrap().into_iter().map(|r| r.values).collect()
     }
 

@@ -229,6 +229,7 @@ async fn step(
                 filter: None,
                 order: Vec::new(),
                 after,
+                versions: None,
                 offset: 0,
                 limit: inner.settings.chunk_rows as u64,
             };

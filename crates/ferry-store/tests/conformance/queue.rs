@@ -4,8 +4,8 @@
 
 use crate::support::{ALL_TYPES, Db, catalog_with, entity, row, s};
 use ferry_domain::{
-    ErrorFilter, ErrorRecord, JobKind, Lane, Message, MessageOutcome, MessageState, NewMessage, RowCounters, RowKey,
-    Stage,
+    ErrorFilter, ErrorRecord, ExecutionParameters, JobKind, Lane, Message, MessageOutcome, MessageState, NewMessage,
+    Operation, RowCounters, RowKey, Stage,
 };
 use ferry_store::{Enqueued, Fence, Store, StoreError};
 use std::time::Duration;
@@ -16,6 +16,7 @@ fn message(id: &str, lanes: &[&str]) -> NewMessage {
         execution_id: id.into(),
         activity_id: "job".into(),
         project: "p".into(),
+        operation: Operation::Import,
         kind: JobKind::File,
         entity: Some("CustomerGroups".into()),
         company: Some("usmf".into()),
@@ -24,6 +25,9 @@ fn message(id: &str, lanes: &[&str]) -> NewMessage {
         blob_key: format!("messages/{id}"),
         size: 1,
         enqueued_by: "app".into(),
+        execute: true,
+        rerun_of: None,
+        parameters: ExecutionParameters::default(),
         lanes: lanes.iter().map(|l| Lane::named(*l)).collect(),
         not_before: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
     }
@@ -32,12 +36,12 @@ fn message(id: &str, lanes: &[&str]) -> NewMessage {
 async fn enqueue(store: &Store, id: &str, lanes: &[&str]) {
     match store.enqueue_message(&message(id, lanes), None).await.unwrap() {
         Enqueued::Created(m) => assert_eq!(m.state, MessageState::Enqueued),
-        Enqueued::Duplicate(_) => panic!("not a duplicate"),
+        Enqueued::Duplicate(_) | Enqueued::ExecutionIdInUse(_) => panic!("not a duplicate"),
     }
 }
 
 fn done() -> MessageOutcome {
-    MessageOutcome { state: MessageState::Processed, reason: None, counters: RowCounters::default(), warnings: None }
+    MessageOutcome::new(MessageState::Processed, None, RowCounters::default())
 }
 
 const LEASE: Duration = Duration::from_secs(60);

@@ -159,6 +159,7 @@ pub async fn filter_order_and_keyset_paging(Db { store, .. }: Db) {
         filter: (!filter.is_empty()).then(|| bind_filter(&parse_filter(filter).unwrap(), &all).unwrap()),
         order: if order.is_empty() { vec![] } else { bind_orderby(&parse_orderby(order).unwrap(), &all).unwrap() },
         after: None,
+        versions: None,
         offset: 0,
         limit: 1000,
     };

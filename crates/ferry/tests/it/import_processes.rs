@@ -272,6 +272,7 @@ async fn two_servers_share_one_postgres_queue() {
             filter: None,
             order: vec![],
             after: None,
+            versions: None,
             offset: 0,
             limit: 100,
         };

@@ -187,6 +187,7 @@ pub async fn assert_target_equals_source(
         filter: None,
         order: Vec::new(),
         after: None,
+        versions: None,
         offset: 0,
         limit: 1_000_000,
     };

@@ -1,7 +1,7 @@
 //! Staging one source record: cells → typed values by the column map, the company, defaults,
 //! mandatory fields and natural-key duplicates within a file. Pure.
 
-use crate::mapping::{ColumnMap, Target, required_fields};
+use super::mapping::{ColumnMap, Target, required_fields};
 use ferry_formats::{Cell, SourceRecord};
 use ferry_model::{Entity, FieldType, Input, Value, normalize_company};
 use std::collections::HashMap;

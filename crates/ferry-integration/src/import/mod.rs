@@ -4,152 +4,28 @@
 //! validated whole first and written at the end in one transaction, or not at all.
 
 mod entity;
+mod mapping;
 mod pending;
 mod source;
 mod spill;
+mod validate;
 
-use crate::context::ImportContext;
-use entity::{EntityOutcome, WriteMode, errors_room, import_entity};
+use crate::run::{RunError, RunState};
+use entity::{EntityOutcome, WriteMode, import_entity};
 use ferry_domain::{
-    DataFormat, EntityResult, EntityRun, ErrorRecord, JobKind, Message, MessageOutcome, MessageState, ResolvedEntity,
-    RowCounters, entity_states, rolls_back, verdict,
+    DataFormat, EntityResult, EntityRun, EntityState, Job, JobKind, MessageOutcome, ResolvedEntity, RowCounters,
+    entity_states, rolls_back, verdict,
 };
 use ferry_formats::package::{Package, source_format_from_manifest};
-use ferry_store::{AtomicBatch, AtomicRefusal, Fence, LookupMiss, StoreError};
-use pending::PendingKeys;
-use source::{ErrorDraft, SourceSpec};
+use ferry_store::{AtomicBatch, AtomicRefusal, StoreError};
+pub(crate) use pending::PendingKeys;
+pub(crate) use source::ErrorDraft;
+use source::SourceSpec;
 use spill::SpillReader;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-/// Why a run stopped without an outcome.
-#[derive(Debug)]
-pub(crate) enum RunError {
-    /// Try again later (database busy or unreachable, blob store unavailable).
-    Transient(String),
-    /// Another worker owns the message now.
-    LeaseLost,
-    /// Nothing more can be done: the message fails with this reason.
-    Fatal(String),
-}
-
-impl From<StoreError> for RunError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::LeaseLost { .. } => RunError::LeaseLost,
-            e if e.is_transient() => RunError::Transient(e.to_string()),
-            e => {
-                tracing::error!(error = ?e, "import failed on a database error");
-                RunError::Fatal(format!("{e} (see the server log)"))
-            }
-        }
-    }
-}
-
-impl From<ferry_blob::BlobError> for RunError {
-    fn from(e: ferry_blob::BlobError) -> Self {
-        if e.is_transient() { RunError::Transient(e.to_string()) } else { RunError::Fatal(e.to_string()) }
-    }
-}
-
-/// One run of one message.
-pub(crate) struct RunState {
-    pub ctx: Arc<ImportContext>,
-    pub message: Message,
-    pub fence: Fence,
-    /// Set by the heartbeat when the lease was lost.
-    pub lost: Arc<AtomicBool>,
-    /// Progress across the message's entities, read by the heartbeat.
-    pub progress: Arc<Mutex<RowCounters>>,
-    done: Mutex<RowCounters>,
-    errors_stored: Mutex<i64>,
-    /// All-or-nothing runs: the keys spilled so far, for lookups of later entities.
-    pending: Mutex<Option<PendingKeys>>,
-}
-
-impl RunState {
-    pub fn new(ctx: Arc<ImportContext>, message: Message, holder: &str) -> RunState {
-        let fence = Fence { message_id: message.id.clone(), holder: holder.to_string(), lease: ctx.settings.lease };
-        RunState {
-            ctx,
-            message,
-            fence,
-            lost: Arc::new(AtomicBool::new(false)),
-            progress: Arc::new(Mutex::new(RowCounters::default())),
-            done: Mutex::new(RowCounters::default()),
-            errors_stored: Mutex::new(0),
-            pending: Mutex::new(None),
-        }
-    }
-
-    fn check_lease(&self) -> Result<(), RunError> {
-        if self.lost.load(Ordering::Relaxed) { Err(RunError::LeaseLost) } else { Ok(()) }
-    }
-
-    fn error_record(&self, entity: &str, d: ErrorDraft) -> ErrorRecord {
-        ErrorRecord {
-            id: 0,
-            message_id: self.message.id.clone(),
-            entity: entity.to_string(),
-            stage: d.stage,
-            row: d.row.map(|r| r as i64),
-            key: d.key,
-            field: d.field,
-            code: d.code,
-            message: d.message,
-        }
-    }
-
-    async fn store_errors(&self, mut errors: Vec<ErrorRecord>) -> Result<(), RunError> {
-        let room = errors_room(*self.errors_stored.lock().expect("errors lock"));
-        errors.truncate(room);
-        if errors.is_empty() {
-            return Ok(());
-        }
-        *self.errors_stored.lock().expect("errors lock") += errors.len() as i64;
-        self.ctx.store.add_errors(&errors, &self.fence).await?;
-        Ok(())
-    }
-
-    /// The lookup misses of `rows` (of `entity`) that no row the message will write resolves.
-    fn unresolved(
-        &self,
-        entity: &ferry_model::Entity,
-        rows: &[ferry_domain::NewRow],
-        misses: Vec<LookupMiss>,
-    ) -> Vec<LookupMiss> {
-        match self.pending.lock().expect("pending lock").as_ref() {
-            Some(pending) => misses.into_iter().filter(|m| !pending.covers(entity, &rows[m.row], m)).collect(),
-            None => misses,
-        }
-    }
-
-    /// Notes rows an all-or-nothing run will write, for lookups of later entities.
-    fn will_write(&self, entity: &ferry_model::Entity, rows: &[ferry_domain::NewRow]) {
-        if let Some(pending) = self.pending.lock().expect("pending lock").as_mut() {
-            pending.record(entity, rows);
-        }
-    }
-
-    /// Publishes the progress of the entity being imported on top of the finished ones.
-    fn add_progress(&self, current: &EntityOutcome) {
-        let done = *self.done.lock().expect("progress lock");
-        *self.progress.lock().expect("progress lock") = done + counters_of(current);
-    }
-
-    fn finish_entity(&self, outcome: &EntityOutcome) {
-        let mut done = self.done.lock().expect("progress lock");
-        *done = *done + counters_of(outcome);
-        *self.progress.lock().expect("progress lock") = *done;
-    }
-
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.ctx.store.clock().now()
-    }
-}
-
-fn counters_of(o: &EntityOutcome) -> RowCounters {
+pub(crate) fn counters_of(o: &EntityOutcome) -> RowCounters {
     RowCounters {
         read: o.read,
         rejected: o.rejected(),
@@ -161,7 +37,11 @@ fn counters_of(o: &EntityOutcome) -> RowCounters {
 
 /// The blob key of the rejected-rows file of entity `position` of a message.
 pub fn rejected_blob_key(message_id: &str, position: i64, format: &DataFormat) -> String {
-    format!("rejected/{message_id}/{position}.{}", format.extension())
+    rejected_blob_key_with_extension(message_id, position, format.extension())
+}
+
+pub(crate) fn rejected_blob_key_with_extension(message_id: &str, position: i64, extension: &str) -> String {
+    format!("rejected/{message_id}/{position}.{extension}")
 }
 
 /// The blob key of the staging file (JSON lines) of entity `position` of a message.
@@ -191,16 +71,26 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
         // An earlier run stopped part way: forget what it recorded.
         ctx.store.begin_message_attempt(&run.fence).await?;
     }
-    let Some((job, _)) = ctx.store.get_job(&run.message.activity_id).await? else {
-        return Ok(failed("the recurring job of this message was deleted before it was processed"));
+    // Package-API executions belong to a project only: they import like a package job.
+    let job = if run.message.activity_id.is_empty() {
+        Job { kind: JobKind::Package, ..Job::new("", run.message.project.clone()) }
+    } else {
+        match ctx.store.get_job(&run.message.activity_id).await? {
+            Some((job, _)) => job,
+            None => {
+                return Ok(MessageOutcome::failed(
+                    "the recurring job of this message was deleted before it was processed",
+                ));
+            }
+        }
     };
     let Some((project, _)) = ctx.store.get_project(&job.project).await? else {
-        return Ok(failed(&format!("data project '{}' does not exist (any more)", job.project)));
+        return Ok(MessageOutcome::failed(format!("data project '{}' does not exist (any more)", job.project)));
     };
     let check = |xsl: &str| ferry_xslt::check_stylesheet(xsl.as_bytes()).map_err(|e| e.to_string());
     let resolved = match project.resolve(&ctx.catalog, &check) {
         Ok(r) => r,
-        Err(e) => return Ok(failed(&e.0)),
+        Err(e) => return Ok(MessageOutcome::failed(e.0.clone())),
     };
     let blob = ctx.blobs.local_copy(&run.message.blob_key).await?;
     let scratch = tempfile::tempdir_in(&ctx.runtime.work_dir)
@@ -209,7 +99,10 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
         JobKind::File => {
             let entity_name = run.message.entity.clone().unwrap_or_default();
             let Some(r) = resolved.into_iter().find(|r| r.entity.collection == entity_name) else {
-                return Ok(failed(&format!("entity '{entity_name}' is not part of data project '{}'", project.name)));
+                return Ok(MessageOutcome::failed(format!(
+                    "entity '{entity_name}' is not part of data project '{}'",
+                    project.name
+                )));
             };
             vec![Unit { resolved: r, path: blob.path().to_path_buf() }]
         }
@@ -217,13 +110,15 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
             Ok(units) => units,
             Err(reason) => {
                 run.store_errors(vec![run.error_record("package", ErrorDraft::file("bad_package", &reason))]).await?;
-                return Ok(failed(&reason));
+                return Ok(MessageOutcome::failed(reason.clone()));
             }
         },
     };
 
-    let mode = if job.all_or_nothing { WriteMode::Spill } else { WriteMode::Batched };
-    if job.all_or_nothing {
+    // Staging only (`execute = false`) validates like an all-or-nothing import and writes nothing.
+    let stage_only = !run.message.execute;
+    let mode = if job.all_or_nothing || stage_only { WriteMode::Spill } else { WriteMode::Batched };
+    if job.all_or_nothing || stage_only {
         let entities: Vec<_> = units.iter().map(|u| u.resolved.entity.clone()).collect();
         *run.pending.lock().expect("pending lock") = Some(PendingKeys::new(ctx.catalog.clone(), &entities));
     }
@@ -259,7 +154,7 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
             staging_path: None,
         };
         let mut outcome = import_entity(run, spec, position, mode).await?;
-        run.finish_entity(&outcome);
+        run.finish_entity(counters_of(&outcome));
         if !outcome.ignored_columns.is_empty() {
             warnings.push(format!(
                 "{label}: column{} ignored (the entity has no such field): {}",
@@ -277,7 +172,9 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
         done.push(Done { result, run: entity_run, spill, entity: unit.resolved.entity.clone() });
     }
 
-    let written = if job.all_or_nothing {
+    let written = if stage_only {
+        false
+    } else if job.all_or_nothing {
         let runs: Vec<EntityRun> = done.iter().map(|d| d.run.clone()).collect();
         if rolls_back(&runs, true) {
             tracing::info!("all-or-nothing message rolled back: nothing is written");
@@ -294,7 +191,7 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
     for d in &mut done {
         let (staging, target) = entity_states(&d.run, written);
         d.result.staging = staging;
-        d.result.target = target;
+        d.result.target = if stage_only && staging == EntityState::Finished { EntityState::NotStarted } else { target };
         let counters = d.run.counters;
         (d.result.rows_inserted, d.result.rows_updated, d.result.rows_unchanged) =
             (counters.inserted, counters.updated, counters.unchanged);
@@ -303,8 +200,13 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
     }
     let runs: Vec<EntityRun> = done.into_iter().map(|d| d.run).collect();
     let verdict = verdict(&runs, job.all_or_nothing);
+    let mut reason = verdict.reason;
+    if stage_only {
+        let staged = "validated and staged only (execute = false): nothing was written to the entities";
+        reason = Some(reason.map_or_else(|| staged.to_owned(), |r| format!("{r}; {staged}")));
+    }
     let warnings = (!warnings.is_empty()).then(|| warnings.join("\n"));
-    Ok(MessageOutcome { state: verdict.state, reason: verdict.reason, counters: verdict.counters, warnings })
+    Ok(MessageOutcome { warnings, ..MessageOutcome::new(verdict.state, reason, verdict.counters) })
 }
 
 /// Writes the spilled rows of every entity, in execution order, in ONE transaction: the
@@ -376,15 +278,6 @@ async fn refused(run: &RunState, d: &mut Done, refusal: &AtomicRefusal) -> Resul
     Ok(())
 }
 
-fn failed(reason: &str) -> MessageOutcome {
-    MessageOutcome {
-        state: MessageState::PreProcessingError,
-        reason: Some(reason.to_string()),
-        counters: RowCounters::default(),
-        warnings: None,
-    }
-}
-
 /// Opens the package, checks it, and extracts each manifest entity's data file (and XSLT) in
 /// execution order. The inner `Err` is a reason the package cannot be imported.
 async fn unpack(
@@ -434,11 +327,9 @@ async fn unpack(
             };
             units.push(Unit {
                 resolved: ResolvedEntity {
-                    entity,
-                    format,
                     mapping,
                     xslt,
-                    order: (m.execution_unit, m.level, m.sequence),
+                    ..ResolvedEntity::imported(entity, format, (m.execution_unit, m.level, m.sequence))
                 },
                 path,
             });

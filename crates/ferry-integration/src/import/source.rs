@@ -1,8 +1,8 @@
 //! The reading half of an import, on a blocking thread: read records, map them, stage them,
 //! drop in-file duplicates, and hand bounded batches to the writing half.
 
-use crate::mapping::{ColumnMap, Target};
-use crate::validate::{DuplicateKeys, StagedRow, describe_key, stage_record};
+use super::mapping::{ColumnMap, Target};
+use super::validate::{DuplicateKeys, StagedRow, describe_key, stage_record};
 use ferry_domain::DataFormat;
 use ferry_domain::Stage;
 use ferry_formats::{Limits, SourceRecord, open_reader};

@@ -1,50 +1,43 @@
-//! The DMF package API's status actions, OData actions bound to the entity set
-//! `DataManagementDefinitionGroups`:
+//! The data management package API: OData actions bound to the entity set
+//! `DataManagementDefinitionGroups`,
 //! `POST /data/DataManagementDefinitionGroups/Microsoft.Dynamics.DataEntities.<Action>`.
 //!
-//! Served: `GetMessageStatus`, `GetExecutionIdByMessageId`, `GetExecutionSummaryStatus`,
-//! `GetEntityExecutionSummaryStatusList`, `GetExecutionErrors` and the void
-//! `InitializeDataManagement`. Bodies are read leniently (d365fo.integrations sends
-//! single-quoted JSON) and parameter names match without regard to case. Answers are
-//! `{"@odata.context": "<base>/data/$metadata#Edm.String", "value": <flat value>}`; an unknown
-//! message or execution is the `400` D365 gives ("… were not found for … id: …").
-//! The reader role is enough for all of them.
+//! The status actions (`status.rs`: `GetMessageStatus`, `GetExecutionIdByMessageId`,
+//! `GetExecutionSummaryStatus`, `GetEntityExecutionSummaryStatusList`, `GetExecutionErrors`,
+//! `InitializeDataManagement`) need the reader role; the package actions (`packages.rs`:
+//! `GetAzureWriteUrl`, `ImportFromPackage[Async]`, `ExportToPackage[Async|Preview|Delta]`,
+//! `GetExportedPackageUrl`, the error-file actions, `DeleteExecutionHistoryJob`…) the writer
+//! role. Bodies are read leniently (d365fo.integrations sends single-quoted JSON) and parameter
+//! names match without regard to case. Answers are `{"@odata.context": "<base>/data/$metadata#<type>",
+//! "value": <flat value>}`; an unknown message or execution is the `400` D365 gives ("… were not
+//! found for … id: …").
+
+mod packages;
+mod status;
 
 use crate::ApiState;
 use crate::auth::require_role;
 use crate::error::{ApiError, ApiResult, ErrorKind};
-use crate::wire::{entity_state_name, execution_status_name, message_status_name, stage_name};
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ferry_auth::{Principal, Role};
-use ferry_domain::{EntityResult, ErrorFilter, ErrorRecord};
-use ferry_integration::{IntegrationService, MessageView};
 use serde_json::{Map, Value, json};
 
 /// The entity set the actions are bound to.
 pub(crate) const ENTITY_SET: &str = "DataManagementDefinitionGroups";
 /// The namespace qualifying the action names.
 const NAMESPACE: &str = "Microsoft.Dynamics.DataEntities.";
-/// What `GetExecutionIdByMessageId` answers for a message it does not know.
-const EMPTY_GUID: &str = "00000000-0000-0000-0000-000000000000";
-/// The most errors `GetExecutionErrors` lists (the pipeline keeps no more per message anyway).
-const EXECUTION_ERRORS_MAX: u32 = 100_000;
 const JSON: &str = "application/json; odata.metadata=minimal";
 /// Largest action body (parameters only).
 const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
-/// The actions served, for the "no such action" message.
-const ACTIONS: [&str; 6] = [
-    "GetMessageStatus",
-    "GetExecutionIdByMessageId",
-    "GetExecutionSummaryStatus",
-    "GetEntityExecutionSummaryStatusList",
-    "GetExecutionErrors",
-    "InitializeDataManagement",
-];
+/// Every action served, for the "no such action" message.
+fn actions() -> impl Iterator<Item = &'static str> {
+    status::ACTIONS.iter().chain(packages::ACTIONS.iter()).copied()
+}
 
 /// `/data/DataManagementDefinitionGroups/{action}`, any method (anything but POST is a 405 in
 /// the OData envelope).
@@ -56,6 +49,28 @@ pub(crate) async fn action(
     body: Bytes,
 ) -> Response {
     run(&state, &principal, &method, &action, &body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /data/DataManagementDefinitionGroups`: the data projects as the entity set declares
+/// them (`Name`, `Description`, `OperationType`), read-only.
+pub(crate) async fn definition_groups(
+    State(state): State<ApiState>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<Response> {
+    require_role(&principal, Role::Reader)?;
+    let projects = state.import()?.list_projects().await?;
+    let value: Vec<Value> = projects
+        .iter()
+        .map(|(p, _)| {
+            let operation = match p.operation {
+                ferry_domain::Operation::Import => "Import",
+                ferry_domain::Operation::Export => "Export",
+            };
+            json!({ "Name": p.name, "Description": p.description, "OperationType": operation })
+        })
+        .collect();
+    let context = format!("{}/data/$metadata#{ENTITY_SET}", state.settings().public_url.trim_end_matches('/'));
+    Ok(envelope(&context, Value::Array(value)))
 }
 
 /// The action a path addresses when it is `/data/DataManagementDefinitionGroups/<action>` in
@@ -83,6 +98,57 @@ pub(crate) async fn handle_request(state: ApiState, action: &str, request: Reque
     run(&state, &principal, &parts.method, action, &body).await.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// One call of an action: the server, the caller, the action's name and its parameters.
+pub(crate) struct Call<'a> {
+    pub state: &'a ApiState,
+    pub principal: &'a Principal,
+    pub name: &'static str,
+    pub params: Map<String, Value>,
+}
+
+impl Call<'_> {
+    /// `{"@odata.context": …#<ty>, "value": value}`.
+    fn answer(&self, ty: &str, value: Value) -> ApiResult<Response> {
+        let context = format!("{}/data/$metadata#{ty}", self.state.settings().public_url.trim_end_matches('/'));
+        Ok(envelope(&context, value))
+    }
+
+    fn string(&self, value: impl Into<String>) -> ApiResult<Response> {
+        self.answer("Edm.String", Value::String(value.into()))
+    }
+
+    /// The text of the first of `names` the body has (names match without regard to case).
+    fn param(&self, names: &[&str]) -> ApiResult<String> {
+        param(&self.params, names)
+    }
+
+    /// Like [`Call::param`], `None` when absent or empty.
+    fn optional(&self, names: &[&str]) -> ApiResult<Option<String>> {
+        let present = names.iter().any(|n| self.params.keys().any(|k| k.eq_ignore_ascii_case(n)));
+        if !present {
+            return Ok(None);
+        }
+        let value = self.param(names)?;
+        Ok((!value.is_empty()).then_some(value))
+    }
+
+    /// A boolean parameter (`true`/`false`, or their text), `default` when absent.
+    fn flag(&self, name: &str, default: bool) -> ApiResult<bool> {
+        match self.params.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(true),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(false),
+            Some(_) => Err(ApiError::bad_request(format!("parameter {name} must be true or false")).with_target(name)),
+        }
+    }
+
+    /// The 400 D365 answers for something this action cannot find.
+    fn not_found(&self, detail: &str) -> ApiError {
+        not_found_error(self.name, detail)
+    }
+}
+
 /// Runs `action` (with or without its namespace) with the parameters in `body`.
 pub(crate) async fn run(
     state: &ApiState,
@@ -92,10 +158,11 @@ pub(crate) async fn run(
     body: &[u8],
 ) -> ApiResult<Response> {
     let name = strip_prefix_ignore_case(action, NAMESPACE).unwrap_or(action);
-    let Some(name) = ACTIONS.iter().find(|a| a.eq_ignore_ascii_case(name)).copied() else {
+    let Some(name) = actions().find(|a| a.eq_ignore_ascii_case(name)) else {
+        let served: Vec<String> = actions().map(|a| format!("{NAMESPACE}{a}")).collect();
         return Err(ApiError::not_found(format!(
             "{ENTITY_SET} has no action '{action}'; ferry serves {}",
-            ACTIONS.map(|a| format!("{NAMESPACE}{a}")).join(", ")
+            served.join(", ")
         )));
     };
     if method != Method::POST {
@@ -104,45 +171,11 @@ pub(crate) async fn run(
             format!("{method} is not allowed on action {name}; use POST with a JSON body"),
         ));
     }
-    require_role(principal, Role::Reader)?;
-    let import = state.import()?;
     let params = parse_lenient_object(body)?;
-    let context = |ty: &str| format!("{}/data/$metadata#{ty}", state.settings().public_url.trim_end_matches('/'));
-    let string_answer = |value: Value| Ok(envelope(&context("Edm.String"), value));
-    match name {
-        "GetMessageStatus" => {
-            let id = param(&params, &["messageId"])?;
-            match import.message(&id).await? {
-                Some(view) => string_answer(json!(message_status_name(view.message.state))),
-                None => Err(not_found_error(name, &format!("Message details were not found for message id: {id}"))),
-            }
-        }
-        "GetExecutionIdByMessageId" => {
-            let id = param(&params, &["_messageId", "messageId"])?;
-            let execution_id = import.message(&id).await?.map(|v| v.message.execution_id);
-            string_answer(json!(execution_id.as_deref().unwrap_or(EMPTY_GUID)))
-        }
-        "GetExecutionSummaryStatus" => {
-            let view = execution(import, name, &params).await?;
-            string_answer(json!(execution_status_name(view.message.state.execution_status())))
-        }
-        "GetEntityExecutionSummaryStatusList" => {
-            let view = execution(import, name, &params).await?;
-            let list: Vec<Value> = view.entities.iter().map(entity_summary).collect();
-            Ok(envelope(
-                &context("Collection(Microsoft.Dynamics.DataEntities.EntityExecutionSummaryStatus)"),
-                json!(list),
-            ))
-        }
-        "GetExecutionErrors" => {
-            let view = execution(import, name, &params).await?;
-            let filter = ErrorFilter { stage: None, entity: None, after_id: None, limit: EXECUTION_ERRORS_MAX };
-            let errors = import.errors(&view.message.id, &filter).await?;
-            string_answer(Value::String(execution_errors_text(&errors)))
-        }
-        "InitializeDataManagement" => Ok(StatusCode::NO_CONTENT.into_response()),
-        _ => unreachable!("every name in ACTIONS has an arm"),
-    }
+    let call = Call { state, principal, name, params };
+    let reading = status::ACTIONS.contains(&name) || packages::READING.contains(&name);
+    require_role(principal, if reading { Role::Reader } else { Role::Writer })?;
+    if status::ACTIONS.contains(&name) { status::run(&call).await } else { packages::run(&call).await }
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
@@ -166,16 +199,6 @@ fn not_found_error(action: &str, detail: &str) -> ApiError {
     ))
 }
 
-/// The message whose execution the parameters name (`executionId`; a message id works too,
-/// as RIS sends one to `GetExecutionErrors`).
-async fn execution(import: &IntegrationService, action: &str, params: &Map<String, Value>) -> ApiResult<MessageView> {
-    let id = param(params, &["executionId"])?;
-    import
-        .message(&id)
-        .await?
-        .ok_or_else(|| not_found_error(action, &format!("Execution details were not found for execution id: {id}")))
-}
-
 /// The text of the first of `names` the body has (names match without regard to case).
 fn param(params: &Map<String, Value>, names: &[&str]) -> ApiResult<String> {
     let found = names.iter().find_map(|n| params.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)));
@@ -185,54 +208,6 @@ fn param(params: &Map<String, Value>, names: &[&str]) -> ApiResult<String> {
         Some((k, _)) => Err(ApiError::bad_request(format!("parameter {k} must be a string")).with_target(k.clone())),
         None => Err(ApiError::bad_request(format!("the body needs the parameter {}", names[0])).with_target(names[0])),
     }
-}
-
-/// One entity of `GetEntityExecutionSummaryStatusList`. The shape is not documented by
-/// Microsoft; the names follow `DataManagementExecutionJobDetails`.
-fn entity_summary(e: &EntityResult) -> Value {
-    json!({
-        "EntityName": e.entity,
-        "Company": e.company,
-        "ExecutionStatus": execution_status_name(e.status()),
-        "StagingStatus": entity_state_name(e.staging),
-        "TargetStatus": entity_state_name(e.target),
-        "StagingRecordCount": e.rows_read,
-        "StagingErrorCount": e.staging_errors,
-        "TargetRecordsCreatedCount": e.rows_inserted,
-        "TargetRecordsUpdatedCount": e.rows_updated,
-        "TargetRecordsUnchangedCount": e.rows_unchanged,
-        "TargetErrorCount": e.target_errors,
-        "StartDateTime": crate::connector::time_or_min(e.started_at),
-        "EndDateTime": crate::connector::time_or_min(e.finished_at),
-    })
-}
-
-/// `GetExecutionErrors`' value: a JSON array of `{RecordId, Field, ErrorMessage}` (in that key
-/// order, which clients that regex-parse the text rely on) serialized into a string.
-fn execution_errors_text(errors: &[ErrorRecord]) -> String {
-    let items: Vec<String> = errors
-        .iter()
-        .map(|e| {
-            let record_id = match (&e.key, e.row) {
-                (Some(key), _) if !key.is_empty() => key.clone(),
-                (_, Some(row)) => row.to_string(),
-                _ => String::new(),
-            };
-            let at = match e.row {
-                Some(row) => format!("Row {row}"),
-                None => "File".to_string(),
-            };
-            let message = format!("{at} ({}, {}): {} [{}]", e.entity, stage_name(e.stage), e.message, e.code);
-            // Written by hand: a serde_json object would sort its keys.
-            format!(
-                "{{\"RecordId\":{},\"Field\":{},\"ErrorMessage\":{}}}",
-                Value::String(record_id),
-                Value::String(e.field.clone().unwrap_or_default()),
-                Value::String(message)
-            )
-        })
-        .collect();
-    format!("[{}]", items.join(","))
 }
 
 /// Parses an action body: JSON, or the single-quoted near-JSON PowerShell clients send
@@ -311,26 +286,5 @@ mod tests {
         assert!(parse_lenient_object(b"").unwrap().is_empty());
         assert!(parse_lenient_object(b"[1]").is_err());
         assert!(parse_lenient_object(b"{'a':").is_err());
-    }
-
-    #[test]
-    fn execution_errors_are_valid_json_in_key_order() {
-        let error = ErrorRecord {
-            id: 1,
-            message_id: "m".into(),
-            entity: "Customer groups".into(),
-            stage: ferry_domain::Stage::Staging,
-            row: Some(3),
-            key: None,
-            field: Some("CustomerGroupId".into()),
-            code: "too_long".into(),
-            message: "CustomerGroupId: \"x\" is too long\r\n".into(),
-        };
-        let text = execution_errors_text(&[error]);
-        assert!(text.starts_with(r#"[{"RecordId":"3","Field":"CustomerGroupId","ErrorMessage":"Row 3"#), "{text}");
-        let parsed: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(parsed[0]["Field"], "CustomerGroupId");
-        assert!(parsed[0]["ErrorMessage"].as_str().unwrap().contains("too_long"));
-        assert_eq!(execution_errors_text(&[]), "[]");
     }
 }

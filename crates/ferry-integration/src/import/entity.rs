@@ -6,19 +6,16 @@
 
 use super::source::{ErrorDraft, Rejected, SourceEnd, SourceEvent, SourceSpec, read_source};
 use super::spill::SpillWriter;
-use super::{RunError, RunState};
-use crate::validate::describe_key;
+use super::validate::describe_key;
+use crate::run::{RunError, RunState};
 use ferry_domain::{ErrorRecord, NewRow, Stage};
 use ferry_formats::SourceRecord;
-use ferry_formats::rejected::RejectedRowsWriter;
+use ferry_formats::writer::RecordWriter;
 use ferry_store::{BatchCounts, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use tokio::sync::mpsc;
-
-/// Most error records stored per message; beyond it rows are still counted.
-const ERRORS_STORED_MAX: i64 = 100_000;
 
 /// What importing one entity's source did.
 #[derive(Debug, Default)]
@@ -160,7 +157,7 @@ pub(crate) async fn import_entity(
             }
         }
         run.store_errors(errors).await?;
-        run.add_progress(&outcome);
+        run.add_progress(super::counters_of(&outcome));
     }
     let _ = reader.await;
     if let Some((path, writer)) = spill {
@@ -245,7 +242,7 @@ impl Drop for StopOnDrop {
 /// The rejected rows of one entity, in the input's format, in a local file until the end.
 struct RejectedFile {
     path: Option<tempfile::TempPath>,
-    writer: Option<RejectedRowsWriter>,
+    writer: Option<RecordWriter>,
     key: String,
 }
 
@@ -257,7 +254,7 @@ impl RejectedFile {
         match tempfile::NamedTempFile::new_in(&run.ctx.runtime.work_dir) {
             Ok(file) => {
                 let (file, path) = file.into_parts();
-                let writer = RejectedRowsWriter::new(&spec.format, Box::new(std::io::BufWriter::new(file))).ok();
+                let writer = RecordWriter::new(&spec.format, Box::new(std::io::BufWriter::new(file))).ok();
                 RejectedFile { path: Some(path), writer, key }
             }
             Err(e) => {
@@ -283,9 +280,4 @@ impl RejectedFile {
         run.ctx.blobs.put_file(&self.key, &path).await?;
         Ok(())
     }
-}
-
-/// The error-record cap: how many more records may be stored.
-pub(crate) fn errors_room(stored: i64) -> usize {
-    (ERRORS_STORED_MAX - stored).max(0) as usize
 }

@@ -1,10 +1,11 @@
-//! Rejected rows, written back in the source's own format so a person can correct them and submit
-//! the file again: [`RejectedRowsWriter`] takes records as a reader gave them (with the reader's
-//! columns) and writes CSV (same delimiter, UTF-8, CRLF, a header row), XML (`<Document>` of
-//! `<RECORD>` elements, fields as elements or attributes), JSON (an array of objects) or an .xlsx
-//! workbook (a header row, then the rows; rust_xlsxwriter's constant-memory mode, so rows go to a
-//! temporary file rather than memory). Reading the output with the matching reader gives the same
-//! cells back.
+//! Writing records in any of the data formats: rejected rows written back in their source's
+//! format (so a person can correct them and submit the file again), and exported entities.
+//! [`RecordWriter`] takes records with their columns and writes CSV (the format's delimiter,
+//! UTF-8 or — `CSV-Unicode` — UTF-16 LE with a byte-order mark, CRLF, a header row), XML
+//! (`<Document>` of one element per record, fields as elements or attributes), JSON (an array of
+//! objects) or an .xlsx workbook (a header row, then the rows; rust_xlsxwriter's constant-memory
+//! mode, so rows go to a temporary file rather than memory). Reading the output with the matching
+//! reader gives the same cells back.
 //!
 //! Columns: XML and JSON write each record with the columns it has, so columns may grow from one
 //! record to the next. CSV and Excel have one header row, so their columns are fixed by the first
@@ -22,9 +23,43 @@ const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 /// Excel's last row (0-based).
 const XLSX_MAX_ROW: u32 = 1_048_575;
 
-/// Writes rejected records in the format they came in.
-pub struct RejectedRowsWriter {
+/// How a [`RecordWriter`] writes, beyond the format.
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// Text formats in UTF-16 LE with a byte-order mark (Dynamics' `CSV-Unicode`), else UTF-8.
+    pub utf16: bool,
+    /// The element of each record in XML formats.
+    pub record_name: String,
+    /// Whether a failure names the file as the rejected rows file (else "the output file").
+    pub what: &'static str,
+}
+
+impl Default for WriterOptions {
+    /// UTF-8, `<RECORD>` elements: how rejected rows are written back.
+    fn default() -> WriterOptions {
+        WriterOptions { utf16: false, record_name: "RECORD".into(), what: "the rejected rows file" }
+    }
+}
+
+impl WriterOptions {
+    /// The options an export in the format named `format_name` (as a project names it) writes
+    /// with: UTF-16 for the Unicode formats, records named `record_name`.
+    pub fn export(format_name: &str, record_name: &str) -> WriterOptions {
+        WriterOptions {
+            utf16: format_name.to_ascii_lowercase().contains("unicode"),
+            record_name: record_name.to_owned(),
+            what: "the output file",
+        }
+    }
+}
+
+/// Writes records in one of the data formats.
+pub struct RecordWriter {
     inner: Inner,
+    record_name: String,
+    what: &'static str,
+    /// The encoding the XML declaration names.
+    encoding: &'static str,
 }
 
 enum Inner {
@@ -34,8 +69,23 @@ enum Inner {
     Xlsx { workbook: Box<rust_xlsxwriter::Workbook>, out: Out, width: Option<usize>, next_row: u32 },
 }
 
-impl RejectedRowsWriter {
+impl RecordWriter {
+    /// A writer of rejected rows (UTF-8, `<RECORD>` elements).
     pub fn new(format: &DataFormat, out: Box<dyn Write + Send>) -> Result<Self, FormatError> {
+        Self::with_options(format, out, WriterOptions::default())
+    }
+
+    pub fn with_options(
+        format: &DataFormat,
+        out: Box<dyn Write + Send>,
+        options: WriterOptions,
+    ) -> Result<Self, FormatError> {
+        xml_name(&options.record_name).map_err(|e| e.in_column(&options.record_name))?;
+        let out: Out = if options.utf16 && !matches!(format, DataFormat::Xlsx { .. }) {
+            Box::new(Utf16LeWriter::new(out))
+        } else {
+            out
+        };
         let inner = match format {
             DataFormat::Csv { delimiter } => Inner::Csv {
                 writer: Box::new(
@@ -53,6 +103,7 @@ impl RejectedRowsWriter {
             DataFormat::Json => Inner::Json { out: BufWriter::new(out), records: 0 },
             DataFormat::Xlsx { sheet } => {
                 let mut workbook = Box::new(rust_xlsxwriter::Workbook::new());
+                let xlsx_error = |e| xlsx_error(options.what, e);
                 let worksheet = workbook.add_worksheet_with_constant_memory().map_err(xlsx_error)?;
                 if let Some(name) = sheet {
                     worksheet.set_name(name.as_str()).map_err(xlsx_error)?;
@@ -60,11 +111,15 @@ impl RejectedRowsWriter {
                 Inner::Xlsx { workbook, out, width: None, next_row: 0 }
             }
         };
-        Ok(RejectedRowsWriter { inner })
+        let encoding = if options.utf16 { "utf-16" } else { "utf-8" };
+        Ok(RecordWriter { inner, record_name: options.record_name, what: options.what, encoding })
     }
 
     /// Writes one record; `columns` are the reader's columns when it gave the record.
     pub fn write_record(&mut self, columns: &[String], record: &SourceRecord) -> Result<(), FormatError> {
+        let (what, record_name, encoding) = (self.what, self.record_name.as_str(), self.encoding);
+        let (write_error, csv_error, xlsx_error) =
+            (|e| write_error(what, e), |e| csv_error(what, e), |e| xlsx_error(what, e));
         let fields = || columns.iter().zip(record.cells.iter());
         match &mut self.inner {
             Inner::Csv { writer, width } => {
@@ -83,11 +138,10 @@ impl RejectedRowsWriter {
             }
             Inner::Xml { out, attributes, started } => {
                 if !*started {
-                    write!(out, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n<Document xmlns:i=\"{XSI}\">\r\n")
-                        .map_err(write_error)?;
+                    write_xml_start(out, encoding).map_err(write_error)?;
                     *started = true;
                 }
-                let mut text = String::from("  <RECORD");
+                let mut text = format!("  <{record_name}");
                 if *attributes {
                     for (name, cell) in fields() {
                         let value = match cell {
@@ -118,7 +172,7 @@ impl RejectedRowsWriter {
                         escape_xml(value, false, &mut text);
                         text.push_str(&format!("</{name}>"));
                     }
-                    text.push_str("</RECORD>\r\n");
+                    text.push_str(&format!("</{record_name}>\r\n"));
                 }
                 out.write_all(text.as_bytes()).map_err(write_error)?;
             }
@@ -185,6 +239,8 @@ impl RejectedRowsWriter {
 
     /// Completes the file (closing elements, the array, the workbook) and flushes it.
     pub fn finish(self) -> Result<(), FormatError> {
+        let (what, encoding) = (self.what, self.encoding);
+        let write_error = |e| write_error(what, e);
         match self.inner {
             Inner::Csv { writer, .. } => {
                 let mut out = writer.into_inner().map_err(|e| write_error(e.into_error()))?;
@@ -192,8 +248,7 @@ impl RejectedRowsWriter {
             }
             Inner::Xml { mut out, started, .. } => {
                 if !started {
-                    write!(out, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n<Document xmlns:i=\"{XSI}\">\r\n")
-                        .map_err(write_error)?;
+                    write_xml_start(&mut out, encoding).map_err(write_error)?;
                 }
                 out.write_all(b"</Document>\r\n").map_err(write_error)?;
                 out.flush().map_err(write_error)
@@ -203,7 +258,7 @@ impl RejectedRowsWriter {
                 out.flush().map_err(write_error)
             }
             Inner::Xlsx { mut workbook, mut out, .. } => {
-                workbook.save_to_writer(&mut out).map_err(xlsx_error)?;
+                workbook.save_to_writer(&mut out).map_err(|e| xlsx_error(what, e))?;
                 out.flush().map_err(write_error)
             }
         }
@@ -284,14 +339,64 @@ fn xlsx_col(col: usize) -> Result<u16, FormatError> {
     })
 }
 
-fn write_error(e: std::io::Error) -> FormatError {
-    FormatError::new(FormatErrorKind::Io, format!("could not write the rejected rows file: {e}"))
+/// The XML declaration (naming the encoding the bytes end up in) and the opening `<Document>`.
+fn write_xml_start(out: &mut impl Write, encoding: &str) -> std::io::Result<()> {
+    write!(out, "<?xml version=\"1.0\" encoding=\"{encoding}\"?>\r\n<Document xmlns:i=\"{XSI}\">\r\n")
 }
 
-fn csv_error(e: csv::Error) -> FormatError {
-    FormatError::new(FormatErrorKind::Io, format!("could not write the rejected rows file: {e}"))
+fn write_error(what: &str, e: std::io::Error) -> FormatError {
+    FormatError::new(FormatErrorKind::Io, format!("could not write {what}: {e}"))
 }
 
-fn xlsx_error(e: rust_xlsxwriter::XlsxError) -> FormatError {
-    FormatError::new(FormatErrorKind::Io, format!("could not write the rejected rows workbook: {e}"))
+fn csv_error(what: &str, e: csv::Error) -> FormatError {
+    FormatError::new(FormatErrorKind::Io, format!("could not write {what}: {e}"))
+}
+
+fn xlsx_error(what: &str, e: rust_xlsxwriter::XlsxError) -> FormatError {
+    FormatError::new(FormatErrorKind::Io, format!("could not write {what}: {e}"))
+}
+
+/// Re-encodes the UTF-8 written to it as UTF-16 LE, after a byte-order mark.
+struct Utf16LeWriter {
+    out: Out,
+    /// The start of a character split between two writes.
+    pending: Vec<u8>,
+    started: bool,
+}
+
+impl Utf16LeWriter {
+    fn new(out: Out) -> Utf16LeWriter {
+        Utf16LeWriter { out, pending: Vec::new(), started: false }
+    }
+}
+
+impl Write for Utf16LeWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.started {
+            self.out.write_all(&[0xFF, 0xFE])?;
+            self.started = true;
+        }
+        self.pending.extend_from_slice(buf);
+        let valid = match std::str::from_utf8(&self.pending) {
+            Ok(text) => text.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        };
+        let text = std::str::from_utf8(&self.pending[..valid]).expect("checked to be UTF-8");
+        let mut encoded = Vec::with_capacity(text.len() * 2);
+        for unit in text.encode_utf16() {
+            encoded.extend_from_slice(&unit.to_le_bytes());
+        }
+        self.out.write_all(&encoded)?;
+        self.pending.drain(..valid);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.started {
+            self.out.write_all(&[0xFF, 0xFE])?;
+            self.started = true;
+        }
+        self.out.flush()
+    }
 }
