@@ -4,15 +4,13 @@
 //! RIS-style client sends and every refusal. Without the SDK the SDK test prints a loud SKIPPED
 //! line, or fails when `CI` is set.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use ferry_api::BlobPermissions;
 
-use crate::support::{Backend, TestServer, expect_status, on_both_backends};
+use crate::support::{Backend, TestServer, expect_status, on_both_backends, python_with_sdk};
 
-const INSTALL_HINT: &str = "install with pip install 'azure-storage-blob==12.31.1' (.ci/run puts it in .ci/venv)";
 const HOUR: Duration = Duration::from_secs(3600);
 
 on_both_backends!(the_azure_sdk_uploads_in_blocks_and_downloads_in_ranges, plain_http_clients_and_refusals);
@@ -161,25 +159,4 @@ async fn plain_http_clients_and_refusals(backend: Backend) {
     assert_eq!(after.bytes().await.unwrap(), data);
     refused(http.get(&unsigned).bearer_auth(&token).send().await.unwrap(), 403, "AuthenticationFailed").await;
     server.stop().await;
-}
-
-/// The Python that has the Azure SDK: `FERRY_TEST_PYTHON`, else `python3` on PATH. `None` (with a
-/// loud line) when there is none, unless `CI` is set: then the test fails.
-fn python_with_sdk() -> Option<PathBuf> {
-    let program = std::env::var_os("FERRY_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| "python3".into());
-    let has_sdk = Command::new(&program)
-        .args(["-c", "import azure.storage.blob"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if has_sdk {
-        return Some(program);
-    }
-    let why = format!("{} cannot import azure.storage.blob; {INSTALL_HINT}", program.display());
-    if std::env::var_os("CI").is_some() {
-        panic!("the Azure SDK test needs the SDK in CI (set FERRY_TEST_PYTHON): {why}");
-    }
-    // Straight to stderr: the test harness captures `eprintln!` of passing tests.
-    let warning = format!("\n*** SKIPPED (Azure SDK): {why} ***\n");
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), warning.as_bytes());
-    None
 }

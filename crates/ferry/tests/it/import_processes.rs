@@ -1,7 +1,8 @@
-//! Recurring import across real `ferry serve` processes: a server killed with SIGKILL in the
-//! middle of a large import restarts and finishes it with the same result as a clean run, and two
-//! servers on one PostgreSQL database share the queue without running a lane twice at once or
-//! losing or duplicating anything.
+//! Recurring integrations across real `ferry serve` processes: a server killed with SIGKILL in
+//! the middle of a large import restarts and finishes it with the same result as a clean run; one
+//! killed in the middle of an incremental export restarts and exports every row once, and the next
+//! run exactly what changed since; and two servers on one PostgreSQL database share the queue
+//! without running a lane twice at once or losing or duplicating anything.
 
 use crate::support::{AUDIENCE, SCOPE, ServeProcess, toml_string};
 use ferry_store::testing::TestDatabase;
@@ -10,6 +11,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 const JOB: &str = "0f1e2d3c-4b5a-6978-8a9b-acbdcedf0011";
+/// The incremental export job of customer groups (every 2 s, nothing produced when nothing changed).
+const EXPORT_JOB: &str = "0f1e2d3c-4b5a-6978-8a9b-acbdcedf0022";
 const APP: &str = "it-importer";
 const SECRET: &str = "it-importer-secret-0123456789abcdef";
 
@@ -70,6 +73,20 @@ name = "Imports"
     path
 }
 
+/// [`write_config`] with an incremental export of customer groups: project `Exports`, job
+/// [`EXPORT_JOB`].
+fn write_export_config(dir: &Path, database: &str) -> std::path::PathBuf {
+    let path = write_config(dir, database, &["Customer groups"], &[], 5);
+    let mut config = std::fs::read_to_string(&path).unwrap();
+    config.push_str(&format!(
+        "\n[[projects]]\nname = \"Exports\"\noperation = \"export\"\n[[projects.entities]]\nentity = \"Customer groups\"\n\
+         mode = \"incremental\"\n\n[[jobs]]\nactivity_id = \"{EXPORT_JOB}\"\nproject = \"Exports\"\nkind = \"file\"\n\
+         recurrence = \"2s\"\nskip_empty = true\ncompany = \"usmf\"\napps = [{{ client_id = \"{APP}\" }}]\n"
+    ));
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
 struct Client {
     http: reqwest::Client,
     token: String,
@@ -96,6 +113,34 @@ impl Client {
         let response = self.http.post(url).bearer_auth(&self.token).body(body).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 200);
         response.json::<String>().await.unwrap()
+    }
+
+    async fn get(&self, url: &str) -> reqwest::Response {
+        self.http.get(url).bearer_auth(&self.token).send().await.unwrap()
+    }
+
+    /// The export runs of [`EXPORT_JOB`], newest first.
+    async fn export_runs(&self, base: &str) -> Vec<Value> {
+        let list: Value =
+            self.get(&format!("{base}/api/messages?activity={EXPORT_JOB}&limit=1000")).await.json().await.unwrap();
+        list["value"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Dequeues, downloads and acknowledges every delivered export file; answers their texts.
+    async fn take_exports(&self, base: &str) -> Vec<String> {
+        let mut files = Vec::new();
+        loop {
+            let response = self.get(&format!("{base}/api/connector/dequeue/{EXPORT_JOB}")).await;
+            if response.status().as_u16() == 204 {
+                return files;
+            }
+            let d: Value = response.json().await.unwrap();
+            files.push(self.get(d["DownloadLocation"].as_str().unwrap()).await.text().await.unwrap());
+            let ack = serde_json::json!({ "CorrelationId": d["CorrelationId"], "PopReceipt": d["PopReceipt"] });
+            let url = format!("{base}/api/connector/ack/{EXPORT_JOB}");
+            let acked = self.http.post(url).bearer_auth(&self.token).json(&ack).send().await.unwrap();
+            assert_eq!(acked.status().as_u16(), 200);
+        }
     }
 
     async fn message(&self, base: &str, id: &str) -> Value {
@@ -170,6 +215,104 @@ async fn sigkill_then_restart(database: TestDatabase) {
     assert!(m["attempts"].as_i64().unwrap() >= 2, "the message was run again: {m}");
     drop(second);
     assert_eq!(count_rows(&database.url, "CustomersV3").await, ROWS as u64, "nothing lost, nothing duplicated");
+}
+
+/// The customer groups store of `database`, migrated (as a server would), with `rows` groups.
+async fn seeded_groups(database: &str, rows: usize) -> (ferry_store::Store, std::sync::Arc<ferry_model::Entity>) {
+    let store = ferry_store::Store::open(database, ferry_domain::SystemClock::shared()).await.unwrap();
+    let catalog = std::sync::Arc::new(ferry_model::Catalog::build(&ferry_model::standard_sources()).unwrap());
+    store.migrate().await.unwrap();
+    store.prepare_entities(catalog.clone()).await.unwrap();
+    let entity = catalog.by_collection("CustomerGroups").unwrap().clone();
+    for chunk in (0..rows).collect::<Vec<_>>().chunks(5000) {
+        let new: Vec<ferry_domain::NewRow> =
+            chunk.iter().map(|n| group_row(&entity, &format!("G{n:06}"), "seeded")).collect();
+        store.insert(&entity, new).await.unwrap();
+    }
+    (store, entity)
+}
+
+fn group_row(entity: &ferry_model::Entity, id: &str, description: &str) -> ferry_domain::NewRow {
+    let mut values = vec![ferry_model::Value::Null; entity.fields.len()];
+    values[entity.field("CustomerGroupId").unwrap().0] = ferry_model::Value::String(id.into());
+    values[entity.field("Description").unwrap().0] = ferry_model::Value::String(description.into());
+    ferry_domain::NewRow { company: Some("usmf".into()), values }
+}
+
+/// The group ids of an exported CSV file (the second column; the first is the company).
+fn exported_ids(file: &str) -> Vec<String> {
+    file.lines().skip(1).filter(|l| !l.is_empty()).map(|l| l.split(',').nth(1).unwrap().to_owned()).collect()
+}
+
+async fn sigkill_during_an_export(database: TestDatabase) {
+    const ROWS: usize = 120_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, groups) = seeded_groups(&database.url, ROWS).await;
+    let config = write_export_config(dir.path(), &database.url);
+    let first = spawn(dir.path(), &config);
+    let c = client(&first.base).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let run = loop {
+        let runs = c.export_runs(&first.base).await;
+        if let Some(run) = runs.iter().find(|m| m["state"] == "Processing") {
+            break run["id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            runs.iter().all(|m| m["state"] != "Processed"),
+            "the export finished before it could be killed: {runs:?}"
+        );
+        assert!(Instant::now() < deadline, "the export did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    first.kill();
+
+    let second = spawn(dir.path(), &config);
+    let c = client(&second.base).await;
+    let m = c.wait_final(&second.base, &run, Duration::from_secs(300)).await;
+    assert_eq!(m["state"], "Processed", "{m}");
+    assert!(m["attempts"].as_i64().unwrap() >= 2, "the run was run again: {m}");
+    let files = c.take_exports(&second.base).await;
+    assert_eq!(files.len(), 1, "one file: the killed run produced nothing");
+    let mut ids = exported_ids(&files[0]);
+    assert_eq!(ids.len(), ROWS, "every row once");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), ROWS, "no row twice");
+
+    // The next run exports exactly what changed since.
+    store.insert(&groups, vec![group_row(&groups, "NEW1", "new"), group_row(&groups, "NEW2", "new")]).await.unwrap();
+    let key = |id: &str| ferry_domain::RowKey {
+        company: Some("usmf".into()),
+        values: vec![ferry_model::Value::String(id.into())],
+    };
+    let description = groups.field("Description").unwrap().0;
+    store
+        .update(&groups, &key("G000007"), vec![(description, ferry_model::Value::String("changed".into()))])
+        .await
+        .unwrap();
+    assert!(store.delete(&groups, &key("G000009")).await.unwrap());
+    let mut changes = Vec::new();
+    while changes.is_empty() {
+        assert!(Instant::now() < deadline + Duration::from_secs(120), "no export of the changes");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        changes = c.take_exports(&second.base).await;
+    }
+    let mut ids: Vec<String> = changes.iter().flat_map(|f| exported_ids(f)).collect();
+    ids.sort();
+    assert_eq!(ids, ["G000007", "NEW1", "NEW2"], "exactly the inserts and the update");
+    drop(second);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_server_killed_mid_export_resumes_without_loss_or_duplicates() {
+    sigkill_during_an_export(TestDatabase::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_server_killed_mid_export_resumes_without_loss_or_duplicates() {
+    let Some(db) = TestDatabase::postgres("export_sigkill").await else { return };
+    sigkill_during_an_export(db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

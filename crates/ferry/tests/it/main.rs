@@ -12,6 +12,8 @@ mod import_processes;
 mod import_xslt;
 mod odata;
 mod ops;
+mod package_api;
+mod recurring_export;
 mod replication;
 mod route_sweep;
 mod throttle;

@@ -485,3 +485,52 @@ fn merge_tables(base: &mut toml::Table, extra: toml::Table) {
         }
     }
 }
+
+/// How to get the Azure Storage SDK for Python the SDK tests run.
+const INSTALL_HINT: &str = "install with pip install 'azure-storage-blob==12.31.1' (.ci/run puts it in .ci/venv)";
+
+/// The Python that has the Azure SDK: `FERRY_TEST_PYTHON`, else `python3` on PATH. `None` (with a
+/// loud line) when there is none, unless `CI` is set: then the test fails.
+pub fn python_with_sdk() -> Option<PathBuf> {
+    let program = std::env::var_os("FERRY_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| "python3".into());
+    let has_sdk = Command::new(&program)
+        .args(["-c", "import azure.storage.blob"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if has_sdk {
+        return Some(program);
+    }
+    let why = format!("{} cannot import azure.storage.blob; {INSTALL_HINT}", program.display());
+    if std::env::var_os("CI").is_some() {
+        panic!("the Azure SDK test needs the SDK in CI (set FERRY_TEST_PYTHON): {why}");
+    }
+    // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+    let warning = format!("\n*** SKIPPED (Azure SDK): {why} ***\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), warning.as_bytes());
+    None
+}
+
+/// A data package as Dynamics 365 writes it: `entities` (name, file, level) in the manifest,
+/// `files` (name, text) beside it.
+pub fn package_zip(entities: &[(&str, &str, u32)], files: &[(&str, &str)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut manifest = String::from(
+        "<DataManagementPackageManifest xmlns=\"http://schemas.microsoft.com/dynamics/2015/01/DataManagement\">\
+         <DefinitionGroupName>test</DefinitionGroupName><PackageEntityList>",
+    );
+    for (entity, file, level) in entities {
+        manifest.push_str(&format!(
+            "<DataManagementPackageEntityData><EntityName>{entity}</EntityName><ExecutionUnit>1</ExecutionUnit>\
+             <InputFilePath>{file}</InputFilePath><LevelInExecutionUnit>{level}</LevelInExecutionUnit>\
+             <SequenceInLevel>1</SequenceInLevel><SourceFormat>CSV</SourceFormat></DataManagementPackageEntityData>"
+        ));
+    }
+    manifest.push_str("</PackageEntityList></DataManagementPackageManifest>");
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    for (name, text) in [("Manifest.xml", manifest.as_str())].into_iter().chain(files.iter().copied()) {
+        zip.start_file(name, options).expect("zip entry");
+        zip.write_all(text.as_bytes()).expect("zip write");
+    }
+    zip.finish().expect("zip").into_inner()
+}
