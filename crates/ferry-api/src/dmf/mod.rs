@@ -287,4 +287,13 @@ mod tests {
         assert!(parse_lenient_object(b"[1]").is_err());
         assert!(parse_lenient_object(b"{'a':").is_err());
     }
+
+    #[test]
+    fn metadata_declares_exactly_the_actions_served() {
+        let mut declared: Vec<&str> = crate::odata::csdl::DMF_ACTIONS.iter().map(|(name, _, _)| *name).collect();
+        let mut served: Vec<&str> = actions().collect();
+        declared.sort_unstable();
+        served.sort_unstable();
+        assert_eq!(declared, served);
+    }
 }

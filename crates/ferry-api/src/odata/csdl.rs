@@ -159,7 +159,7 @@ const EXPORT_DELTA: &[(&str, &str)] = &[
 ];
 
 /// Every action served, as `dmf/` answers it (a void action has no return type).
-const DMF_ACTIONS: &[ActionDecl] = &[
+pub(crate) const DMF_ACTIONS: &[ActionDecl] = &[
     ("GetMessageStatus", &[("messageId", "Edm.String")], "Edm.String"),
     ("GetExecutionIdByMessageId", &[("_messageId", "Edm.String")], "Edm.String"),
     ("GetExecutionErrors", EXECUTION, "Edm.String"),

@@ -2,7 +2,7 @@
 //! `/api/data/v9.2` and `/Metadata` (in any letter case), works out the flavor and the
 //! resource from the path, and hands over to `entities.rs`, `csdl.rs` or `metadata_service.rs`.
 
-mod csdl;
+pub(crate) mod csdl;
 mod entities;
 mod json_in;
 mod json_out;
