@@ -1,5 +1,5 @@
 //! Reads and writes of entity rows, written once over [`Conn`] for both backends. Every write
-//! takes the version clock first (so all writers lock in the same order), then touches rows.
+//! takes its change versions before it touches rows (see [`allocate_versions`]).
 
 use crate::error::{StoreError, StoreResult};
 use crate::model::RowQuery;
@@ -18,21 +18,36 @@ const PARAMS_PER_STATEMENT_MAX: usize = 30_000;
 /// Values per `IN (...)` list when checking lookups.
 const LOOKUP_CHUNK: usize = 500;
 
-/// Takes `count` versions from the shared clock; answers the first. Holds the clock row until
-/// the transaction ends, which is what keeps versions in commit order.
+/// Takes `count` consecutive change versions; answers the first (with `count` 0, takes none
+/// and answers 0).
+///
+/// SQLite bumps the single row of `ferry_clock`; its one writer at a time keeps versions in
+/// commit order. PostgreSQL takes them from a sequence and marks the transaction as running
+/// with an advisory lock keyed by the first version (`ferry_take_versions`, migration 0005), which
+/// [`current_version`] takes into account: no lock is held on shared rows, so writers of every
+/// node commit in parallel.
 pub(crate) async fn allocate_versions(conn: &mut Conn, count: usize) -> StoreResult<i64> {
-    let rows = conn
-        .fetch(
-            "UPDATE ferry_clock SET version = version + $1 WHERE id = 1 RETURNING version",
-            vec![Value::Int(count as i64)],
-            &[ColType::Int64],
-        )
-        .await?;
-    Ok(rows[0].int(0)? - count as i64 + 1)
+    let sql = match conn.dialect() {
+        Dialect::Postgres if count == 0 => return Ok(0),
+        Dialect::Postgres => "SELECT ferry_take_versions($1)",
+        _ => "UPDATE ferry_clock SET version = version + $1 WHERE id = 1 RETURNING version",
+    };
+    let rows = conn.fetch(sql, vec![Value::Int(count as i64)], &[ColType::Int64]).await?;
+    let answer = rows[0].int(0)?;
+    Ok(match conn.dialect() {
+        Dialect::Postgres => answer,
+        _ => answer - count as i64 + 1,
+    })
 }
 
+/// The newest version V such that every version up to V is committed (or rolled back): what
+/// readers of changes may read up to without ever skipping a change that commits later.
 pub(crate) async fn current_version(conn: &mut Conn) -> StoreResult<i64> {
-    let rows = conn.fetch("SELECT version FROM ferry_clock WHERE id = 1", (), &[ColType::Int64]).await?;
+    let sql = match conn.dialect() {
+        Dialect::Postgres => "SELECT ferry_visible_version()",
+        _ => "SELECT version FROM ferry_clock WHERE id = 1",
+    };
+    let rows = conn.fetch(sql, (), &[ColType::Int64]).await?;
     Ok(rows[0].int(0)?)
 }
 
@@ -364,7 +379,7 @@ pub(crate) async fn changes_since(
     since: i64,
     limit: usize,
 ) -> StoreResult<Changes> {
-    // Versions up to the clock's committed value are all committed (see `allocate_versions`).
+    // Every version up to this one is committed (see `current_version`).
     let upto = current_version(conn).await?;
     let table = EntityTable::new(entity, conn.dialect());
     let (select, types) = table.select_list();

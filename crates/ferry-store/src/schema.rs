@@ -28,7 +28,8 @@ async fn existing_columns(conn: &mut Conn, table: &str) -> StoreResult<Vec<Strin
 pub(crate) async fn prepare(conn: &mut Conn, catalog: &Catalog) -> StoreResult<SchemaReport> {
     if conn.dialect() == Dialect::Postgres {
         // Several nodes may start at once: one prepares, the others then find the work done.
-        conn.execute("SELECT pg_advisory_xact_lock(7310451)", ()).await?;
+        // The two-int key form: the bigint form is reserved for change versions (migration 0005).
+        conn.execute("SELECT pg_advisory_xact_lock(1717924466, 2)", ()).await?;
     }
     let mut report = SchemaReport::default();
     for entity in catalog.entities() {

@@ -52,8 +52,8 @@ impl Fence {
 }
 
 /// Upserts `rows` (no key twice) by natural key. New rows are inserted whole; existing rows take
-/// `update_fields` (all fields when `None`) and keep the rest. Takes the version clock first, like every
-/// writer, then checks the fence and the lookups (a missing lookup fails the batch: callers
+/// `update_fields` (all fields when `None`) and keep the rest. Takes SQLite's write lock first (a
+/// zero-version take), then checks the fence and the lookups (a missing lookup fails the batch: callers
 /// validate lookups beforehand with [`crate::Store::missing_lookups`]).
 pub(crate) async fn import_batch(
     conn: &mut Conn,
