@@ -15,6 +15,7 @@
 
 mod apps;
 mod backend;
+mod commit_group;
 mod definitions;
 mod delivery;
 mod error;
@@ -57,6 +58,9 @@ pub const CHANGES_LIMIT_MAX: usize = 50_000;
 
 struct Inner {
     writer: Pool,
+    /// SQLite: concurrent writes share one transaction and one commit (PostgreSQL commits each
+    /// write on its own and groups the WAL flushes itself).
+    group: Option<commit_group::CommitGroup>,
     reader: Pool,
     catalog: RwLock<Arc<Catalog>>,
     clock: SharedClock,
@@ -92,8 +96,11 @@ impl Store {
     /// Every time the store writes or compares against comes from `clock`.
     pub async fn open(url: &str, clock: SharedClock) -> StoreResult<Store> {
         let pools = backend::open(url).await?;
+        let group =
+            matches!(pools.writer, Pool::Sqlite(_)).then(|| commit_group::CommitGroup::new(pools.writer.clone()));
         Ok(Store {
             inner: Arc::new(Inner {
+                group,
                 writer: pools.writer,
                 reader: pools.reader,
                 catalog: RwLock::new(Arc::new(Catalog::default())),
@@ -124,8 +131,12 @@ impl Store {
         self.inner.catalog.read().expect("catalog lock").clone()
     }
 
-    /// Runs `op` in a write transaction, committed when it succeeds.
+    /// Runs `op` in a write transaction, committed when it succeeds (on SQLite, in a savepoint of
+    /// a group of writes that commit together); answers once the commit is durable.
     async fn write<T>(&self, op: impl AsyncFnOnce(&mut Conn) -> StoreResult<T>) -> StoreResult<T> {
+        if let Some(group) = &self.inner.group {
+            return group.write(op).await;
+        }
         let mut conn = self.inner.writer.begin().await?;
         let out = op(&mut conn).await?;
         conn.commit().await?;
