@@ -119,13 +119,20 @@ pub(crate) async fn claim(
         let candidates = conn
             .fetch(
                 &format!(
-                    // Only lane heads are candidates (at most one per lane, from one pass over the
-                    // lanes), so the messages probed follow the number of lanes, not of waiting messages.
-                    "SELECT m.id, m.attempts, m.state FROM \
-                     (SELECT DISTINCT l.message_id FROM (SELECT lane, MIN(seq) AS seq FROM ferry_message_lanes \
-                      GROUP BY lane) h JOIN ferry_message_lanes l ON l.lane = h.lane AND l.seq = h.seq) heads \
-                     JOIN ferry_messages m ON m.id = heads.message_id \
-                     WHERE m.state IN {waiting} \
+                    // Only lane heads are candidates, found by skipping through the lanes index
+                    // (one probe per lane for the next lane, one for its head): the cost follows
+                    // the number of busy lanes, not the number of waiting messages.
+                    "WITH RECURSIVE lanes(lane) AS ( \
+                       SELECT MIN(lane) FROM ferry_message_lanes \
+                       UNION ALL \
+                       SELECT (SELECT MIN(n.lane) FROM ferry_message_lanes n WHERE n.lane > lanes.lane) \
+                       FROM lanes WHERE lanes.lane IS NOT NULL), \
+                     heads(message_id) AS ( \
+                       SELECT (SELECT h.message_id FROM ferry_message_lanes h WHERE h.lane = lanes.lane \
+                               ORDER BY h.seq LIMIT 1) \
+                       FROM lanes WHERE lanes.lane IS NOT NULL) \
+                     SELECT m.id, m.attempts, m.state FROM ferry_messages m \
+                     WHERE m.id IN (SELECT message_id FROM heads) AND m.state IN {waiting} \
                      AND m.not_before <= $1 AND (m.lease_until IS NULL OR m.lease_until < $1) \
                      AND NOT EXISTS (SELECT 1 FROM ferry_message_lanes a JOIN ferry_message_lanes b \
                      ON b.lane = a.lane AND b.seq < a.seq WHERE a.message_id = m.id) \

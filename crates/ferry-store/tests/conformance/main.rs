@@ -44,6 +44,7 @@ conformance!(
     versions::changes_since_returns_exactly_later_changes_and_deletes,
     versions::changes_since_pages_by_limit,
     versions::a_reader_following_sixteen_concurrent_writers_misses_nothing,
+    versions::concurrent_writes_fail_and_cancel_alone,
     replication::profiles_status_and_failures,
     replication::leases_go_to_one_holder_until_they_expire,
     replication::writes_wake_subscribers,

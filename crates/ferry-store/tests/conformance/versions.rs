@@ -190,7 +190,8 @@ pub async fn a_reader_following_sixteen_concurrent_writers_misses_nothing(Db { s
                 match (w + round) % 4 {
                     // A long transaction: many rows, versions taken early, commit late.
                     0 => {
-                        let rows: Vec<_> = (0..500 + 125 * (w % 13)).map(|i| new(10_000 + round * 10_000 + i)).collect();
+                        let rows: Vec<_> =
+                            (0..500 + 125 * (w % 13)).map(|i| new(10_000 + round * 10_000 + i)).collect();
                         store.import_batch(&groups, rows, None, None).await.unwrap();
                     }
                     1 => {
@@ -212,10 +213,70 @@ pub async fn a_reader_following_sixteen_concurrent_writers_misses_nothing(Db { s
         w.await.unwrap();
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
-    let copy = tokio::time::timeout(std::time::Duration::from_secs(120), reader).await.expect("the reader ends").unwrap();
+    let copy =
+        tokio::time::timeout(std::time::Duration::from_secs(120), reader).await.expect("the reader ends").unwrap();
     let table: BTreeMap<uuid::Uuid, i64> = store.row_versions(&groups).await.unwrap().into_iter().collect();
     assert!(table.len() > WRITERS * ROUNDS, "the writers wrote");
     let missing = table.iter().filter(|(id, v)| copy.get(*id) != Some(*v)).count();
     let extra = copy.keys().filter(|id| !table.contains_key(*id)).count();
-    assert_eq!((missing, extra), (0, 0), "the reader's copy differs from the table: {missing} rows missing or stale, {extra} deleted rows kept");
+    assert_eq!(
+        (missing, extra),
+        (0, 0),
+        "the reader's copy differs from the table: {missing} rows missing or stale, {extra} deleted rows kept"
+    );
+}
+
+/// Concurrent writes (on SQLite, committed in groups): a write that fails leaves no trace and
+/// takes nothing from the others; a write abandoned at any point (its future dropped, also
+/// between two of its statements) is all or nothing, never half.
+pub async fn concurrent_writes_fail_and_cancel_alone(Db { store, .. }: Db) {
+    let catalog = catalog_with(ALL_TYPES);
+    let groups = entity(&catalog, "CustomerGroups");
+    let g = |id: String| row(&groups, Some("usmf"), &[("CustomerGroupId", s(&id))]);
+    store.insert(&groups, vec![g("taken".into())]).await.unwrap();
+    const BIG: usize = 3000;
+    let mut tasks = Vec::new();
+    for w in 0..30 {
+        let (store, groups) = (store.clone(), groups.clone());
+        let rows: Vec<_> = match w % 3 {
+            // The last row's key exists: the whole write fails.
+            0 => vec![g(format!("w{w}-0")), g("taken".into())],
+            1 => (0..BIG).map(|i| g(format!("w{w}-{i}"))).collect(),
+            _ => vec![g(format!("w{w}-0")), g(format!("w{w}-1"))],
+        };
+        tasks.push(tokio::spawn(async move {
+            if w % 3 == 1 {
+                // Abandoned after 0–5 ms: before, inside (between its statements) or after its work.
+                let cut = std::time::Duration::from_micros(500 * (w as u64 % 11));
+                return tokio::time::timeout(cut, store.insert(&groups, rows)).await.map(|r| r.is_ok()).ok();
+            }
+            Some(store.insert(&groups, rows).await.is_ok())
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    // A later write still works (nothing was left half done).
+    store.insert(&groups, vec![g("after".into())]).await.unwrap();
+    let everything = ferry_store::RowQuery {
+        scope: CompanyScope::All,
+        filter: None,
+        order: Vec::new(),
+        after: None,
+        versions: None,
+        offset: 0,
+        limit: 1_000_000,
+    };
+    let all = store.query(&groups, &everything).await.unwrap();
+    let count = |w: usize| all.iter().filter(|r| r.values[0].to_text().unwrap().starts_with(&format!("w{w}-"))).count();
+    for (w, outcome) in outcomes.into_iter().enumerate() {
+        let n = count(w);
+        match (w % 3, outcome) {
+            (0, _) => assert_eq!(n, 0, "write {w} conflicted and must leave nothing"),
+            (1, Some(true)) => assert_eq!(n, BIG, "write {w} answered Ok"),
+            (1, None) => assert!(n == 0 || n == BIG, "abandoned write {w} is half applied: {n} of {BIG} rows"),
+            (_, ok) => assert_eq!(n, if ok == Some(true) { 2 } else { 0 }, "write {w}"),
+        }
+    }
 }
