@@ -50,7 +50,8 @@ The figures, line by line (per backend):
              writing the CSV; the rest is zipping and storing the package).
   memory     the server's VmRSS just before the call and its VmHWM (peak RSS since start) so
              far; the highest VmRSS seen at the polls; VmHWM right after the export. Every
-             poll's VmRSS goes to export-rss-<backend>.csv (seconds,rss_mib).
+             poll adds seconds, rows written so far (GET /api/messages/{id}) and VmRSS to
+             export-rss-<backend>.csv.
   package    GetExportedPackageUrl, then a GET of that signed URL without a token: the
              package's size and the download time.
   check      the package unzipped (zip crate) and its CSV read (csv crate): data rows after the

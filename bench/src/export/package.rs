@@ -1,7 +1,7 @@
 //! The export as a client of ferry drives it: an export data project created through the admin
 //! API, then the package API's calls — `ExportToPackage`, `GetExecutionSummaryStatus` polled
-//! until the execution is no longer `NotRun`/`Executing` (sampling the server's RSS at every
-//! poll), `GetExportedPackageUrl`, and the download of the package from that signed URL without
+//! until the execution is no longer `NotRun`/`Executing` (sampling the server's RSS and the rows
+//! written so far at every poll), `GetExportedPackageUrl`, and the download of the package from that signed URL without
 //! a token. The server's own times of the execution come from `GET /api/messages/{id}`.
 
 use anyhow::{Context, Result, bail};
@@ -59,12 +59,12 @@ pub struct Execution {
 }
 
 /// Calls `ExportToPackage` for `project` and company `company` (writer role) and polls the
-/// execution's summary status until it is final; writes `seconds,rss_mib` at every poll to the
-/// trace file.
+/// execution's summary status until it is final; writes `seconds,rows_written,rss_mib` at
+/// every poll to the trace file (the rows from `GET /api/messages/{id}`).
 pub async fn export(writer: &Api, project: &str, company: &str, watch: &Watch<'_>) -> Result<Execution> {
     let mut trace =
         std::fs::File::create(watch.trace).with_context(|| format!("creating {}", watch.trace.display()))?;
-    writeln!(trace, "seconds,rss_mib")?;
+    writeln!(trace, "seconds,rows_written,rss_mib")?;
     let body = json!({
         "definitionGroupId": project, "packageName": "bench", "executionId": "", "reExecute": false,
         "legalEntityId": company,
@@ -91,7 +91,8 @@ pub async fn export(writer: &Api, project: &str, company: &str, watch: &Watch<'_
         let seconds = start.elapsed().as_secs_f64();
         if let Some(rss) = watch.server.rss_mib() {
             execution.rss_max_mib = Some(execution.rss_max_mib.map_or(rss, |m| m.max(rss)));
-            writeln!(trace, "{seconds:.2},{rss:.1}")?;
+            let rows = writer.get_json(&format!("/api/messages/{id}")).await?["counters"]["read"].clone();
+            writeln!(trace, "{seconds:.2},{rows},{rss:.1}")?;
         }
         if !RUNNING.contains(&execution.status.as_str()) {
             break;
