@@ -36,6 +36,7 @@ const RATIO_AIM: f64 = 0.5;
 /// What `export --help` says about the output, figure by figure.
 const FIGURES: &str = "\
 The figures, line by line (per backend):
+  --- <backend>  ferry's database (and the sqlite3 shell's version).
   seed       customers S00000000… of company usmf written straight into the fresh database
              with ferry_store (set-based inserts, one transaction per --seed-batch rows) before
              the server starts; not an export figure.
@@ -63,7 +64,8 @@ The figures, line by line (per backend):
              \"\\copy (SELECT * FROM e_customerv3) TO 'file' WITH CSV HEADER\"; rows counted
              in the file; size of the file.
   ratio      ferry's rows/s over the reference's rows/s (aim >= 0.5).
-The figures table at the end repeats them per backend; export-<backend>.json holds them all.";
+After each backend the summary of its server log; at the end the figures table repeats the main
+figures per backend against the aim, and 'json' names export-<backend>.json, which holds them all.";
 
 /// Options of `ferry-bench export`.
 #[derive(Debug, clap::Args)]
