@@ -15,7 +15,7 @@ use crate::load::Outcome;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most characters of an error body kept for messages.
 const BODY_SNIPPET_MAX: usize = 400;
-/// Tries of a GET that fails with a transport error or a 5xx before the step fails.
+/// Tries of a GET (or a read-only POST) that fails with a transport error or a 5xx before the step fails.
 const GET_TRIES: u32 = 5;
 
 /// A connection to one ferry server as one app.
@@ -126,11 +126,25 @@ impl Api {
     /// GETs `path` as JSON, renewing the token on a 401 and trying again after transport
     /// errors and 5xx answers (pollers must outlive a busy server and an expired token).
     pub async fn get_json(&self, path: &str) -> Result<Value> {
+        self.json_retrying(Method::GET, path, None).await
+    }
+
+    /// POSTs `body` to `path` and answers the JSON of a 200, retrying like
+    /// [`Api::get_json`]; only for actions that change nothing (status polls, URL look-ups).
+    pub async fn post_json_retrying(&self, path: &str, body: &Value) -> Result<Value> {
+        self.json_retrying(Method::POST, path, Some(body)).await
+    }
+
+    async fn json_retrying(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
         let mut last = String::new();
         for _ in 0..GET_TRIES {
-            match self.request(Method::GET, path).send().await {
+            let mut request = self.request(method.clone(), path);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            match request.send().await {
                 Ok(r) if r.status() == StatusCode::OK => {
-                    return r.json().await.with_context(|| format!("GET {path}: the answer is not JSON"));
+                    return r.json().await.with_context(|| format!("{method} {path}: the answer is not JSON"));
                 }
                 Ok(r) if r.status() == StatusCode::UNAUTHORIZED => {
                     last = describe(r).await;
@@ -138,11 +152,11 @@ impl Api {
                     continue;
                 }
                 Ok(r) if r.status().is_server_error() => last = describe(r).await,
-                Ok(r) => bail!("GET {path} answered {}", describe(r).await),
+                Ok(r) => bail!("{method} {path} answered {}", describe(r).await),
                 Err(e) => last = e.to_string(),
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        bail!("GET {path}: no answer after {GET_TRIES} tries; last: {last}")
+        bail!("{method} {path}: no answer after {GET_TRIES} tries; last: {last}")
     }
 }

@@ -43,6 +43,11 @@ impl Backends {
         }
     }
 
+    /// `sqlite postgres`, for the header.
+    pub fn names(self) -> String {
+        self.list().iter().map(|b| b.name()).collect::<Vec<_>>().join(" ")
+    }
+
     /// The reference client of each backend (`sqlite3`, `psql`), needed for `purpose`.
     pub fn reference_tools(self, purpose: &'static str) -> Vec<(Tool, &'static str)> {
         let tool = |b| match b {
@@ -145,6 +150,16 @@ pub struct FerryDatabase {
     pub sqlite_file: Option<PathBuf>,
     /// E.g. `PostgreSQL 15.20, database ferry_bench_…`, for the output.
     pub description: String,
+}
+
+impl FerryDatabase {
+    /// The description, with the `sqlite3` shell's version for SQLite (its reference client).
+    pub async fn describe_with_client(&self) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("{}  (sqlite3 {})", self.description, crate::tools::sqlite3_version().await),
+            Backend::Postgres => self.description.clone(),
+        }
+    }
 }
 
 /// ferry's database for one run of `backend`: SQLite in `<dir>/data` (where the server keeps

@@ -4,11 +4,13 @@
 //! figure and writes them as JSON. `import`: recurring imports (one big CSV, many one-row
 //! messages, writers beside an all-or-nothing import); `odata`: the OData entity API
 //! (throughput and paging); `replication`: data export into PostgreSQL and MariaDB (initial
-//! copy and delta latency). See `bench/README.md`.
+//! copy and delta latency); `export`: exports to a data package through the package API. See
+//! `bench/README.md`.
 
 mod api;
 mod config;
 mod databases;
+mod export;
 mod import;
 mod load;
 mod odata;
@@ -28,8 +30,8 @@ use std::process::ExitCode;
 use databases::Scratch;
 use server::FerryBinary;
 
-/// ferry's benchmarks: recurring imports, the OData entity API and replication, each beside
-/// the database's own client.
+/// ferry's benchmarks: recurring imports, the OData entity API, replication and exports to data
+/// packages, each beside the database's own client.
 ///
 /// Every subcommand starts its own ferry server (the binary of --ferry, or the workspace's
 /// release build, built first) on a fresh database, prints the figures line by line and
@@ -93,8 +95,12 @@ enum Bench {
     /// `psql \copy` / `LOAD DATA LOCAL INFILE`, and the latency of paced OData changes until
     /// they are visible in the target.
     Replication(replication::ReplicationArgs),
-    /// import, odata and replication one after the other, with their defaults (both backends,
-    /// both targets) except --rows.
+    /// Exports to a data package: many customers through the package API (ExportToPackage,
+    /// status polls, the signed package URL) with the server's RSS, the package unzipped and
+    /// counted, beside `sqlite3 -csv` / `psql \copy … TO` dumping the same table.
+    Export(export::ExportArgs),
+    /// import, odata, replication and export one after the other, with their defaults (both
+    /// backends, both targets) except --rows.
     All {
         /// Rows of every subcommand's big data set [default: each one's own].
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=20_000_000))]
@@ -136,9 +142,12 @@ async fn main() -> ExitCode {
         Bench::Import(a) => vec![Planned::Import(a)],
         Bench::Odata(a) => vec![Planned::Odata(a)],
         Bench::Replication(a) => vec![Planned::Replication(a)],
-        Bench::All { rows } => match (defaults(rows), defaults(rows), defaults(rows)) {
-            (Ok(i), Ok(o), Ok(r)) => vec![Planned::Import(i), Planned::Odata(o), Planned::Replication(r)],
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+        Bench::Export(a) => vec![Planned::Export(a)],
+        Bench::All { rows } => match (defaults(rows), defaults(rows), defaults(rows), defaults(rows)) {
+            (Ok(i), Ok(o), Ok(r), Ok(x)) => {
+                vec![Planned::Import(i), Planned::Odata(o), Planned::Replication(r), Planned::Export(x)]
+            }
+            (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => {
                 eprintln!("error: {e:#}");
                 return ExitCode::from(2);
             }
@@ -205,6 +214,7 @@ enum Planned {
     Import(import::ImportArgs),
     Odata(odata::OdataArgs),
     Replication(replication::ReplicationArgs),
+    Export(export::ExportArgs),
 }
 
 impl Planned {
@@ -213,6 +223,7 @@ impl Planned {
             Planned::Import(a) => a.tools(),
             Planned::Odata(a) => a.tools(),
             Planned::Replication(a) => a.tools(),
+            Planned::Export(a) => a.tools(),
         }
     }
 }
@@ -226,6 +237,7 @@ async fn run_all(ctx: &Context, benches: Vec<Planned>) -> Result<()> {
             Planned::Import(a) => ("import", import::run(ctx, &a).await),
             Planned::Odata(a) => ("odata", odata::run(ctx, &a).await),
             Planned::Replication(a) => ("replication", replication::run(ctx, &a).await),
+            Planned::Export(a) => ("export", export::run(ctx, &a).await),
         };
         if let Err(e) = result {
             if several {

@@ -71,6 +71,48 @@ impl Problems {
     }
 }
 
+/// What a run over several backends (or targets) collects: each one's figures, written to
+/// `<out>/<subcommand>-<who>.json` when it has any, and the names of those that failed.
+pub struct Outcomes {
+    subcommand: &'static str,
+    figures: Vec<Value>,
+    files: Vec<String>,
+    failed: Vec<String>,
+}
+
+impl Outcomes {
+    pub fn new(subcommand: &'static str) -> Outcomes {
+        Outcomes { subcommand, figures: Vec::new(), files: Vec::new(), failed: Vec::new() }
+    }
+
+    /// Notes how the run of `who` went, and writes its figures unless `None`.
+    pub fn add(&mut self, out: &Path, who: &str, figures: Option<Value>, result: Result<()>) -> Result<()> {
+        if let Err(e) = result {
+            eprintln!("!!! {who} run failed: {e:#}");
+            self.failed.push(who.to_string());
+        }
+        if let Some(figures) = figures {
+            let file = out.join(format!("{}-{who}.json", self.subcommand));
+            write_json(&file, &figures)?;
+            self.files.push(file.display().to_string());
+            self.figures.push(figures);
+        }
+        Ok(())
+    }
+
+    /// Every figures document written, in order.
+    pub fn figures(&self) -> &[Value] {
+        &self.figures
+    }
+
+    /// Prints where the JSON went; fails naming every backend or target that failed.
+    pub fn finish(self) -> Result<()> {
+        println!("json      {}", if self.files.is_empty() { "none".to_string() } else { self.files.join(" ") });
+        anyhow::ensure!(self.failed.is_empty(), "{} failed on {}", self.subcommand, self.failed.join(", "));
+        Ok(())
+    }
+}
+
 /// The workspace root: this crate's parent directory, as it was built.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)

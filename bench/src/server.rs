@@ -4,7 +4,7 @@
 //! server only over HTTP and through its config file, so any ferry binary with the same config
 //! and wire format can be measured.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use tokio::process::{Child, Command};
 
 use crate::config::ServerConfig;
 use crate::procfs;
-use crate::report::workspace_root;
+use crate::report::{self, workspace_root};
 
 /// How long a server may take to answer `/healthz` after it was started.
 const START_LIMIT: Duration = Duration::from_secs(60);
@@ -100,6 +100,30 @@ pub struct Launch<'a> {
     pub log: PathBuf,
 }
 
+impl<'a> Launch<'a> {
+    /// The launch of a subcommand's server for `who` (a backend or a target): the run's ferry
+    /// binary, the log filter of `--log-level` (else `default_level`), the log at
+    /// `<out>/<subcommand>-server-<who>.log`.
+    pub fn of_run(
+        ctx: &'a crate::Context,
+        subcommand: &str,
+        who: &str,
+        default_level: &'a str,
+        config: &'a ServerConfig,
+        dir: &'a Path,
+        database: &'a str,
+    ) -> Launch<'a> {
+        Launch {
+            ferry: &ctx.ferry,
+            config,
+            dir,
+            database,
+            log_level: ctx.log_level(default_level),
+            log: ctx.out.join(format!("{subcommand}-server-{who}.log")),
+        }
+    }
+}
+
 impl Server {
     /// Writes the config, starts `ferry serve` and waits until `/healthz` answers.
     pub async fn start(launch: Launch<'_>) -> Result<Server> {
@@ -163,6 +187,13 @@ impl Server {
     /// The server's peak resident memory since it started (`VmHWM`), in MiB.
     pub fn peak_rss_mib(&self) -> Option<f64> {
         procfs::status_mib(self.pid, "VmHWM")
+    }
+
+    /// Stops the server, then prints the summary of its log (size, warnings, last lines).
+    pub async fn stop_and_summarize(self) {
+        let log = self.log.clone();
+        self.stop().await;
+        report::log_summary(&log);
     }
 
     /// Sends SIGTERM and waits for the exit (in-flight requests finish first); kills the process

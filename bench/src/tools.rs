@@ -48,12 +48,30 @@ pub fn require(tools: &[(Tool, &str)]) -> Result<()> {
     Ok(())
 }
 
-/// Runs `command`, output to `stdout` (or discarded); answers stdout and how long it took.
-async fn run(mut command: Command, shown: &str, keep_stdout: bool) -> Result<(String, Duration)> {
+/// Where a client's standard output goes.
+pub enum Stdout<'a> {
+    /// Kept and answered.
+    Keep,
+    Discard,
+    /// Written to this file (created or truncated), as a shell's `> file` does.
+    File(&'a Path),
+}
+
+/// Runs `command` with its output sent as `stdout` says; answers the kept output (empty
+/// otherwise) and how long it took.
+async fn run(mut command: Command, shown: &str, stdout: Stdout<'_>) -> Result<(String, Duration)> {
     command.stdin(Stdio::null()).stderr(Stdio::piped());
-    command.stdout(if keep_stdout { Stdio::piped() } else { Stdio::null() });
+    command.stdout(match stdout {
+        Stdout::Keep => Stdio::piped(),
+        Stdout::Discard => Stdio::null(),
+        Stdout::File(path) => {
+            Stdio::from(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?)
+        }
+    });
     let started = Instant::now();
-    let output = command.output().await.with_context(|| format!("running {shown}"))?;
+    // `spawn` + `wait_with_output`, not `output`: tokio's `output` pipes stdout whatever was set.
+    let child = command.spawn().with_context(|| format!("running {shown}"))?;
+    let output = child.wait_with_output().await.with_context(|| format!("running {shown}"))?;
     let took = started.elapsed();
     if !output.status.success() {
         bail!("{shown} failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
@@ -63,9 +81,14 @@ async fn run(mut command: Command, shown: &str, keep_stdout: bool) -> Result<(St
 
 /// `sqlite3 <file> <args…>`; stdout kept unless `discard`.
 pub async fn sqlite3(file: &Path, args: &[&str], discard: bool) -> Result<(String, Duration)> {
+    sqlite3_to(file, args, if discard { Stdout::Discard } else { Stdout::Keep }).await
+}
+
+/// `sqlite3 <file> <args…>` with its output sent as `stdout` says.
+pub async fn sqlite3_to(file: &Path, args: &[&str], stdout: Stdout<'_>) -> Result<(String, Duration)> {
     let mut command = Command::new("sqlite3");
     command.arg(file).args(args);
-    run(command, &format!("sqlite3 {} {}", file.display(), args.join(" ")), !discard).await
+    run(command, &format!("sqlite3 {} {}", file.display(), args.join(" ")), stdout).await
 }
 
 /// `psql <url> -c <command>` (no psqlrc, quiet, stop on error, unaligned tuples only); stdout
@@ -73,7 +96,7 @@ pub async fn sqlite3(file: &Path, args: &[&str], discard: bool) -> Result<(Strin
 pub async fn psql(url: &str, sql: &str, discard: bool) -> Result<(String, Duration)> {
     let mut command = Command::new("psql");
     command.args([url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql]);
-    run(command, &format!("psql -c \"{sql}\""), !discard).await
+    run(command, &format!("psql -c \"{sql}\""), if discard { Stdout::Discard } else { Stdout::Keep }).await
 }
 
 /// `mysql --local-infile=1 <database> -e <statements>` against the server of `url`; stdout kept.
@@ -93,14 +116,14 @@ pub async fn mysql(url: &str, database: &str, statements: &str) -> Result<(Strin
     if let Some(password) = url.password() {
         command.env("MYSQL_PWD", password);
     }
-    run(command, &format!("mysql -e \"{statements}\""), true).await
+    run(command, &format!("mysql -e \"{statements}\""), Stdout::Keep).await
 }
 
 /// The `sqlite3` shell's version (`3.40.1`), or `unknown`.
 pub async fn sqlite3_version() -> String {
     let mut command = Command::new("sqlite3");
     command.arg("--version");
-    match run(command, "sqlite3 --version", true).await {
+    match run(command, "sqlite3 --version", Stdout::Keep).await {
         Ok((out, _)) => out.split_whitespace().next().unwrap_or("unknown").to_string(),
         Err(_) => "unknown".to_string(),
     }

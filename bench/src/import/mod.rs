@@ -25,7 +25,7 @@ use crate::databases::{Backend, Backends, FerryDatabase, ferry_database};
 use crate::procfs::mib;
 use crate::report::{self, Problems, RunInfo, line};
 use crate::server::{Launch, Server};
-use crate::tools::{self, Tool};
+use crate::tools::Tool;
 
 /// The figures of one backend, flat, as written to `import-<backend>.json`.
 type Figures = Map<String, Value>;
@@ -162,8 +162,6 @@ fn shown(v: Option<f64>, decimals: usize) -> String {
 
 /// Generates the files, runs every backend, prints the figures table; fails if any failed.
 pub async fn run(ctx: &Context, args: &ImportArgs) -> Result<()> {
-    let backends = args.backend.list();
-    let names: Vec<&str> = backends.iter().map(|b| b.name()).collect();
     let steps: Vec<String> = args
         .steps
         .iter()
@@ -172,7 +170,7 @@ pub async fn run(ctx: &Context, args: &ImportArgs) -> Result<()> {
     let size = args.file_mb.map_or_else(|| format!("rows {}", args.rows), |mb| format!("file ~{mb} MB"));
     let workers = args.workers.map_or_else(|| "default".to_string(), |w| w.to_string());
     let batch = args.batch_rows.map_or_else(|| "default".to_string(), |b| b.to_string());
-    let mut settings = vec![format!("backends {}", names.join(" ")), format!("steps {}", steps.join(","))];
+    let mut settings = vec![format!("backends {}", args.backend.names()), format!("steps {}", steps.join(","))];
     if args.has(Step::File) {
         settings.push(size.clone());
     }
@@ -194,7 +192,7 @@ pub async fn run(ctx: &Context, args: &ImportArgs) -> Result<()> {
     let mut failed = Vec::new();
     let mut runs = Vec::new();
     let mut files = Vec::new();
-    for backend in backends {
+    for backend in args.backend.list() {
         let (figures, result) = run_backend(ctx, args, &inputs, backend, &info).await;
         if let Err(e) = result {
             eprintln!("!!! {} run failed: {e:#}", backend.name());
@@ -305,15 +303,7 @@ async fn run_backend(
         Err(e) => return (None, Err(e)),
     };
     let config = server_config(args, inputs);
-    let log = ctx.out.join(format!("import-server-{}.log", backend.name()));
-    let launch = Launch {
-        ferry: &ctx.ferry,
-        config: &config,
-        dir: &dir,
-        database: &db.url,
-        log_level: ctx.log_level("warn"),
-        log: log.clone(),
-    };
+    let launch = Launch::of_run(ctx, "import", backend.name(), "warn", &config, &dir, &db.url);
     let server = match Server::start(launch).await {
         Ok(s) => s,
         Err(e) => return (None, Err(e)),
@@ -355,21 +345,16 @@ async fn run_backend(
     let verdict = run.problems.verdict(run.backend);
     run.set("problems", run.problems.to_json());
     let mut figures = run.figures;
-    server.stop().await;
+    let log = server.log.clone();
+    server.stop_and_summarize().await;
     figures.insert("log_problems".to_string(), json!(report::log_problem_count(&log)));
-    report::log_summary(&log);
     (Some(figures), result.and(verdict))
 }
 
 async fn prepare(ctx: &Context, backend: Backend, dir: &Path) -> Result<FerryDatabase> {
     std::fs::create_dir_all(dir)?;
     let db = ferry_database(&ctx.scratch, backend, dir, &ctx.postgres_url, "").await?;
-    let sqlite = if backend == Backend::Sqlite {
-        format!("  (sqlite3 {})", tools::sqlite3_version().await)
-    } else {
-        String::new()
-    };
-    println!("--- {}: {}{sqlite}", backend.name(), db.description);
+    println!("--- {}: {}", backend.name(), db.describe_with_client().await);
     Ok(db)
 }
 

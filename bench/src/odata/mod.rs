@@ -21,7 +21,7 @@ use crate::report::{self, Problems, RunInfo, line};
 use crate::seed::{SeedPlan, seed_customers};
 use crate::server::{Launch, Server};
 use crate::stats::per_second;
-use crate::tools::{self, Tool};
+use crate::tools::Tool;
 
 /// Options of `ferry-bench odata`.
 #[derive(Debug, clap::Args)]
@@ -85,14 +85,12 @@ fn clock_tag() -> String {
 
 /// Runs every backend; fails if any failed.
 pub async fn run(ctx: &Context, args: &OdataArgs) -> Result<()> {
-    let backends = args.backend.list();
-    let names: Vec<&str> = backends.iter().map(|b| b.name()).collect();
     let info = report::header(
         "OData",
         &ctx.ferry,
         &format!(
             "backends {}  rows {}  clients {}  {}s per step  page {}  seed batch {}  analyze {}",
-            names.join(" "),
+            args.backend.names(),
             args.rows,
             args.concurrency,
             args.seconds,
@@ -103,7 +101,7 @@ pub async fn run(ctx: &Context, args: &OdataArgs) -> Result<()> {
         "client and server share this machine",
     );
     let mut failed = Vec::new();
-    for backend in backends {
+    for backend in args.backend.list() {
         if let Err(e) = run_backend(ctx, args, backend, &info).await {
             eprintln!("!!! {} run failed: {e:#}", backend.name());
             failed.push(backend.name());
@@ -117,30 +115,16 @@ pub async fn run(ctx: &Context, args: &OdataArgs) -> Result<()> {
 async fn run_backend(ctx: &Context, args: &OdataArgs, backend: Backend, info: &RunInfo) -> Result<()> {
     let dir = ctx.scratch.temp_dir(&format!("odata-{}", backend.name()))?;
     let db = ferry_database(&ctx.scratch, backend, &dir, &ctx.postgres_url, "").await?;
-    let sqlite = if backend == Backend::Sqlite {
-        format!("  (sqlite3 {})", tools::sqlite3_version().await)
-    } else {
-        String::new()
-    };
-    println!("database  {}{sqlite}", db.description);
+    println!("database  {}", db.describe_with_client().await);
     let config = ServerConfig {
         odata_max_page_size: Some(10_000),
         apps: vec![App::new("bench", Role::Writer)],
         ..ServerConfig::default()
     };
-    let server = Server::start(Launch {
-        ferry: &ctx.ferry,
-        config: &config,
-        dir: &dir,
-        database: &db.url,
-        log_level: ctx.log_level("warn"),
-        log: ctx.out.join(format!("odata-server-{}.log", backend.name())),
-    })
-    .await?;
+    let server = Server::start(Launch::of_run(ctx, "odata", backend.name(), "warn", &config, &dir, &db.url)).await?;
     println!("--- {}: ferry pid {} on {}", backend.name(), server.pid, server.base);
     let result = steps(ctx, args, &db, &server, &config, info).await;
-    server.stop().await;
-    report::log_summary(&ctx.out.join(format!("odata-server-{}.log", backend.name())));
+    server.stop_and_summarize().await;
     result
 }
 

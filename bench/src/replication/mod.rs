@@ -146,31 +146,19 @@ pub async fn run(ctx: &Context, args: &ReplicationArgs) -> Result<()> {
         ..ServerConfig::default()
     };
 
-    let mut failed = Vec::new();
-    let mut runs = Vec::new();
-    let mut files = Vec::new();
+    let mut outcomes = report::Outcomes::new("replication");
     for target in targets {
         let mut summary = json!({ "target": name(target), "started_at": chrono::Utc::now().to_rfc3339(),
             "delta_rate": args.rate, "rows": args.rows, "source": args.source.name(), "commit": info.commit,
             "ferry": info.ferry, "cpus": info.cpus, "seed": seeded.to_json() });
         let result = run_target(ctx, args, target, &dir, &source, &config, &mut summary).await;
-        if summary.get("initial").is_some() {
-            let file = ctx.out.join(format!("replication-{}.json", name(target)));
-            report::write_json(&file, &summary)?;
-            files.push(file.display().to_string());
-            runs.push(summary);
-        }
-        if let Err(e) = result {
-            eprintln!("!!! {} run failed: {e:#}", name(target));
-            failed.push(name(target));
-        }
+        let copied = summary.get("initial").is_some();
+        outcomes.add(&ctx.out, name(target), copied.then_some(summary), result)?;
     }
     println!();
     println!("== figures ({} rows, commit {}, {}) ==", args.rows, info.commit, info.machine);
-    table::print(&runs);
-    println!("json      {}", if files.is_empty() { "none".to_string() } else { files.join(" ") });
-    anyhow::ensure!(failed.is_empty(), "replication failed on {}", failed.join(", "));
-    Ok(())
+    table::print(outcomes.figures());
+    outcomes.finish()
 }
 
 /// One target: a fresh database, a server on the source, the three steps.
@@ -197,21 +185,12 @@ async fn run_target(
             (url, "ferry_ref".to_string())
         }
     };
-    let log = ctx.out.join(format!("replication-server-{}.log", name(kind)));
-    let server = Server::start(Launch {
-        ferry: &ctx.ferry,
-        config,
-        dir,
-        database: &source.url,
-        log_level: ctx.log_level("warn,ferry_replicate=info"),
-        log: log.clone(),
-    })
-    .await?;
+    let launch = Launch::of_run(ctx, "replication", name(kind), "warn,ferry_replicate=info", config, dir, &source.url);
+    let server = Server::start(launch).await?;
     println!("ferry     pid {} on {}", server.pid, server.base);
     let csv = dir.join(format!("replication-{}.csv", name(kind)));
     let result = steps(args, kind, &server, config, &url, &reference_schema, &csv, summary).await;
-    server.stop().await;
-    report::log_summary(&log);
+    server.stop_and_summarize().await;
     let _ = std::fs::remove_file(&csv);
     result
 }
