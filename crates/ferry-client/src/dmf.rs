@@ -167,6 +167,57 @@ impl Connection {
         save_response(response, dest, progress).await
     }
 
+    /// GetAzureWriteUrl, the upload of `zip`, ImportFromPackage: answers the execution id.
+    pub async fn import_package(
+        &self,
+        zip: &Path,
+        request: &PackageImport,
+        progress: Arc<dyn Progress>,
+    ) -> ClientResult<String> {
+        let name = format!("{}.zip", uuid::Uuid::new_v4());
+        let url = self.write_url(&name).await?;
+        self.upload_blob(&url, zip, progress).await?;
+        self.import_from_package(&url, request).await
+    }
+
+    /// Polls GetExecutionSummaryStatus every `interval` until the execution finishes or
+    /// `deadline` passes; answers the last status.
+    pub async fn wait_execution(
+        &self,
+        execution_id: &str,
+        deadline: std::time::Instant,
+        interval: std::time::Duration,
+    ) -> ClientResult<(String, crate::Outcome)> {
+        loop {
+            let (status, outcome) = self.execution_status(execution_id).await?;
+            if outcome.is_final() || std::time::Instant::now() >= deadline {
+                return Ok((status, outcome));
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+
+    /// Polls GetExportedPackageUrl until the package is there (or `deadline`), then downloads
+    /// it into `dest`. Answers `false` when it never appeared.
+    pub async fn download_exported_package(
+        &self,
+        execution_id: &str,
+        dest: &Path,
+        deadline: std::time::Instant,
+        progress: &dyn Progress,
+    ) -> ClientResult<bool> {
+        loop {
+            if let Some(url) = self.exported_package_url(execution_id).await? {
+                self.download_signed(&url, dest, progress).await?;
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+
     /// `GetExecutionErrors`: the rows `{RecordId, Field, ErrorMessage}` (its value is a string
     /// holding a JSON array).
     pub async fn execution_errors(&self, execution_id: &str) -> ClientResult<Vec<Value>> {

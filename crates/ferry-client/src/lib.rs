@@ -7,6 +7,7 @@
 //! - `http.rs`: [`Connection`] and the one retry rule (429 `Retry-After`, 5xx and connection
 //!   failures with backoff, bounded).
 //! - `connector.rs`: enqueue (streamed), job status, dequeue / download / ack.
+//! - `delivery.rs`: one exported file taken end to end (download, unzip, ack), idempotently.
 //! - `dmf.rs`: the package API and signed blob URLs (block uploads, downloads).
 //! - `status.rs`: where a message or execution stands and what that means ([`Outcome`]).
 //! - `remote.rs`: ferry's REST API for messages, rejected rows, projects and jobs.
@@ -15,6 +16,7 @@
 //! - `error.rs`: [`ClientError`] and its [`Failure`] kind (unreachable, failed, configuration).
 
 mod connector;
+mod delivery;
 mod dmf;
 mod error;
 pub mod files;
@@ -28,6 +30,7 @@ mod token;
 use std::path::{Path, PathBuf};
 
 pub use connector::{Dequeued, EXTERNAL_ID_HEADER, Enqueue, Source, safe_file_name};
+pub use delivery::Delivered;
 pub use dmf::{BLOCK_BYTES, PackageExport, PackageImport};
 pub use error::{ClientError, ClientResult, Failure};
 pub use files::{NoProgress, Progress};
