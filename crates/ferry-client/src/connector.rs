@@ -72,41 +72,45 @@ impl Connection {
             Source::Stdin => "standard input".to_owned(),
         };
         let what = format!("enqueue {name}");
-        let mut stdin_used = false;
+        let stdin_used = std::sync::atomic::AtomicBool::new(false);
         let response = self
-            .send(&what, true, async |http| {
+            .send_with(&what, true, |http| {
                 let mut builder = http.post(&url).header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
                 if let Some(external) = request.external_id.as_deref().filter(|x| !x.is_empty()) {
                     builder = builder.header(EXTERNAL_ID_HEADER, external);
                 }
-                let body = match source {
-                    Source::File(path) => {
-                        let file = tokio::fs::File::open(path)
-                            .await
-                            .map_err(|e| ClientError::io(format!("cannot read {}", path.display()), e))?;
-                        let size = file
-                            .metadata()
-                            .await
-                            .map_err(|e| ClientError::io(format!("cannot read {}", path.display()), e))?
-                            .len();
-                        builder = builder.header(reqwest::header::CONTENT_LENGTH, size);
-                        progress.start(&name, Some(size));
-                        counted(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024), progress.clone())
-                    }
-                    Source::Stdin => {
-                        if stdin_used {
-                            return Err(ClientError::Unreachable {
-                                what: what.clone(),
-                                url: url.clone(),
-                                detail: "the upload from standard input failed and cannot be sent again".into(),
-                            });
+                let (source, progress, name, what, url) =
+                    (source.clone(), progress.clone(), name.clone(), what.clone(), url.clone());
+                let replay = stdin_used.swap(true, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    let body = match &source {
+                        Source::File(path) => {
+                            let file = tokio::fs::File::open(path)
+                                .await
+                                .map_err(|e| ClientError::io(format!("cannot read {}", path.display()), e))?;
+                            let size = file
+                                .metadata()
+                                .await
+                                .map_err(|e| ClientError::io(format!("cannot read {}", path.display()), e))?
+                                .len();
+                            builder = builder.header(reqwest::header::CONTENT_LENGTH, size);
+                            progress.start(&name, Some(size));
+                            counted(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024), progress.clone())
                         }
-                        stdin_used = true;
-                        progress.start(&name, None);
-                        counted(tokio_util::io::ReaderStream::new(tokio::io::stdin()), progress.clone())
-                    }
-                };
-                Ok(builder.body(body))
+                        Source::Stdin => {
+                            if replay {
+                                return Err(ClientError::Unreachable {
+                                    what,
+                                    url,
+                                    detail: "the upload from standard input failed and cannot be sent again".into(),
+                                });
+                            }
+                            progress.start(&name, None);
+                            counted(tokio_util::io::ReaderStream::new(tokio::io::stdin()), progress.clone())
+                        }
+                    };
+                    Ok(builder.body(body))
+                }
             })
             .await;
         progress.finish();
@@ -134,7 +138,7 @@ impl Connection {
     pub async fn dequeue(&self, job: &str) -> ClientResult<Option<Dequeued>> {
         let what = "dequeue";
         let url = self.url(&format!("/api/connector/dequeue/{}", encode(job.trim())));
-        let response = self.send(what, true, async |http| Ok(http.get(&url))).await?;
+        let response = self.send(what, true, |http| Ok(http.get(&url))).await?;
         if response.status().as_u16() == 204 {
             return Ok(None);
         }
@@ -155,7 +159,7 @@ impl Connection {
     pub async fn download(&self, file: &Dequeued, dir: &Path, progress: &dyn Progress) -> ClientResult<PathBuf> {
         let location = self.same_scheme(&file.download_location);
         let what = format!("download {}", file.correlation_id);
-        let response = self.send(&what, true, async |http| Ok(http.get(&location))).await?;
+        let response = self.send(&what, true, |http| Ok(http.get(&location))).await?;
         let name = attachment_name(&response)
             .unwrap_or_else(|| if is_zip(&response) { "export.zip".into() } else { "export.dat".into() });
         let dest = dir.join(format!("{}-{}", safe_file_name(&file.correlation_id), safe_file_name(&name)));

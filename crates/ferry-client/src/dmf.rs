@@ -83,7 +83,7 @@ impl Connection {
                 }
                 let block = bytes::Bytes::from(block);
                 if single {
-                    self.send(&what, false, async |http| {
+                    self.send(&what, false, |http| {
                         Ok(http.put(url).header("x-ms-blob-type", "BlockBlob").body(block.clone()))
                     })
                     .await?;
@@ -92,7 +92,7 @@ impl Connection {
                 }
                 let id = base64::engine::general_purpose::STANDARD.encode(format!("block-{:08}", ids.len()));
                 let block_url = format!("{url}&comp=block&blockid={}", crate::status::encode(&id));
-                self.send(&what, false, async |http| Ok(http.put(&block_url).body(block.clone()))).await?;
+                self.send(&what, false, |http| Ok(http.put(&block_url).body(block.clone()))).await?;
                 done += block.len() as u64;
                 progress.advance(done);
                 ids.push(id);
@@ -103,7 +103,7 @@ impl Connection {
             }
             list.push_str("</BlockList>");
             let list_url = format!("{url}&comp=blocklist");
-            self.send(&what, false, async |http| Ok(http.put(&list_url).body(list.clone()))).await?;
+            self.send(&what, false, |http| Ok(http.put(&list_url).body(list.clone()))).await?;
             Ok(())
         }
         .await;
@@ -163,7 +163,7 @@ impl Connection {
     /// Downloads a signed URL (no token) into `dest`.
     pub async fn download_signed(&self, url: &str, dest: &Path, progress: &dyn Progress) -> ClientResult<u64> {
         let what = format!("download {}", dest.display());
-        let response = self.send(&what, false, async |http| Ok(http.get(url))).await?;
+        let response = self.send(&what, false, |http| Ok(http.get(url))).await?;
         save_response(response, dest, progress).await
     }
 

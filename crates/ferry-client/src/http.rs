@@ -94,7 +94,17 @@ impl Connection {
     /// success (2xx); `what` names the call in errors.
     pub async fn send<F>(&self, what: &str, auth: bool, mut build: F) -> ClientResult<reqwest::Response>
     where
-        F: AsyncFnMut(&reqwest::Client) -> ClientResult<reqwest::RequestBuilder>,
+        F: FnMut(&reqwest::Client) -> ClientResult<reqwest::RequestBuilder> + Send,
+    {
+        self.send_with(what, auth, |http| std::future::ready(build(http))).await
+    }
+
+    /// [`Connection::send`] with a builder that has to wait (to open a file, say); its future
+    /// owns what it needs.
+    pub async fn send_with<F, Fut>(&self, what: &str, auth: bool, mut build: F) -> ClientResult<reqwest::Response>
+    where
+        F: FnMut(&reqwest::Client) -> Fut + Send,
+        Fut: std::future::Future<Output = ClientResult<reqwest::RequestBuilder>> + Send,
     {
         let mut failures = 0u32;
         let mut throttled = 0u32;
@@ -172,7 +182,7 @@ impl Connection {
     /// `GET path` with the token, as JSON.
     pub async fn get_json(&self, what: &str, path: &str) -> ClientResult<serde_json::Value> {
         let url = self.url(path);
-        let response = self.send(what, true, async |http| Ok(http.get(&url))).await?;
+        let response = self.send(what, true, |http| Ok(http.get(&url))).await?;
         read_json(what, response).await
     }
 
@@ -184,7 +194,7 @@ impl Connection {
         body: &serde_json::Value,
     ) -> ClientResult<serde_json::Value> {
         let url = self.url(path);
-        let response = self.send(what, true, async |http| Ok(http.post(&url).json(body))).await?;
+        let response = self.send(what, true, |http| Ok(http.post(&url).json(body))).await?;
         read_json(what, response).await
     }
 }

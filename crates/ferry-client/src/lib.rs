@@ -58,5 +58,6 @@ pub fn open(
     let config = ClientConfig::load(&path)?;
     let (name, environment) = config.select(name, env)?;
     let environment = environment.resolve(&name, env)?;
+    let retry = Retry { attempts: environment.attempts.unwrap_or(retry.attempts), ..retry };
     Connection::new(environment, Some(token_cache_dir(&path)), ferry_domain::SystemClock::shared(), retry)
 }

@@ -65,6 +65,9 @@ pub struct EnvironmentConfig {
     /// `ferry` (default) or `dynamics`: which status and error calls the server answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// Tries per call when the server is unreachable or answers 5xx (default 6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
 }
 
 impl fmt::Debug for EnvironmentConfig {
@@ -131,6 +134,8 @@ pub struct Environment {
     pub audience: Audience,
     pub company: Option<String>,
     pub server: ServerKind,
+    /// Tries per call (the profile's `attempts`), if it sets them.
+    pub attempts: Option<u32>,
 }
 
 impl EnvironmentConfig {
@@ -190,6 +195,7 @@ impl EnvironmentConfig {
             audience,
             company: self.company.clone().filter(|c| !c.trim().is_empty()),
             server,
+            attempts: self.attempts.map(|a| a.clamp(1, 100)),
         })
     }
 }

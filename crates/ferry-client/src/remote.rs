@@ -98,7 +98,7 @@ impl Connection {
         for (entity, link) in links {
             let path = link.find("/api/").map_or(link.clone(), |at| link[at..].to_owned());
             let url = self.url(&path);
-            let response = self.send("rejected rows file", true, async |http| Ok(http.get(&url))).await?;
+            let response = self.send("rejected rows file", true, |http| Ok(http.get(&url))).await?;
             let target = if single {
                 dest.to_path_buf()
             } else {
