@@ -133,7 +133,13 @@ impl TokenSource {
             if !transient || attempt >= 5 {
                 break result;
             }
-            tokio::time::sleep(Duration::from_millis(500) * attempt).await;
+            let detail = match &result {
+                Ok(r) => format!("{}", r.status().as_u16()),
+                Err(e) => e.to_string(),
+            };
+            let wait = Duration::from_millis(500) * attempt;
+            tracing::warn!(call = %what, url = %url, wait_ms = wait.as_millis() as u64, %detail, "retrying");
+            tokio::time::sleep(wait).await;
         };
         let response = response
             .map_err(|e| ClientError::Unreachable { what: what.clone(), url: url.clone(), detail: e.to_string() })?;

@@ -5,8 +5,10 @@
 mod support;
 
 mod auth;
+mod agent;
 mod blob_urls;
 mod cli;
+mod client_commands;
 mod import_api;
 mod import_processes;
 mod import_xslt;
