@@ -90,7 +90,14 @@ pub struct JobConfig {
 #[derive(Debug)]
 pub enum JobKind {
     /// Enqueue the files of `input` to a recurring job; move them to `success` or `error`.
-    Upload { job: String, entity: Option<String>, company: Option<String>, files: Folders, order: Order, pattern: Option<String> },
+    Upload {
+        job: String,
+        entity: Option<String>,
+        company: Option<String>,
+        files: Folders,
+        order: Order,
+        pattern: Option<String>,
+    },
     /// Watch the status files in `folder`; move finished files to `processed` or `error`.
     Monitor { folder: PathBuf, processed: PathBuf, error: PathBuf },
     /// Dequeue, download into `output`, ack.
@@ -158,7 +165,11 @@ impl AgentConfig {
                             pattern: job.pattern,
                         }
                     } else {
-                        JobKind::ImportPackage { project: need_text(job.project, "project")?, company: job.company, files }
+                        JobKind::ImportPackage {
+                            project: need_text(job.project, "project")?,
+                            company: job.company,
+                            files,
+                        }
                     }
                 }
                 "monitor" => JobKind::Monitor {

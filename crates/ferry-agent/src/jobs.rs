@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_client::{ClientError, Enqueue, Failure, NoProgress, Outcome, PackageExport, PackageImport, ServerKind, Source};
+use ferry_client::{
+    ClientError, Enqueue, Failure, NoProgress, Outcome, PackageExport, PackageImport, ServerKind, Source,
+};
 use serde_json::{Value, json};
 use sha2::Digest;
 
 use crate::Agent;
-use crate::config::{Folders, Order, matches};
+use crate::config::{Folders, JobKind, Order, matches};
 use crate::journal::move_file;
 
 /// How a run ended badly.
@@ -69,16 +71,11 @@ impl Agent {
         matches!(e.failure(), Failure::Unreachable)
     }
 
-    pub(crate) async fn upload(
-        &self,
-        job_name: &str,
-        job: &str,
-        entity: Option<&str>,
-        company: Option<&str>,
-        folders: &Folders,
-        order: Order,
-        pattern: Option<&str>,
-    ) -> RunResult {
+    pub(crate) async fn upload(&self, job_name: &str, kind: &JobKind) -> RunResult {
+        let JobKind::Upload { job, entity, company, files: folders, order, pattern } = kind else {
+            return Ok(());
+        };
+        let (entity, company, order, pattern) = (entity.as_deref(), company.as_deref(), *order, pattern.as_deref());
         for path in waiting_files(&folders.input, order, pattern) {
             if self.stopping() {
                 break;
@@ -187,7 +184,10 @@ impl Agent {
                     let query = ferry_client::ErrorQuery { limit: 10_000, ..Default::default() };
                     if let Ok(rows) = self.connection.message_errors(id, &query).await {
                         let text = format!("{:#}\n", Value::Array(rows));
-                        let _ = ferry_client::files::write_private(&target.join(format!("{name}.errors.json")), text.as_bytes());
+                        let _ = ferry_client::files::write_private(
+                            &target.join(format!("{name}.errors.json")),
+                            text.as_bytes(),
+                        );
                     }
                 }
                 crate::ops::notify(
@@ -289,14 +289,14 @@ impl Agent {
             .map_err(|e| e.to_string())?;
         if matches!(outcome, Outcome::Failed) {
             self.journal.exported(execution_id).map_err(io)?;
-            crate::ops::notify(self.webhook(), json!({ "job": job_name, "event": "export_failed", "id": execution_id }));
+            crate::ops::notify(
+                self.webhook(),
+                json!({ "job": job_name, "event": "export_failed", "id": execution_id }),
+            );
             return Err(format!("export {execution_id} {status}"));
         }
-        let name = format!(
-            "{}-{}.zip",
-            ferry_client::safe_file_name(project),
-            ferry_client::safe_file_name(execution_id)
-        );
+        let name =
+            format!("{}-{}.zip", ferry_client::safe_file_name(project), ferry_client::safe_file_name(execution_id));
         let dest = output.join(&name);
         if !dest.with_extension("").is_dir() && !dest.exists() {
             let found = self

@@ -77,10 +77,9 @@ impl Journal {
                     from: PathBuf::from(e["from"].as_str()?),
                     to: PathBuf::from(e["to"].as_str()?),
                 }),
-                "dequeued" => Some(Pending::Dequeued {
-                    job_name: e["job"].as_str()?.to_owned(),
-                    answer: e["answer"].clone(),
-                }),
+                "dequeued" => {
+                    Some(Pending::Dequeued { job_name: e["job"].as_str()?.to_owned(), answer: e["answer"].clone() })
+                }
                 "exporting" => Some(Pending::Exporting {
                     job_name: e["job"].as_str()?.to_owned(),
                     execution_id: e["execution_id"].as_str()?.to_owned(),

@@ -99,10 +99,7 @@ impl Agent {
 
     async fn run_once(&self, job: &JobConfig) -> jobs::RunResult {
         match &job.kind {
-            JobKind::Upload { job: activity, entity, company, files, order, pattern } => {
-                self.upload(&job.name, activity, entity.as_deref(), company.as_deref(), files, *order, pattern.as_deref())
-                    .await
-            }
+            JobKind::Upload { .. } => self.upload(&job.name, &job.kind).await,
             JobKind::Monitor { folder, processed, error } => self.monitor(&job.name, folder, processed, error).await,
             JobKind::Download { job: activity, output, unzip } => {
                 self.download(&job.name, activity, output, *unzip).await
@@ -151,8 +148,7 @@ pub async fn run(
         .map_err(|e| format!("cannot open the journal in {}: {e}", config.state_dir.display()))?;
     let metrics = Metrics::default();
     if let Some(listen) = &config.listen {
-        let addr =
-            ops::serve(listen, metrics.clone()).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let addr = ops::serve(listen, metrics.clone()).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         tracing::info!(%addr, "serving /metrics and /healthz");
         on_listen(addr);
     }

@@ -55,7 +55,12 @@ fn encode(text: &str) -> String {
 
 impl Connection {
     /// Enqueues `source` to the job; answers the message id.
-    pub async fn enqueue(&self, request: &Enqueue, source: &Source, progress: Arc<dyn Progress>) -> ClientResult<String> {
+    pub async fn enqueue(
+        &self,
+        request: &Enqueue,
+        source: &Source,
+        progress: Arc<dyn Progress>,
+    ) -> ClientResult<String> {
         let mut query = Vec::new();
         if let Some(entity) = request.entity.as_deref().filter(|e| !e.is_empty()) {
             query.push(format!("entity={}", encode(entity)));
@@ -116,10 +121,11 @@ impl Connection {
         progress.finish();
         let response = response?;
         let url = response.url().to_string();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| ClientError::Unreachable { what: what.clone(), url: url.clone(), detail: e.to_string() })?;
+        let text = response.text().await.map_err(|e| ClientError::Unreachable {
+            what: what.clone(),
+            url: url.clone(),
+            detail: e.to_string(),
+        })?;
         let id = text.trim().trim_matches('"').to_owned();
         if id.is_empty() {
             return Err(ClientError::protocol(&what, &url, "the answer holds no message id"));
@@ -151,7 +157,12 @@ impl Connection {
         else {
             return Err(ClientError::protocol(what, &url, format!("no CorrelationId or DownloadLocation in {answer}")));
         };
-        Ok(Some(Dequeued { correlation_id, pop_receipt: field("PopReceipt").unwrap_or_default(), download_location, answer }))
+        Ok(Some(Dequeued {
+            correlation_id,
+            pop_receipt: field("PopReceipt").unwrap_or_default(),
+            download_location,
+            answer,
+        }))
     }
 
     /// Downloads a dequeued file into `dir` (with the token; fsync'd, renamed into place);
@@ -219,10 +230,8 @@ fn is_zip(response: &reqwest::Response) -> bool {
 
 /// `name` with characters no file system takes replaced, and no path in it.
 pub fn safe_file_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| if c.is_control() || "/\\:*?\"<>|".contains(c) { '_' } else { c })
-        .collect();
+    let cleaned: String =
+        name.chars().map(|c| if c.is_control() || "/\\:*?\"<>|".contains(c) { '_' } else { c }).collect();
     let cleaned = cleaned.trim().trim_start_matches('.').to_owned();
     if cleaned.is_empty() { "file".into() } else { cleaned }
 }

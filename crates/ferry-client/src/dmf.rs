@@ -145,7 +145,9 @@ impl Connection {
                 .as_str()
                 .filter(|v| !v.is_empty() && *v != "00000000-0000-0000-0000-000000000000")
                 .map(str::to_owned)
-                .ok_or_else(|| ClientError::protocol(action, &self.url(ACTIONS), format!("no execution id in {value}"))),
+                .ok_or_else(|| {
+                    ClientError::protocol(action, &self.url(ACTIONS), format!("no execution id in {value}"))
+                }),
             Err(e) if e.status() == Some(409) && execution_id.is_some_and(|id| !id.is_empty()) => {
                 tracing::info!(action, execution_id, "the execution id is taken: the call was accepted before");
                 Ok(execution_id.unwrap_or_default().to_owned())

@@ -82,11 +82,7 @@ pub fn sync_dir(path: &Path) -> std::io::Result<()> {
 
 /// Streams `response`'s body into `dest` (temporary file, fsync, rename, directory fsync);
 /// answers the bytes written.
-pub async fn save_response(
-    response: reqwest::Response,
-    dest: &Path,
-    progress: &dyn Progress,
-) -> ClientResult<u64> {
+pub async fn save_response(response: reqwest::Response, dest: &Path, progress: &dyn Progress) -> ClientResult<u64> {
     let what = || format!("cannot save {}", dest.display());
     if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(dir).await.map_err(|e| ClientError::io(what(), e))?;
@@ -99,11 +95,11 @@ pub async fn save_response(
         let mut response = response;
         let mut written = 0u64;
         let url = response.url().to_string();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| ClientError::Unreachable { what: what(), url: url.clone(), detail: e.to_string() })?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| ClientError::Unreachable {
+            what: what(),
+            url: url.clone(),
+            detail: e.to_string(),
+        })? {
             file.write_all(&chunk).await.map_err(|e| ClientError::io(what(), e))?;
             written += chunk.len() as u64;
             progress.advance(written);

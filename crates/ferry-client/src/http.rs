@@ -141,7 +141,10 @@ impl Connection {
                                 return Err(ClientError::Unreachable {
                                     what: what.into(),
                                     url,
-                                    detail: format!("still throttled (429) after {throttled} tries: {}", error_message(&body)),
+                                    detail: format!(
+                                        "still throttled (429) after {throttled} tries: {}",
+                                        error_message(&body)
+                                    ),
                                 });
                             }
                             (wait, format!("throttled (429): {}", error_message(&body)))
@@ -187,12 +190,7 @@ impl Connection {
     }
 
     /// `POST path` with a JSON body and the token, as JSON (`Null` for an empty answer).
-    pub async fn post_json(
-        &self,
-        what: &str,
-        path: &str,
-        body: &serde_json::Value,
-    ) -> ClientResult<serde_json::Value> {
+    pub async fn post_json(&self, what: &str, path: &str, body: &serde_json::Value) -> ClientResult<serde_json::Value> {
         let url = self.url(path);
         let response = self.send(what, true, |http| Ok(http.post(&url).json(body))).await?;
         read_json(what, response).await
@@ -202,10 +200,11 @@ impl Connection {
 /// The body of a successful answer as JSON (`Null` when empty).
 pub async fn read_json(what: &str, response: reqwest::Response) -> ClientResult<serde_json::Value> {
     let url = redact_query(response.url());
-    let text = response
-        .text()
-        .await
-        .map_err(|e| ClientError::Unreachable { what: what.into(), url: url.clone(), detail: e.to_string() })?;
+    let text = response.text().await.map_err(|e| ClientError::Unreachable {
+        what: what.into(),
+        url: url.clone(),
+        detail: e.to_string(),
+    })?;
     if text.trim().is_empty() {
         return Ok(serde_json::Value::Null);
     }

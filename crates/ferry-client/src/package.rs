@@ -57,7 +57,8 @@ pub fn plan(folder: &Path, project: Option<&Value>) -> ClientResult<Vec<PackageE
             folder.display()
         )));
     }
-    let entities: Vec<&Value> = project.and_then(|p| p["entities"].as_array()).map(|a| a.iter().collect()).unwrap_or_default();
+    let entities: Vec<&Value> =
+        project.and_then(|p| p["entities"].as_array()).map(|a| a.iter().collect()).unwrap_or_default();
     let simple = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase();
     let mut entries = Vec::new();
     for source in files {

@@ -169,7 +169,7 @@ impl EnvironmentConfig {
         let secret = match self.secret.as_deref().map(str::trim) {
             None | Some("") => {
                 return Err(bad(
-                    "no secret: set secret = \"env:VAR\" (or file:PATH, or the secret) with `ferry login`".into()
+                    "no secret: set secret = \"env:VAR\" (or file:PATH, or the secret) with `ferry login`".into(),
                 ));
             }
             Some(s) => read_secret(s, env).map_err(bad)?,
@@ -233,7 +233,9 @@ pub fn default_config_path(env: &[(String, String)]) -> ClientResult<PathBuf> {
         var("XDG_CONFIG_HOME").map(PathBuf::from).or_else(|| var("HOME").map(|h| Path::new(&h).join(".config")))
     };
     let dir = dir.ok_or_else(|| {
-        ClientError::Config(format!("no config directory (HOME is not set); set {CONFIG_VAR} to the client config file"))
+        ClientError::Config(format!(
+            "no config directory (HOME is not set); set {CONFIG_VAR} to the client config file"
+        ))
     })?;
     Ok(dir.join("ferry").join("client.toml"))
 }
@@ -259,9 +261,11 @@ impl ClientConfig {
     /// The environment named `name`, else `FERRY_ENV`, else the default, else the only one.
     pub fn select(&self, name: Option<&str>, env: &[(String, String)]) -> ClientResult<(String, &EnvironmentConfig)> {
         let from_env = env.iter().find(|(k, _)| k == ENV_VAR).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
-        let chosen = name.or(from_env).or(self.default.as_deref()).map(str::to_owned).or_else(|| {
-            (self.environments.len() == 1).then(|| self.environments.keys().next().cloned()).flatten()
-        });
+        let chosen = name
+            .or(from_env)
+            .or(self.default.as_deref())
+            .map(str::to_owned)
+            .or_else(|| (self.environments.len() == 1).then(|| self.environments.keys().next().cloned()).flatten());
         let Some(chosen) = chosen else {
             return Err(ClientError::Config(if self.environments.is_empty() {
                 "no environment is configured: run `ferry login --env NAME --url URL --client-id ID …` first".into()

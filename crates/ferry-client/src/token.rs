@@ -141,13 +141,17 @@ impl TokenSource {
             tracing::warn!(call = %what, url = %url, wait_ms = wait.as_millis() as u64, %detail, "retrying");
             tokio::time::sleep(wait).await;
         };
-        let response = response
-            .map_err(|e| ClientError::Unreachable { what: what.clone(), url: url.clone(), detail: e.to_string() })?;
+        let response = response.map_err(|e| ClientError::Unreachable {
+            what: what.clone(),
+            url: url.clone(),
+            detail: e.to_string(),
+        })?;
         let status = response.status().as_u16();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| ClientError::Unreachable { what: what.clone(), url: url.clone(), detail: e.to_string() })?;
+        let body = response.text().await.map_err(|e| ClientError::Unreachable {
+            what: what.clone(),
+            url: url.clone(),
+            detail: e.to_string(),
+        })?;
         if status == 429 || status >= 500 {
             return Err(ClientError::Unreachable { what, url, detail: format!("{status}: {}", error_message(&body)) });
         }

@@ -14,8 +14,10 @@ pub(crate) async fn run(global: &GlobalArgs, env: &[(String, String)]) -> Comman
     };
     let config = AgentConfig::load(path).map_err(|e| Exit::new(code::USAGE, e.to_string()))?;
     let name = global.env.as_deref().or(config.environment.as_deref());
-    let connection = ferry_client::open(config.client_config.as_deref(), name, env, Retry::default()).map_err(exit_of)?;
-    let mut signals = crate::server::ShutdownSignals::install().map_err(|e| Exit::new(code::FAILED, format!("{e:#}")))?;
+    let connection =
+        ferry_client::open(config.client_config.as_deref(), name, env, Retry::default()).map_err(exit_of)?;
+    let mut signals =
+        crate::server::ShutdownSignals::install().map_err(|e| Exit::new(code::FAILED, format!("{e:#}")))?;
     let on_listen = |addr: std::net::SocketAddr| {
         let _ = crate::print(&format!("agent metrics on http://{addr}\n"));
     };

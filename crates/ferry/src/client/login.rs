@@ -62,7 +62,9 @@ pub(crate) async fn login(args: LoginArgs, global: &GlobalArgs, env: &[(String, 
     if profile.url.is_empty() || profile.client_id.is_empty() {
         return Err(Exit::new(
             code::USAGE,
-            format!("environment '{name}' needs --url and --client-id (and a secret: --secret-env, --secret-file or --secret-stdin)"),
+            format!(
+                "environment '{name}' needs --url and --client-id (and a secret: --secret-env, --secret-file or --secret-stdin)"
+            ),
         ));
     }
     let resolved = profile.resolve(&name, env).map_err(exit_of)?;
@@ -74,13 +76,9 @@ pub(crate) async fn login(args: LoginArgs, global: &GlobalArgs, env: &[(String, 
         "company": resolved.company,
         "config": path.display().to_string(),
     });
-    let connection = Connection::new(
-        resolved,
-        Some(token_cache_dir(&path)),
-        ferry_domain::SystemClock::shared(),
-        Retry::default(),
-    )
-    .map_err(exit_of)?;
+    let connection =
+        Connection::new(resolved, Some(token_cache_dir(&path)), ferry_domain::SystemClock::shared(), Retry::default())
+            .map_err(exit_of)?;
     // Prove the credentials: a fresh token, not a cached one.
     connection.tokens().invalidate().await;
     let (_, info) = connection.tokens().token_info(connection.http()).await.map_err(exit_of)?;

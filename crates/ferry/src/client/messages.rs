@@ -116,9 +116,10 @@ pub(crate) async fn status(args: StatusArgs, global: &GlobalArgs, env: &[(String
     };
     let output = if args.json { json_text(&status.document) } else { status_text(&status) };
     let exit = match status.outcome {
-        Outcome::Pending if args.wait => {
-            Some(Exit::new(code::TIMED_OUT, format!("{} is still {} after {} s", status.id, status.state, args.timeout)))
-        }
+        Outcome::Pending if args.wait => Some(Exit::new(
+            code::TIMED_OUT,
+            format!("{} is still {} after {} s", status.id, status.state, args.timeout),
+        )),
         Outcome::Pending => None,
         outcome => exit_of_outcome(outcome, &format!("message {}", status.id)),
     };
@@ -192,15 +193,17 @@ pub(crate) async fn errors(args: ErrorsArgs, global: &GlobalArgs, env: &[(String
             return Ok(Done::ok(json_text(&Value::Array(rows))));
         }
         let table = rows.iter().map(|r| {
-            ["RecordId", "Field", "ErrorMessage"].iter().map(|k| r[*k].as_str().unwrap_or("-").replace('\n', " ")).collect()
+            ["RecordId", "Field", "ErrorMessage"]
+                .iter()
+                .map(|k| r[*k].as_str().unwrap_or("-").replace('\n', " "))
+                .collect()
         });
         let header = ["RECORD", "FIELD", "MESSAGE"].map(str::to_owned).to_vec();
         return Ok(Done::ok(crate::table::render(header, table)));
     }
     if let Some(dest) = &args.download {
         let status = connection.status(&args.id).await.map_err(exit_of)?;
-        let files =
-            connection.download_rejected(&status.document, dest, progress().as_ref()).await.map_err(exit_of)?;
+        let files = connection.download_rejected(&status.document, dest, progress().as_ref()).await.map_err(exit_of)?;
         if files.is_empty() {
             return Err(Exit::new(
                 code::FAILED,
@@ -208,11 +211,8 @@ pub(crate) async fn errors(args: ErrorsArgs, global: &GlobalArgs, env: &[(String
             ));
         }
         let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-        let output = if args.json {
-            json_text(&json!(names))
-        } else {
-            names.iter().map(|n| format!("{n}\n")).collect()
-        };
+        let output =
+            if args.json { json_text(&json!(names)) } else { names.iter().map(|n| format!("{n}\n")).collect() };
         return Ok(Done::ok(output));
     }
     let query = ErrorQuery { stage: args.stage, entity: args.entity, limit: args.limit };
@@ -235,7 +235,10 @@ pub(crate) fn error_table(rows: &[Value]) -> String {
     };
     let header = ["ROW", "ENTITY", "STAGE", "FIELD", "KEY", "CODE", "MESSAGE"].map(str::to_owned).to_vec();
     let table = rows.iter().map(|e| {
-        ["row_number", "entity", "stage", "field", "record_key", "code", "message"].iter().map(|k| text(&e[*k])).collect()
+        ["row_number", "entity", "stage", "field", "record_key", "code", "message"]
+            .iter()
+            .map(|k| text(&e[*k]))
+            .collect()
     });
     crate::table::render(header, table)
 }

@@ -105,7 +105,11 @@ pub async fn run(command: ClientCommand, global: &GlobalArgs, env: &[(String, St
 }
 
 /// `ferry messages|jobs|projects …` against the environment named by `--env`.
-pub async fn run_remote(command: crate::cli::Command, global: &GlobalArgs, env: &[(String, String)]) -> anyhow::Result<()> {
+pub async fn run_remote(
+    command: crate::cli::Command,
+    global: &GlobalArgs,
+    env: &[(String, String)],
+) -> anyhow::Result<()> {
     init_logging(global, "warn")?;
     finish(remote::run(command, global, env).await)
 }

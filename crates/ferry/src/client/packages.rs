@@ -59,9 +59,10 @@ pub(crate) async fn import(args: ImportPackageArgs, global: &GlobalArgs, env: &[
         shown["errors"] = json!(rows);
     }
     let exit = match outcome {
-        Outcome::Pending => {
-            Some(Exit::new(code::TIMED_OUT, format!("execution {execution_id} is still {status} after {} s", args.timeout)))
-        }
+        Outcome::Pending => Some(Exit::new(
+            code::TIMED_OUT,
+            format!("execution {execution_id} is still {status} after {} s", args.timeout),
+        )),
         outcome => exit_of_outcome(outcome, &format!("execution {execution_id}")),
     };
     Ok(Done { output: if args.json { json_text(&shown) } else { out }, exit })
@@ -90,7 +91,8 @@ pub(crate) async fn export(args: ExportPackageArgs, global: &GlobalArgs, env: &[
         Outcome::Failed => return Err(Exit::new(code::FAILED, format!("execution {execution_id} {status}"))),
         Outcome::Succeeded | Outcome::RecordErrors => {}
     }
-    let name = format!("{}-{}.zip", ferry_client::safe_file_name(&args.project), ferry_client::safe_file_name(&execution_id));
+    let name =
+        format!("{}-{}.zip", ferry_client::safe_file_name(&args.project), ferry_client::safe_file_name(&execution_id));
     let dest = args.out.join(name);
     let bar = progress();
     if !connection.download_exported_package(&execution_id, &dest, deadline, bar.as_ref()).await.map_err(exit_of)? {
@@ -106,7 +108,8 @@ pub(crate) async fn export(args: ExportPackageArgs, global: &GlobalArgs, env: &[
     }
     shown["path"] = json!(path.display().to_string());
     let exit = exit_of_outcome(outcome, &format!("execution {execution_id}"));
-    let output = if args.json { json_text(&shown) } else { format!("execution {execution_id}: {status}\n{}\n", path.display()) };
+    let output =
+        if args.json { json_text(&shown) } else { format!("execution {execution_id}: {status}\n{}\n", path.display()) };
     Ok(Done { output, exit })
 }
 

@@ -86,8 +86,10 @@ async fn the_agent_survives_sigkill_and_loses_or_repeats_nothing() {
     let entities: Vec<Value> = ENTITIES.iter().map(|e| json!({ "entity": e, "format": "CSV" })).collect();
     put(&server, "/api/admin/projects/things", json!({ "entities": entities })).await;
     let apps = json!([{ "client_id": "it-writer" }]);
-    put(&server, &format!("/api/admin/jobs/{JOB}"), json!({ "project": "things", "apps": apps, "company": "usmf" })).await;
-    put(&server, "/api/admin/projects/out", json!({ "operation": "export", "entities": [{ "entity": "Gadgets" }] })).await;
+    put(&server, &format!("/api/admin/jobs/{JOB}"), json!({ "project": "things", "apps": apps, "company": "usmf" }))
+        .await;
+    put(&server, "/api/admin/projects/out", json!({ "operation": "export", "entities": [{ "entity": "Gadgets" }] }))
+        .await;
     let export = json!({ "project": "out", "kind": "package", "apps": apps, "company": "usmf", "recurrence": "2s" });
     put(&server, &format!("/api/admin/jobs/{EXPORT_JOB}"), export.clone()).await;
 
@@ -168,7 +170,8 @@ async fn the_agent_survives_sigkill_and_loses_or_repeats_nothing() {
     loop {
         let runs = messages(&server, &token, EXPORT_JOB).await;
         let produced: Vec<&Value> = runs.iter().filter(|m| m["state"] == "Processed").collect();
-        let waiting = runs.iter().any(|m| ["Enqueued", "Processing", "Retrying"].contains(&m["state"].as_str().unwrap_or("")));
+        let waiting =
+            runs.iter().any(|m| ["Enqueued", "Processing", "Retrying"].contains(&m["state"].as_str().unwrap_or("")));
         let acked = produced.iter().filter(|m| m["message_status"] == "Acked").count();
         let saved = std::fs::read_dir(d.join("exports")).map(|r| r.count()).unwrap_or(0);
         if !waiting && !produced.is_empty() && acked == produced.len() && saved == produced.len() {
@@ -223,8 +226,14 @@ async fn the_agent_catches_up_after_429_and_502() {
     let server = TestServer::start_with(Backend::Sqlite, "", &files).await.unwrap();
     put(&server, "/api/admin/projects/things", json!({ "entities": [{ "entity": "Gadgets" }] })).await;
     let apps = json!([{ "client_id": "it-writer" }]);
-    put(&server, &format!("/api/admin/jobs/{JOB}"), json!({ "project": "things", "apps": apps, "company": "usmf" })).await;
-    let proxy = flaky_proxy(server.base.trim_start_matches("http://").to_owned(), Duration::from_secs(3), Duration::from_secs(3)).await;
+    put(&server, &format!("/api/admin/jobs/{JOB}"), json!({ "project": "things", "apps": apps, "company": "usmf" }))
+        .await;
+    let proxy = flaky_proxy(
+        server.base.trim_start_matches("http://").to_owned(),
+        Duration::from_secs(3),
+        Duration::from_secs(3),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     client_config(d, &proxy);
@@ -253,4 +262,3 @@ async fn the_agent_catches_up_after_429_and_502() {
     assert_eq!(messages(&server, &token, JOB).await.len(), 10);
     server.stop().await;
 }
-

@@ -28,9 +28,8 @@ pub fn code(output: &Output) -> i32 {
 
 pub fn json_of(output: &Output) -> Value {
     let text = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(&text).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {text}\nstderr: {}", String::from_utf8_lossy(&output.stderr))
-    })
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {text}\nstderr: {}", String::from_utf8_lossy(&output.stderr)))
 }
 
 fn expect_code(output: &Output, expected: i32) {
@@ -53,19 +52,45 @@ pub async fn put(server: &TestServer, path: &str, body: Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_client_command_end_to_end() {
     let server = TestServer::start_with(Backend::Sqlite, "", &[("widgets.toml", WIDGETS)]).await.unwrap();
-    put(&server, "/api/admin/projects/widgets", json!({ "entities": [{ "entity": "Widgets", "format": "CSV" }] })).await;
-    put(&server, &format!("/api/admin/jobs/{JOB}"), json!({ "project": "widgets", "apps": [{ "client_id": "it-writer" }], "company": "usmf" })).await;
-    put(&server, "/api/admin/projects/wout", json!({ "operation": "export", "entities": [{ "entity": "Widgets" }] })).await;
+    put(&server, "/api/admin/projects/widgets", json!({ "entities": [{ "entity": "Widgets", "format": "CSV" }] }))
+        .await;
+    put(
+        &server,
+        &format!("/api/admin/jobs/{JOB}"),
+        json!({ "project": "widgets", "apps": [{ "client_id": "it-writer" }], "company": "usmf" }),
+    )
+    .await;
+    put(&server, "/api/admin/projects/wout", json!({ "operation": "export", "entities": [{ "entity": "Widgets" }] }))
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let secrets = [("IT_SECRET", server.secret.as_str()), ("ADMIN_SECRET", "unused")];
 
     // login: Entra ID's shape, served by ferry under tenant "ferry".
-    let login = ferry(d, &secrets, &[
-        "login", "--env", "it", "--url", &server.base, "--tenant", "ferry", "--authority", &server.base,
-        "--scope", "https://ferry.test/.default", "--client-id", "it-writer", "--secret-env", "IT_SECRET",
-        "--company", "usmf", "--json",
-    ])
+    let login = ferry(
+        d,
+        &secrets,
+        &[
+            "login",
+            "--env",
+            "it",
+            "--url",
+            &server.base,
+            "--tenant",
+            "ferry",
+            "--authority",
+            &server.base,
+            "--scope",
+            "https://ferry.test/.default",
+            "--client-id",
+            "it-writer",
+            "--secret-env",
+            "IT_SECRET",
+            "--company",
+            "usmf",
+            "--json",
+        ],
+    )
     .await;
     expect_code(&login, 0);
     let shown = json_of(&login);
@@ -85,17 +110,35 @@ async fn every_client_command_end_to_end() {
     }
     let admin_secret = server_admin_secret(&server);
     let admin_env = [("IT_SECRET", server.secret.as_str()), ("ADMIN_SECRET", admin_secret.as_str())];
-    let login_admin = ferry(d, &admin_env, &[
-        "login", "--env", "admin", "--url", &server.base, "--client-id", "it-admin", "--secret-env", "ADMIN_SECRET",
-        "--scope", "https://ferry.test/.default",
-    ])
+    let login_admin = ferry(
+        d,
+        &admin_env,
+        &[
+            "login",
+            "--env",
+            "admin",
+            "--url",
+            &server.base,
+            "--client-id",
+            "it-admin",
+            "--secret-env",
+            "ADMIN_SECRET",
+            "--scope",
+            "https://ferry.test/.default",
+        ],
+    )
     .await;
     expect_code(&login_admin, 0);
 
     // enqueue --wait: one clean file, one with a rejected row.
     std::fs::write(d.join("good.csv"), "WidgetId,Name,Price\nW1,One,1\nW2,Two,2\nW3,Three,3\n").unwrap();
     std::fs::write(d.join("bad.csv"), "WidgetId,Name,Price\nW8,Eight,8\nW9,,9\n").unwrap();
-    let enqueued = ferry(d, &secrets, &["enqueue", "--job", JOB, "--entity", "Widgets", "good.csv", "bad.csv", "--wait", "--json"]).await;
+    let enqueued = ferry(
+        d,
+        &secrets,
+        &["enqueue", "--job", JOB, "--entity", "Widgets", "good.csv", "bad.csv", "--wait", "--json"],
+    )
+    .await;
     expect_code(&enqueued, 4);
     let enqueued = json_of(&enqueued);
     assert_eq!(enqueued[0]["external_id"], "good.csv");
@@ -130,7 +173,8 @@ async fn every_client_command_end_to_end() {
     // Remote admin: messages with the writer, jobs with the admin; the writer may not read jobs.
     let messages = ferry(d, &admin_env, &["messages", "list", "--env", "it", "--job", JOB, "--json"]).await;
     expect_code(&messages, 0);
-    let ids: Vec<String> = json_of(&messages).as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect();
+    let ids: Vec<String> =
+        json_of(&messages).as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect();
     assert!(ids.contains(&good) && ids.contains(&bad), "{ids:?}");
     let shown = ferry(d, &admin_env, &["messages", "show", &bad, "--env", "it"]).await;
     assert!(String::from_utf8_lossy(&shown.stdout).contains("Widgets"));
@@ -148,7 +192,8 @@ async fn every_client_command_end_to_end() {
     assert_eq!(json_of(&imported)["status"], "Succeeded");
 
     // export-package --unzip.
-    let exported = ferry(d, &secrets, &["export-package", "--project", "wout", "--out", "exports", "--unzip", "--json"]).await;
+    let exported =
+        ferry(d, &secrets, &["export-package", "--project", "wout", "--out", "exports", "--unzip", "--json"]).await;
     expect_code(&exported, 0);
     let exported = json_of(&exported);
     let files: Vec<&str> = exported["files"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
@@ -174,7 +219,10 @@ async fn every_client_command_end_to_end() {
     expect_code(&taken, 0);
     let taken = json_of(&taken);
     assert!(!taken.as_array().unwrap().is_empty(), "{taken}");
-    assert!(taken.as_array().unwrap().iter().all(|t| t["acked"] == true && d.join(t["path"].as_str().unwrap()).is_dir()), "{taken}");
+    assert!(
+        taken.as_array().unwrap().iter().all(|t| t["acked"] == true && d.join(t["path"].as_str().unwrap()).is_dir()),
+        "{taken}"
+    );
     // Runs that finish after the first dequeue are taken by the second; then nothing is left.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _ = ferry(d, &secrets, &["dequeue", "--job", EXPORT_JOB, "--out", "dl", "--json"]).await;
@@ -184,7 +232,9 @@ async fn every_client_command_end_to_end() {
 
     // Could not reach the server: 3; an unknown environment: 2; a refused request: 1.
     let mut config = std::fs::read_to_string(d.join("client.toml")).unwrap();
-    config.push_str("\n[environments.down]\nurl = \"http://127.0.0.1:9\"\nclient_id = \"x\"\nsecret = \"s\"\nattempts = 2\n");
+    config.push_str(
+        "\n[environments.down]\nurl = \"http://127.0.0.1:9\"\nclient_id = \"x\"\nsecret = \"s\"\nattempts = 2\n",
+    );
     std::fs::write(d.join("client.toml"), config).unwrap();
     let down = ferry(d, &secrets, &["status", &good, "--env", "down"]).await;
     expect_code(&down, 3);

@@ -4,8 +4,8 @@
 
 mod support;
 
-mod auth;
 mod agent;
+mod auth;
 mod blob_urls;
 mod cli;
 mod client_commands;
