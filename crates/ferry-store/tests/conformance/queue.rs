@@ -153,6 +153,26 @@ pub async fn retries_keep_their_place_and_poison_ends(Db { store, clock }: Db) {
     assert!(p1.reason.unwrap().contains("gave up after 2 attempts"));
 }
 
+/// Enqueues into one lane wait for each other (on PostgreSQL, a lock per lane), so of the same
+/// file sent many times at once exactly one is queued; the others answer it.
+pub async fn concurrent_duplicate_enqueues_create_one_message(Db { store, .. }: Db) {
+    let window = Some(Duration::from_secs(3600));
+    let sends = (0..8).map(|n| {
+        let store = store.clone();
+        let mut m = message(&format!("c{n}"), &["a", "b"]);
+        m.external_id = Some("same.csv".into());
+        m.content_hash = "same-content".into();
+        tokio::spawn(async move { store.enqueue_message(&m, window, None).await.unwrap() })
+    });
+    let mut created = Vec::new();
+    for send in futures::future::join_all(sends).await {
+        if let Enqueued::Created(m) = send.unwrap() {
+            created.push(m.id);
+        }
+    }
+    assert_eq!(created.len(), 1, "one message, the rest duplicates of it: {created:?}");
+}
+
 pub async fn duplicate_enqueues_answer_the_original(Db { store, .. }: Db) {
     let mut m = message("d1", &["a"]);
     m.external_id = Some("file.csv".into());
