@@ -80,7 +80,9 @@ pub async fn run(run: &mut Run<'_>) -> Result<()> {
     if processed < done.messages {
         run.problems.push(format!("{} messages did not end Processed", done.messages - processed));
     }
-    let (commits, took, command) = reference(run).await?;
+    let commits = run.args.messages.min(crate::commits::REFERENCE_COMMITS);
+    let clients = u32::try_from(run.args.clients.clamp(1, 64)).unwrap_or(8);
+    let (commits, took, command) = crate::commits::one_row_commits(run.db, run.dir, clients, commits).await?;
     let reference_rate = per_second(commits as f64, took);
     line(
         "reference",
@@ -103,46 +105,4 @@ pub async fn run(run: &mut Run<'_>) -> Result<()> {
         run.set(key, value);
     }
     Ok(())
-}
-
-/// Most one-row commits the reference makes.
-const REFERENCE_COMMITS: u64 = 5_000;
-
-/// Durable one-row commits by the database's own client, as many as messages (at most
-/// [`REFERENCE_COMMITS`]); answers commits, seconds and the command as shown.
-async fn reference(run: &Run<'_>) -> Result<(u64, f64, String)> {
-    let commits = run.args.messages.min(REFERENCE_COMMITS);
-    if run.db.sqlite_file.is_some() {
-        let db = run.dir.join("commits.db");
-        let script = run.dir.join("commits.sql");
-        let mut sql = String::from(
-            "PRAGMA journal_mode=WAL;\nPRAGMA synchronous=FULL;\nCREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);\n",
-        );
-        for i in 0..commits {
-            sql.push_str(&format!("INSERT INTO t (v) VALUES ('message {i}');\n"));
-        }
-        std::fs::write(&script, sql)?;
-        let read = format!(".read '{}'", script.display());
-        let (_, took) = crate::tools::sqlite3(&db, &[&read], true).await?;
-        for f in [&db, &script] {
-            let _ = std::fs::remove_file(f);
-        }
-        let shown = format!(
-            "sqlite3 {} \".read commits.sql\": {commits} INSERTs in autocommit, WAL, synchronous=FULL",
-            db.display()
-        );
-        Ok((commits, took.as_secs_f64(), shown))
-    } else {
-        let url = &run.db.url;
-        let clients = u32::try_from(run.args.clients.clamp(1, 64)).unwrap_or(8);
-        let per_client = (commits / u64::from(clients)).max(1);
-        crate::tools::psql(url, "CREATE TABLE ferry_ref_commits (id BIGSERIAL PRIMARY KEY, v TEXT)", true).await?;
-        let script = run.dir.join("commits.pgbench");
-        std::fs::write(&script, "INSERT INTO ferry_ref_commits (v) VALUES ('message');\n")?;
-        let (_, took) = crate::tools::pgbench(url, &script, clients, per_client).await?;
-        crate::tools::psql(url, "DROP TABLE ferry_ref_commits", true).await?;
-        let _ = std::fs::remove_file(&script);
-        let shown = format!("pgbench -c {clients} -t {per_client}: one-row INSERT transactions");
-        Ok((per_client * u64::from(clients), took.as_secs_f64(), shown))
-    }
 }

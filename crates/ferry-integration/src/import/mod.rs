@@ -3,6 +3,7 @@
 //! how the message ends (the rules are `ferry_domain::verdict`). An all-or-nothing message is
 //! validated whole first and written at the end in one transaction, or not at all.
 
+mod duplicates;
 mod entity;
 mod mapping;
 mod pending;
@@ -191,6 +192,7 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
             company: run.message.company.clone().or(job.company.clone()),
             limits: ctx.limits.clone(),
             batch_rows: ctx.settings.batch_rows,
+            work_dir: ctx.runtime.work_dir.clone(),
         };
         let mut outcome = import_entity(run, spec, position, mode).await?;
         run.finish_entity(counters_of(&outcome));

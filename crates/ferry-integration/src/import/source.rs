@@ -1,9 +1,10 @@
 //! The reading half of an import, on a blocking thread: read records, map them, stage them,
 //! drop in-file duplicates, and hand bounded batches to the writing half.
 
+use super::duplicates::DuplicateKeys;
 use super::mapping::{ColumnMap, Target};
 use super::spool::{Spool, Spooled};
-use super::validate::{DuplicateKeys, StagedRow, describe_key, stage_record};
+use super::validate::{StagedRow, describe_key, key_hash, stage_record};
 use ferry_domain::DataFormat;
 use ferry_domain::Stage;
 use ferry_formats::{Limits, SourceRecord, open_reader};
@@ -32,6 +33,8 @@ pub(crate) struct SourceSpec {
     pub company: Option<String>,
     pub limits: Limits,
     pub batch_rows: usize,
+    /// Where scratch files go (the keys seen so far, once there are many).
+    pub work_dir: PathBuf,
 }
 
 /// An error record before it is stored.
@@ -141,7 +144,7 @@ fn read_all(
         Ok(m) => m,
         Err(e) => return fatal("missing_columns", e.message, None, e.missing.first().cloned()),
     };
-    let mut duplicates = DuplicateKeys::default();
+    let mut duplicates = DuplicateKeys::new(spec.work_dir.clone());
     let mut batch = new_batch(reader.columns(), &map);
     loop {
         if cancel.load(Ordering::Relaxed) {
@@ -177,8 +180,9 @@ fn read_all(
         }
         batch.read += 1;
         match stage_record(entity, &map, &record, spec.company.as_deref()) {
-            Ok(staged) => match duplicates.check(entity, &staged) {
-                Some(first) => {
+            Ok(staged) => match duplicates.check(key_hash(entity, &staged), record.row) {
+                Err(e) => return fatal("io", format!("cannot write a scratch file: {e}"), None, None),
+                Ok(Some(first)) => {
                     let key = describe_key(entity, &staged.company, &staged.values);
                     batch.rejected.push(Rejected {
                         errors: vec![ErrorDraft {
@@ -194,7 +198,7 @@ fn read_all(
                         record: Some(record),
                     });
                 }
-                None => {
+                Ok(None) => {
                     if let Err(e) = write_staged(staging, entity, &map, &staged) {
                         return fatal("io", format!("cannot write the staging file: {e}"), None, None);
                     }
