@@ -3,7 +3,8 @@
 //! speak the same protocols).
 //!
 //! - `profile.rs`: the client config file and its named environments; secrets by reference.
-//! - `token.rs`: client-credentials tokens, cached per environment, renewed before expiry.
+//! - `token.rs`: client-credentials tokens, cached per environment, renewed before expiry;
+//!   `assertion.rs` the signed client assertion of a certificate credential (Entra ID).
 //! - `http.rs`: [`Connection`] and the one retry rule (429 `Retry-After`, 5xx and connection
 //!   failures with backoff, bounded).
 //! - `connector.rs`: enqueue (streamed), job status, dequeue / download / ack.
@@ -15,6 +16,7 @@
 //! - `files.rs`: private files, downloads made durable (temp file, fsync, rename), progress.
 //! - `error.rs`: [`ClientError`] and its [`Failure`] kind (unreachable, failed, configuration).
 
+mod assertion;
 mod connector;
 mod delivery;
 mod dmf;
@@ -29,6 +31,7 @@ mod token;
 
 use std::path::{Path, PathBuf};
 
+pub use assertion::Certificate;
 pub use connector::{Dequeued, EXTERNAL_ID_HEADER, Enqueue, Source, safe_file_name};
 pub use delivery::Delivered;
 pub use dmf::{BLOCK_BYTES, PackageExport, PackageImport};
@@ -36,8 +39,8 @@ pub use error::{ClientError, ClientResult, Failure};
 pub use files::{NoProgress, Progress};
 pub use http::{Connection, Retry};
 pub use profile::{
-    Audience, CONFIG_VAR, ClientConfig, ENTRA_AUTHORITY, ENV_VAR, Environment, EnvironmentConfig, Secret, ServerKind,
-    default_config_path, token_cache_dir,
+    Audience, CONFIG_VAR, ClientConfig, Credential, ENTRA_AUTHORITY, ENV_VAR, Environment, EnvironmentConfig, Secret,
+    ServerKind, default_config_path, token_cache_dir,
 };
 pub use remote::{ErrorQuery, MessageQuery};
 pub use status::{Outcome, Status, execution_outcome, message_outcome};

@@ -53,6 +53,11 @@ pub struct EnvironmentConfig {
     /// `env:VAR`, `file:PATH`, or the secret itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Instead of a secret (Entra ID): a PEM file holding the app's certificate and its RSA
+    /// private key, `PATH` or `file:PATH`; tokens are then asked for with a signed client
+    /// assertion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
     /// The scope requested (default `<url>/.default`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
@@ -95,6 +100,10 @@ fn redacted_source(secret: &str) -> String {
 pub struct Secret(String);
 
 impl Secret {
+    pub(crate) fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -122,6 +131,13 @@ pub enum Audience {
     Resource(String),
 }
 
+/// How the app proves who it is at the token endpoint.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    Secret(Secret),
+    Certificate(crate::assertion::Certificate),
+}
+
 /// A resolved environment: everything a connection needs.
 #[derive(Clone, Debug)]
 pub struct Environment {
@@ -130,7 +146,7 @@ pub struct Environment {
     pub url: String,
     pub token_url: String,
     pub client_id: String,
-    pub secret: Secret,
+    pub credential: Credential,
     pub audience: Audience,
     pub company: Option<String>,
     pub server: ServerKind,
@@ -166,13 +182,25 @@ impl EnvironmentConfig {
             }
             (None, None) => format!("{url}/oauth2/token"),
         };
-        let secret = match self.secret.as_deref().map(str::trim) {
-            None | Some("") => {
+        let certificate = self.certificate.as_deref().map(str::trim).filter(|c| !c.is_empty());
+        let credential = match (self.secret.as_deref().map(str::trim).filter(|s| !s.is_empty()), certificate) {
+            (Some(_), Some(_)) => return Err(bad("give a secret or a certificate, not both".into())),
+            (Some(s), None) => Credential::Secret(read_secret(s, env).map_err(bad)?),
+            (None, Some(path)) => {
+                let path = path.strip_prefix("file:").unwrap_or(path).trim();
+                let pem = std::fs::read_to_string(path)
+                    .map_err(|e| bad(format!("cannot read the certificate file {path}: {e}")))?;
+                Credential::Certificate(
+                    crate::assertion::Certificate::from_pem(&pem).map_err(|e| bad(format!("{path}: {e}")))?,
+                )
+            }
+            (None, None) => {
                 return Err(bad(
-                    "no secret: set secret = \"env:VAR\" (or file:PATH, or the secret) with `ferry login`".into(),
+                    "no secret: set secret = \"env:VAR\" (or file:PATH, or the secret), or certificate = \"PATH\" \
+                     of a PEM with the certificate and its key, with `ferry login`"
+                        .into(),
                 ));
             }
-            Some(s) => read_secret(s, env).map_err(bad)?,
         };
         let server = match self.server.as_deref().map(str::trim) {
             None | Some("") => {
@@ -191,7 +219,7 @@ impl EnvironmentConfig {
             url,
             token_url,
             client_id: self.client_id.trim().to_owned(),
-            secret,
+            credential,
             audience,
             company: self.company.clone().filter(|c| !c.trim().is_empty()),
             server,
@@ -312,7 +340,7 @@ mod tests {
         assert_eq!(resolved.token_url, "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token");
         assert_eq!(resolved.audience, Audience::Scope("https://usmf.operations.dynamics.com/.default".into()));
         assert_eq!(resolved.server, ServerKind::Dynamics);
-        assert_eq!(resolved.secret.expose(), "s3cret");
+        assert!(matches!(&resolved.credential, Credential::Secret(s) if s.expose() == "s3cret"));
         assert!(!format!("{resolved:?}").contains("s3cret"), "Debug never shows the secret");
         config.resource = Some("https://usmf.operations.dynamics.com".into());
         let v1 = config.resolve("prod", &env).unwrap();

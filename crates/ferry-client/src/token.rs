@@ -13,10 +13,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::error::{ClientError, ClientResult, error_message};
-use crate::profile::{Audience, Environment};
+use crate::profile::{Audience, Credential, Environment};
 
 /// The longest margin before expiry at which a token is renewed.
 const RENEW_MARGIN_MAX_SECS: i64 = 300;
+/// The `client_assertion_type` of a certificate credential (RFC 7523).
+const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 #[derive(Clone, Serialize, Deserialize)]
 struct CachedToken {
@@ -111,11 +113,14 @@ impl TokenSource {
     async fn fetch(&self, http: &reqwest::Client, now: i64) -> ClientResult<CachedToken> {
         let what = format!("token for environment '{}'", self.env.name);
         let url = self.env.token_url.clone();
-        let mut form = vec![
-            ("grant_type", "client_credentials".to_owned()),
-            ("client_id", self.env.client_id.clone()),
-            ("client_secret", self.env.secret.expose().to_owned()),
-        ];
+        let mut form = vec![("grant_type", "client_credentials".to_owned()), ("client_id", self.env.client_id.clone())];
+        match &self.env.credential {
+            Credential::Secret(secret) => form.push(("client_secret", secret.expose().to_owned())),
+            Credential::Certificate(certificate) => {
+                form.push(("client_assertion_type", CLIENT_ASSERTION_TYPE.to_owned()));
+                form.push(("client_assertion", certificate.assertion(&self.env.client_id, &url, now)?));
+            }
+        }
         match &self.env.audience {
             Audience::Scope(s) => form.push(("scope", s.clone())),
             Audience::Resource(r) => form.push(("resource", r.clone())),

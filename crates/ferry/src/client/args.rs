@@ -84,6 +84,11 @@ pub struct LoginArgs {
     /// Read the secret from standard input and store it in the client config (mode 0600).
     #[arg(long)]
     pub secret_stdin: bool,
+    /// Authenticate with a certificate instead of a secret (Entra ID): a PEM file holding the
+    /// app's certificate and its RSA private key; tokens are asked for with a signed client
+    /// assertion.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["secret_env", "secret_file", "secret_stdin"])]
+    pub certificate: Option<PathBuf>,
     /// The scope requested (default <url>/.default).
     #[arg(long, value_name = "SCOPE", conflicts_with = "resource")]
     pub scope: Option<String>,

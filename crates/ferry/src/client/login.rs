@@ -42,10 +42,14 @@ pub(crate) async fn login(args: LoginArgs, global: &GlobalArgs, env: &[(String, 
     set(&mut profile.company, args.company);
     set(&mut profile.server, args.server);
     if let Some(var) = args.secret_env {
-        profile.secret = Some(format!("env:{}", var.trim()));
+        (profile.secret, profile.certificate) = (Some(format!("env:{}", var.trim())), None);
     }
     if let Some(file) = args.secret_file {
-        profile.secret = Some(format!("file:{}", file.display()));
+        (profile.secret, profile.certificate) = (Some(format!("file:{}", file.display())), None);
+    }
+    if let Some(pem) = args.certificate {
+        let pem = std::path::absolute(&pem).unwrap_or(pem);
+        (profile.secret, profile.certificate) = (None, Some(pem.display().to_string()));
     }
     if args.secret_stdin {
         let mut line = String::new();
@@ -57,13 +61,13 @@ pub(crate) async fn login(args: LoginArgs, global: &GlobalArgs, env: &[(String, 
         if secret.is_empty() {
             return Err(Exit::new(code::USAGE, "standard input held no secret"));
         }
-        profile.secret = Some(secret);
+        (profile.secret, profile.certificate) = (Some(secret), None);
     }
     if profile.url.is_empty() || profile.client_id.is_empty() {
         return Err(Exit::new(
             code::USAGE,
             format!(
-                "environment '{name}' needs --url and --client-id (and a secret: --secret-env, --secret-file or --secret-stdin)"
+                "environment '{name}' needs --url and --client-id (and a secret: --secret-env, --secret-file or --secret-stdin; or --certificate)"
             ),
         ));
     }
