@@ -3,6 +3,7 @@
 
 use crate::args::Args;
 use crate::builder::Sql;
+use crate::copy::CopyData;
 use crate::dialect::{ColType, Dialect};
 use crate::error::SqlError;
 use crate::{mysql, postgres, sqlite};
@@ -139,6 +140,58 @@ impl Conn {
             Inner::Postgres(_) | Inner::MySql(_) | Inner::Sqlite(_) => {}
         }
         Ok(())
+    }
+
+    /// Streams `data` into a table with `statement`, a `COPY … FROM STDIN` in text format
+    /// (PostgreSQL only); answers the number of rows copied. On error the statement failed as a
+    /// whole (in a transaction, roll back to a savepoint taken before it to go on).
+    pub async fn copy_in(&mut self, statement: &str, data: &CopyData) -> Result<u64, SqlError> {
+        let Some(pg) = self.as_postgres() else {
+            return Err(SqlError::other("COPY FROM STDIN needs PostgreSQL"));
+        };
+        let mut copy = pg.copy_in_raw(statement).await?;
+        let sent = copy.send(data.bytes()).await.map(|_| ());
+        if let Err(e) = sent {
+            // The server's answer to an abort is what went wrong; the send's error says less.
+            return Err(match copy.abort("ferry: sending the COPY data failed").await {
+                Err(server) => server.into(),
+                Ok(()) => e.into(),
+            });
+        }
+        Ok(copy.finish().await?)
+    }
+
+    /// `SAVEPOINT name` (inside a transaction): a point [`Conn::rollback_to_savepoint`] undoes
+    /// the statements after, keeping the transaction usable after a failed statement.
+    pub async fn savepoint(&mut self, name: &str) -> Result<(), SqlError> {
+        let sql = format!("SAVEPOINT {}", self.dialect().quote(name));
+        self.execute_unprepared(&sql).await
+    }
+
+    pub async fn rollback_to_savepoint(&mut self, name: &str) -> Result<(), SqlError> {
+        let sql = format!("ROLLBACK TO SAVEPOINT {}", self.dialect().quote(name));
+        self.execute_unprepared(&sql).await
+    }
+
+    pub async fn release_savepoint(&mut self, name: &str) -> Result<(), SqlError> {
+        let sql = format!("RELEASE SAVEPOINT {}", self.dialect().quote(name));
+        self.execute_unprepared(&sql).await
+    }
+
+    /// A statement without parameters over the simple protocol (transaction control, which
+    /// MySQL cannot prepare).
+    async fn execute_unprepared(&mut self, sql: &str) -> Result<(), SqlError> {
+        use sqlx::Executor as _;
+        let sql = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()));
+        match &mut self.inner {
+            Inner::Postgres(c) => (&mut **c).execute(sql).await.map(|_| ()),
+            Inner::PostgresTx(t) => (&mut **t).execute(sql).await.map(|_| ()),
+            Inner::MySql(c) => (&mut **c).execute(sql).await.map(|_| ()),
+            Inner::MySqlTx(t) => (&mut **t).execute(sql).await.map(|_| ()),
+            Inner::Sqlite(c) => (&mut **c).execute(sql).await.map(|_| ()),
+            Inner::SqliteTx(t) => (&mut **t).execute(sql).await.map(|_| ()),
+        }
+        .map_err(SqlError::from)
     }
 
     /// The PostgreSQL connection underneath, for what only PostgreSQL has (`COPY`).
