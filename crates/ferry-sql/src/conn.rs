@@ -142,23 +142,15 @@ impl Conn {
         Ok(())
     }
 
-    /// Streams `data` into a table with `statement`, a `COPY … FROM STDIN` in text format
-    /// (PostgreSQL only); answers the number of rows copied. On error the statement failed as a
-    /// whole (in a transaction, roll back to a savepoint taken before it to go on).
-    pub async fn copy_in(&mut self, statement: &str, data: &CopyData) -> Result<u64, SqlError> {
+    /// Starts `statement`, a `COPY … FROM STDIN` in text format (PostgreSQL only): rows are
+    /// then encoded into [`CopyIn::data`] and sent in segments as they grow, so the encoded
+    /// rows never pile up. On error the statement failed as a whole (in a transaction, roll
+    /// back to a savepoint taken before it to go on).
+    pub async fn copy_in(&mut self, statement: &str) -> Result<CopyIn<'_>, SqlError> {
         let Some(pg) = self.as_postgres() else {
             return Err(SqlError::other("COPY FROM STDIN needs PostgreSQL"));
         };
-        let mut copy = pg.copy_in_raw(statement).await?;
-        let sent = copy.send(data.bytes()).await.map(|_| ());
-        if let Err(e) = sent {
-            // The server's answer to an abort is what went wrong; the send's error says less.
-            return Err(match copy.abort("ferry: sending the COPY data failed").await {
-                Err(server) => server.into(),
-                Ok(()) => e.into(),
-            });
-        }
-        Ok(copy.finish().await?)
+        Ok(CopyIn { copy: pg.copy_in_raw(statement).await?, data: CopyData::with_capacity(SEGMENT_BYTES * 5 / 4) })
     }
 
     /// `SAVEPOINT name` (inside a transaction): a point [`Conn::rollback_to_savepoint`] undoes
@@ -201,5 +193,47 @@ impl Conn {
             Inner::PostgresTx(t) => Some(&mut **t),
             _ => None,
         }
+    }
+}
+
+/// Encoded rows sent at once by [`CopyIn::send_full`].
+const SEGMENT_BYTES: usize = 256 << 10;
+
+/// A `COPY … FROM STDIN` under way ([`Conn::copy_in`]). Dropped without [`CopyIn::finish`], the
+/// statement fails (and with it the transaction, up to a savepoint).
+pub struct CopyIn<'c> {
+    copy: sqlx::postgres::PgCopyIn<&'c mut sqlx::PgConnection>,
+    data: CopyData,
+}
+
+impl std::fmt::Debug for CopyIn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopyIn").field("buffered_bytes", &self.data.len()).finish_non_exhaustive()
+    }
+}
+
+impl CopyIn<'_> {
+    /// Where the next rows are encoded.
+    pub fn data(&mut self) -> &mut CopyData {
+        &mut self.data
+    }
+
+    /// Sends what is encoded once it fills a segment (call after each row).
+    pub async fn send_full(&mut self) -> Result<(), SqlError> {
+        if self.data.len() >= SEGMENT_BYTES { self.send().await } else { Ok(()) }
+    }
+
+    async fn send(&mut self) -> Result<(), SqlError> {
+        self.copy.send(self.data.bytes()).await?;
+        self.data.clear();
+        Ok(())
+    }
+
+    /// Sends the rest and ends the statement; answers the number of rows copied.
+    pub async fn finish(mut self) -> Result<u64, SqlError> {
+        if !self.data.is_empty() {
+            self.send().await?;
+        }
+        Ok(self.copy.finish().await?)
     }
 }

@@ -65,18 +65,24 @@ impl CopyData {
         self.in_row = false;
     }
 
-    /// Rows ended so far.
+    /// Rows ended so far (sent or not).
     pub fn rows(&self) -> u64 {
         self.rows
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows == 0
+        self.buf.is_empty()
     }
 
-    /// Bytes encoded so far.
+    /// Bytes encoded and not sent yet.
     pub fn len(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Forgets what was encoded (after sending it), keeping the buffer.
+    pub(crate) fn clear(&mut self) {
+        self.buf.clear();
+        self.in_row = false;
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {

@@ -8,7 +8,7 @@
 //! - Binding and decoding are written once per driver (`postgres.rs`, `mysql.rs`, `sqlite.rs`).
 //! - [`Sql`] builds statement text and arguments together, so placeholders always line up, in the
 //!   dialect's syntax; [`Dialect`] quotes identifiers.
-//! - [`CopyData`] encodes rows for PostgreSQL's `COPY … FROM STDIN` ([`Conn::copy_in`]), the
+//! - [`CopyData`] encodes rows for PostgreSQL's `COPY … FROM STDIN` ([`Conn::copy_in`], [`CopyIn`]), the
 //!   bulk path of replication's initial copy.
 //! - [`SqlError`] sorts driver errors into what callers act on: unavailable (retry later),
 //!   a unique violation, refused by the database, bad configuration, or a corrupt value.
@@ -29,7 +29,7 @@ mod sqlite;
 
 pub use args::{Arg, Args};
 pub use builder::Sql;
-pub use conn::Conn;
+pub use conn::{Conn, CopyIn};
 pub use copy::CopyData;
 pub use dialect::{ColType, Dialect};
 pub use error::{SqlError, SqlErrorKind};

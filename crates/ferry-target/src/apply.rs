@@ -10,7 +10,7 @@ use crate::{ApplyOutcome, Batch};
 use chrono::{DateTime, Utc};
 use ferry_domain::{Checkpoint, KeyText, Phase, StoredRow};
 use ferry_model::Value;
-use ferry_sql::{ColType, Conn, CopyData, RowExt, Sql, SqlError, SqlErrorKind};
+use ferry_sql::{ColType, Conn, RowExt, Sql, SqlError, SqlErrorKind};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -162,7 +162,7 @@ pub(crate) async fn copy(
     }
 }
 
-/// `COPY … FROM STDIN` of `rows` (text format, encoded as they go).
+/// `COPY … FROM STDIN` of `rows` (text format, encoded and sent as they go).
 async fn copy_rows(
     c: &mut Conn,
     d: &dyn Dialect,
@@ -172,12 +172,17 @@ async fn copy_rows(
     let def = &ctx.layout.table;
     let mut sql = Sql::new(d.sql());
     sql.push("COPY ").table(&ctx.names.schema, &def.name).push(" ").column_list(&def.columns).push(" FROM STDIN");
-    let mut data = CopyData::with_capacity(rows.len() * 64 * def.columns.len().max(1));
+    let started = std::time::Instant::now();
+    let mut copy = c.copy_in(sql.text()).await?;
     for row in rows {
+        let data = copy.data();
         ctx.layout.visit_values(row, ctx.targets, ctx.now, |v| data.value(v));
         data.end_row();
+        copy.send_full().await?;
     }
-    c.copy_in(sql.text(), &data).await
+    let copied = copy.finish().await?;
+    tracing::debug!(table = %def.name, rows = copied, ms = started.elapsed().as_secs_f64() * 1e3, "rows copied");
+    Ok(copied)
 }
 
 /// Plain multi-row `INSERT`s of `rows`, closing each statement on rows, parameters or bytes.

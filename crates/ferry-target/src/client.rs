@@ -125,9 +125,18 @@ impl Target {
     /// Runs `op` in a transaction committed when it succeeds (SQLite takes the write lock up
     /// front, so no reader-to-writer upgrade can fail).
     async fn with_tx<T>(&self, op: impl AsyncFnOnce(&mut Conn) -> Result<T, TargetError>) -> Result<T, TargetError> {
+        let started = std::time::Instant::now();
         let mut conn = self.pool.begin().await?;
+        let begun = started.elapsed();
         let out = op(&mut conn).await?;
+        let done = started.elapsed();
         conn.commit().await?;
+        tracing::trace!(
+            begin_ms = begun.as_secs_f64() * 1e3,
+            work_ms = (done - begun).as_secs_f64() * 1e3,
+            commit_ms = (started.elapsed() - done).as_secs_f64() * 1e3,
+            "target transaction"
+        );
         Ok(out)
     }
 

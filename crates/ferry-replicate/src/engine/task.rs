@@ -268,6 +268,7 @@ async fn step(
     p: &mut EntityProgress,
 ) -> Result<bool, Interruption> {
     let store = &inner.store;
+    let started = std::time::Instant::now();
     let (batch, next, change) = match p.checkpoint.phase {
         Phase::Initial => {
             let chunk_rows = inner.settings.chunk_rows;
@@ -313,7 +314,16 @@ async fn step(
     };
     let applied = batch.upserts.len() + batch.deletes.len();
     let was_initial = p.checkpoint.phase == Phase::Initial;
+    let read = started.elapsed();
     apply_isolating(inner, target, definition, &p.entity, &p.checkpoint, batch, &next, change).await?;
+    tracing::debug!(
+        profile = %definition.name,
+        entity = %p.entity.logical_name,
+        rows = applied,
+        read_ms = read.as_secs_f64() * 1e3,
+        write_ms = (started.elapsed() - read).as_secs_f64() * 1e3,
+        "batch applied"
+    );
     metrics::counter!(METRIC_ROWS_APPLIED, "profile" => definition.name.clone(), "entity" => p.entity.logical_name.clone())
         .increment(applied as u64);
     if next.phase == Phase::Delta && was_initial {
