@@ -3,7 +3,7 @@
 
 use super::Inner;
 use super::failures::{apply_isolating, retry_failures};
-use super::status::{METRIC_ROWS_APPLIED, mark_paused, publish_status};
+use super::status::{EntityReport, METRIC_ROWS_APPLIED, Reports, mark_paused, start_publisher};
 use crate::secrets::stored_target_spec;
 use ferry_domain::{
     ChangeType, Checkpoint, CompanyScope, KeyText, Phase, ProfileDefinition, ProfileState, RetryPolicy, RowKey,
@@ -146,8 +146,12 @@ async fn run_connected(
         Ok(t) => t,
         Err(e) => return target_failure(e),
     };
-    let result = follow(inner, &target, stored, entities, stopped).await;
+    let (status, publisher) = start_publisher(inner.clone(), stored.profile.clone(), STATUS_INTERVAL_MIN);
+    let result = follow(inner, &target, stored, entities, stopped, &status).await;
     target.close().await;
+    // The last progress is written before anything marks the profile paused.
+    drop(status);
+    let _ = publisher.await;
     result
 }
 
@@ -157,6 +161,7 @@ async fn follow(
     stored: &StoredProfile,
     entities: &[Arc<Entity>],
     stopped: &mut watch::Receiver<bool>,
+    status: &watch::Sender<Reports>,
 ) -> Interruption {
     let profile = &stored.profile;
     let definition = &profile.definition;
@@ -220,11 +225,7 @@ async fn follow(
         });
     }
     let mut changes = inner.store.subscribe_changes();
-    let mut last_status = std::time::Instant::now() - Duration::from_secs(10);
-    // Progress not yet in the published status: published at most every STATUS_INTERVAL_MIN,
-    // and never left stale while the task idles (the last batch's status would otherwise
-    // show a lag until the next commit or `idle_wait`).
-    let mut unpublished = false;
+    let mut seq = 0;
     loop {
         if *stopped.borrow() {
             return Interruption::Stopped;
@@ -241,19 +242,16 @@ async fn follow(
         if let Err(i) = retry_failures(inner, target, profile, &progress).await {
             return i;
         }
-        unpublished |= worked || progress.iter().zip(&before).any(|(p, b)| p.caught_up_to != *b);
-        let since = last_status.elapsed();
-        if (unpublished && since >= STATUS_INTERVAL_MIN) || since >= Duration::from_secs(1) {
-            publish_status(inner, profile, &mut progress).await;
-            last_status = std::time::Instant::now();
-            unpublished = false;
+        // The status is written by its own task (see `start_publisher`): hand it the progress.
+        if seq == 0 || worked || progress.iter().zip(&before).any(|(p, b)| p.caught_up_to != *b) {
+            seq += 1;
+            status.send_replace(Reports { seq, entities: progress.iter().map(EntityReport::of).collect() });
         }
         if !worked {
-            let wait = if unpublished { STATUS_INTERVAL_MIN } else { inner.settings.idle_wait };
             tokio::select! {
                 _ = changes.changed() => {}
                 _ = inner.wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(inner.settings.idle_wait) => {}
                 _ = stopped.changed() => {}
             }
         }

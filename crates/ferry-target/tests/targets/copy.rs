@@ -63,7 +63,7 @@ fn sample(e: &Entity, n: u128, version: i64) -> StoredRow {
             ("Big", Value::Int(i64::MAX - i as i64)),
             ("Amount", Value::Decimal(Decimal::parse(&format!("-{i}.000125"), 32, 6).unwrap())),
             ("Ratio", Value::Real(0.1 + i as f64 / 3.0)),
-            ("Flag", Value::Bool(i % 2 == 0)),
+            ("Flag", Value::Bool(i.is_multiple_of(2))),
             ("Day", Value::Date(NaiveDate::from_ymd_opt(1999 + i as i32, 12, 31).unwrap())),
             ("Stamp", Value::DateTime(Utc.timestamp_opt(1_700_000_000 + i as i64, 123_456_000).unwrap())),
             ("Ref", Value::Guid(id(1000 + n))),
