@@ -8,6 +8,7 @@
 //! `bench/README.md`.
 
 mod api;
+mod commits;
 mod config;
 mod databases;
 mod export;

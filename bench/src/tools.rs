@@ -13,6 +13,7 @@ use tokio::process::Command;
 pub enum Tool {
     Sqlite3,
     Psql,
+    Pgbench,
     Mysql,
 }
 
@@ -21,6 +22,7 @@ impl Tool {
         match self {
             Tool::Sqlite3 => "sqlite3",
             Tool::Psql => "psql",
+            Tool::Pgbench => "pgbench",
             Tool::Mysql => "mysql",
         }
     }
@@ -28,7 +30,7 @@ impl Tool {
     fn package(self) -> &'static str {
         match self {
             Tool::Sqlite3 => "the SQLite shell, e.g. apt-get install sqlite3",
-            Tool::Psql => "the PostgreSQL client, e.g. apt-get install postgresql-client",
+            Tool::Psql | Tool::Pgbench => "the PostgreSQL client, e.g. apt-get install postgresql-client",
             Tool::Mysql => "the MariaDB/MySQL client, e.g. apt-get install mariadb-client",
         }
     }
@@ -97,6 +99,16 @@ pub async fn psql(url: &str, sql: &str, discard: bool) -> Result<(String, Durati
     let mut command = Command::new("psql");
     command.args([url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql]);
     run(command, &format!("psql -c \"{sql}\""), if discard { Stdout::Discard } else { Stdout::Keep }).await
+}
+
+/// `pgbench -n -c <clients> -j 2 -t <per client> -f <script> <url>`: each client runs the script
+/// `per_client` times, one transaction each.
+pub async fn pgbench(url: &str, script: &Path, clients: u32, per_client: u64) -> Result<(String, Duration)> {
+    let mut command = Command::new("pgbench");
+    command.args(["-n", "-c", &clients.to_string(), "-j", "2", "-t", &per_client.to_string(), "-f"]);
+    command.arg(script).arg(url);
+    let shown = format!("pgbench -n -c {clients} -j 2 -t {per_client} -f {}", script.display());
+    run(command, &shown, Stdout::Keep).await
 }
 
 /// `mysql --local-infile=1 <database> -e <statements>` against the server of `url`; stdout kept.

@@ -1,6 +1,9 @@
 //! Step `messages`: many one-row CSVs enqueued round-robin over the custom entities by N
 //! concurrent clients (each sending its share one after the other over a kept-alive
-//! connection), then waited for until every message of the job is final.
+//! connection), then waited for until every message of the job is final. The reference: the
+//! database's own durable one-row commits on the same disk — `sqlite3` running one-row INSERTs
+//! in autocommit (WAL, `synchronous=FULL`, as ferry opens it), `pgbench` running one-row INSERT
+//! transactions from as many clients — with ferry idle.
 
 use anyhow::Result;
 use serde_json::json;
@@ -77,6 +80,19 @@ pub async fn run(run: &mut Run<'_>) -> Result<()> {
     if processed < done.messages {
         run.problems.push(format!("{} messages did not end Processed", done.messages - processed));
     }
+    let commits = run.args.messages.min(crate::commits::REFERENCE_COMMITS);
+    let clients = u32::try_from(run.args.clients.clamp(1, 64)).unwrap_or(8);
+    let (commits, took, command) = crate::commits::one_row_commits(run.db, run.dir, clients, commits).await?;
+    let reference_rate = per_second(commits as f64, took);
+    line(
+        "reference",
+        backend,
+        &format!("{commits} one-row commits  {took:.2} s  {reference_rate:.0} commits/s  ({command})"),
+    );
+    let ratio = e2e_rate.filter(|r| *r > 0.0 && reference_rate > 0.0).map(|r| r / reference_rate);
+    line("ratio", backend, &format!("ferry / reference (messages/s over commits/s): {}", shown(ratio, 3)));
+    run.set("messages_reference_commits_per_s", json!(reference_rate));
+    run.set("messages_ratio", json!(ratio));
     for (key, value) in [
         ("messages", json!(ok)),
         ("messages_enqueue_s", json!(enqueue_s)),

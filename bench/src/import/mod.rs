@@ -99,10 +99,17 @@ impl ImportArgs {
     }
 
     pub fn tools(&self) -> Vec<(Tool, &'static str)> {
-        if !self.has(Step::File) {
-            return Vec::new();
+        let mut tools = Vec::new();
+        if self.has(Step::File) {
+            tools.extend(self.backend.reference_tools("import: the reference load of the customers file"));
         }
-        self.backend.reference_tools("import: the reference load of the customers file")
+        if self.has(Step::Messages) {
+            tools.extend(self.backend.reference_tools("import: the durable one-row commits beside the messages"));
+            if self.backend.list().contains(&Backend::Postgres) {
+                tools.push((Tool::Pgbench, "import: one-row commits from concurrent clients on PostgreSQL"));
+            }
+        }
+        tools
     }
 
     fn timeout(&self) -> Duration {

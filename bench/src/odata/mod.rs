@@ -59,7 +59,11 @@ pub struct OdataArgs {
 
 impl OdataArgs {
     pub fn tools(&self) -> Vec<(Tool, &'static str)> {
-        self.backend.reference_tools("odata: the reference read of the customer table")
+        let mut tools = self.backend.reference_tools("odata: the reference read of the customer table");
+        if self.backend.list().contains(&Backend::Postgres) {
+            tools.push((Tool::Pgbench, "odata: one-row commits from concurrent clients beside the POSTs"));
+        }
+        tools
     }
 }
 
@@ -168,6 +172,25 @@ async fn steps(
     if post.errors > 0 {
         problems.push(format!("post: {} errors", post.errors));
     }
+    // The POSTs' reference: the database's own durable one-row commits from as many clients.
+    let clients = u32::try_from(args.concurrency.clamp(1, 64)).unwrap_or(16);
+    let (commits, took, command) = crate::commits::one_row_commits(
+        db,
+        &ctx.scratch.temp_dir("odata-commits")?,
+        clients,
+        crate::commits::REFERENCE_COMMITS,
+    )
+    .await?;
+    let commit_rate = commits as f64 / took.max(1e-9);
+    let post_to_commits = post.rate() / commit_rate.max(1e-9);
+    line(
+        "post-ref",
+        backend,
+        &format!("{commits} one-row commits  {took:.2} s  {commit_rate:.0} commits/s  ({command})"),
+    );
+    line("post-ratio", backend, &format!("post / one-row commits {post_to_commits:.3}  (aim >= 0.5)"));
+    summary["post_reference_commits_per_s"] = json!(commit_rate);
+    summary["ratio_post_to_commits"] = json!(post_to_commits);
 
     // 3. GET-by-key throughput over the keys just posted (or the probe key alone).
     let mut keys = post.kept.clone();

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use ferry_domain::BlobStoreConfig;
 use futures::stream::BoxStream;
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
 /// The longest key accepted (S3's limit, prefix included, is 1024 bytes).
@@ -52,6 +52,15 @@ pub struct BlobInfo {
     pub key: String,
     pub size: u64,
     pub sha256: String,
+}
+
+/// What [`Blobs::put_stream_unless_small`] did with a body.
+#[derive(Debug)]
+pub enum Stored {
+    /// The body was stored as the blob.
+    Put(BlobInfo),
+    /// The body was small: here it is, not stored.
+    Kept { info: BlobInfo, bytes: Vec<u8> },
 }
 
 /// What a blob is, without its bytes.
@@ -200,6 +209,46 @@ impl BlobStore {
     {
         let body = body.map_err(|e| BlobError::Body(e.to_string()));
         self.put_checked(key, body, max_bytes).await
+    }
+
+    /// Like [`put_stream`](Self::put_stream), except that a body of at most `keep_up_to` bytes
+    /// is not stored: it is answered ([`Stored::Kept`], with its size and hash) for the caller to
+    /// keep elsewhere (ferry keeps small enqueued files in its database). At most `keep_up_to`
+    /// bytes are held in memory.
+    pub async fn put_stream_unless_small<S, E>(
+        &self,
+        key: &str,
+        mut body: S,
+        max_bytes: u64,
+        keep_up_to: usize,
+    ) -> Result<Stored, BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let mut head: Vec<Bytes> = Vec::new();
+        let mut held = 0usize;
+        while held <= keep_up_to {
+            match body.next().await {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(|e| BlobError::Body(e.to_string()))?;
+                    held += chunk.len();
+                    head.push(chunk);
+                }
+                None => {
+                    let mut meter = Meter::new(max_bytes);
+                    let mut bytes = Vec::with_capacity(held);
+                    for chunk in &head {
+                        meter.add(chunk)?;
+                        bytes.extend_from_slice(chunk);
+                    }
+                    return Ok(Stored::Kept { info: meter.finish(key), bytes });
+                }
+            }
+        }
+        let head = futures::stream::iter(head.into_iter().map(Ok::<Bytes, BlobError>));
+        let rest = body.map_err(|e| BlobError::Body(e.to_string()));
+        Ok(Stored::Put(self.put_checked(key, head.chain(rest), max_bytes).await?))
     }
 
     /// Copies the file at `path` into blob `key` (same guarantees as [`put_stream`](Self::put_stream),

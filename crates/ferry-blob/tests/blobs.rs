@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use ferry_blob::{BlobError, BlobStore};
+use ferry_blob::{BlobError, BlobStore, Stored};
 use ferry_domain::{BlobStoreConfig, S3Config, Secret};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -45,6 +45,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     streamed_round_trip_hashes_and_counts,
+    small_bodies_are_kept_and_large_ones_stored,
     too_large_fails_early_and_leaves_nothing,
     failing_body_leaves_nothing,
     cancelled_put_leaves_nothing,
@@ -386,6 +387,29 @@ async fn streamed_round_trip_hashes_and_counts(f: Fixture) {
     assert_eq!(info.size, 0);
     assert_eq!(info.sha256, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     assert_eq!(f.store.size("small/empty").await.unwrap(), Some(0));
+}
+
+async fn small_bodies_are_kept_and_large_ones_stored(f: Fixture) {
+    // A body within the size kept is answered, hashed, and not stored.
+    match f.store.put_stream_unless_small("small/kept", small_body(b"hello, blob store"), 1024, 64).await.unwrap() {
+        Stored::Kept { info, bytes } => {
+            assert_eq!(bytes, b"hello, blob store");
+            let stored = f.store.put_stream("small/put", small_body(b"hello, blob store"), 1024).await.unwrap();
+            assert_eq!((info.size, &info.sha256), (17, &stored.sha256));
+        }
+        other => panic!("expected the body back, got {other:?}"),
+    }
+    assert_eq!(f.store.size("small/kept").await.unwrap(), None);
+    // A larger one is stored whole (its first chunks included), within the size limit.
+    let len = 3 * MIB;
+    match f.store.put_stream_unless_small("large/stored", body(len, BodySpec::default()), 4 * MIB, 64 * 1024).await {
+        Ok(Stored::Put(info)) => assert_eq!((info.size, info.sha256), (len, expected_sha256(len))),
+        other => panic!("expected the body stored, got {other:?}"),
+    }
+    assert_generated(&read_all(&f.store, "large/stored").await, len);
+    let too_large = f.store.put_stream_unless_small("large/no", body(len, BodySpec::default()), MIB, 64 * 1024).await;
+    assert!(matches!(too_large, Err(BlobError::TooLarge { .. })), "{too_large:?}");
+    f.assert_no_leftovers().await;
 }
 
 async fn too_large_fails_early_and_leaves_nothing(f: Fixture) {

@@ -19,10 +19,16 @@ use crate::tree::{Node, Origin, Value};
 const PREFIX: &str = "FERRY_";
 const IGNORED_PREFIX: &str = "FERRY_TEST_";
 /// `FERRY_*` variables that are not settings: the program that runs XSLT transforms (tests point
-/// it at the `ferry` binary, since an in-process server's own executable is the test binary) and
-/// the limits the transform runner hands its worker process.
-pub(crate) const NOT_SETTINGS: &[&str] =
-    &["FERRY_XSLT_WORKER", "FERRY_XSLT_MAX_MEMORY_BYTES", "FERRY_XSLT_MAX_OUTPUT_BYTES"];
+/// it at the `ferry` binary, since an in-process server's own executable is the test binary),
+/// the limits the transform runner hands its worker process, and the client commands' own.
+pub(crate) const NOT_SETTINGS: &[&str] = &[
+    "FERRY_XSLT_WORKER",
+    "FERRY_XSLT_MAX_MEMORY_BYTES",
+    "FERRY_XSLT_MAX_OUTPUT_BYTES",
+    // The client commands' config file and environment (`ferry-client`).
+    "FERRY_CLIENT_CONFIG",
+    "FERRY_ENV",
+];
 
 /// The dotted config key an environment variable sets (`FERRY_AUTH__CLOCK_SKEW_SECS`
 /// → `auth.clock_skew_secs`).

@@ -58,7 +58,7 @@ pub struct ImportSettings {
 impl Default for ImportSettings {
     fn default() -> ImportSettings {
         ImportSettings {
-            workers: 4,
+            workers: 8,
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
             max_attempts: 5,

@@ -19,4 +19,4 @@ pub mod xml;
 
 pub use error::{FormatError, FormatErrorKind};
 pub use limits::Limits;
-pub use record::{Cell, RecordReader, SourceRecord, open_reader};
+pub use record::{Cell, Input, RecordReader, SourceRecord, open_reader};

@@ -11,13 +11,15 @@
 //! and `validate.rs` the pure column mapping and row staging, `entity.rs` writing, `spill.rs`
 //! and `pending.rs` the all-or-nothing apply); `export/` one export's run (`rows.rs` reading
 //! rows and changes, `mod.rs` writing files and packages) and the scheduler of recurring exports
-//! (`schedule.rs`); `run.rs` what a run of either kind shares (lease, progress, errors);
+//! (`schedule.rs`); `run.rs` what a run of either kind shares (lease, progress, errors); `files.rs` message
+//! files, small ones in the database and the rest in the blob store;
 //! `worker.rs` the node's workers and background tasks; `service/` the façade the API and CLI
 //! call. Projects, jobs, messages and their rules are `ferry-domain`'s.
 
 mod context;
 mod error;
 mod export;
+mod files;
 mod import;
 mod run;
 mod service;

@@ -4,13 +4,16 @@
 
 use crate::context::IntegrationContext;
 use crate::import::{ErrorDraft, PendingKeys};
-use ferry_domain::{ErrorRecord, Message, RowCounters};
-use ferry_store::{Fence, LookupMiss, StoreError};
+use ferry_domain::{EntityResult, ErrorRecord, Message, RowCounters};
+use ferry_store::{Fence, LookupMiss, RunRecords, StoreError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Most error records stored per message; beyond it rows are still counted.
 pub(crate) const ERRORS_STORED_MAX: i64 = 100_000;
+/// Most error records a run keeps before writing them on their own (they normally go in with
+/// the next batch or the end).
+const ERRORS_BUFFERED_MAX: usize = 5_000;
 
 /// Why a run stopped without an outcome.
 #[derive(Debug)]
@@ -53,6 +56,8 @@ pub(crate) struct RunState {
     pub progress: Arc<Mutex<RowCounters>>,
     done: Mutex<RowCounters>,
     errors_stored: Mutex<i64>,
+    /// Entity results and errors not written yet: they go in with the next batch or the end.
+    records: Mutex<RunRecords>,
     /// All-or-nothing runs: the keys spilled so far, for lookups of later entities.
     pub pending: Mutex<Option<PendingKeys>>,
 }
@@ -68,6 +73,7 @@ impl RunState {
             progress: Arc::new(Mutex::new(RowCounters::default())),
             done: Mutex::new(RowCounters::default()),
             errors_stored: Mutex::new(0),
+            records: Mutex::new(RunRecords::default()),
             pending: Mutex::new(None),
         }
     }
@@ -90,6 +96,8 @@ impl RunState {
         }
     }
 
+    /// Records rejected rows: they are written with the run's next batch or its end (or on
+    /// their own once many are waiting).
     pub async fn store_errors(&self, mut errors: Vec<ErrorRecord>) -> Result<(), RunError> {
         let room = errors_room(*self.errors_stored.lock().expect("errors lock"));
         errors.truncate(room);
@@ -97,8 +105,39 @@ impl RunState {
             return Ok(());
         }
         *self.errors_stored.lock().expect("errors lock") += errors.len() as i64;
-        self.ctx.store.add_errors(&errors, &self.fence).await?;
+        let waiting = {
+            let mut records = self.records.lock().expect("records lock");
+            records.errors.extend(errors);
+            records.errors.len()
+        };
+        if waiting >= ERRORS_BUFFERED_MAX {
+            let errors = std::mem::take(&mut self.records.lock().expect("records lock").errors);
+            self.ctx.store.add_errors(&errors, &self.fence).await?;
+        }
         Ok(())
+    }
+
+    /// Records an entity's result (started or finished), written with the next batch or the end.
+    pub fn record_result(&self, result: EntityResult) {
+        self.records.lock().expect("records lock").put_result(result);
+    }
+
+    /// Records a small file of the run (kept in the database), written with the next batch or
+    /// the end.
+    pub fn record_file(&self, file: ferry_store::InlineFile) {
+        let mut records = self.records.lock().expect("records lock");
+        records.files.retain(|f| f.key != file.key);
+        records.files.push(file);
+    }
+
+    /// Takes what is waiting to be written, for the write about to happen.
+    pub fn take_records(&self) -> RunRecords {
+        std::mem::take(&mut *self.records.lock().expect("records lock"))
+    }
+
+    /// Gives back records a failed write did not write.
+    pub fn put_back_records(&self, records: RunRecords) {
+        self.records.lock().expect("records lock").put_back(records);
     }
 
     /// The lookup misses of `rows` (of `entity`) that no row the message will write resolves.

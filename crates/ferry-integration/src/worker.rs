@@ -9,6 +9,7 @@ use crate::run::{RunError, RunState};
 use crate::service::IntegrationService;
 use crate::{export, import};
 use ferry_domain::{Message, MessageOutcome, MessageState, Operation, RetryPolicy, RowCounters};
+use ferry_store::RunRecords;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -152,7 +153,7 @@ async fn run_in_span(ctx: Arc<IntegrationContext>, message: Message, holder: &st
     let attempts = state.message.attempts;
     match result {
         Ok(outcome) => {
-            finish(&ctx, &id, holder, &outcome).await;
+            finish(&ctx, &id, holder, &outcome, &state.take_records()).await;
             let rows = outcome.counters.read.max(0) as u64;
             let seconds = started.elapsed().as_secs_f64();
             if operation == Operation::Export {
@@ -185,15 +186,16 @@ async fn run_in_span(ctx: Arc<IntegrationContext>, message: Message, holder: &st
             tracing::warn!(%reason, "the message cannot be {what}ed");
             let counters = *state.progress.lock().expect("progress lock");
             let outcome = MessageOutcome::new(MessageState::PreProcessingError, Some(reason), counters);
-            finish(&ctx, &id, holder, &outcome).await;
+            finish(&ctx, &id, holder, &outcome, &state.take_records()).await;
         }
     }
 }
 
-async fn finish(ctx: &IntegrationContext, id: &str, holder: &str, outcome: &MessageOutcome) {
+/// Records the outcome, with what the run recorded since its last write (`records`).
+async fn finish(ctx: &IntegrationContext, id: &str, holder: &str, outcome: &MessageOutcome, records: &RunRecords) {
     // The outcome must not be lost to a busy database: retry for a while.
     for attempt in 1..=OUTCOME_ATTEMPTS {
-        match ctx.store.finish_message(id, holder, outcome).await {
+        match ctx.store.finish_message(id, holder, outcome, records).await {
             Ok(true) => {
                 ctx.store.queue_changed();
                 return;

@@ -14,6 +14,8 @@ static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 const POSTGRES_CONNECTIONS: u32 = 16;
 /// SQLite reader connections.
 const SQLITE_READERS: u32 = 4;
+/// Page cache of each SQLite reader connection.
+const READER_CACHE_KIB: u32 = 8_000;
 
 /// The pools of one database: writes go to `writer`, reads to `reader` (the same pool on
 /// PostgreSQL).
@@ -30,9 +32,12 @@ pub(crate) async fn open(url: &str) -> StoreResult<Pools> {
             .await
             .map_err(|e| bad_url(url, e))?;
         let reader_options = PoolOptions { max_connections: SQLITE_READERS, acquire_timeout: Duration::from_secs(30) };
-        let reader = Pool::sqlite(url, reader_options, SqliteOptions { read_only: true, cache_kib: Some(32_000) })
-            .await
-            .map_err(|e| bad_url(url, e))?;
+        // Readers keep small page caches (the OS caches the file for all of them): a long read,
+        // an export or a paged OData query, must not grow the process by 32 MB per connection.
+        let reader =
+            Pool::sqlite(url, reader_options, SqliteOptions { read_only: true, cache_kib: Some(READER_CACHE_KIB) })
+                .await
+                .map_err(|e| bad_url(url, e))?;
         Ok(Pools { writer, reader })
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let options = PoolOptions { max_connections: POSTGRES_CONNECTIONS, acquire_timeout: Duration::from_secs(30) };

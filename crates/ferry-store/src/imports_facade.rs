@@ -2,10 +2,11 @@
 //! and the batched and atomic upserts of imported rows.
 
 use crate::definitions;
+use crate::inline_files::{self, InlineFile};
 use crate::messages;
 use crate::queue;
 use crate::upsert::{self, BatchCounts, Fence, LookupMiss};
-use crate::{Store, StoreResult};
+use crate::{RunRecords, Store, StoreResult};
 use ferry_domain::{
     EntityResult, ErrorFilter, ErrorRecord, Job, LanePosition, Message, MessageFilter, MessageOutcome, NewMessage,
     NewRow, Origin, Project, QueueStats, RowCounters, earlier, later,
@@ -85,13 +86,37 @@ impl Store {
         self.write(async |conn| definitions::delete_job(conn, activity_id).await).await
     }
 
-    /// Records a message whose body is durable in the blob store. With `dedupe_window`, a
-    /// message of the same job with the same external identifier and content hash enqueued
-    /// within the window is answered instead of creating a new one.
-    pub async fn enqueue_message(&self, m: &NewMessage, dedupe_window: Option<Duration>) -> StoreResult<Enqueued> {
+    /// Records a message whose body is durable in the blob store — or is `inline`, a small body
+    /// kept in the database under the message's blob key, in the same transaction. With
+    /// `dedupe_window`, a message of the same job with the same external identifier and content
+    /// hash enqueued within the window is answered instead of creating a new one.
+    pub async fn enqueue_message(
+        &self,
+        m: &NewMessage,
+        dedupe_window: Option<Duration>,
+        inline: Option<&[u8]>,
+    ) -> StoreResult<Enqueued> {
         let now = self.now();
         let since = dedupe_window.map(|w| earlier(now, w));
-        self.write(async |conn| queue::enqueue(conn, m, since, now).await).await
+        self.write(async |conn| {
+            let enqueued = queue::enqueue(&mut *conn, m, since, now).await?;
+            if let (Enqueued::Created(_), Some(content)) = (&enqueued, inline) {
+                let file = InlineFile { key: m.blob_key.clone(), message_id: m.id.clone(), content: content.to_vec() };
+                inline_files::put(conn, &file).await?;
+            }
+            Ok(enqueued)
+        })
+        .await
+    }
+
+    /// A small file kept in the database under blob key `key` ([`InlineFile`]).
+    pub async fn inline_file(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.read(async |conn| inline_files::get(conn, key).await).await
+    }
+
+    /// Removes the small file kept under `key`; false when there was none.
+    pub async fn delete_inline_file(&self, key: &str) -> StoreResult<bool> {
+        self.write(async |conn| inline_files::delete(conn, key).await).await
     }
 
     /// A message by its id or its execution id.
@@ -143,9 +168,23 @@ impl Store {
     /// Ends a message; false when the lease was lost (another worker owns it now).
     /// Ends a message (an export with its file and the watermarks it reached, in the same
     /// transaction); false when the lease was lost.
-    pub async fn finish_message(&self, id: &str, holder: &str, outcome: &MessageOutcome) -> StoreResult<bool> {
+    /// `records` (what the run recorded since its last write) are written with it.
+    pub async fn finish_message(
+        &self,
+        id: &str,
+        holder: &str,
+        outcome: &MessageOutcome,
+        records: &RunRecords,
+    ) -> StoreResult<bool> {
         // The clock is read inside the transaction, so the end precedes the commit.
-        self.write(async |conn| queue::finish(conn, id, holder, outcome, self.now()).await).await
+        self.write(async |conn| {
+            let finished = queue::finish(conn, id, holder, outcome, self.now()).await?;
+            if finished {
+                records.write(conn).await?;
+            }
+            Ok(finished)
+        })
+        .await
     }
 
     /// Sends a message back to wait (keeping its place in its lanes) until `delay` has passed.
@@ -200,18 +239,25 @@ impl Store {
         self.read(async |conn| upsert::missing_lookups(conn, &catalog, entity, rows).await).await
     }
 
-    /// Upserts one batch of rows by natural key in one transaction, fenced by a message lease.
+    /// Upserts one batch of rows by natural key in one transaction, fenced by a message lease,
+    /// with what the run recorded since its last write (`records`).
     pub async fn import_batch(
         &self,
         entity: &Entity,
         rows: Vec<NewRow>,
         update_fields: Option<&[usize]>,
         fence: Option<&Fence>,
+        records: &RunRecords,
     ) -> StoreResult<BatchCounts> {
         let catalog = self.catalog();
         let now = self.now();
         let counts = self
-            .write(async |conn| upsert::import_batch(conn, &catalog, entity, rows, update_fields, fence, now).await)
+            .write(async |conn| {
+                let counts =
+                    upsert::import_batch(&mut *conn, &catalog, entity, rows, update_fields, fence, now).await?;
+                records.write(conn).await?;
+                Ok(counts)
+            })
             .await?;
         if counts.inserted + counts.updated > 0 {
             self.changed();

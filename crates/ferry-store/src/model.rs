@@ -84,3 +84,49 @@ impl std::fmt::Debug for SigningKey {
             .finish_non_exhaustive()
     }
 }
+
+/// What a run recorded about itself since its last write — entity results (started, finished)
+/// and rejected rows — written in the same transaction as its next batch or its end, so a small
+/// message costs one transaction per batch plus one to end, not one per record.
+#[derive(Clone, Debug, Default)]
+pub struct RunRecords {
+    pub results: Vec<ferry_domain::EntityResult>,
+    pub errors: Vec<ferry_domain::ErrorRecord>,
+    /// Small files of the run (staging files), kept in the database.
+    pub files: Vec<crate::InlineFile>,
+}
+
+impl RunRecords {
+    pub fn is_empty(&self) -> bool {
+        self.results.is_empty() && self.errors.is_empty() && self.files.is_empty()
+    }
+
+    /// Keeps the latest result of each entity position.
+    pub fn put_result(&mut self, result: ferry_domain::EntityResult) {
+        self.results.retain(|r| r.position != result.position);
+        self.results.push(result);
+    }
+
+    /// Takes `other`'s records in front of these (they were recorded earlier).
+    pub fn put_back(&mut self, other: RunRecords) {
+        let later = std::mem::replace(self, other);
+        for r in later.results {
+            self.put_result(r);
+        }
+        self.errors.extend(later.errors);
+        self.files.extend(later.files);
+    }
+
+    pub(crate) async fn write(&self, conn: &mut ferry_sql::Conn) -> crate::StoreResult<()> {
+        for r in &self.results {
+            crate::messages::put_entity_result(conn, r).await?;
+        }
+        if !self.errors.is_empty() {
+            crate::messages::add_errors(conn, &self.errors).await?;
+        }
+        for file in &self.files {
+            crate::inline_files::put(conn, file).await?;
+        }
+        Ok(())
+    }
+}

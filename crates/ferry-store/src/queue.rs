@@ -2,8 +2,10 @@
 //! database share it safely.
 //!
 //! A message holds *lanes* (an entity, or an entity and company) from enqueue until it reaches a
-//! final state. Enqueue takes the single row of `ferry_queue_clock` first, so sequence numbers
-//! follow commit order. A message may run only when it heads every lane it holds (no message
+//! final state. Within a lane, sequence numbers follow commit order: on SQLite (one writer) an
+//! enqueue bumps the single row of `ferry_queue_clock`; on PostgreSQL it locks each of its lanes
+//! (an advisory lock until it commits, so only enqueues into the same lane wait for each other)
+//! and then takes the next number of the sequence `ferry_queue_seq`. A message may run only when it heads every lane it holds (no message
 //! with a smaller seq in any of them) — so one message per lane runs at a time, lanes are
 //! served in enqueue order, and a package holding several lanes waits until it heads all of
 //! them (the globally oldest waiting message always heads all its lanes, so nothing deadlocks).
@@ -15,7 +17,7 @@ use crate::imports_facade::Enqueued;
 use crate::literals::{Literal, LiteralColumn};
 use crate::messages::{MESSAGE_COLUMNS, MESSAGE_TYPES, decode_message, opt_text, text};
 use chrono::{DateTime, Utc};
-use ferry_domain::{Clock, DeliveryState, Message, MessageOutcome, MessageState, NewMessage, RowCounters};
+use ferry_domain::{Clock, DeliveryState, Lane, Message, MessageOutcome, MessageState, NewMessage, RowCounters};
 use ferry_model::Value;
 use ferry_sql::{ColType, Conn, Dialect, RowExt};
 
@@ -34,10 +36,10 @@ pub(crate) async fn enqueue(
     dedupe_since: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> StoreResult<Enqueued> {
-    let seq = conn
-        .fetch("UPDATE ferry_queue_clock SET seq = seq + 1 WHERE id = 1 RETURNING seq", (), &[ColType::Int64])
-        .await?[0]
-        .int(0)?;
+    let mut lanes = m.lanes.clone();
+    lanes.sort();
+    lanes.dedup();
+    let seq = take_seq(conn, &lanes).await?;
     if let (Some(external_id), Some(since)) = (&m.external_id, dedupe_since) {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM ferry_messages WHERE activity_id = $1 AND external_id = $2 \
@@ -85,9 +87,6 @@ pub(crate) async fn enqueue(
         opt_text(&crate::persisted::parameters_json(&m.parameters)),
     ];
     let message = decode_message(&conn.fetch(&sql, args, &MESSAGE_TYPES).await?[0])?;
-    let mut lanes = m.lanes.clone();
-    lanes.sort();
-    lanes.dedup();
     for lane in lanes {
         conn.execute(
             "INSERT INTO ferry_message_lanes (lane, seq, message_id) VALUES ($1, $2, $3)",
@@ -97,6 +96,39 @@ pub(crate) async fn enqueue(
     }
     notify_queue(conn).await?;
     Ok(Enqueued::Created(message))
+}
+
+/// The advisory-lock class of lanes on PostgreSQL (two-int form; the version functions use
+/// class 1717924466 and the one-bigint form).
+const LANE_LOCK_CLASS: i32 = 1_717_924_467;
+
+/// The next sequence number of a message holding `lanes`, taken so that within each lane numbers
+/// follow commit order (see the module header). Also what makes a duplicate enqueue see the
+/// first: it waits for the first's commit before it looks.
+async fn take_seq(conn: &mut Conn, lanes: &[Lane]) -> StoreResult<i64> {
+    if conn.dialect() != Dialect::Postgres {
+        let rows = conn
+            .fetch("UPDATE ferry_queue_clock SET seq = seq + 1 WHERE id = 1 RETURNING seq", (), &[ColType::Int64])
+            .await?;
+        return Ok(rows[0].int(0)?);
+    }
+    // One order for every enqueue (a lane's lock key, then the lane), so two never wait on each
+    // other crosswise. Distinct lanes sharing a key only wait for each other.
+    let mut keys: Vec<i64> = lanes.iter().map(|lane| lane_lock_key(lane.as_str())).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        let sql = format!("SELECT pg_advisory_xact_lock({LANE_LOCK_CLASS}, CAST($1 AS INTEGER))");
+        conn.execute(&sql, vec![Value::Int(key)]).await?;
+    }
+    let rows = conn.fetch("SELECT nextval('ferry_queue_seq')", (), &[ColType::Int64]).await?;
+    Ok(rows[0].int(0)?)
+}
+
+/// A lane's advisory-lock key: FNV-1a of its name, folded into PostgreSQL's `int4`.
+fn lane_lock_key(lane: &str) -> i64 {
+    let hash = lane.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    i64::from(hash as i32)
 }
 
 /// Claims up to `max` runnable messages for `holder` for `lease` past the clock's time.

@@ -345,7 +345,8 @@ pub(crate) async fn query(conn: &mut Conn, entity: &Entity, q: &RowQuery) -> Sto
     push_where(&table, &mut sql, &q.scope, q.filter.as_ref());
     if let Some(after) = &q.after {
         sql.push(" AND ");
-        table.push_after_key(&mut sql, after);
+        let company_fixed = matches!(q.scope, CompanyScope::One(_));
+        table.push_after_key(&mut sql, after, company_fixed);
     }
     if let Some((above, upto)) = q.versions {
         sql.push(" AND ").push(&quote(VERSION)).push(" > ").param(Value::Int(above));

@@ -316,12 +316,19 @@ impl<'e> EntityTable<'e> {
         exprs
     }
 
-    /// `(key...) > (values...)`: rows strictly after a key in natural-key order.
-    pub(crate) fn push_after_key(&self, sql: &mut Sql, key: &RowKey) {
-        let exprs = self.key_sort_exprs();
+    /// `(key...) > (values...)`: rows strictly after a key in natural-key order. With
+    /// `company_fixed` (the query already says `company = …`) the company is left out, so both
+    /// databases start the key index's range scan at the key instead of at the company's first
+    /// row (which made paging through a company quadratic).
+    pub(crate) fn push_after_key(&self, sql: &mut Sql, key: &RowKey, company_fixed: bool) {
+        let with_company = self.entity.company_specific && !company_fixed;
+        let mut exprs = self.key_sort_exprs();
+        if self.entity.company_specific && !with_company {
+            exprs.remove(0);
+        }
         sql.push("(").push(&exprs.join(", ")).push(") > (");
         let mut values: Vec<(Value, bool)> = Vec::new();
-        if self.entity.company_specific {
+        if with_company {
             values.push((Value::String(key.company.clone().unwrap_or_default()), false));
         }
         for (&i, v) in self.entity.key.iter().zip(&key.values) {

@@ -57,6 +57,11 @@ pub struct GlobalArgs {
     /// Log filter, e.g. info or info,ferry_api=debug.
     #[arg(long, global = true, value_name = "FILTER")]
     pub log_level: Option<String>,
+
+    /// The client environment (from the client config) the client commands talk to; with
+    /// `messages`, `jobs` or `projects`, read them from that server instead of the database.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub env: Option<String>,
 }
 
 impl GlobalArgs {
@@ -101,6 +106,8 @@ pub enum Command {
     Messages(MessagesCommand),
     /// Print the OpenAPI document of ferry's endpoints as JSON.
     Openapi,
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ mod admin;
 mod apps;
 mod boot;
 pub mod cli;
+pub mod client;
 mod imports;
 mod logging;
 mod messages;
@@ -32,10 +33,18 @@ use logging::LogTarget;
 /// Runs one command line. Errors carry their cause chain; print them with `{:#}`.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let env = process_env();
+    // The client commands read the client config, not the server's.
+    let command = match cli.command {
+        Command::Client(command) => return client::run(command, &cli.global, &env).await,
+        command @ (Command::Messages(_) | Command::Jobs(_) | Command::Projects(_)) if cli.global.env.is_some() => {
+            return client::run_remote(command, &cli.global, &env).await;
+        }
+        command => command,
+    };
     let config = ferry_config::load(cli.global.config.as_deref(), &env, &cli.global.overrides())
         // The message already names the key, layer and cause.
         .map_err(|e| anyhow!("{e}"))?;
-    let output = match cli.command {
+    let output = match command {
         Command::Serve => {
             logging::init(&config.log, LogTarget::Stdout)?;
             // Before start-up, so a signal right after "listening" is not missed.
@@ -79,6 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             logging::init(&config.log, LogTarget::Stderr)?;
             admin::openapi(&config, &env).await?
         }
+        Command::Client(_) => unreachable!("dispatched above"),
     };
     print(&output)
 }
@@ -92,7 +102,7 @@ fn process_env() -> Vec<(String, String)> {
 }
 
 /// Writes command output to stdout; a closed pipe (`ferry apps list | head`) is not an error.
-fn print(text: &str) -> anyhow::Result<()> {
+pub(crate) fn print(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow!("cannot write to stdout: {e}")),

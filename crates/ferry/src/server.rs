@@ -227,7 +227,7 @@ impl ShutdownSignals {
     }
 
     /// Waits for the next signal and answers which came.
-    async fn recv(&mut self) -> &'static str {
+    pub(crate) async fn recv(&mut self) -> &'static str {
         #[cfg(unix)]
         {
             tokio::select! {

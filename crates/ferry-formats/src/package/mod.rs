@@ -17,7 +17,7 @@ pub use manifest::{
     DEFINITION_GROUP_MANIFEST_TYPE, FieldMapping, MAX_MANIFEST_BYTES, Manifest, ManifestEntity, NAMESPACE,
     PackageHeader, source_format_from_manifest, write_header, write_manifest,
 };
-pub use writer::{PackageWriter, data_file_name};
+pub use writer::{EntryWriter, PackageWriter, data_file_name};
 
 use crate::{FormatError, FormatErrorKind, Limits};
 use std::fs::File;

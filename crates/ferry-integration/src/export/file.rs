@@ -1,24 +1,56 @@
-//! Writing one entity of an export to a file in its format, streaming: pages of rows are read
-//! from the store while a blocking thread writes the previous page, so memory stays at about two
-//! pages whatever the row count. An incremental export also writes its delete list (the keys of
-//! the rows deleted), in the same format.
+//! Writing one entity of an export in its format, streaming, to a plain file (a file job) or
+//! into an entry of the data package (compressed as it is written): pages of rows are read from
+//! the store while a blocking thread writes the previous page, so memory stays at about two
+//! pages whatever the row count. An incremental package also gets the entity's delete list (the
+//! keys of the rows deleted), in the same format.
 
 use super::rows::{DeletePages, RowPages, Selection};
 use crate::run::{RunError, RunState};
 use ferry_domain::{DataFormat, RowCounters, StoredRow, Tombstone};
 use ferry_formats::Cell;
+use ferry_formats::package::{PackageWriter, data_file_name};
 use ferry_formats::writer::{RecordWriter, WriterOptions};
 use ferry_model::{COMPANY_FIELD, Entity, EnumStyle, FieldType, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tokio::sync::mpsc;
+
+/// Where an export's data goes.
+pub(crate) enum Sink {
+    /// One entity's plain file (a file job): its rows only.
+    File(PathBuf),
+    /// The entries of a data package.
+    Package(PackageWriter<std::fs::File>),
+}
+
+type Out = Box<dyn std::io::Write + Send>;
+
+impl Sink {
+    /// A writer of `name` (an entry of the package), or of the plain file.
+    fn open(&mut self, name: &str) -> Result<Out, RunError> {
+        match self {
+            Sink::File(path) => {
+                let file = std::fs::File::create(path)
+                    .map_err(|e| RunError::Transient(format!("cannot create an export file: {e}")))?;
+                Ok(Box::new(file))
+            }
+            Sink::Package(package) => Ok(Box::new(
+                package
+                    .start_entry(name)
+                    .map_err(|e| RunError::Fatal(format!("cannot write the data package: {e}")))?,
+            )),
+        }
+    }
+}
 
 /// What writing one entity produced.
 #[derive(Debug)]
 pub(crate) struct EntityFile {
-    pub path: PathBuf,
+    /// The name of the entity's data (its package entry).
+    pub name: String,
     pub rows: u64,
-    /// The delete list and how many keys it holds (incremental exports with deletes).
-    pub deleted: Option<(PathBuf, u64)>,
+    /// The package entry of the delete list and how many keys it holds (incremental packages
+    /// with deletes).
+    pub deleted: Option<(String, u64)>,
 }
 
 /// How one entity is written.
@@ -26,9 +58,6 @@ pub(crate) struct FileSpec<'a> {
     pub format: &'a DataFormat,
     /// The format's name as the project spells it (`CSV-Unicode` writes UTF-16).
     pub format_name: &'a str,
-    pub dir: &'a Path,
-    /// Distinguishes the files of one export's entities.
-    pub position: i64,
 }
 
 pub(crate) async fn write_entity(
@@ -36,10 +65,12 @@ pub(crate) async fn write_entity(
     selection: Selection,
     spec: &FileSpec<'_>,
     done_before: RowCounters,
+    sink: &mut Sink,
 ) -> Result<EntityFile, RunError> {
     let entity = selection.entity.clone();
-    let path = spec.dir.join(format!("{}.{}", spec.position, spec.format.extension()));
-    let writer = start_writer(&path, spec, &entity, header(&entity, spec.format, false))?;
+    let extension = spec.format.extension();
+    let name = data_file_name(&entity.label, extension);
+    let writer = start_writer(sink.open(&name)?, spec, &entity, header(&entity, spec.format, false))?;
     let mut pages = RowPages::new(run.ctx.store.clone(), selection.clone());
     let mut rows = 0u64;
     loop {
@@ -58,9 +89,10 @@ pub(crate) async fn write_entity(
     writer.finish().await?;
 
     let mut deleted = None;
-    if selection.versions.is_some() {
-        let deletes_path = spec.dir.join(format!("{}.deleted.{}", spec.position, spec.format.extension()));
-        let writer = start_writer(&deletes_path, spec, &entity, header(&entity, spec.format, true))?;
+    if selection.versions.is_some() && matches!(sink, Sink::Package(_)) {
+        // Started at the first delete: a package without deletes has no delete list.
+        let deleted_name = data_file_name(&format!("{}-deleted", entity.label), extension);
+        let mut writer: Option<PageWriter> = None;
         let mut pages = DeletePages::new(run.ctx.store.clone(), selection);
         let mut count = 0u64;
         loop {
@@ -70,14 +102,25 @@ pub(crate) async fn write_entity(
                 break;
             }
             count += page.len() as u64;
-            if !writer.send(page.iter().map(|t| deleted_cells(&entity, t)).collect()).await {
+            let w = match &mut writer {
+                Some(w) => w,
+                None => writer.insert(start_writer(
+                    sink.open(&deleted_name)?,
+                    spec,
+                    &entity,
+                    header(&entity, spec.format, true),
+                )?),
+            };
+            if !w.send(page.iter().map(|t| deleted_cells(&entity, t)).collect()).await {
                 break;
             }
         }
-        writer.finish().await?;
-        deleted = (count > 0).then_some((deletes_path, count));
+        if let Some(w) = writer {
+            w.finish().await?;
+            deleted = Some((deleted_name, count));
+        }
     }
-    Ok(EntityFile { path, rows, deleted })
+    Ok(EntityFile { name, rows, deleted })
 }
 
 /// The header of an entity's file: `DATAAREAID` for company-specific entities, then the fields
@@ -141,16 +184,10 @@ struct PageWriter {
     task: tokio::task::JoinHandle<Result<(), String>>,
 }
 
-fn start_writer(
-    path: &Path,
-    spec: &FileSpec<'_>,
-    entity: &Entity,
-    columns: Vec<String>,
-) -> Result<PageWriter, RunError> {
-    let file =
-        std::fs::File::create(path).map_err(|e| RunError::Transient(format!("cannot create an export file: {e}")))?;
+fn start_writer(out: Out, spec: &FileSpec<'_>, entity: &Entity, columns: Vec<String>) -> Result<PageWriter, RunError> {
     let options = WriterOptions::export(spec.format_name, &entity.public_name.to_ascii_uppercase());
-    let mut writer = RecordWriter::with_options(spec.format, Box::new(std::io::BufWriter::new(file)), options)
+    let out = Box::new(std::io::BufWriter::with_capacity(256 * 1024, out));
+    let mut writer = RecordWriter::with_options(spec.format, out, options)
         .map_err(|e| RunError::Fatal(format!("{}: {e}", entity.label)))?;
     // One page waits while one is written: memory stays at about two pages.
     let (pages, mut incoming) = mpsc::channel::<Vec<Vec<Cell>>>(1);

@@ -16,9 +16,8 @@ use ferry_domain::{
     RefreshMode, ResolvedEntity, RowCounters, Watermark,
 };
 use ferry_formats::package::{Manifest, ManifestEntity, PackageWriter, data_file_name};
-use file::{FileSpec, write_entity};
+use file::{FileSpec, Sink, write_entity};
 use rows::Selection;
-use std::path::PathBuf;
 
 /// The scope of a message's watermarks: its recurring job's, or its project's (package API).
 pub(crate) fn watermark_scope(activity_id: &str, project: &str) -> String {
@@ -82,6 +81,17 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
     let scratch = tempfile::tempdir_in(&ctx.runtime.work_dir)
         .map_err(|e| RunError::Transient(format!("cannot create a scratch directory: {e}")))?;
 
+    // A file job with one entity produces that entity's file; anything else a data package.
+    let as_file = m.kind == JobKind::File && resolved.len() == 1;
+    let mut sink = if as_file {
+        let extension = resolved[0].format.extension();
+        Sink::File(scratch.path().join(data_file_name(&resolved[0].entity.label, extension)))
+    } else {
+        let path = scratch.path().join("package.zip");
+        let file = std::fs::File::create(&path)
+            .map_err(|e| RunError::Transient(format!("cannot create the data package: {e}")))?;
+        Sink::Package(PackageWriter::new(file))
+    };
     let mut exported = Vec::new();
     let mut reached = Vec::new();
     let mut done = RowCounters::default();
@@ -103,8 +113,8 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
             ctx.catalog.by_any_name(e.entity.trim()).is_some_and(|c| c.logical_name == r.entity.logical_name)
         });
         let format_name = format_name.map_or_else(|| ferry_domain::DEFAULT_FORMAT.to_owned(), |e| e.format.clone());
-        let spec = FileSpec { format: &r.format, format_name: &format_name, dir: scratch.path(), position };
-        let file = write_entity(run, selection, &spec, done).await?;
+        let spec = FileSpec { format: &r.format, format_name: &format_name };
+        let file = write_entity(run, selection, &spec, done, &mut sink).await?;
         let counters = RowCounters { read: file.rows as i64, ..RowCounters::default() };
         run.finish_entity(counters);
         done = done + counters;
@@ -130,11 +140,12 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
             ..MessageOutcome::new(MessageState::Processed, Some(reason), counters)
         });
     }
-    let (path, name) = if m.kind == JobKind::File && exported.len() == 1 {
-        let e = &exported[0];
-        (e.file.path.clone(), data_file_name(&e.resolved.entity.label, e.resolved.format.extension()))
-    } else {
-        package(&project.name, &exported, scratch.path().join("package.zip"))?
+    let (path, name) = match sink {
+        Sink::File(path) => (path, exported[0].file.name.clone()),
+        Sink::Package(package) => {
+            finish_package(&project.name, &exported, package)?;
+            (scratch.path().join("package.zip"), package_name(&project.name))
+        }
     };
     let name = m.external_id.as_deref().map_or(name.clone(), |n| with_extension(n, &name));
     let key = format!("exports/{}/{}/{}", run.now().format("%Y/%m/%d"), m.id, blob_name(&name));
@@ -149,48 +160,40 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
     })
 }
 
-/// Writes the data package of `exported` at `path`; answers the path and the package's name.
-fn package(project: &str, exported: &[Exported], path: PathBuf) -> Result<(PathBuf, String), RunError> {
-    let fail = |e: ferry_formats::FormatError| RunError::Fatal(format!("cannot write the data package: {e}"));
-    let file = std::fs::File::create(&path)
-        .map_err(|e| RunError::Transient(format!("cannot create the data package: {e}")))?;
-    let mut writer = PackageWriter::new(file);
-    let mut manifest = Manifest {
+/// Completes the data package of `exported` with its manifest and header.
+fn finish_package(project: &str, exported: &[Exported], package: PackageWriter<std::fs::File>) -> Result<(), RunError> {
+    let manifest = Manifest {
         definition_group: Some(project.to_owned()),
         description: Some(project.to_owned()),
-        entities: Vec::new(),
+        entities: exported
+            .iter()
+            .map(|e| {
+                let (execution_unit, level, sequence) = e.resolved.order;
+                ManifestEntity {
+                    entity_name: e.resolved.entity.label.clone(),
+                    source_format: e.format_name.clone(),
+                    input_file_path: e.file.name.clone(),
+                    execution_unit,
+                    level,
+                    sequence,
+                    excel_sheet: match &e.resolved.format {
+                        ferry_domain::DataFormat::Xlsx { sheet } => sheet.clone(),
+                        _ => None,
+                    },
+                    incremental: e.incremental,
+                    deleted_records_path: e.file.deleted.as_ref().map(|(name, _)| name.clone()),
+                    ..ManifestEntity::default()
+                }
+            })
+            .collect(),
     };
-    for e in exported {
-        let extension = e.resolved.format.extension();
-        let data_name = data_file_name(&e.resolved.entity.label, extension);
-        writer.add_file(&data_name, &e.file.path).map_err(fail)?;
-        let deleted_records_path = match &e.file.deleted {
-            Some((deleted, _)) => {
-                let name = data_file_name(&format!("{}-deleted", e.resolved.entity.label), extension);
-                writer.add_file(&name, deleted).map_err(fail)?;
-                Some(name)
-            }
-            None => None,
-        };
-        let (execution_unit, level, sequence) = e.resolved.order;
-        manifest.entities.push(ManifestEntity {
-            entity_name: e.resolved.entity.label.clone(),
-            source_format: e.format_name.clone(),
-            input_file_path: data_name,
-            execution_unit,
-            level,
-            sequence,
-            excel_sheet: match &e.resolved.format {
-                ferry_domain::DataFormat::Xlsx { sheet } => sheet.clone(),
-                _ => None,
-            },
-            incremental: e.incremental,
-            deleted_records_path,
-            ..ManifestEntity::default()
-        });
-    }
-    writer.finish(&manifest).map_err(fail)?;
-    Ok((path, format!("{}.zip", data_file_name(project, "zip").trim_end_matches(".zip"))))
+    package.finish(&manifest).map_err(|e| RunError::Fatal(format!("cannot write the data package: {e}")))?;
+    Ok(())
+}
+
+/// The name of a project's package.
+fn package_name(project: &str) -> String {
+    data_file_name(project, "zip")
 }
 
 /// `name` (a client's package name) with the extension of `produced` unless it has one.

@@ -41,7 +41,7 @@ pub(crate) async fn tick(ctx: &Arc<IntegrationContext>, holder: &str) -> Result<
         if ctx.store.has_pending_export(&job.activity_id).await? {
             tracing::warn!(job = %job.activity_id, "the previous export run has not finished; this occurrence is skipped");
         } else {
-            ctx.store.enqueue_message(&run_of(&job, &project, now), None).await?;
+            ctx.store.enqueue_message(&run_of(&job, &project, now), None, None).await?;
             ctx.store.queue_changed();
             queued += 1;
             tracing::info!(job = %job.activity_id, project = %project.name, "recurring export queued");

@@ -6,12 +6,13 @@
 
 use super::source::{ErrorDraft, Rejected, SourceEnd, SourceEvent, SourceSpec, read_source};
 use super::spill::SpillWriter;
+use super::spool::{Spool, Spooled};
 use super::validate::describe_key;
 use crate::run::{RunError, RunState};
 use ferry_domain::{ErrorRecord, NewRow, Stage};
 use ferry_formats::SourceRecord;
 use ferry_formats::writer::RecordWriter;
-use ferry_store::{BatchCounts, StoreError};
+use ferry_store::{BatchCounts, INLINE_FILE_MAX, InlineFile, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -48,7 +49,7 @@ pub(crate) enum WriteMode {
 
 pub(crate) async fn import_entity(
     run: &RunState,
-    mut spec: SourceSpec,
+    spec: SourceSpec,
     position: i64,
     mode: WriteMode,
 ) -> Result<EntityOutcome, RunError> {
@@ -57,8 +58,7 @@ pub(crate) async fn import_entity(
             .map(|f| f.into_temp_path())
             .map_err(|e| RunError::Transient(format!("cannot create a {what} file: {e}")))
     };
-    let staging = scratch("staging")?;
-    spec.staging_path = Some(staging.to_path_buf());
+    let staging = Spool::new(run.ctx.runtime.work_dir.clone(), INLINE_FILE_MAX);
     let mut spill = match mode {
         WriteMode::Spill => {
             let path = scratch("spill")?;
@@ -75,7 +75,7 @@ pub(crate) async fn import_entity(
         let spec = spec.clone();
         let cancel = cancel.clone();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(|| read_source(spec, tx, cancel)))
+        tokio::task::spawn_blocking(move || span.in_scope(|| read_source(spec, staging, tx, cancel)))
     };
     let _stop_reader = StopOnDrop(cancel);
     let entity = spec.entity.clone();
@@ -146,6 +146,8 @@ pub(crate) async fn import_entity(
                 run.will_write(&entity, &rows);
             }
             None => {
+                // This batch's rejected rows go in with its rows.
+                run.store_errors(std::mem::take(&mut errors)).await?;
                 let written = write_batch(run, &spec, &batch.mapped_fields, rows, sources, &mut errors).await?;
                 outcome.counts += written.0;
                 outcome.target_errors += written.1.len() as i64;
@@ -164,8 +166,10 @@ pub(crate) async fn import_entity(
         writer.finish().map_err(|e| RunError::Transient(format!("cannot write a spill file: {e}")))?;
         outcome.spill = Some(path);
     }
+    let mut staged = None;
     if let Some(end) = end {
         outcome.ignored_columns = end.ignored_columns;
+        staged = end.staging;
         if let Some(draft) = end.fatal {
             outcome.fatal = Some(match draft.row {
                 Some(row) => format!("{}: row {row}: {}", entity.label, draft.message),
@@ -178,7 +182,17 @@ pub(crate) async fn import_entity(
     if let Some(file) = rejected_file {
         file.finish(run).await?;
     }
-    run.ctx.blobs.put_file(&super::staging_blob_key(&run.message.id, position), &staging).await?;
+    // The staged rows: a small file goes into the database with the message's end.
+    let key = super::staging_blob_key(&run.message.id, position);
+    match staged {
+        Some(Spooled::Memory(content)) => {
+            run.record_file(InlineFile { key, message_id: run.message.id.clone(), content });
+        }
+        Some(Spooled::File(path)) => {
+            run.ctx.blobs.put_file(&key, &path).await?;
+        }
+        None => {}
+    }
     Ok(outcome)
 }
 
@@ -193,9 +207,8 @@ async fn write_batch(
     sources: Vec<(u64, SourceRecord)>,
     errors: &mut Vec<ErrorRecord>,
 ) -> Result<(BatchCounts, Vec<SourceRecord>), RunError> {
-    let store = &run.ctx.store;
     let entity = &spec.entity;
-    match store.import_batch(entity, rows.clone(), Some(mapped_fields), Some(&run.fence)).await {
+    match upsert(run, entity, rows.clone(), mapped_fields).await {
         Ok(counts) => return Ok((counts, Vec::new())),
         Err(e) if e.is_row_level() => {}
         Err(e) => return Err(e.into()),
@@ -204,7 +217,7 @@ async fn write_batch(
     let mut refused = Vec::new();
     for (row, (row_number, record)) in rows.into_iter().zip(sources) {
         let key = describe_key(entity, &row.company, &row.values);
-        match store.import_batch(entity, vec![row], Some(mapped_fields), Some(&run.fence)).await {
+        match upsert(run, entity, vec![row], mapped_fields).await {
             Ok(c) => counts += c,
             Err(e) if e.is_row_level() => {
                 let (code, field) = match &e {
@@ -229,6 +242,22 @@ async fn write_batch(
         }
     }
     Ok((counts, refused))
+}
+
+/// Upserts rows, fenced by the run's lease, with the records the run has waiting; a failed
+/// write gives them back for the next.
+async fn upsert(
+    run: &RunState,
+    entity: &ferry_model::Entity,
+    rows: Vec<NewRow>,
+    mapped_fields: &[usize],
+) -> Result<BatchCounts, StoreError> {
+    let records = run.take_records();
+    let written = run.ctx.store.import_batch(entity, rows, Some(mapped_fields), Some(&run.fence), &records).await;
+    if written.is_err() {
+        run.put_back_records(records);
+    }
+    written
 }
 
 struct StopOnDrop(Arc<AtomicBool>);

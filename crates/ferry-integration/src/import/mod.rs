@@ -3,13 +3,16 @@
 //! how the message ends (the rules are `ferry_domain::verdict`). An all-or-nothing message is
 //! validated whole first and written at the end in one transaction, or not at all.
 
+mod duplicates;
 mod entity;
 mod mapping;
 mod pending;
 mod source;
 mod spill;
+mod spool;
 mod validate;
 
+use crate::files::LocalFile;
 use crate::run::{RunError, RunState};
 use entity::{EntityOutcome, WriteMode, import_entity};
 use ferry_domain::{
@@ -20,7 +23,7 @@ use ferry_formats::package::{Package, source_format_from_manifest};
 use ferry_store::{AtomicBatch, AtomicRefusal, StoreError};
 pub(crate) use pending::PendingKeys;
 pub(crate) use source::ErrorDraft;
-use source::SourceSpec;
+use source::{SourceInput, SourceSpec};
 use spill::SpillReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,10 +52,45 @@ pub fn staging_blob_key(message_id: &str, position: i64) -> String {
     format!("staging/{message_id}/{position}.jsonl")
 }
 
-/// One entity to import from one local file.
+/// One entity to import from one source.
 struct Unit {
     resolved: ResolvedEntity,
-    path: PathBuf,
+    input: SourceInput,
+}
+
+/// The run's scratch directory (extracted package entries, transforms), made when first needed:
+/// a plain small file needs none.
+struct Scratch {
+    parent: PathBuf,
+    dir: std::sync::OnceLock<tempfile::TempDir>,
+}
+
+impl Scratch {
+    fn new(parent: &Path) -> Scratch {
+        Scratch { parent: parent.to_path_buf(), dir: std::sync::OnceLock::new() }
+    }
+
+    fn dir(&self) -> Result<&Path, RunError> {
+        if self.dir.get().is_none() {
+            let dir = tempfile::tempdir_in(&self.parent)
+                .map_err(|e| RunError::Transient(format!("cannot create a scratch directory: {e}")))?;
+            let _ = self.dir.set(dir);
+        }
+        Ok(self.dir.get().expect("the scratch directory").path())
+    }
+
+    /// `input` as a local file (one kept in memory is written here as `name`).
+    fn file(&self, input: &SourceInput, name: &str) -> Result<PathBuf, RunError> {
+        match input {
+            SourceInput::File(path) => Ok(path.clone()),
+            SourceInput::Bytes(bytes) => {
+                let path = self.dir()?.join(name);
+                std::fs::write(&path, bytes)
+                    .map_err(|e| RunError::Transient(format!("cannot write a scratch file: {e}")))?;
+                Ok(path)
+            }
+        }
+    }
 }
 
 /// One entity of the message as it went: its result row, what happened, and (all-or-nothing)
@@ -92,9 +130,12 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
         Ok(r) => r,
         Err(e) => return Ok(MessageOutcome::failed(e.0.clone())),
     };
-    let blob = ctx.blobs.local_copy(&run.message.blob_key).await?;
-    let scratch = tempfile::tempdir_in(&ctx.runtime.work_dir)
-        .map_err(|e| RunError::Transient(format!("cannot create a scratch directory: {e}")))?;
+    let file = ctx.local_file(&run.message.blob_key).await?;
+    let scratch = Scratch::new(&ctx.runtime.work_dir);
+    let input = match &file {
+        LocalFile::Bytes(bytes) => SourceInput::Bytes(Arc::from(bytes.as_slice())),
+        LocalFile::Blob(blob) => SourceInput::File(blob.path().to_path_buf()),
+    };
     let units = match run.message.kind {
         JobKind::File => {
             let entity_name = run.message.entity.clone().unwrap_or_default();
@@ -104,9 +145,9 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
                     project.name
                 )));
             };
-            vec![Unit { resolved: r, path: blob.path().to_path_buf() }]
+            vec![Unit { resolved: r, input }]
         }
-        JobKind::Package => match unpack(run, blob.path(), scratch.path(), resolved).await? {
+        JobKind::Package => match unpack(run, &scratch.file(&input, "package.zip")?, scratch.dir()?, resolved).await? {
             Ok(units) => units,
             Err(reason) => {
                 run.store_errors(vec![run.error_record("package", ErrorDraft::file("bad_package", &reason))]).await?;
@@ -128,10 +169,10 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
         let position = position as i64;
         let label = unit.resolved.entity.label.clone();
         let result = EntityResult::started(&run.message.id, position, &label, run.message.company.clone(), run.now());
-        ctx.store.put_entity_result(&result, &run.fence).await?;
-        let path = match &unit.resolved.xslt {
-            Some(xsl) => match transform(run, xsl, &unit.path, scratch.path(), position).await? {
-                Ok(p) => p,
+        run.record_result(result.clone());
+        let input = match &unit.resolved.xslt {
+            Some(xsl) => match transform(run, xsl, &unit.input, &scratch, position).await? {
+                Ok(p) => SourceInput::File(p),
                 Err(reason) => {
                     let draft = ErrorDraft::file("xslt_failed", &reason);
                     run.store_errors(vec![run.error_record(&label, draft)]).await?;
@@ -141,17 +182,17 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
                     continue;
                 }
             },
-            None => unit.path.clone(),
+            None => unit.input.clone(),
         };
         let spec = SourceSpec {
             entity: unit.resolved.entity.clone(),
             format: unit.resolved.format.clone(),
-            path,
+            input,
             mapping: unit.resolved.mapping.clone(),
             company: run.message.company.clone().or(job.company.clone()),
             limits: ctx.limits.clone(),
             batch_rows: ctx.settings.batch_rows,
-            staging_path: None,
+            work_dir: ctx.runtime.work_dir.clone(),
         };
         let mut outcome = import_entity(run, spec, position, mode).await?;
         run.finish_entity(counters_of(&outcome));
@@ -196,7 +237,7 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
         (d.result.rows_inserted, d.result.rows_updated, d.result.rows_unchanged) =
             (counters.inserted, counters.updated, counters.unchanged);
         d.result.finished_at = Some(run.now());
-        ctx.store.put_entity_result(&d.result, &run.fence).await?;
+        run.record_result(d.result.clone());
     }
     let runs: Vec<EntityRun> = done.into_iter().map(|d| d.run).collect();
     let verdict = verdict(&runs, job.all_or_nothing);
@@ -331,7 +372,7 @@ async fn unpack(
                     xslt,
                     ..ResolvedEntity::imported(entity, format, (m.execution_unit, m.level, m.sequence))
                 },
-                path,
+                input: SourceInput::File(path),
             });
         }
         if units.is_empty() {
@@ -349,18 +390,19 @@ async fn unpack(
 async fn transform(
     run: &RunState,
     xsl: &str,
-    input: &Path,
-    scratch: &Path,
+    input: &SourceInput,
+    scratch: &Scratch,
     position: i64,
 ) -> Result<Result<PathBuf, String>, RunError> {
     let runner = match &run.ctx.runtime.xslt {
         Ok(runner) => runner.clone(),
         Err(why) => return Ok(Err(why.clone())),
     };
+    let input = scratch.file(input, &format!("{position}.input"))?;
+    let scratch = scratch.dir()?;
     let xsl_path = scratch.join(format!("{position}.xsl"));
     let out = scratch.join(format!("{position}.transformed.xml"));
     std::fs::write(&xsl_path, xsl).map_err(|e| RunError::Transient(format!("cannot write the stylesheet: {e}")))?;
-    let input = input.to_path_buf();
     let out2 = out.clone();
     let span = tracing::Span::current();
     let result = tokio::task::spawn_blocking(move || span.in_scope(|| runner.transform(&xsl_path, &input, &out2)))

@@ -1,8 +1,10 @@
 //! The reading half of an import, on a blocking thread: read records, map them, stage them,
 //! drop in-file duplicates, and hand bounded batches to the writing half.
 
+use super::duplicates::DuplicateKeys;
 use super::mapping::{ColumnMap, Target};
-use super::validate::{DuplicateKeys, StagedRow, describe_key, stage_record};
+use super::spool::{Spool, Spooled};
+use super::validate::{StagedRow, describe_key, key_hash, stage_record};
 use ferry_domain::DataFormat;
 use ferry_domain::Stage;
 use ferry_formats::{Limits, SourceRecord, open_reader};
@@ -13,18 +15,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc;
 
+/// Where a source's bytes are.
+#[derive(Clone, Debug)]
+pub(crate) enum SourceInput {
+    File(PathBuf),
+    /// A small file, kept in the database and read into memory.
+    Bytes(Arc<[u8]>),
+}
+
 /// One source file of one entity.
 #[derive(Clone, Debug)]
 pub(crate) struct SourceSpec {
     pub entity: Arc<Entity>,
     pub format: DataFormat,
-    pub path: PathBuf,
+    pub input: SourceInput,
     pub mapping: BTreeMap<String, String>,
     pub company: Option<String>,
     pub limits: Limits,
     pub batch_rows: usize,
-    /// Where to keep the staged rows (JSON lines: source row, company, mapped values).
-    pub staging_path: Option<PathBuf>,
+    /// Where scratch files go (the keys seen so far, once there are many).
+    pub work_dir: PathBuf,
 }
 
 /// An error record before it is stored.
@@ -73,6 +83,8 @@ pub(crate) struct SourceEnd {
     /// A problem with the whole file that stopped reading.
     pub fatal: Option<ErrorDraft>,
     pub ignored_columns: Vec<String>,
+    /// The staged rows (JSON lines: source row, company, mapped values).
+    pub staging: Option<Spooled>,
 }
 
 pub(crate) enum SourceEvent {
@@ -84,21 +96,44 @@ fn fatal(code: &str, message: String, row: Option<u64>, field: Option<String>) -
     SourceEvent::End(SourceEnd {
         fatal: Some(ErrorDraft { stage: Stage::Parse, row, key: None, field, code: code.into(), message }),
         ignored_columns: Vec::new(),
+        staging: None,
     })
 }
 
-/// Reads `spec` to the end (or until `cancel`), sending batches to `out`.
-pub(crate) fn read_source(spec: SourceSpec, out: mpsc::Sender<SourceEvent>, cancel: Arc<AtomicBool>) {
-    let end = read_all(&spec, &out, &cancel);
+/// Reads `spec` to the end (or until `cancel`), sending batches to `out`, and the staged rows
+/// into `staging`.
+pub(crate) fn read_source(
+    spec: SourceSpec,
+    mut staging: Spool,
+    out: mpsc::Sender<SourceEvent>,
+    cancel: Arc<AtomicBool>,
+) {
+    let mut end = read_all(&spec, &mut staging, &out, &cancel);
+    if let SourceEvent::End(end) = &mut end {
+        match staging.finish() {
+            Ok(spooled) => end.staging = Some(spooled),
+            Err(e) if end.fatal.is_none() => {
+                end.fatal = Some(ErrorDraft::file("io", &format!("cannot write the staging file: {e}")));
+            }
+            Err(_) => {}
+        }
+    }
     let _ = out.blocking_send(end);
 }
 
-fn read_all(spec: &SourceSpec, out: &mpsc::Sender<SourceEvent>, cancel: &AtomicBool) -> SourceEvent {
-    let file = match std::fs::File::open(&spec.path) {
-        Ok(f) => f,
-        Err(e) => return fatal("io", format!("cannot open the stored file: {e}"), None, None),
+fn read_all(
+    spec: &SourceSpec,
+    staging: &mut Spool,
+    out: &mpsc::Sender<SourceEvent>,
+    cancel: &AtomicBool,
+) -> SourceEvent {
+    let input: Box<dyn ferry_formats::Input> = match &spec.input {
+        SourceInput::File(path) => match std::fs::File::open(path) {
+            Ok(f) => Box::new(std::io::BufReader::with_capacity(256 * 1024, f)),
+            Err(e) => return fatal("io", format!("cannot open the stored file: {e}"), None, None),
+        },
+        SourceInput::Bytes(bytes) => Box::new(std::io::Cursor::new(bytes.clone())),
     };
-    let input = Box::new(std::io::BufReader::with_capacity(256 * 1024, file));
     let mut reader = match open_reader(&spec.format, input, &spec.limits) {
         Ok(r) => r,
         Err(e) => return fatal(e.kind.code(), e.to_string(), e.row, e.column.clone()),
@@ -109,25 +144,18 @@ fn read_all(spec: &SourceSpec, out: &mpsc::Sender<SourceEvent>, cancel: &AtomicB
         Ok(m) => m,
         Err(e) => return fatal("missing_columns", e.message, None, e.missing.first().cloned()),
     };
-    let mut duplicates = DuplicateKeys::default();
-    let mut staging = match &spec.staging_path {
-        Some(path) => match std::fs::File::create(path) {
-            Ok(f) => Some(std::io::BufWriter::with_capacity(256 * 1024, f)),
-            Err(e) => return fatal("io", format!("cannot write the staging file: {e}"), None, None),
-        },
-        None => None,
-    };
+    let mut duplicates = DuplicateKeys::new(spec.work_dir.clone());
     let mut batch = new_batch(reader.columns(), &map);
     loop {
         if cancel.load(Ordering::Relaxed) {
-            return SourceEvent::End(SourceEnd { fatal: None, ignored_columns: map.ignored });
+            return SourceEvent::End(SourceEnd { fatal: None, ignored_columns: map.ignored, staging: None });
         }
         let Some(next) = reader.next_record() else { break };
         let record = match next {
             Ok(r) => r,
             Err(e) if e.is_fatal() => {
                 if !send(out, &mut batch, reader.columns(), &map) {
-                    return SourceEvent::End(SourceEnd { fatal: None, ignored_columns: map.ignored });
+                    return SourceEvent::End(SourceEnd { fatal: None, ignored_columns: map.ignored, staging: None });
                 }
                 return fatal(e.kind.code(), e.to_string(), e.row, e.column.clone());
             }
@@ -152,8 +180,9 @@ fn read_all(spec: &SourceSpec, out: &mpsc::Sender<SourceEvent>, cancel: &AtomicB
         }
         batch.read += 1;
         match stage_record(entity, &map, &record, spec.company.as_deref()) {
-            Ok(staged) => match duplicates.check(entity, &staged) {
-                Some(first) => {
+            Ok(staged) => match duplicates.check(key_hash(entity, &staged), record.row) {
+                Err(e) => return fatal("io", format!("cannot write a scratch file: {e}"), None, None),
+                Ok(Some(first)) => {
                     let key = describe_key(entity, &staged.company, &staged.values);
                     batch.rejected.push(Rejected {
                         errors: vec![ErrorDraft {
@@ -169,10 +198,8 @@ fn read_all(spec: &SourceSpec, out: &mpsc::Sender<SourceEvent>, cancel: &AtomicB
                         record: Some(record),
                     });
                 }
-                None => {
-                    if let Some(out) = &mut staging
-                        && let Err(e) = write_staged(out, entity, &map, &staged)
-                    {
+                Ok(None) => {
+                    if let Err(e) = write_staged(staging, entity, &map, &staged) {
                         return fatal("io", format!("cannot write the staging file: {e}"), None, None);
                     }
                     batch.rows.push((staged, record));
@@ -196,16 +223,11 @@ fn read_all(spec: &SourceSpec, out: &mpsc::Sender<SourceEvent>, cancel: &AtomicB
         if (batch.rows.len() >= spec.batch_rows || batch.rejected.len() >= spec.batch_rows)
             && !send(out, &mut batch, reader.columns(), &map)
         {
-            return SourceEvent::End(SourceEnd { fatal: None, ignored_columns: map.ignored });
+            return SourceEvent::End(SourceEnd { fatal: None, ignored_columns: map.ignored, staging: None });
         }
     }
     send(out, &mut batch, reader.columns(), &map);
-    if let Some(mut out) = staging
-        && let Err(e) = std::io::Write::flush(&mut out)
-    {
-        return fatal("io", format!("cannot write the staging file: {e}"), None, None);
-    }
-    SourceEvent::End(SourceEnd { fatal: None, ignored_columns: map.ignored })
+    SourceEvent::End(SourceEnd { fatal: None, ignored_columns: map.ignored, staging: None })
 }
 
 /// One staged row as a JSON line: `{"row":2,"company":"usmf","values":{"Field":"text",…}}`

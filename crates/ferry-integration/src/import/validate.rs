@@ -1,10 +1,9 @@
 //! Staging one source record: cells → typed values by the column map, the company, defaults,
-//! mandatory fields and natural-key duplicates within a file. Pure.
+//! mandatory fields, and the hash a row's natural key is checked for duplicates by. Pure.
 
 use super::mapping::{ColumnMap, Target, required_fields};
 use ferry_formats::{Cell, SourceRecord};
 use ferry_model::{Entity, FieldType, Input, Value, normalize_company};
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
 /// Why one row cannot be staged (one per bad field).
@@ -105,32 +104,15 @@ pub fn describe_key(entity: &Entity, company: &Option<String>, values: &[Value])
     parts.join(",")
 }
 
-/// Remembers the natural keys seen in one file, as 64-bit hashes with the row that had each:
-/// about 16 bytes a row, whatever the key length. (Two different keys hashing alike is about a
-/// one-in-a-million chance even at five million rows.)
-#[derive(Default)]
-pub struct DuplicateKeys {
-    seen: HashMap<u64, u64>,
-}
-
-impl DuplicateKeys {
-    /// The row that had the same key before, if any; else remembers this row.
-    pub fn check(&mut self, entity: &Entity, row: &StagedRow) -> Option<u64> {
-        // Fixed keys: the hash must be the same on every run of the same file.
-        let mut h =
-            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
-        h.write(row.company.as_deref().unwrap_or("").as_bytes());
-        for &i in &entity.key {
-            h.write_u8(0xff);
-            h.write(row.values[i].to_text().unwrap_or_default().as_bytes());
-        }
-        let hash = h.finish();
-        match self.seen.get(&hash) {
-            Some(&first) => Some(first),
-            None => {
-                self.seen.insert(hash, row.row);
-                None
-            }
-        }
+/// The 64-bit hash of a staged row's natural key (company and key values); the same on every
+/// run of the same file. (Two different keys hashing alike is about a one-in-a-million chance
+/// even at five million rows.)
+pub fn key_hash(entity: &Entity, row: &StagedRow) -> u64 {
+    let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+    h.write(row.company.as_deref().unwrap_or("").as_bytes());
+    for &i in &entity.key {
+        h.write_u8(0xff);
+        h.write(row.values[i].to_text().unwrap_or_default().as_bytes());
     }
+    h.finish()
 }

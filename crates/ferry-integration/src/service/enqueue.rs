@@ -5,11 +5,12 @@
 use super::IntegrationService;
 use crate::error::IntegrationError;
 use bytes::Bytes;
+use ferry_blob::Stored;
 use ferry_domain::{
     CompanyChoice, ExecutionParameters, Job, JobKind, Lane, Message, NewMessage, Operation, Project, enqueue_company,
     plan_enqueue,
 };
-use ferry_store::Enqueued;
+use ferry_store::{Enqueued, INLINE_FILE_MAX};
 use futures::Stream;
 
 /// An enqueue as the connector API receives it.
@@ -27,6 +28,16 @@ pub struct EnqueueRequest {
 
 /// What an enqueue answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// Where the file of a message being queued is.
+pub(super) enum MessageBody<'a> {
+    /// In the blob store, written for this message (removed if the message is not created).
+    Owned,
+    /// Not this call's to remove: shared with the message it re-runs, or none yet (an export).
+    Shared,
+    /// These bytes, to keep in the database with the message.
+    Inline(&'a [u8]),
+}
+
 pub struct EnqueueResult {
     pub message_id: String,
     /// The same content was enqueued before (same job and external identifier): its message.
@@ -57,7 +68,13 @@ impl IntegrationService {
         let plan = plan_enqueue(&job, &project, &self.ctx.catalog, req.entity.as_deref(), company)?;
         let message_id = uuid::Uuid::new_v4().to_string();
         let blob_key = self.message_blob_key(&message_id);
-        let info = self.ctx.blobs.put_stream(&blob_key, body, self.ctx.settings.max_enqueue_bytes).await?;
+        // A small body goes into the database with its message: no file, no second fsync.
+        let limit = self.ctx.settings.max_enqueue_bytes;
+        let (info, inline) =
+            match self.ctx.blobs.put_stream_unless_small(&blob_key, body, limit, INLINE_FILE_MAX).await? {
+                Stored::Put(info) => (info, None),
+                Stored::Kept { info, bytes } => (info, Some(bytes)),
+            };
         let now = self.ctx.store.clock().now();
         let message = NewMessage {
             id: message_id.clone(),
@@ -81,7 +98,11 @@ impl IntegrationService {
         };
         let window = self.ctx.settings.dedupe_window;
         let dedupe = (message.external_id.is_some() && !window.is_zero()).then_some(window);
-        let (created, duplicate) = self.queue(&message, dedupe, true).await?;
+        let body = match &inline {
+            Some(bytes) => MessageBody::Inline(bytes),
+            None => MessageBody::Owned,
+        };
+        let (created, duplicate) = self.queue(&message, dedupe, body).await?;
         Ok(EnqueueResult { message_id: created.id, duplicate })
     }
 
@@ -91,21 +112,25 @@ impl IntegrationService {
         format!("messages/{}/{message_id}", now.format("%Y/%m/%d"))
     }
 
-    /// Commits `message`. When `owns_blob`, its file is removed again if the message is not
-    /// created (a duplicate, a taken execution id, a failure). Answers the message and whether it
-    /// is an earlier duplicate.
+    /// Commits `message`. An [`Owned`](MessageBody::Owned) file is removed again if the message
+    /// is not created (a duplicate, a taken execution id, a failure). Answers the message and
+    /// whether it is an earlier duplicate.
     pub(super) async fn queue(
         &self,
         message: &NewMessage,
         dedupe: Option<std::time::Duration>,
-        owns_blob: bool,
+        body: MessageBody<'_>,
     ) -> Result<(Message, bool), IntegrationError> {
         let drop_blob = async || {
-            if owns_blob {
+            if matches!(body, MessageBody::Owned) {
                 let _ = self.ctx.blobs.delete(&message.blob_key).await;
             }
         };
-        let outcome = match self.ctx.store.enqueue_message(message, dedupe).await {
+        let inline = match body {
+            MessageBody::Inline(bytes) => Some(bytes),
+            MessageBody::Owned | MessageBody::Shared => None,
+        };
+        let outcome = match self.ctx.store.enqueue_message(message, dedupe, inline).await {
             Ok(o) => o,
             Err(e) => {
                 drop_blob().await;
@@ -153,7 +178,7 @@ impl IntegrationService {
                 )));
             }
         };
-        if original.operation == Operation::Import && self.ctx.blobs.size(&original.blob_key).await?.is_none() {
+        if original.operation == Operation::Import && !self.ctx.file_exists(&original.blob_key).await? {
             return Err(IntegrationError::Conflict(format!(
                 "the file of message {} is gone (kept {} days); enqueue it again",
                 original.id,
@@ -186,7 +211,7 @@ impl IntegrationService {
             lanes,
             not_before: self.ctx.store.clock().now(),
         };
-        Ok(self.queue(&message, None, false).await?.0)
+        Ok(self.queue(&message, None, MessageBody::Shared).await?.0)
     }
 
     /// The lanes a message of `project` holds: an import's entity lanes (a file its entity's, a

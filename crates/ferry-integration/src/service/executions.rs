@@ -4,7 +4,7 @@
 //! of a project; and the files an execution leaves (the exported package, error files).
 
 use super::IntegrationService;
-use super::enqueue::export_lane;
+use super::enqueue::{MessageBody, export_lane};
 use crate::error::IntegrationError;
 use ferry_domain::{
     CompanyChoice, ExecutionParameters, Job, JobKind, Message, MessageState, NewMessage, Operation, Stage,
@@ -127,7 +127,7 @@ impl IntegrationService {
             lanes: plan.lanes,
             not_before: self.ctx.store.clock().now(),
         };
-        Ok(self.queue(&message, None, true).await?.0.execution_id)
+        Ok(self.queue(&message, None, MessageBody::Owned).await?.0.execution_id)
     }
 
     /// Streams the package at `url` into the blob `key`, if its host is allow-listed.
@@ -223,7 +223,7 @@ impl IntegrationService {
             lanes: vec![export_lane("", &project.name)],
             not_before: self.ctx.store.clock().now(),
         };
-        Ok(self.queue(&message, None, false).await?.0.execution_id)
+        Ok(self.queue(&message, None, MessageBody::Shared).await?.0.execution_id)
     }
 
     /// The exported package of an execution: `None` until it is ready (or if it produced none).

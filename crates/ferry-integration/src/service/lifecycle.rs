@@ -81,7 +81,7 @@ impl IntegrationService {
         }
         let mut removed = 0;
         for key in keys {
-            if self.ctx.blobs.delete(&key).await? {
+            if self.ctx.delete_file(&key).await? {
                 removed += 1;
             }
         }

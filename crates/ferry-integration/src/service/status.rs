@@ -90,7 +90,7 @@ impl IntegrationService {
     /// The staging file (JSON lines) of entity `position` of a message, if it has one.
     pub async fn staging_file(&self, view: &MessageView, position: i64) -> Result<Option<String>, IntegrationError> {
         let key = crate::import::staging_blob_key(&view.message.id, position);
-        Ok(self.ctx.blobs.size(&key).await?.map(|_| key))
+        Ok(self.ctx.file_in_blob_store(&key).await?.then_some(key))
     }
 
     /// Publishes the queue's gauges: messages per state and the age of the oldest waiting one.

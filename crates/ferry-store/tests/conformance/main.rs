@@ -52,6 +52,7 @@ conformance!(
     queue::leases_expire_and_fence_the_old_holder,
     queue::retries_keep_their_place_and_poison_ends,
     queue::duplicate_enqueues_answer_the_original,
+    queue::concurrent_duplicate_enqueues_create_one_message,
     queue::import_batches_upsert_by_key_and_count,
     queue::errors_are_stored_fenced_and_paged,
 );

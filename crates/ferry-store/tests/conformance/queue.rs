@@ -4,10 +4,10 @@
 
 use crate::support::{ALL_TYPES, Db, catalog_with, entity, row, s};
 use ferry_domain::{
-    ErrorFilter, ErrorRecord, ExecutionParameters, JobKind, Lane, Message, MessageOutcome, MessageState, NewMessage,
-    Operation, RowCounters, RowKey, Stage,
+    EntityResult, ErrorFilter, ErrorRecord, ExecutionParameters, JobKind, Lane, Message, MessageOutcome, MessageState,
+    NewMessage, Operation, RowCounters, RowKey, Stage,
 };
-use ferry_store::{Enqueued, Fence, Store, StoreError};
+use ferry_store::{Enqueued, Fence, InlineFile, RunRecords, Store, StoreError};
 use std::time::Duration;
 
 fn message(id: &str, lanes: &[&str]) -> NewMessage {
@@ -34,7 +34,7 @@ fn message(id: &str, lanes: &[&str]) -> NewMessage {
 }
 
 async fn enqueue(store: &Store, id: &str, lanes: &[&str]) {
-    match store.enqueue_message(&message(id, lanes), None).await.unwrap() {
+    match store.enqueue_message(&message(id, lanes), None, None).await.unwrap() {
         Enqueued::Created(m) => assert_eq!(m.state, MessageState::Enqueued),
         Enqueued::Duplicate(_) | Enqueued::ExecutionIdInUse(_) => panic!("not a duplicate"),
     }
@@ -63,15 +63,15 @@ pub async fn lanes_run_one_message_at_a_time_in_enqueue_order(Db { store, .. }: 
     let pos = store.lane_position("a2").await.unwrap().expect("a2 waits");
     assert_eq!((pos.head_message_id.as_str(), pos.ahead), ("a1", 1));
 
-    assert!(store.finish_message("a1", "w1", &done()).await.unwrap());
+    assert!(store.finish_message("a1", "w1", &done(), &RunRecords::default()).await.unwrap());
     assert_eq!(ids(&store.claim_messages("w2", 10, LEASE, 5).await.unwrap()), ["a2"]);
-    assert!(store.finish_message("b1", "w1", &done()).await.unwrap());
+    assert!(store.finish_message("b1", "w1", &done(), &RunRecords::default()).await.unwrap());
     assert!(store.claim_messages("w2", 10, LEASE, 5).await.unwrap().is_empty(), "ab waits for a2 in lane a");
-    assert!(store.finish_message("a2", "w2", &done()).await.unwrap());
+    assert!(store.finish_message("a2", "w2", &done(), &RunRecords::default()).await.unwrap());
     assert_eq!(ids(&store.claim_messages("w1", 10, LEASE, 5).await.unwrap()), ["ab"], "b2 stays behind ab");
-    assert!(store.finish_message("ab", "w1", &done()).await.unwrap());
+    assert!(store.finish_message("ab", "w1", &done(), &RunRecords::default()).await.unwrap());
     assert_eq!(ids(&store.claim_messages("w1", 10, LEASE, 5).await.unwrap()), ["b2"]);
-    assert!(store.finish_message("b2", "w1", &done()).await.unwrap());
+    assert!(store.finish_message("b2", "w1", &done(), &RunRecords::default()).await.unwrap());
     let m = store.get_message("ab").await.unwrap().unwrap();
     assert_eq!((m.state, m.attempts), (MessageState::Processed, 1));
     assert!(m.started_at.is_some() && m.finished_at.is_some());
@@ -91,13 +91,42 @@ pub async fn leases_expire_and_fence_the_old_holder(Db { store, clock }: Db) {
     let groups = entity(&catalog, "CustomerGroups");
     let old = Fence { message_id: "m".into(), holder: "w1".into(), lease: LEASE };
     let rows = vec![row(&groups, Some("usmf"), &[("CustomerGroupId", s("10"))])];
-    let err = store.import_batch(&groups, rows.clone(), None, Some(&old)).await.unwrap_err();
+    let started =
+        EntityResult::started("m", 0, "Customer groups", Some("usmf".into()), ferry_domain::Clock::now(clock.as_ref()));
+    let rejected = ErrorRecord {
+        id: 0,
+        message_id: "m".into(),
+        entity: "Customer groups".into(),
+        stage: Stage::Staging,
+        row: Some(2),
+        key: None,
+        field: Some("CustomerGroupId".into()),
+        code: "too_long".into(),
+        message: "too long".into(),
+    };
+    let staging = InlineFile { key: "staging/m/0.jsonl".into(), message_id: "m".into(), content: b"{}\n".to_vec() };
+    let records = RunRecords { results: vec![started.clone()], errors: vec![rejected], files: vec![staging.clone()] };
+    let err = store.import_batch(&groups, rows.clone(), None, Some(&old), &records).await.unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost { .. }), "{err:?}");
     assert!(!store.renew_message_lease("m", "w1", LEASE, None).await.unwrap());
-    assert!(!store.finish_message("m", "w1", &done()).await.unwrap(), "the old holder cannot finish");
+    assert!(!store.finish_message("m", "w1", &done(), &records).await.unwrap(), "the old holder cannot finish");
+    assert!(store.entity_results("m").await.unwrap().is_empty(), "nothing the old holder recorded is written");
+    assert!(store.errors("m", &ErrorFilter { limit: 100, ..ErrorFilter::default() }).await.unwrap().is_empty());
+    assert_eq!(store.inline_file(&staging.key).await.unwrap(), None);
+
+    // The holder's records go in with its batch, and the entity's last result with its end.
     let new = Fence { message_id: "m".into(), holder: "w2".into(), lease: LEASE };
-    store.import_batch(&groups, rows, None, Some(&new)).await.unwrap();
-    assert!(store.finish_message("m", "w2", &done()).await.unwrap());
+    store.import_batch(&groups, rows, None, Some(&new), &records).await.unwrap();
+    assert_eq!(store.entity_results("m").await.unwrap().len(), 1);
+    assert_eq!(store.errors("m", &ErrorFilter { limit: 100, ..ErrorFilter::default() }).await.unwrap().len(), 1);
+    let finished =
+        EntityResult { rows_read: 2, finished_at: Some(ferry_domain::Clock::now(clock.as_ref())), ..started };
+    let staging = InlineFile { content: b"{\"row\":2}\n".to_vec(), ..staging };
+    let end = RunRecords { results: vec![finished], errors: Vec::new(), files: vec![staging.clone()] };
+    assert!(store.finish_message("m", "w2", &done(), &end).await.unwrap());
+    assert_eq!(store.inline_file(&staging.key).await.unwrap(), Some(staging.content), "a file is replaced");
+    let results = store.entity_results("m").await.unwrap();
+    assert_eq!((results.len(), results[0].rows_read), (1, 2), "{results:?}");
 }
 
 pub async fn retries_keep_their_place_and_poison_ends(Db { store, clock }: Db) {
@@ -124,36 +153,69 @@ pub async fn retries_keep_their_place_and_poison_ends(Db { store, clock }: Db) {
     assert!(p1.reason.unwrap().contains("gave up after 2 attempts"));
 }
 
+/// Enqueues into one lane wait for each other (on PostgreSQL, a lock per lane), so of the same
+/// file sent many times at once exactly one is queued; the others answer it.
+pub async fn concurrent_duplicate_enqueues_create_one_message(Db { store, .. }: Db) {
+    let window = Some(Duration::from_secs(3600));
+    let sends = (0..8).map(|n| {
+        let store = store.clone();
+        let mut m = message(&format!("c{n}"), &["a", "b"]);
+        m.external_id = Some("same.csv".into());
+        m.content_hash = "same-content".into();
+        tokio::spawn(async move { store.enqueue_message(&m, window, None).await.unwrap() })
+    });
+    let mut created = Vec::new();
+    for send in futures::future::join_all(sends).await {
+        if let Enqueued::Created(m) = send.unwrap() {
+            created.push(m.id);
+        }
+    }
+    assert_eq!(created.len(), 1, "one message, the rest duplicates of it: {created:?}");
+}
+
 pub async fn duplicate_enqueues_answer_the_original(Db { store, .. }: Db) {
     let mut m = message("d1", &["a"]);
     m.external_id = Some("file.csv".into());
     let window = Some(Duration::from_secs(3600));
-    assert!(matches!(store.enqueue_message(&m, window).await.unwrap(), Enqueued::Created(_)));
+    // A small body is kept in the database with its message.
+    assert!(matches!(store.enqueue_message(&m, window, Some(b"A,B\n1,2\n")).await.unwrap(), Enqueued::Created(_)));
+    assert_eq!(store.inline_file(&m.blob_key).await.unwrap().as_deref(), Some(&b"A,B\n1,2\n"[..]));
     let mut again = message("d2", &["a"]);
     again.external_id = Some("file.csv".into());
     again.content_hash = m.content_hash.clone();
-    match store.enqueue_message(&again, window).await.unwrap() {
+    again.blob_key = "messages/d2".into();
+    match store.enqueue_message(&again, window, Some(b"A,B\n1,2\n")).await.unwrap() {
         Enqueued::Duplicate(original) => assert_eq!(original.id, "d1"),
         other => panic!("expected a duplicate, got {other:?}"),
     }
+    assert_eq!(store.inline_file("messages/d2").await.unwrap(), None, "a duplicate keeps no body");
+    assert!(store.delete_inline_file(&m.blob_key).await.unwrap());
+    assert_eq!(store.inline_file(&m.blob_key).await.unwrap(), None);
     let mut changed = message("d3", &["a"]);
     changed.external_id = Some("file.csv".into());
-    assert!(matches!(store.enqueue_message(&changed, window).await.unwrap(), Enqueued::Created(_)));
+    assert!(matches!(store.enqueue_message(&changed, window, None).await.unwrap(), Enqueued::Created(_)));
 }
 
 pub async fn import_batches_upsert_by_key_and_count(Db { store, .. }: Db) {
     let catalog = catalog_with(ALL_TYPES);
     let groups = entity(&catalog, "CustomerGroups");
     let g = |id: &str, desc: &str| row(&groups, Some("usmf"), &[("CustomerGroupId", s(id)), ("Description", s(desc))]);
-    let c = store.import_batch(&groups, vec![g("10", "A"), g("20", "B")], None, None).await.unwrap();
+    let c = store
+        .import_batch(&groups, vec![g("10", "A"), g("20", "B")], None, None, &RunRecords::default())
+        .await
+        .unwrap();
     assert_eq!((c.inserted, c.updated, c.unchanged), (2, 0, 0));
     let before = store.current_version().await.unwrap();
-    let c = store.import_batch(&groups, vec![g("10", "A"), g("20", "B2"), g("30", "C")], None, None).await.unwrap();
+    let c = store
+        .import_batch(&groups, vec![g("10", "A"), g("20", "B2"), g("30", "C")], None, None, &RunRecords::default())
+        .await
+        .unwrap();
     assert_eq!((c.inserted, c.updated, c.unchanged), (1, 1, 1));
     assert_eq!(store.current_version().await.unwrap(), before + 2, "unchanged rows take no version");
     // Fields the file does not give keep their stored values.
     let (desc, _) = groups.field("Description").unwrap();
-    let c = store.import_batch(&groups, vec![g("20", "ignored")], Some(&[]), None).await.unwrap();
+    let c =
+        store.import_batch(&groups, vec![g("20", "ignored")], Some(&[]), None, &RunRecords::default()).await.unwrap();
     assert_eq!(c.unchanged, 1);
     let got =
         store.get(&groups, &RowKey { company: Some("usmf".into()), values: vec![s("20")] }).await.unwrap().unwrap();

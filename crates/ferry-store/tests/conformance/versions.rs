@@ -192,7 +192,10 @@ pub async fn a_reader_following_sixteen_concurrent_writers_misses_nothing(Db { s
                     0 => {
                         let rows: Vec<_> =
                             (0..500 + 125 * (w % 13)).map(|i| new(10_000 + round * 10_000 + i)).collect();
-                        store.import_batch(&groups, rows, None, None).await.unwrap();
+                        store
+                            .import_batch(&groups, rows, None, None, &ferry_store::RunRecords::default())
+                            .await
+                            .unwrap();
                     }
                     1 => {
                         store.insert(&groups, vec![new(round)]).await.unwrap();

@@ -182,13 +182,15 @@ async fn count_rows(database: &str, collection: &str) -> u64 {
 
 async fn sigkill_then_restart(database: TestDatabase) {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &database.url, &["Customer groups", "Customers V3"], &[], 10);
+    // A short lease: the heartbeat publishes progress every third of it, and the import must be
+    // seen under way (rows written) well before it ends.
+    let config = write_config(dir.path(), &database.url, &["Customer groups", "Customers V3"], &[], 5);
     let first = spawn(dir.path(), &config);
     let c = client(&first.base).await;
     let groups = c.enqueue(&first.base, "Customer groups", b"CUSTOMERGROUPID,DESCRIPTION\n10,Retail\n".to_vec()).await;
     assert_eq!(c.wait_final(&first.base, &groups, Duration::from_secs(60)).await["state"], "Processed");
 
-    const ROWS: usize = 150_000;
+    const ROWS: usize = 250_000;
     let id = c.enqueue(&first.base, "Customers V3", customers_csv(ROWS).into_bytes()).await;
     // Kill it once the import is under way (rows written, not finished).
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -201,7 +203,7 @@ async fn sigkill_then_restart(database: TestDatabase) {
         }
         assert_ne!(m["state"], "Processed", "the import finished before it could be killed; use a larger file");
         assert!(Instant::now() < deadline, "the import did not start: {m}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let pid = first.child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());

@@ -4,9 +4,11 @@
 
 mod support;
 
+mod agent;
 mod auth;
 mod blob_urls;
 mod cli;
+mod client_commands;
 mod import_api;
 mod import_processes;
 mod import_xslt;

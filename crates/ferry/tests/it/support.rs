@@ -228,6 +228,12 @@ default_company = "usmf"
         self.token_for(ADMIN, &self.admin_secret).await
     }
 
+    /// The secret of `it-admin` (role admin).
+    #[allow(dead_code, reason = "for client_commands.rs")]
+    pub fn admin_secret(&self) -> &str {
+        &self.admin_secret
+    }
+
     /// The secret of `it-reader` (role reader, company usmf).
     pub fn reader_secret(&self) -> &str {
         &self.reader_secret

@@ -184,6 +184,9 @@ impl HeldEnqueue {
         );
         socket.write_all(head.as_bytes()).await.expect("send the head");
         socket.write_all(&chunk(b"CustomerGroupId,Description\r\n")).await.expect("send a chunk");
+        // More than the 64 KiB a small body is kept in memory for, so it streams into a blob file.
+        let rows: String = (0..4000).map(|n| format!("H{n:05},Held open\r\n")).collect();
+        socket.write_all(&chunk(rows.as_bytes())).await.expect("send a chunk");
         HeldEnqueue { socket }
     }
 

@@ -1,0 +1,58 @@
+//! Small files kept in ferry's database instead of the blob store (`ferry_inline_files`): an
+//! enqueued body or a staging file of at most [`INLINE_FILE_MAX`] bytes, written in the same
+//! transaction as its message's enqueue or end. Each is named by the blob key it would have, so
+//! callers look here first and in the blob store second.
+
+use crate::StoreResult;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ferry_model::Value;
+use ferry_sql::{ColType, Conn, Dialect, RowExt};
+
+/// The largest file kept in the database.
+pub const INLINE_FILE_MAX: usize = 64 * 1024;
+
+/// One small file to keep: the blob key it stands for, its message, its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InlineFile {
+    pub key: String,
+    pub message_id: String,
+    pub content: Vec<u8>,
+}
+
+/// Writes (or replaces) `file`.
+pub(crate) async fn put(conn: &mut Conn, file: &InlineFile) -> StoreResult<()> {
+    // ferry's own database is SQLite or PostgreSQL: both take ON CONFLICT.
+    debug_assert!(conn.dialect() != Dialect::MySql);
+    conn.execute(
+        "INSERT INTO ferry_inline_files (key, message_id, content) VALUES ($1, $2, $3) \
+         ON CONFLICT (key) DO UPDATE SET message_id = excluded.message_id, content = excluded.content",
+        vec![
+            Value::String(file.key.clone()),
+            Value::String(file.message_id.clone()),
+            Value::String(STANDARD.encode(&file.content)),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn get(conn: &mut Conn, key: &str) -> StoreResult<Option<Vec<u8>>> {
+    let rows = conn
+        .fetch(
+            "SELECT content FROM ferry_inline_files WHERE key = $1",
+            vec![Value::String(key.into())],
+            &[ColType::Text],
+        )
+        .await?;
+    let Some(row) = rows.first() else { return Ok(None) };
+    let text = row.text(0)?;
+    STANDARD
+        .decode(text.as_bytes())
+        .map(Some)
+        .map_err(|e| crate::StoreError::Corrupt { column: "ferry_inline_files.content".into(), message: e.to_string() })
+}
+
+pub(crate) async fn delete(conn: &mut Conn, key: &str) -> StoreResult<bool> {
+    Ok(conn.execute("DELETE FROM ferry_inline_files WHERE key = $1", vec![Value::String(key.into())]).await? > 0)
+}
