@@ -3,7 +3,8 @@
 //! sync. The clock runs from just before `activate` to the first poll that finds the target
 //! checkpoint in phase `delta` — that row commits in the same target transaction as the last
 //! chunk, so it marks the moment every row is visible. The moment the API status first says
-//! `DeltaSync` is kept beside it (the status is published separately and can lag).
+//! `DeltaSync` is kept beside it (the status is published separately and can lag). The server's
+//! `VmRSS` is read before and at every poll, and its `VmHWM` after: the copy's memory figures.
 
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::profiles;
 use super::target::TargetDb;
 use crate::api::Api;
+use crate::procfs::status_mib;
 use crate::stats::per_second;
 
 /// Pause between two status polls.
@@ -33,6 +35,12 @@ pub struct InitialCopy {
     pub target_rows: i64,
     /// Distinct `State`/`Reason` pairs other than `Running` seen while polling.
     pub odd_states: Vec<String>,
+    /// The server's `VmRSS` just before `activate` (MiB).
+    pub rss_before: Option<f64>,
+    /// The highest `VmRSS` seen at the polls during the copy (MiB).
+    pub rss_max: Option<f64>,
+    /// The server's `VmHWM` (peak RSS since start) right after the copy (MiB).
+    pub hwm_after: Option<f64>,
 }
 
 impl InitialCopy {
@@ -40,8 +48,15 @@ impl InitialCopy {
         per_second(self.rows_copied as f64, self.elapsed.as_secs_f64())
     }
 
+    /// How much the server's RSS grew during the copy (highest polled `VmRSS` − before).
+    pub fn rss_growth(&self) -> Option<f64> {
+        Some(self.rss_max? - self.rss_before?)
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
+            "rss_before_mib": self.rss_before, "rss_max_mib": self.rss_max, "hwm_after_mib": self.hwm_after,
+            "rss_growth_mib": self.rss_growth(),
             "rows_total": self.rows_total, "rows_copied": self.rows_copied, "target_rows": self.target_rows,
             "seconds": self.elapsed.as_secs_f64(), "rows_per_second": self.rate(),
             "status_delta_sync_after_seconds": self.status_after.as_secs_f64(),
@@ -53,7 +68,10 @@ impl InitialCopy {
 
 /// Activates profile `id` and waits (at most `limit`) until its one entity is in delta sync
 /// both in the target's checkpoint and in the API status.
-pub async fn run(api: &Api, target: &TargetDb, id: &str, limit: Duration) -> Result<InitialCopy> {
+/// `pid` is the server's, for its memory figures.
+pub async fn run(api: &Api, target: &TargetDb, id: &str, limit: Duration, pid: u32) -> Result<InitialCopy> {
+    let rss_before = status_mib(pid, "VmRSS");
+    let mut rss_max = rss_before;
     let start = Instant::now();
     profiles::activate(api, id).await?;
     let mut first_rows_after = None;
@@ -62,6 +80,9 @@ pub async fn run(api: &Api, target: &TargetDb, id: &str, limit: Duration) -> Res
     let mut odd_states: Vec<String> = Vec::new();
     let mut last_progress = Instant::now();
     loop {
+        if let Some(rss) = status_mib(pid, "VmRSS") {
+            rss_max = Some(rss_max.map_or(rss, |m| m.max(rss)));
+        }
         if committed_after.is_none()
             && let Some((phase, copied)) = target.checkpoint().await?
         {
@@ -98,6 +119,9 @@ pub async fn run(api: &Api, target: &TargetDb, id: &str, limit: Duration) -> Res
                 first_rows_after,
                 target_rows,
                 odd_states,
+                rss_before,
+                rss_max,
+                hwm_after: status_mib(pid, "VmHWM"),
             });
         }
         if last_progress.elapsed() >= PROGRESS_INTERVAL {

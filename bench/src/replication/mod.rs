@@ -23,7 +23,7 @@ use crate::Context;
 use crate::api::Api;
 use crate::config::{App, COMPANY, Role, ServerConfig};
 use crate::databases::{self, Backend, FerryDatabase, ferry_database};
-use crate::procfs::CpuMark;
+use crate::procfs::{CpuMark, mib};
 use crate::report::{self, Problems, line};
 use crate::seed::{SeedPlan, seed_customers};
 use crate::server::{Launch, Server};
@@ -225,7 +225,7 @@ async fn steps(
 
     // 1. Initial copy.
     let before = CpuMark::now(Some(server.pid));
-    let copy = initial::run(&admin, &target, &id, Duration::from_secs(args.initial_limit_secs)).await?;
+    let copy = initial::run(&admin, &target, &id, Duration::from_secs(args.initial_limit_secs), server.pid).await?;
     let copy_cpu = before.until(&CpuMark::now(Some(server.pid)));
     line(
         "initial",
@@ -246,6 +246,17 @@ async fn steps(
             copy.rows_copied, copy.rows_total, copy.target_rows
         ));
     }
+    line(
+        "memory",
+        kind,
+        &format!(
+            "RSS {} MiB before the copy, highest {} MiB during it (+{} MiB), peak VmHWM {} MiB after it",
+            mib(copy.rss_before),
+            mib(copy.rss_max),
+            mib(copy.rss_growth()),
+            mib(copy.hwm_after)
+        ),
+    );
     for odd in &copy.odd_states {
         problems.push(format!("initial copy: status {odd}"));
     }

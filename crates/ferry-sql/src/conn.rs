@@ -3,6 +3,7 @@
 
 use crate::args::Args;
 use crate::builder::Sql;
+use crate::copy::CopyData;
 use crate::dialect::{ColType, Dialect};
 use crate::error::SqlError;
 use crate::{mysql, postgres, sqlite};
@@ -141,6 +142,50 @@ impl Conn {
         Ok(())
     }
 
+    /// Starts `statement`, a `COPY … FROM STDIN` in text format (PostgreSQL only): rows are
+    /// then encoded into [`CopyIn::data`] and sent in segments as they grow, so the encoded
+    /// rows never pile up. On error the statement failed as a whole (in a transaction, roll
+    /// back to a savepoint taken before it to go on).
+    pub async fn copy_in(&mut self, statement: &str) -> Result<CopyIn<'_>, SqlError> {
+        let Some(pg) = self.as_postgres() else {
+            return Err(SqlError::other("COPY FROM STDIN needs PostgreSQL"));
+        };
+        Ok(CopyIn { copy: pg.copy_in_raw(statement).await?, data: CopyData::with_capacity(SEGMENT_BYTES * 5 / 4) })
+    }
+
+    /// `SAVEPOINT name` (inside a transaction): a point [`Conn::rollback_to_savepoint`] undoes
+    /// the statements after, keeping the transaction usable after a failed statement.
+    pub async fn savepoint(&mut self, name: &str) -> Result<(), SqlError> {
+        let sql = format!("SAVEPOINT {}", self.dialect().quote(name));
+        self.execute_unprepared(&sql).await
+    }
+
+    pub async fn rollback_to_savepoint(&mut self, name: &str) -> Result<(), SqlError> {
+        let sql = format!("ROLLBACK TO SAVEPOINT {}", self.dialect().quote(name));
+        self.execute_unprepared(&sql).await
+    }
+
+    pub async fn release_savepoint(&mut self, name: &str) -> Result<(), SqlError> {
+        let sql = format!("RELEASE SAVEPOINT {}", self.dialect().quote(name));
+        self.execute_unprepared(&sql).await
+    }
+
+    /// A statement without parameters over the simple protocol (transaction control, which
+    /// MySQL cannot prepare).
+    async fn execute_unprepared(&mut self, sql: &str) -> Result<(), SqlError> {
+        use sqlx::Executor as _;
+        let sql = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()));
+        match &mut self.inner {
+            Inner::Postgres(c) => (&mut **c).execute(sql).await.map(|_| ()),
+            Inner::PostgresTx(t) => (&mut **t).execute(sql).await.map(|_| ()),
+            Inner::MySql(c) => (&mut **c).execute(sql).await.map(|_| ()),
+            Inner::MySqlTx(t) => (&mut **t).execute(sql).await.map(|_| ()),
+            Inner::Sqlite(c) => (&mut **c).execute(sql).await.map(|_| ()),
+            Inner::SqliteTx(t) => (&mut **t).execute(sql).await.map(|_| ()),
+        }
+        .map_err(SqlError::from)
+    }
+
     /// The PostgreSQL connection underneath, for what only PostgreSQL has (`COPY`).
     pub fn as_postgres(&mut self) -> Option<&mut sqlx::PgConnection> {
         match &mut self.inner {
@@ -148,5 +193,47 @@ impl Conn {
             Inner::PostgresTx(t) => Some(&mut **t),
             _ => None,
         }
+    }
+}
+
+/// Encoded rows sent at once by [`CopyIn::send_full`].
+const SEGMENT_BYTES: usize = 256 << 10;
+
+/// A `COPY … FROM STDIN` under way ([`Conn::copy_in`]). Dropped without [`CopyIn::finish`], the
+/// statement fails (and with it the transaction, up to a savepoint).
+pub struct CopyIn<'c> {
+    copy: sqlx::postgres::PgCopyIn<&'c mut sqlx::PgConnection>,
+    data: CopyData,
+}
+
+impl std::fmt::Debug for CopyIn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopyIn").field("buffered_bytes", &self.data.len()).finish_non_exhaustive()
+    }
+}
+
+impl CopyIn<'_> {
+    /// Where the next rows are encoded.
+    pub fn data(&mut self) -> &mut CopyData {
+        &mut self.data
+    }
+
+    /// Sends what is encoded once it fills a segment (call after each row).
+    pub async fn send_full(&mut self) -> Result<(), SqlError> {
+        if self.data.len() >= SEGMENT_BYTES { self.send().await } else { Ok(()) }
+    }
+
+    async fn send(&mut self) -> Result<(), SqlError> {
+        self.copy.send(self.data.bytes()).await?;
+        self.data.clear();
+        Ok(())
+    }
+
+    /// Sends the rest and ends the statement; answers the number of rows copied.
+    pub async fn finish(mut self) -> Result<u64, SqlError> {
+        if !self.data.is_empty() {
+            self.send().await?;
+        }
+        Ok(self.copy.finish().await?)
     }
 }

@@ -8,6 +8,8 @@
 //! - Binding and decoding are written once per driver (`postgres.rs`, `mysql.rs`, `sqlite.rs`).
 //! - [`Sql`] builds statement text and arguments together, so placeholders always line up, in the
 //!   dialect's syntax; [`Dialect`] quotes identifiers.
+//! - [`CopyData`] encodes rows for PostgreSQL's `COPY … FROM STDIN` ([`Conn::copy_in`], [`CopyIn`]), the
+//!   bulk path of replication's initial copy.
 //! - [`SqlError`] sorts driver errors into what callers act on: unavailable (retry later),
 //!   a unique violation, refused by the database, bad configuration, or a corrupt value.
 //!
@@ -16,6 +18,7 @@
 mod args;
 mod builder;
 mod conn;
+mod copy;
 mod dialect;
 mod error;
 mod mysql;
@@ -26,7 +29,8 @@ mod sqlite;
 
 pub use args::{Arg, Args};
 pub use builder::Sql;
-pub use conn::Conn;
+pub use conn::{Conn, CopyIn};
+pub use copy::CopyData;
 pub use dialect::{ColType, Dialect};
 pub use error::{SqlError, SqlErrorKind};
 pub use pool::{Pool, PoolOptions, SqliteOptions};

@@ -7,6 +7,7 @@ use crate::dialect::ColType;
 use crate::error::SqlError;
 use chrono::{DateTime, NaiveDate, Utc};
 use ferry_model::{Decimal, Value};
+use futures::TryStreamExt as _;
 use sqlx::postgres::{PgArguments, PgConnection, PgRow};
 use sqlx::{Arguments, AssertSqlSafe, Row};
 use uuid::Uuid;
@@ -24,8 +25,13 @@ pub(crate) async fn fetch(
     cols: &[ColType],
 ) -> Result<Vec<Vec<Value>>, SqlError> {
     let persistent = !args.has_untyped_null();
-    let rows = sqlx::query_with(AssertSqlSafe(sql), bind(args)?).persistent(persistent).fetch_all(conn).await?;
-    rows.iter().map(|row| cols.iter().enumerate().map(|(i, &c)| decode(row, i, c)).collect()).collect()
+    let mut rows = sqlx::query_with(AssertSqlSafe(sql), bind(args)?).persistent(persistent).fetch(conn);
+    // Each row is decoded as it arrives, so the driver's rows never pile up.
+    let mut out = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        out.push(cols.iter().enumerate().map(|(i, &c)| decode(&row, i, c)).collect::<Result<_, _>>()?);
+    }
+    Ok(out)
 }
 
 /// A NULL parameter of no declared type: PostgreSQL infers its type from where it is used.

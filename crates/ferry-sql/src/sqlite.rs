@@ -7,6 +7,7 @@ use crate::dialect::ColType;
 use crate::error::SqlError;
 use chrono::{DateTime, NaiveDate, Utc};
 use ferry_model::{Decimal, Value, format_datetime};
+use futures::TryStreamExt as _;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow};
 use sqlx::{Arguments, AssertSqlSafe, Row};
 use uuid::Uuid;
@@ -24,8 +25,13 @@ pub(crate) async fn fetch(
     cols: &[ColType],
 ) -> Result<Vec<Vec<Value>>, SqlError> {
     let sql = placeholders(sql).into_owned();
-    let rows = sqlx::query_with(AssertSqlSafe(sql), bind(args)?).fetch_all(conn).await?;
-    rows.iter().map(|row| cols.iter().enumerate().map(|(i, &c)| decode(row, i, c)).collect()).collect()
+    let mut rows = sqlx::query_with(AssertSqlSafe(sql), bind(args)?).fetch(conn);
+    // Each row is decoded as it arrives, so the driver's rows never pile up.
+    let mut out = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        out.push(cols.iter().enumerate().map(|(i, &c)| decode(&row, i, c)).collect::<Result<_, _>>()?);
+    }
+    Ok(out)
 }
 
 /// Hand-written SQL shared with PostgreSQL uses `$n` placeholders. When they appear as

@@ -3,14 +3,14 @@
 //! the reads `verify` needs. Statements close on rows, parameters and bytes, whichever comes
 //! first.
 
-use crate::dialect::{ColumnInfo, Dialect, Family, Guard, Upsert};
+use crate::dialect::{BulkPath, ColumnInfo, Dialect, Family, Guard, SqlExt, Upsert};
 use crate::error::TargetError;
 use crate::layout::{self, EntityLayout, Names, Source};
 use crate::{ApplyOutcome, Batch};
 use chrono::{DateTime, Utc};
 use ferry_domain::{Checkpoint, KeyText, Phase, StoredRow};
 use ferry_model::Value;
-use ferry_sql::{ColType, Conn, RowExt, Sql};
+use ferry_sql::{ColType, Conn, RowExt, Sql, SqlError, SqlErrorKind};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -18,6 +18,10 @@ use uuid::Uuid;
 const BYTES_PER_STATEMENT_MAX: usize = 4 << 20;
 /// Most ids one `IN (…)` list carries.
 const IDS_PER_STATEMENT_MAX: usize = 1000;
+/// Most rows one bulk `INSERT` carries, whatever the parameter limit allows.
+const BULK_INSERT_ROWS_MAX: usize = 2000;
+/// The savepoint the bulk path of an initial-copy chunk runs under.
+const BULK_SAVEPOINT: &str = "ferry_bulk";
 
 /// What `apply` needs to know about one entity and profile.
 pub(crate) struct ApplyContext<'a> {
@@ -107,6 +111,106 @@ pub(crate) async fn apply(
 
     write_checkpoint(c, d, ctx.names, checkpoint, ctx.now).await?;
     Ok(outcome)
+}
+
+/// How an initial-copy chunk was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CopiedBy {
+    /// The bulk path: none of the rows was in the table.
+    Bulk,
+    /// The guarded upsert, because the dialect has no bulk path, the caller asked for it, or a
+    /// row was already there.
+    Upsert { conflict: bool },
+}
+
+/// Writes one chunk of the initial copy and then `checkpoint`. With `bulk`, the rows go in by
+/// the dialect's bulk path (PostgreSQL `COPY`, MySQL plain multi-row `INSERT`s) under a
+/// savepoint: when a row is already in the table (a resync, a table left by an earlier
+/// profile), the savepoint is rolled back and the chunk goes through the version-guarded
+/// upsert of [`apply`] instead, so an older version still never overwrites a newer one.
+pub(crate) async fn copy(
+    c: &mut Conn,
+    d: &dyn Dialect,
+    ctx: &ApplyContext<'_>,
+    batch: &Batch,
+    checkpoint: &Checkpoint,
+    bulk: bool,
+) -> Result<(ApplyOutcome, CopiedBy), TargetError> {
+    let path = d.bulk_path();
+    if !bulk || path == BulkPath::Upsert || !batch.deletes.is_empty() {
+        return Ok((apply(c, d, ctx, batch, checkpoint).await?, CopiedBy::Upsert { conflict: false }));
+    }
+    let rows = latest_per_id(&batch.upserts);
+    c.savepoint(BULK_SAVEPOINT).await?;
+    let inserted = match path {
+        BulkPath::Copy => copy_rows(c, d, ctx, &rows).await,
+        BulkPath::Insert { params_max } => insert_rows(c, d, ctx, &rows, params_max).await,
+        BulkPath::Upsert => unreachable!("handled above"),
+    };
+    match inserted {
+        Ok(inserted) => {
+            c.release_savepoint(BULK_SAVEPOINT).await?;
+            write_checkpoint(c, d, ctx.names, checkpoint, ctx.now).await?;
+            Ok((ApplyOutcome { upserted: inserted, deleted: 0 }, CopiedBy::Bulk))
+        }
+        Err(e) if e.kind == SqlErrorKind::UniqueViolation => {
+            tracing::debug!(table = %ctx.layout.table.name, error = %e, "rows already in the table: upserting the chunk");
+            c.rollback_to_savepoint(BULK_SAVEPOINT).await?;
+            Ok((apply(c, d, ctx, batch, checkpoint).await?, CopiedBy::Upsert { conflict: true }))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `COPY … FROM STDIN` of `rows` (text format, encoded and sent as they go).
+async fn copy_rows(
+    c: &mut Conn,
+    d: &dyn Dialect,
+    ctx: &ApplyContext<'_>,
+    rows: &[&StoredRow],
+) -> Result<u64, SqlError> {
+    let def = &ctx.layout.table;
+    let mut sql = Sql::new(d.sql());
+    sql.push("COPY ").table(&ctx.names.schema, &def.name).push(" ").column_list(&def.columns).push(" FROM STDIN");
+    let started = std::time::Instant::now();
+    let mut copy = c.copy_in(sql.text()).await?;
+    for row in rows {
+        let data = copy.data();
+        ctx.layout.visit_values(row, ctx.targets, ctx.now, |v| data.value(v));
+        data.end_row();
+        copy.send_full().await?;
+    }
+    let copied = copy.finish().await?;
+    tracing::debug!(table = %def.name, rows = copied, ms = started.elapsed().as_secs_f64() * 1e3, "rows copied");
+    Ok(copied)
+}
+
+/// Plain multi-row `INSERT`s of `rows`, closing each statement on rows, parameters or bytes.
+async fn insert_rows(
+    c: &mut Conn,
+    d: &dyn Dialect,
+    ctx: &ApplyContext<'_>,
+    rows: &[&StoredRow],
+    params_max: usize,
+) -> Result<u64, SqlError> {
+    let def = &ctx.layout.table;
+    let rows_max = (params_max / def.columns.len().max(1)).clamp(1, BULK_INSERT_ROWS_MAX);
+    let mut inserted = 0;
+    let mut rows = rows.iter().peekable();
+    while rows.peek().is_some() {
+        let mut values = Vec::new();
+        let mut bytes = 0;
+        while let Some(row) = rows.next_if(|_| values.len() < rows_max && bytes < BYTES_PER_STATEMENT_MAX) {
+            let row_values = ctx.layout.row_values(row, ctx.targets, ctx.now);
+            bytes += row_values.iter().map(value_bytes).sum::<usize>();
+            values.push(row_values);
+        }
+        let mut sql = Sql::new(d.sql());
+        sql.push("INSERT INTO ").table(&ctx.names.schema, &def.name).push(" ").column_list(&def.columns);
+        sql.push(" VALUES ").values(&def.columns, values);
+        inserted += c.run(sql).await?;
+    }
+    Ok(inserted)
 }
 
 /// How many of `chunk` the guarded upsert will write: rows absent from the target, or whose

@@ -2,7 +2,7 @@
 //! operation picks the dialect and the driver connection (or transaction) and runs the
 //! dialect-independent code of `schema.rs` and `apply.rs` on it.
 
-use crate::apply::{self, ApplyContext};
+use crate::apply::{self, ApplyContext, CopiedBy};
 use crate::dialect::Dialect;
 use crate::error::{ApplyError, TargetError};
 use crate::layout::{EntityLayout, Names, entity_layout};
@@ -13,8 +13,8 @@ use crate::{ApplyOutcome, Batch, Check, SchemaChanges, TargetSpec, metadata, sch
 use ferry_domain::{Checkpoint, SharedClock, TargetKind, validate_identifier_part};
 use ferry_model::{Catalog, Entity};
 use ferry_sql::{Conn, Pool, PoolOptions, SqliteOptions};
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -34,6 +34,8 @@ pub struct Target {
     /// Per entity logical name: lookup field index → target logical name (from the catalog
     /// `ensure_schema` saw, else from TargetMetadata).
     lookup_targets: RwLock<HashMap<String, Arc<HashMap<usize, String>>>>,
+    /// Tables whose initial copy found rows already there: their chunks skip the bulk path.
+    upsert_only: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Target {
@@ -97,6 +99,7 @@ impl Target {
             names: Names { prefix: spec.table_prefix.clone(), schema },
             delete_log: spec.write_delete_log,
             lookup_targets: RwLock::new(HashMap::new()),
+            upsert_only: Mutex::new(HashSet::new()),
         })
     }
 
@@ -122,9 +125,18 @@ impl Target {
     /// Runs `op` in a transaction committed when it succeeds (SQLite takes the write lock up
     /// front, so no reader-to-writer upgrade can fail).
     async fn with_tx<T>(&self, op: impl AsyncFnOnce(&mut Conn) -> Result<T, TargetError>) -> Result<T, TargetError> {
+        let started = std::time::Instant::now();
         let mut conn = self.pool.begin().await?;
+        let begun = started.elapsed();
         let out = op(&mut conn).await?;
+        let done = started.elapsed();
         conn.commit().await?;
+        tracing::trace!(
+            begin_ms = begun.as_secs_f64() * 1e3,
+            work_ms = (done - begun).as_secs_f64() * 1e3,
+            commit_ms = (started.elapsed() - done).as_secs_f64() * 1e3,
+            "target transaction"
+        );
         Ok(out)
     }
 
@@ -249,6 +261,41 @@ impl Target {
         batch: &Batch,
         checkpoint: &Checkpoint,
     ) -> Result<ApplyOutcome, ApplyError> {
+        let (outcome, _) = self.write(entity, batch, checkpoint, None).await?;
+        Ok(outcome)
+    }
+
+    /// Writes one chunk of the initial copy and `checkpoint` in one target transaction, as
+    /// [`Target::apply`] does, but by the target's bulk path (PostgreSQL `COPY`, MySQL plain
+    /// multi-row `INSERT`s without reading the table first) as long as none of the rows is in
+    /// the table yet. When one is (a resync, a table an earlier profile filled), the chunk is
+    /// upserted with the version guard instead, and so are the table's later chunks.
+    pub async fn copy(
+        &self,
+        entity: &Entity,
+        batch: &Batch,
+        checkpoint: &Checkpoint,
+    ) -> Result<ApplyOutcome, ApplyError> {
+        let table = self.table_name(entity);
+        let bulk = !self.upsert_only.lock().unwrap_or_else(|e| e.into_inner()).contains(&table);
+        let (outcome, by) = self.write(entity, batch, checkpoint, Some(bulk)).await?;
+        if by == (CopiedBy::Upsert { conflict: true }) {
+            tracing::info!(table = %table, "the table already holds copied rows: the initial copy upserts from here on");
+            self.upsert_only.lock().unwrap_or_else(|e| e.into_inner()).insert(table);
+        }
+        Ok(outcome)
+    }
+
+    /// Writes `batch` and `checkpoint` in one transaction: upserted ([`apply::apply`]), or as
+    /// an initial-copy chunk ([`apply::copy`], with or without its bulk path) when `copy` says
+    /// so. A refusal names the value that did not fit when it can.
+    async fn write(
+        &self,
+        entity: &Entity,
+        batch: &Batch,
+        checkpoint: &Checkpoint,
+        copy: Option<bool>,
+    ) -> Result<(ApplyOutcome, CopiedBy), ApplyError> {
         let layout =
             self.layout(entity).map_err(|r| ApplyError::Rejected(format!("entity {}: {r}", entity.logical_name)))?;
         let targets = self.targets_of(entity, &layout).await?;
@@ -259,8 +306,15 @@ impl Target {
             delete_log: self.delete_log,
             now: self.now(),
         };
-        match self.with_tx(async |c| apply::apply(c, self.dialect, &ctx, batch, checkpoint).await).await {
-            Ok(outcome) => Ok(outcome),
+        let d = self.dialect;
+        let written = self
+            .with_tx(async |c| match copy {
+                Some(bulk) => apply::copy(c, d, &ctx, batch, checkpoint, bulk).await,
+                None => Ok((apply::apply(c, d, &ctx, batch, checkpoint).await?, CopiedBy::Upsert { conflict: false })),
+            })
+            .await;
+        match written {
+            Ok(out) => Ok(out),
             Err(TargetError::Rejected(message)) => {
                 let table = &layout.table.name;
                 let columns = self

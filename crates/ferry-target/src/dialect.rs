@@ -208,6 +208,21 @@ pub(crate) trait Dialect: Sync {
     /// Whether the upsert's affected-row count is the number of rows written (MySQL counts an
     /// update twice and a skipped row once, so it is not).
     fn upsert_counts_rows_affected(&self) -> bool;
+    /// How the initial copy writes rows the table does not hold yet.
+    fn bulk_path(&self) -> BulkPath;
+}
+
+/// The initial copy's way of writing rows a table does not hold yet: no version guard, no
+/// pre-read; a row that is there after all fails the whole chunk (a unique violation), which
+/// then goes through the guarded upsert instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BulkPath {
+    /// `COPY … FROM STDIN` in text format (PostgreSQL).
+    Copy,
+    /// Plain multi-row `INSERT … VALUES`, at most this many parameters per statement.
+    Insert { params_max: usize },
+    /// The guarded upsert, as for changes.
+    Upsert,
 }
 
 /// Column lists and row tuples of a statement, typed by the target's column definitions.

@@ -120,21 +120,38 @@ impl EntityLayout {
         targets: &HashMap<usize, String>,
         now: DateTime<Utc>,
     ) -> Vec<Value> {
-        let field = |i: usize| row.values.get(i).cloned().unwrap_or(Value::Null);
-        self.sources
-            .iter()
-            .map(|source| match *source {
-                Source::Id => Value::Guid(row.id),
-                Source::Company => row.company.clone().map_or(Value::Null, Value::String),
-                Source::Field(i) => field(i),
-                Source::EntityType(i) => match (field(i).is_null(), targets.get(&i)) {
-                    (false, Some(target)) => Value::String(target.clone()),
-                    _ => Value::Null,
+        let mut out = Vec::with_capacity(self.sources.len());
+        self.visit_values(row, targets, now, |v| out.push(v.clone()));
+        out
+    }
+
+    /// Calls `f` with each column value of `row`, in column order, without copying the row's
+    /// own values (the bulk path encodes them straight away).
+    pub(crate) fn visit_values(
+        &self,
+        row: &StoredRow,
+        targets: &HashMap<usize, String>,
+        now: DateTime<Utc>,
+        mut f: impl FnMut(&Value),
+    ) {
+        let field = |i: usize| row.values.get(i).unwrap_or(&Value::Null);
+        let now = Value::DateTime(now);
+        for source in &self.sources {
+            match *source {
+                Source::Id => f(&Value::Guid(row.id)),
+                Source::Company => match &row.company {
+                    Some(company) => f(&Value::String(company.clone())),
+                    None => f(&Value::Null),
                 },
-                Source::Version => Value::Int(row.version),
-                Source::Created | Source::Modified => Value::DateTime(now),
-            })
-            .collect()
+                Source::Field(i) => f(field(i)),
+                Source::EntityType(i) => match (field(i).is_null(), targets.get(&i)) {
+                    (false, Some(target)) => f(&Value::String(target.clone())),
+                    _ => f(&Value::Null),
+                },
+                Source::Version => f(&Value::Int(row.version)),
+                Source::Created | Source::Modified => f(&now),
+            }
+        }
     }
 }
 

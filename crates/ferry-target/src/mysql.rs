@@ -3,7 +3,9 @@
 //! MySQL assigns left to right), information_schema introspection. Sessions run in strict mode
 //! (`ferry-sql`), so a value that does not fit is refused instead of being cut.
 
-use crate::dialect::{ColumnDef, ColumnInfo, ColumnKind, Dialect, Family, SqlExt, TableDef, Upsert, create_table_body};
+use crate::dialect::{
+    BulkPath, ColumnDef, ColumnInfo, ColumnKind, Dialect, Family, SqlExt, TableDef, Upsert, create_table_body,
+};
 use ferry_domain::TargetKind;
 use ferry_model::Value;
 use ferry_sql::Sql;
@@ -175,6 +177,10 @@ impl Dialect for MySql {
 
     fn upsert_counts_rows_affected(&self) -> bool {
         false
+    }
+
+    fn bulk_path(&self) -> BulkPath {
+        BulkPath::Insert { params_max: 60_000 }
     }
 }
 

@@ -2,7 +2,8 @@
 //! WHERE` upserts of whole columns (`UNNEST`), pg_catalog/information_schema introspection.
 
 use crate::dialect::{
-    ColumnDef, ColumnInfo, ColumnKind, Dialect, Family, RowsAs, TableDef, Upsert, create_table_body, on_conflict_upsert,
+    BulkPath, ColumnDef, ColumnInfo, ColumnKind, Dialect, Family, RowsAs, TableDef, Upsert, create_table_body,
+    on_conflict_upsert,
 };
 use ferry_domain::TargetKind;
 use ferry_model::Value;
@@ -121,6 +122,10 @@ impl Dialect for Postgres {
 
     fn upsert_counts_rows_affected(&self) -> bool {
         true
+    }
+
+    fn bulk_path(&self) -> BulkPath {
+        BulkPath::Copy
     }
 }
 

@@ -4,7 +4,8 @@
 //! ever needs widening.
 
 use crate::dialect::{
-    ColumnDef, ColumnInfo, ColumnKind, Dialect, Family, RowsAs, TableDef, Upsert, create_table_body, on_conflict_upsert,
+    BulkPath, ColumnDef, ColumnInfo, ColumnKind, Dialect, Family, RowsAs, TableDef, Upsert, create_table_body,
+    on_conflict_upsert,
 };
 use ferry_domain::TargetKind;
 use ferry_model::Value;
@@ -101,6 +102,10 @@ impl Dialect for Sqlite {
 
     fn upsert_counts_rows_affected(&self) -> bool {
         true
+    }
+
+    fn bulk_path(&self) -> BulkPath {
+        BulkPath::Upsert
     }
 }
 

@@ -27,7 +27,12 @@ pub(super) async fn apply_isolating(
     next: &Checkpoint,
     change: Option<ChangeType>,
 ) -> Result<(), Interruption> {
-    match target.apply(entity, &batch, next).await {
+    // A chunk of the initial copy goes by the target's bulk path; changes by the upsert.
+    let written = match change {
+        Some(ChangeType::InitialExport) => target.copy(entity, &batch, next).await,
+        _ => target.apply(entity, &batch, next).await,
+    };
+    match written {
         Ok(_) => return Ok(()),
         Err(ApplyError::Unreachable(e)) => return Err(Interruption::Unreachable(e)),
         Err(ApplyError::Rejected(_)) => {}

@@ -3,18 +3,20 @@
 
 use super::Inner;
 use super::failures::{apply_isolating, retry_failures};
-use super::status::{METRIC_ROWS_APPLIED, mark_paused, publish_status};
+use super::status::{EntityReport, METRIC_ROWS_APPLIED, Reports, mark_paused, start_publisher};
 use crate::secrets::stored_target_spec;
 use ferry_domain::{
-    ChangeType, Checkpoint, CompanyScope, Phase, ProfileDefinition, ProfileState, RetryPolicy, RowKey, SyncState,
+    ChangeType, Checkpoint, CompanyScope, KeyText, Phase, ProfileDefinition, ProfileState, RetryPolicy, RowKey,
+    StoredRow, SyncState,
 };
 use ferry_model::Entity;
-use ferry_store::{RowQuery, StoreError, StoredProfile};
+use ferry_store::{RowQuery, Store, StoreError, StoredProfile};
 use ferry_target::{Batch, Target, TargetError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// The shortest time between two status reports of a profile task.
 const STATUS_INTERVAL_MIN: Duration = Duration::from_millis(200);
@@ -28,6 +30,50 @@ pub(super) struct EntityProgress {
     pub(super) lag_seconds: f64,
     pub(super) state: SyncState,
     pub(super) reason: Option<String>,
+    /// The initial copy's next chunk, being read while the current one is written.
+    pub(super) next_chunk: Option<NextChunk>,
+}
+
+/// A chunk of the initial copy read ahead on a task of its own: at most one per entity, so a
+/// profile holds at most two chunks (the one being written and the next).
+pub(super) struct NextChunk {
+    /// The key the chunk starts after.
+    after: KeyText,
+    read: JoinHandle<Result<Vec<StoredRow>, StoreError>>,
+}
+
+impl NextChunk {
+    fn start(store: Store, entity: Arc<Entity>, after: KeyText, limit: usize) -> NextChunk {
+        let key = after.clone();
+        let read = tokio::spawn(async move { read_chunk(&store, &entity, Some(&key), limit).await });
+        NextChunk { after, read }
+    }
+}
+
+impl Drop for NextChunk {
+    /// A chunk nobody will write (the task stopped or lost its target) is not read on.
+    fn drop(&mut self) {
+        self.read.abort();
+    }
+}
+
+/// Up to `limit` rows of `entity` in key order after `after` (from the first without it).
+async fn read_chunk(
+    store: &Store,
+    entity: &Entity,
+    after: Option<&KeyText>,
+    limit: usize,
+) -> Result<Vec<StoredRow>, StoreError> {
+    let query = RowQuery {
+        scope: CompanyScope::All,
+        filter: None,
+        order: Vec::new(),
+        after: after.and_then(|key| RowKey::from_text(entity, key)),
+        versions: None,
+        offset: 0,
+        limit: limit as u64,
+    };
+    store.query(entity, &query).await
 }
 
 /// Why a profile task must pause.
@@ -100,8 +146,12 @@ async fn run_connected(
         Ok(t) => t,
         Err(e) => return target_failure(e),
     };
-    let result = follow(inner, &target, stored, entities, stopped).await;
+    let (status, publisher) = start_publisher(inner.clone(), stored.profile.clone(), STATUS_INTERVAL_MIN);
+    let result = follow(inner, &target, stored, entities, stopped, &status).await;
     target.close().await;
+    // The last progress is written before anything marks the profile paused.
+    drop(status);
+    let _ = publisher.await;
     result
 }
 
@@ -111,6 +161,7 @@ async fn follow(
     stored: &StoredProfile,
     entities: &[Arc<Entity>],
     stopped: &mut watch::Receiver<bool>,
+    status: &watch::Sender<Reports>,
 ) -> Interruption {
     let profile = &stored.profile;
     let definition = &profile.definition;
@@ -170,14 +221,11 @@ async fn follow(
             lag_seconds: 0.0,
             state: SyncState::Running,
             reason: reloading.get(&entity.logical_name).map(|r| format!("reloading after an incompatible change: {r}")),
+            next_chunk: None,
         });
     }
     let mut changes = inner.store.subscribe_changes();
-    let mut last_status = std::time::Instant::now() - Duration::from_secs(10);
-    // Progress not yet in the published status: published at most every STATUS_INTERVAL_MIN,
-    // and never left stale while the task idles (the last batch's status would otherwise
-    // show a lag until the next commit or `idle_wait`).
-    let mut unpublished = false;
+    let mut seq = 0;
     loop {
         if *stopped.borrow() {
             return Interruption::Stopped;
@@ -194,19 +242,16 @@ async fn follow(
         if let Err(i) = retry_failures(inner, target, profile, &progress).await {
             return i;
         }
-        unpublished |= worked || progress.iter().zip(&before).any(|(p, b)| p.caught_up_to != *b);
-        let since = last_status.elapsed();
-        if (unpublished && since >= STATUS_INTERVAL_MIN) || since >= Duration::from_secs(1) {
-            publish_status(inner, profile, &mut progress).await;
-            last_status = std::time::Instant::now();
-            unpublished = false;
+        // The status is written by its own task (see `start_publisher`): hand it the progress.
+        if seq == 0 || worked || progress.iter().zip(&before).any(|(p, b)| p.caught_up_to != *b) {
+            seq += 1;
+            status.send_replace(Reports { seq, entities: progress.iter().map(EntityReport::of).collect() });
         }
         if !worked {
-            let wait = if unpublished { STATUS_INTERVAL_MIN } else { inner.settings.idle_wait };
             tokio::select! {
                 _ = changes.changed() => {}
                 _ = inner.wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(inner.settings.idle_wait) => {}
                 _ = stopped.changed() => {}
             }
         }
@@ -221,21 +266,26 @@ async fn step(
     p: &mut EntityProgress,
 ) -> Result<bool, Interruption> {
     let store = &inner.store;
+    let started = std::time::Instant::now();
     let (batch, next, change) = match p.checkpoint.phase {
         Phase::Initial => {
-            let after = p.checkpoint.after_key.as_ref().and_then(|key| RowKey::from_text(&p.entity, key));
-            let query = RowQuery {
-                scope: CompanyScope::All,
-                filter: None,
-                order: Vec::new(),
-                after,
-                versions: None,
-                offset: 0,
-                limit: inner.settings.chunk_rows as u64,
+            let chunk_rows = inner.settings.chunk_rows;
+            let after = p.checkpoint.after_key.clone();
+            let rows = match p.next_chunk.take() {
+                Some(mut next) if Some(&next.after) == after.as_ref() => match (&mut next.read).await {
+                    Ok(read) => read?,
+                    Err(e) => return Err(Interruption::Other(format!("reading the next chunk failed: {e}"))),
+                },
+                _ => read_chunk(store, &p.entity, after.as_ref(), chunk_rows).await?,
             };
-            let rows = store.query(&p.entity, &query).await?;
             let last_key = rows.last().map(|r| r.key(&p.entity).to_text());
-            let next = p.checkpoint.after_chunk(rows.len(), inner.settings.chunk_rows, last_key);
+            // Read the next chunk while this one is written.
+            if rows.len() == chunk_rows
+                && let Some(key) = &last_key
+            {
+                p.next_chunk = Some(NextChunk::start(store.clone(), p.entity.clone(), key.clone(), chunk_rows));
+            }
+            let next = p.checkpoint.after_chunk(rows.len(), chunk_rows, last_key);
             (Batch { upserts: rows, deletes: Vec::new() }, next, Some(ChangeType::InitialExport))
         }
         Phase::Delta => {
@@ -262,7 +312,16 @@ async fn step(
     };
     let applied = batch.upserts.len() + batch.deletes.len();
     let was_initial = p.checkpoint.phase == Phase::Initial;
+    let read = started.elapsed();
     apply_isolating(inner, target, definition, &p.entity, &p.checkpoint, batch, &next, change).await?;
+    tracing::debug!(
+        profile = %definition.name,
+        entity = %p.entity.logical_name,
+        rows = applied,
+        read_ms = read.as_secs_f64() * 1e3,
+        write_ms = (started.elapsed() - read).as_secs_f64() * 1e3,
+        "batch applied"
+    );
     metrics::counter!(METRIC_ROWS_APPLIED, "profile" => definition.name.clone(), "entity" => p.entity.logical_name.clone())
         .increment(applied as u64);
     if next.phase == Phase::Delta && was_initial {

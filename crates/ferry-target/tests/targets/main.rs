@@ -4,5 +4,6 @@
 
 mod apply;
 mod check;
+mod copy;
 mod schema;
 mod support;

@@ -205,6 +205,19 @@ impl TargetDb {
         rows.first()?.first()?.as_ref()?.parse().ok()
     }
 
+    /// The phase and copied rows of the one checkpoint in `<prefix>_ferry_checkpoint`, or `None`
+    /// while there is none (or the table does not exist yet).
+    pub async fn checkpoint(&self, prefix: &str) -> Option<(String, u64)> {
+        let ty = if self.kind == Kind::MySql { "CHAR" } else { "TEXT" };
+        let sql = format!(
+            "SELECT CAST(phase AS {ty}), CAST(rows_copied AS {ty}) FROM {}",
+            self.q(&format!("{prefix}_ferry_checkpoint"))
+        );
+        let rows = self.texts(sql).await.ok()?;
+        let row = rows.first()?;
+        Some((row[0].clone()?, row[1].as_deref()?.parse().ok()?))
+    }
+
     pub async fn count(&self, table: &str) -> u64 {
         self.try_count(table).await.unwrap_or_else(|| panic!("cannot count the rows of target table {table}"))
     }
