@@ -39,7 +39,7 @@ fn defaults() {
     assert_eq!(config.import, ImportSettings::default());
     let import = &config.import;
     let (lease, poll) = (import.lease.as_secs(), import.poll_interval.as_millis());
-    assert_eq!((import.workers, lease, poll, import.max_attempts), (4, 30, 1000, 5));
+    assert_eq!((import.workers, lease, poll, import.max_attempts), (8, 30, 1000, 5));
     assert_eq!(import.max_enqueue_bytes, 2 * 1024 * 1024 * 1024);
     assert_eq!((import.dedupe_window.as_secs() / 3600, import.batch_rows), (168, 5000));
     assert_eq!(import.default_company, "dat");
@@ -49,7 +49,7 @@ fn defaults() {
     assert!(config.projects.is_empty() && config.jobs.is_empty());
     let summary = config.redacted_summary();
     assert_contains(&summary, "blobs: local dir ./ferry-data/blobs");
-    assert_contains(&summary, "import workers: 4");
+    assert_contains(&summary, "import workers: 8");
 }
 
 #[test]
