@@ -179,8 +179,11 @@ impl Dialect for MySql {
         false
     }
 
+    /// ~290 rows of a 52-column table per statement: MariaDB took 1,153-row statements (60,000
+    /// parameters) at 21–26k rows/s and these at 35–39k rows/s (same machine, runs interleaved);
+    /// 96-row statements did no better.
     fn bulk_path(&self) -> BulkPath {
-        BulkPath::Insert { params_max: 60_000 }
+        BulkPath::Insert { params_max: 15_000 }
     }
 }
 
