@@ -97,10 +97,6 @@ pub struct RunRecords {
 }
 
 impl RunRecords {
-    pub fn is_empty(&self) -> bool {
-        self.results.is_empty() && self.errors.is_empty() && self.files.is_empty()
-    }
-
     /// Keeps the latest result of each entity position.
     pub fn put_result(&mut self, result: ferry_domain::EntityResult) {
         self.results.retain(|r| r.position != result.position);
