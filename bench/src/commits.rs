@@ -12,9 +12,9 @@ use crate::databases::FerryDatabase;
 /// Most one-row commits a reference run makes.
 pub const REFERENCE_COMMITS: u64 = 5_000;
 
-/// `commits` durable one-row commits (on PostgreSQL from `clients` clients); answers the commits
-/// made, the seconds they took and the command as shown.
-pub async fn one_row_commits(db: &FerryDatabase, dir: &Path, clients: u32, commits: u64) -> Result<(u64, f64, String)> {
+/// `commits` durable one-row commits (on PostgreSQL from `clients` clients, 1 to 64); answers the
+/// commits made, the seconds they took and the command as shown.
+pub async fn one_row_commits(db: &FerryDatabase, dir: &Path, clients: u64, commits: u64) -> Result<(u64, f64, String)> {
     if db.sqlite_file.is_some() {
         let file = dir.join("commits.db");
         let script = dir.join("commits.sql");
@@ -36,7 +36,7 @@ pub async fn one_row_commits(db: &FerryDatabase, dir: &Path, clients: u32, commi
         );
         Ok((commits, took.as_secs_f64(), shown))
     } else {
-        let clients = clients.max(1);
+        let clients = u32::try_from(clients.clamp(1, 64)).expect("at most 64");
         let per_client = (commits / u64::from(clients)).max(1);
         crate::tools::psql(&db.url, "CREATE TABLE ferry_ref_commits (id BIGSERIAL PRIMARY KEY, v TEXT)", true).await?;
         let script = dir.join("commits.pgbench");

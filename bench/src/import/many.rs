@@ -81,8 +81,7 @@ pub async fn run(run: &mut Run<'_>) -> Result<()> {
         run.problems.push(format!("{} messages did not end Processed", done.messages - processed));
     }
     let commits = run.args.messages.min(crate::commits::REFERENCE_COMMITS);
-    let clients = u32::try_from(run.args.clients.clamp(1, 64)).unwrap_or(8);
-    let (commits, took, command) = crate::commits::one_row_commits(run.db, run.dir, clients, commits).await?;
+    let (commits, took, command) = crate::commits::one_row_commits(run.db, run.dir, run.args.clients, commits).await?;
     let reference_rate = per_second(commits as f64, took);
     line(
         "reference",

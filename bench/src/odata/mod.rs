@@ -173,15 +173,10 @@ async fn steps(
         problems.push(format!("post: {} errors", post.errors));
     }
     // The POSTs' reference: the database's own durable one-row commits from as many clients.
-    let clients = u32::try_from(args.concurrency.clamp(1, 64)).unwrap_or(16);
-    let (commits, took, command) = crate::commits::one_row_commits(
-        db,
-        &ctx.scratch.temp_dir("odata-commits")?,
-        clients,
-        crate::commits::REFERENCE_COMMITS,
-    )
-    .await?;
-    let commit_rate = commits as f64 / took.max(1e-9);
+    let dir = ctx.scratch.temp_dir("odata-commits")?;
+    let (commits, took, command) =
+        crate::commits::one_row_commits(db, &dir, args.concurrency, crate::commits::REFERENCE_COMMITS).await?;
+    let commit_rate = per_second(commits as f64, took);
     let post_to_commits = post.rate() / commit_rate.max(1e-9);
     line(
         "post-ref",

@@ -121,6 +121,12 @@ async fn view_of(import: &IntegrationService, id: &str) -> ApiResult<MessageView
     import.message(id).await?.ok_or_else(|| ApiError::not_found(format!("no message or execution has id {id}")))
 }
 
+/// The document of message `id` (by message or execution id).
+async fn document(state: &ApiState, import: &IntegrationService, id: &str) -> ApiResult<axum::Json<Value>> {
+    let view = view_of(import, id).await?;
+    Ok(axum::Json(message_document(import, &view, base(state)).await?))
+}
+
 /// `GET /api/messages/{id}`: everything known about one message (by message or execution id).
 pub(crate) async fn get(
     State(state): State<ApiState>,
@@ -128,8 +134,7 @@ pub(crate) async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let import = service(&state, &principal)?;
-    let view = view_of(import, &id).await?;
-    Ok(axum::Json(message_document(import, &view, base(&state)).await?).into_response())
+    Ok(document(&state, import, &id).await?.into_response())
 }
 
 /// `GET /api/messages/{id}/errors?stage=&entity=&after=&limit=`: rejected rows in the order
@@ -236,9 +241,7 @@ pub(crate) async fn cancel(
     require_role(&principal, Role::Writer)?;
     let integration = state.import()?;
     let message = integration.cancel(&id, &principal.client_id).await?;
-    let view = view_of(integration, &message.id).await?;
-    let body = message_document(integration, &view, &state.settings().public_url).await?;
-    Ok(axum::Json(body).into_response())
+    Ok(document(&state, integration, &message.id).await?.into_response())
 }
 
 /// `POST /api/messages/{id}/rerun`: runs a finished message again as a new message (same file,
@@ -252,7 +255,5 @@ pub(crate) async fn rerun(
     require_role(&principal, Role::Writer)?;
     let integration = state.import()?;
     let message = integration.rerun(&id, &principal.client_id).await?;
-    let view = view_of(integration, &message.id).await?;
-    let body = message_document(integration, &view, &state.settings().public_url).await?;
-    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+    Ok((StatusCode::CREATED, document(&state, integration, &message.id).await?).into_response())
 }

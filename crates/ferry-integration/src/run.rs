@@ -125,9 +125,7 @@ impl RunState {
     /// Records a small file of the run (kept in the database), written with the next batch or
     /// the end.
     pub fn record_file(&self, file: ferry_store::InlineFile) {
-        let mut records = self.records.lock().expect("records lock");
-        records.files.retain(|f| f.key != file.key);
-        records.files.push(file);
+        self.records.lock().expect("records lock").put_file(file);
     }
 
     /// Takes what is waiting to be written, for the write about to happen.

@@ -103,6 +103,12 @@ impl RunRecords {
         self.results.push(result);
     }
 
+    /// Keeps the latest content of each file.
+    pub fn put_file(&mut self, file: crate::InlineFile) {
+        self.files.retain(|f| f.key != file.key);
+        self.files.push(file);
+    }
+
     /// Takes `other`'s records in front of these (they were recorded earlier).
     pub fn put_back(&mut self, other: RunRecords) {
         let later = std::mem::replace(self, other);
@@ -110,7 +116,9 @@ impl RunRecords {
             self.put_result(r);
         }
         self.errors.extend(later.errors);
-        self.files.extend(later.files);
+        for f in later.files {
+            self.put_file(f);
+        }
     }
 
     pub(crate) async fn write(&self, conn: &mut ferry_sql::Conn) -> crate::StoreResult<()> {
