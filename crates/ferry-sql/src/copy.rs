@@ -29,10 +29,7 @@ impl CopyData {
 
     /// Adds the next value of the current row.
     pub fn value(&mut self, value: &Value) {
-        if self.in_row {
-            self.buf.push(b'\t');
-        }
-        self.in_row = true;
+        self.separate();
         let buf = &mut self.buf;
         match value {
             Value::Null => buf.extend_from_slice(b"\\N"),
@@ -56,6 +53,20 @@ impl CopyData {
                 buf.extend_from_slice(g.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes())
             }
         }
+    }
+
+    /// Adds a text value to the current row (as [`CopyData::value`] of a `Value::String`).
+    pub fn text(&mut self, text: &str) {
+        self.separate();
+        escape(&mut self.buf, text);
+    }
+
+    /// A tab before every value of a row but its first.
+    fn separate(&mut self) {
+        if self.in_row {
+            self.buf.push(b'\t');
+        }
+        self.in_row = true;
     }
 
     /// Ends the current row.
@@ -149,6 +160,7 @@ mod tests {
         let mut data = CopyData::new();
         data.value(&Value::String("a\tb\\c\nd\re".into()));
         data.value(&Value::Null);
+        data.text("x\ty");
         data.value(&Value::Int(-42));
         data.value(&Value::Decimal(Decimal::from_canonical("12.5".into())));
         data.end_row();
@@ -162,7 +174,7 @@ mod tests {
         let text = String::from_utf8(data.bytes().to_vec()).unwrap();
         assert_eq!(
             text,
-            "a\\tb\\\\c\\nd\\re\t\\N\t-42\t12.5\n\
+            "a\\tb\\\\c\\nd\\re\t\\N\tx\\ty\t-42\t12.5\n\
              t\t0.1\t-Infinity\t2024-02-29\t2024-01-02 03:04:05.000000+00\t00000000-0000-0000-0000-000000000001\n"
         );
         assert_eq!(data.rows(), 2);

@@ -244,7 +244,7 @@ impl Store {
     pub async fn import_batch(
         &self,
         entity: &Entity,
-        rows: Vec<NewRow>,
+        rows: &[NewRow],
         update_fields: Option<&[usize]>,
         fence: Option<&Fence>,
         records: &RunRecords,
@@ -291,7 +291,7 @@ impl Store {
                         &mut *conn,
                         &catalog,
                         &batch.entity,
-                        batch.rows,
+                        &batch.rows,
                         Some(&batch.update_fields),
                         fence,
                         now,

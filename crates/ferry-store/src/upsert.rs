@@ -19,6 +19,11 @@ const PARAMS_PER_STATEMENT_MAX: usize = 30_000;
 /// Rows per statement: full chunks have the same text, so the prepared statement is reused, and
 /// the drivers' statement caches stay small.
 const ROWS_PER_STATEMENT_MAX: usize = 500;
+/// PostgreSQL batches of at least this many written rows go through `COPY` (smaller ones, such
+/// as the one-row retries that isolate a refused row, through one array statement).
+const COPY_ROWS_MIN: usize = 64;
+/// The temporary table a PostgreSQL batch is copied into before its merge.
+const COPY_STAGE: &str = "ferry_import_stage";
 
 /// What one import batch did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -59,7 +64,7 @@ pub(crate) async fn import_batch(
     conn: &mut Conn,
     catalog: &Catalog,
     entity: &Entity,
-    rows: Vec<NewRow>,
+    rows: &[NewRow],
     update_fields: Option<&[usize]>,
     fence: Option<&Fence>,
     now: DateTime<Utc>,
@@ -71,10 +76,10 @@ pub(crate) async fn import_batch(
     if rows.is_empty() {
         return Ok(BatchCounts::default());
     }
-    check_lookups(conn, catalog, entity, &lookup_values(entity, &rows)).await?;
+    check_lookups(conn, catalog, entity, &lookup_values(entity, rows)).await?;
 
     let table = EntityTable::new(entity, conn.dialect());
-    let existing = existing_rows(conn, &table, &rows).await?;
+    let existing = existing_rows(conn, &table, rows).await?;
     let fields: Vec<usize> = table.stored_fields().collect();
     // Fields an existing row takes from the file (the others keep their stored values).
     let updated_fields: Vec<usize> = match update_fields {
@@ -82,7 +87,7 @@ pub(crate) async fn import_batch(
         None => fields.clone(),
     };
     let mut counts = BatchCounts::default();
-    let mut writes: Vec<(Uuid, NewRow)> = Vec::with_capacity(rows.len());
+    let mut writes: Vec<(Uuid, &NewRow)> = Vec::with_capacity(rows.len());
     for row in rows {
         let key = key_text(entity, &row.company, &row.values);
         match existing.get(&key) {
@@ -125,17 +130,21 @@ pub(crate) async fn import_batch(
     let conflict_target = table.key_columns().join(", ");
 
     if conn.dialect() == Dialect::Postgres {
-        upsert_columns(conn, &table, &fields, &columns, &conflict_target, &update_set, writes, first_version, now)
-            .await?;
+        let merge = Merge { table: &table, fields: &fields, columns: &columns, conflict_target, update_set };
+        if writes.len() >= COPY_ROWS_MIN {
+            merge.by_copy(conn, writes, first_version, now).await?;
+        } else {
+            merge.by_arrays(conn, writes, first_version, now).await?;
+        }
         notify_change(conn).await?;
         return Ok(counts);
     }
     let rows_per_statement = (PARAMS_PER_STATEMENT_MAX / columns.len()).clamp(1, ROWS_PER_STATEMENT_MAX);
     let mut version = first_version;
-    for chunk in writes.chunks_mut(rows_per_statement) {
+    for chunk in writes.chunks(rows_per_statement) {
         let mut sql = Sql::new(conn.dialect());
         sql.push("INSERT INTO ").push(&table.name).push(" (").push(&columns.join(", ")).push(") VALUES ");
-        for (n, (id, row)) in chunk.iter_mut().enumerate() {
+        for (n, (id, row)) in chunk.iter().enumerate() {
             sql.push(if n == 0 { "(" } else { ", (" });
             sql.param(Value::Guid(*id));
             if entity.company_specific {
@@ -146,7 +155,7 @@ pub(crate) async fn import_batch(
             sql.push(", ").param(Value::Int(version));
             version += 1;
             for &i in &fields {
-                sql.push(", ").param(std::mem::replace(&mut row.values[i], Value::Null));
+                sql.push(", ").param(row.values[i].clone());
             }
             sql.push(")");
         }
@@ -157,54 +166,114 @@ pub(crate) async fn import_batch(
     Ok(counts)
 }
 
-/// PostgreSQL: the whole batch in one `INSERT … SELECT * FROM UNNEST(…)` with one typed array
-/// per column — a constant statement text, so it is prepared once.
-#[allow(clippy::too_many_arguments)]
-async fn upsert_columns(
-    conn: &mut Conn,
-    table: &EntityTable<'_>,
-    fields: &[usize],
-    columns: &[String],
-    conflict_target: &str,
-    update_set: &[String],
-    writes: Vec<(Uuid, NewRow)>,
-    first_version: i64,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    let entity = table.entity;
-    let n = writes.len();
-    let mut arrays: Vec<(ColType, Vec<Value>)> = Vec::with_capacity(columns.len());
-    let mut ids = Vec::with_capacity(n);
-    let mut companies = Vec::with_capacity(n);
-    let mut field_values: Vec<Vec<Value>> = fields.iter().map(|_| Vec::with_capacity(n)).collect();
-    for (id, mut row) in writes {
-        ids.push(Value::Guid(id));
-        companies.push(Value::String(row.company.take().unwrap_or_default()));
-        for (k, &i) in fields.iter().enumerate() {
-            field_values[k].push(std::mem::replace(&mut row.values[i], Value::Null));
+/// The written rows of a PostgreSQL batch and how they merge into the entity's table.
+struct Merge<'a> {
+    table: &'a EntityTable<'a>,
+    /// Entity fields written, in column order after the bookkeeping columns.
+    fields: &'a [usize],
+    columns: &'a [String],
+    conflict_target: String,
+    update_set: Vec<String>,
+}
+
+impl Merge<'_> {
+    /// `INSERT INTO entity (columns) <source> ON CONFLICT (key) DO UPDATE SET …`.
+    fn insert_from(&self, source: &str) -> String {
+        format!(
+            "INSERT INTO {} ({}) {source} ON CONFLICT ({}) DO UPDATE SET {}",
+            self.table.name,
+            self.columns.join(", "),
+            self.conflict_target,
+            self.update_set.join(", ")
+        )
+    }
+
+    /// A large batch: `COPY` into a temporary table of exactly the written columns (made from the
+    /// entity's table, so types agree), then one set-based merge from it. Values travel in COPY's
+    /// text stream, encoded straight from the rows; the temporary table is dropped before the
+    /// merge returns (and with the transaction, should it fail).
+    async fn by_copy(
+        &self,
+        conn: &mut Conn,
+        writes: Vec<(Uuid, &NewRow)>,
+        first_version: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let entity = self.table.entity;
+        let columns = self.columns.join(", ");
+        conn.execute(
+            &format!(
+                "CREATE TEMPORARY TABLE {COPY_STAGE} ON COMMIT DROP AS SELECT {columns} FROM {} WITH NO DATA",
+                self.table.name
+            ),
+            (),
+        )
+        .await?;
+        let mut copy = conn.copy_in(&format!("COPY {COPY_STAGE} ({columns}) FROM STDIN")).await?;
+        let now = Value::DateTime(now);
+        for (n, (id, row)) in writes.iter().enumerate() {
+            let data = copy.data();
+            data.value(&Value::Guid(*id));
+            if entity.company_specific {
+                match &row.company {
+                    Some(company) => data.text(company),
+                    None => data.text(""),
+                }
+            }
+            data.value(&now);
+            data.value(&now);
+            data.value(&Value::Int(first_version + n as i64));
+            for &i in self.fields {
+                data.value(&row.values[i]);
+            }
+            data.end_row();
+            copy.send_full().await?;
         }
+        copy.finish().await?;
+        conn.execute(&self.insert_from(&format!("SELECT {columns} FROM {COPY_STAGE}")), ()).await?;
+        conn.execute(&format!("DROP TABLE {COPY_STAGE}"), ()).await?;
+        Ok(())
     }
-    arrays.push((ColType::Guid, ids));
-    if entity.company_specific {
-        arrays.push((ColType::Text, companies));
+
+    /// A small batch: one `INSERT … SELECT * FROM UNNEST(…)` with one typed array per column — a
+    /// constant statement text, so it is prepared once.
+    async fn by_arrays(
+        &self,
+        conn: &mut Conn,
+        writes: Vec<(Uuid, &NewRow)>,
+        first_version: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let entity = self.table.entity;
+        let fields = self.fields;
+        let n = writes.len();
+        let mut arrays: Vec<(ColType, Vec<Value>)> = Vec::with_capacity(self.columns.len());
+        let mut ids = Vec::with_capacity(n);
+        let mut companies = Vec::with_capacity(n);
+        let mut field_values: Vec<Vec<Value>> = fields.iter().map(|_| Vec::with_capacity(n)).collect();
+        for (id, row) in writes {
+            ids.push(Value::Guid(id));
+            companies.push(Value::String(row.company.clone().unwrap_or_default()));
+            for (k, &i) in fields.iter().enumerate() {
+                field_values[k].push(row.values[i].clone());
+            }
+        }
+        arrays.push((ColType::Guid, ids));
+        if entity.company_specific {
+            arrays.push((ColType::Text, companies));
+        }
+        arrays.push((ColType::DateTime, vec![Value::DateTime(now); n]));
+        arrays.push((ColType::DateTime, vec![Value::DateTime(now); n]));
+        arrays.push((ColType::Int64, (0..n as i64).map(|k| Value::Int(first_version + k)).collect()));
+        for (k, values) in field_values.into_iter().enumerate() {
+            arrays.push((ColType::of(&entity.fields[fields[k]].ty), values));
+        }
+        let unnest: Vec<String> =
+            arrays.iter().enumerate().map(|(k, (c, _))| format!("${}{}", k + 1, Dialect::array_cast(*c))).collect();
+        let sql = self.insert_from(&format!("SELECT * FROM UNNEST({})", unnest.join(", ")));
+        conn.execute(&sql, columns_args(arrays)).await?;
+        Ok(())
     }
-    arrays.push((ColType::DateTime, vec![Value::DateTime(now); n]));
-    arrays.push((ColType::DateTime, vec![Value::DateTime(now); n]));
-    arrays.push((ColType::Int64, (0..n as i64).map(|k| Value::Int(first_version + k)).collect()));
-    for (k, values) in field_values.into_iter().enumerate() {
-        arrays.push((ColType::of(&entity.fields[fields[k]].ty), values));
-    }
-    let unnest: Vec<String> =
-        arrays.iter().enumerate().map(|(k, (c, _))| format!("${}{}", k + 1, Dialect::array_cast(*c))).collect();
-    let sql = format!(
-        "INSERT INTO {} ({}) SELECT * FROM UNNEST({}) ON CONFLICT ({conflict_target}) DO UPDATE SET {}",
-        table.name,
-        columns.join(", "),
-        unnest.join(", "),
-        update_set.join(", ")
-    );
-    conn.execute(&sql, columns_args(arrays)).await?;
-    Ok(())
 }
 
 /// Whole columns as array arguments (PostgreSQL `UNNEST`).

@@ -208,7 +208,7 @@ async fn write_batch(
     errors: &mut Vec<ErrorRecord>,
 ) -> Result<(BatchCounts, Vec<SourceRecord>), RunError> {
     let entity = &spec.entity;
-    match upsert(run, entity, rows.clone(), mapped_fields).await {
+    match upsert(run, entity, &rows, mapped_fields).await {
         Ok(counts) => return Ok((counts, Vec::new())),
         Err(e) if e.is_row_level() => {}
         Err(e) => return Err(e.into()),
@@ -217,7 +217,7 @@ async fn write_batch(
     let mut refused = Vec::new();
     for (row, (row_number, record)) in rows.into_iter().zip(sources) {
         let key = describe_key(entity, &row.company, &row.values);
-        match upsert(run, entity, vec![row], mapped_fields).await {
+        match upsert(run, entity, std::slice::from_ref(&row), mapped_fields).await {
             Ok(c) => counts += c,
             Err(e) if e.is_row_level() => {
                 let (code, field) = match &e {
@@ -249,7 +249,7 @@ async fn write_batch(
 async fn upsert(
     run: &RunState,
     entity: &ferry_model::Entity,
-    rows: Vec<NewRow>,
+    rows: &[NewRow],
     mapped_fields: &[usize],
 ) -> Result<BatchCounts, StoreError> {
     let records = run.take_records();

@@ -8,7 +8,7 @@ use super::validate::{StagedRow, describe_key, key_hash, stage_record};
 use ferry_domain::DataFormat;
 use ferry_domain::Stage;
 use ferry_formats::{Limits, SourceRecord, open_reader};
-use ferry_model::Entity;
+use ferry_model::{Entity, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -250,7 +250,11 @@ fn write_staged(
             first = false;
             serde_json::to_writer(&mut *out, &entity.fields[*i].name)?;
             out.write_all(b":")?;
-            serde_json::to_writer(&mut *out, &staged.values[*i].to_text())?;
+            match &staged.values[*i] {
+                // Text as it is, without a copy (most values of a file are text).
+                Value::String(text) => serde_json::to_writer(&mut *out, text)?,
+                other => serde_json::to_writer(&mut *out, &other.to_text())?,
+            }
         }
     }
     out.write_all(b"}}")?;

@@ -1,6 +1,7 @@
 //! The store conformance suite: every test runs on SQLite and on PostgreSQL (when
 //! `FERRY_TEST_POSTGRES_URL` is set), against a fresh database each.
 
+mod bulk;
 mod queue;
 mod replication;
 mod rows;
@@ -55,4 +56,5 @@ conformance!(
     queue::concurrent_duplicate_enqueues_create_one_message,
     queue::import_batches_upsert_by_key_and_count,
     queue::errors_are_stored_fenced_and_paged,
+    bulk::large_import_batches_round_trip_every_type,
 );

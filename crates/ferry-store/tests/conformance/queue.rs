@@ -106,7 +106,7 @@ pub async fn leases_expire_and_fence_the_old_holder(Db { store, clock }: Db) {
     };
     let staging = InlineFile { key: "staging/m/0.jsonl".into(), message_id: "m".into(), content: b"{}\n".to_vec() };
     let records = RunRecords { results: vec![started.clone()], errors: vec![rejected], files: vec![staging.clone()] };
-    let err = store.import_batch(&groups, rows.clone(), None, Some(&old), &records).await.unwrap_err();
+    let err = store.import_batch(&groups, &rows, None, Some(&old), &records).await.unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost { .. }), "{err:?}");
     assert!(!store.renew_message_lease("m", "w1", LEASE, None).await.unwrap());
     assert!(!store.finish_message("m", "w1", &done(), &records).await.unwrap(), "the old holder cannot finish");
@@ -116,7 +116,7 @@ pub async fn leases_expire_and_fence_the_old_holder(Db { store, clock }: Db) {
 
     // The holder's records go in with its batch, and the entity's last result with its end.
     let new = Fence { message_id: "m".into(), holder: "w2".into(), lease: LEASE };
-    store.import_batch(&groups, rows, None, Some(&new), &records).await.unwrap();
+    store.import_batch(&groups, &rows, None, Some(&new), &records).await.unwrap();
     assert_eq!(store.entity_results("m").await.unwrap().len(), 1);
     assert_eq!(store.errors("m", &ErrorFilter { limit: 100, ..ErrorFilter::default() }).await.unwrap().len(), 1);
     let finished =
@@ -200,22 +200,19 @@ pub async fn import_batches_upsert_by_key_and_count(Db { store, .. }: Db) {
     let catalog = catalog_with(ALL_TYPES);
     let groups = entity(&catalog, "CustomerGroups");
     let g = |id: &str, desc: &str| row(&groups, Some("usmf"), &[("CustomerGroupId", s(id)), ("Description", s(desc))]);
-    let c = store
-        .import_batch(&groups, vec![g("10", "A"), g("20", "B")], None, None, &RunRecords::default())
-        .await
-        .unwrap();
+    let c =
+        store.import_batch(&groups, &[g("10", "A"), g("20", "B")], None, None, &RunRecords::default()).await.unwrap();
     assert_eq!((c.inserted, c.updated, c.unchanged), (2, 0, 0));
     let before = store.current_version().await.unwrap();
     let c = store
-        .import_batch(&groups, vec![g("10", "A"), g("20", "B2"), g("30", "C")], None, None, &RunRecords::default())
+        .import_batch(&groups, &[g("10", "A"), g("20", "B2"), g("30", "C")], None, None, &RunRecords::default())
         .await
         .unwrap();
     assert_eq!((c.inserted, c.updated, c.unchanged), (1, 1, 1));
     assert_eq!(store.current_version().await.unwrap(), before + 2, "unchanged rows take no version");
     // Fields the file does not give keep their stored values.
     let (desc, _) = groups.field("Description").unwrap();
-    let c =
-        store.import_batch(&groups, vec![g("20", "ignored")], Some(&[]), None, &RunRecords::default()).await.unwrap();
+    let c = store.import_batch(&groups, &[g("20", "ignored")], Some(&[]), None, &RunRecords::default()).await.unwrap();
     assert_eq!(c.unchanged, 1);
     let got =
         store.get(&groups, &RowKey { company: Some("usmf".into()), values: vec![s("20")] }).await.unwrap().unwrap();

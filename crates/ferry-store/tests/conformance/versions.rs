@@ -193,7 +193,7 @@ pub async fn a_reader_following_sixteen_concurrent_writers_misses_nothing(Db { s
                         let rows: Vec<_> =
                             (0..500 + 125 * (w % 13)).map(|i| new(10_000 + round * 10_000 + i)).collect();
                         store
-                            .import_batch(&groups, rows, None, None, &ferry_store::RunRecords::default())
+                            .import_batch(&groups, &rows, None, None, &ferry_store::RunRecords::default())
                             .await
                             .unwrap();
                     }

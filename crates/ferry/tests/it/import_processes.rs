@@ -180,6 +180,9 @@ async fn count_rows(database: &str, collection: &str) -> u64 {
     n
 }
 
+/// The server is SIGKILLed while a 250,000-row import is writing batches (on PostgreSQL each
+/// batch is `COPY`ed into a temporary table and merged, so the kill lands in a COPY-based
+/// import); after a restart the message runs again and every row is there exactly once.
 async fn sigkill_then_restart(database: TestDatabase) {
     let dir = tempfile::tempdir().unwrap();
     // A short lease: the heartbeat publishes progress every third of it, and the import must be

@@ -1,0 +1,89 @@
+//! Large import batches — on PostgreSQL the bulk path (`COPY` into a temporary table, then one
+//! merge): every type and awkward text survives it, counts and versions are those of the small
+//! path, and several large batches in one transaction (an all-or-nothing import) work.
+
+use crate::support::{ALL_TYPES, Db, catalog_with, entity, row, s};
+use chrono::{NaiveDate, TimeZone, Utc};
+use ferry_domain::{NewRow, RowKey};
+use ferry_model::{Entity, FieldType, Input, Value};
+use ferry_store::{AtomicBatch, RunRecords};
+use std::sync::Arc;
+
+/// Rows per batch: well above the size from which PostgreSQL copies.
+const ROWS: usize = 300;
+
+/// Row `n`, every field set but for every seventh row, whose optional fields are null; text
+/// with the characters COPY's text format escapes.
+fn row_n(all: &Entity, n: usize, memo: &str) -> NewRow {
+    let code = s(&format!("R{n:04}"));
+    if n.is_multiple_of(7) {
+        return row(all, Some(if n.is_multiple_of(2) { "usmf" } else { "demf" }), &[("Code", code)]);
+    }
+    let decimal = |t: &str| FieldType::Decimal { precision: 32, scale: 6 }.coerce(Input::Number(t)).unwrap();
+    let stamp = Utc.with_ymd_and_hms(2024, 1, 31, 23, 59, 58).unwrap() + chrono::Duration::microseconds(n as i64);
+    row(
+        all,
+        Some(if n.is_multiple_of(2) { "usmf" } else { "demf" }),
+        &[
+            ("Code", code),
+            ("Memo", s(&format!("{memo} {n}: tab\there, newline\nhere, cr\rhere, backslash \\N \\ ü€😀"))),
+            ("Small", Value::Int(-(n as i64))),
+            ("Big", Value::Int(9_007_199_254_740_993 - n as i64)),
+            ("Amount", decimal(&format!("-{n}.000123"))),
+            ("Ratio", Value::Real(n as f64 / 3.0)),
+            ("Flag", Value::Bool(n.is_multiple_of(3))),
+            ("Day", Value::Date(NaiveDate::from_ymd_opt(1999, 12, 31).unwrap() + chrono::Duration::days(n as i64))),
+            ("Stamp", Value::DateTime(stamp)),
+            ("Ref", Value::Guid(uuid::Uuid::from_u128(n as u128 + 1))),
+            ("Color", Value::Int((n % 2) as i64)),
+        ],
+    )
+}
+
+async fn assert_stored(store: &ferry_store::Store, all: &Entity, rows: &[NewRow]) {
+    for wanted in rows {
+        let key = RowKey { company: wanted.company.clone(), values: vec![wanted.values[0].clone()] };
+        let got = store.get(all, &key).await.unwrap().unwrap_or_else(|| panic!("{key:?} missing"));
+        assert_eq!(got.values, wanted.values, "{key:?}");
+    }
+}
+
+pub async fn large_import_batches_round_trip_every_type(Db { store, .. }: Db) {
+    let catalog = catalog_with(ALL_TYPES);
+    let all = entity(&catalog, "AllTypes");
+    let first: Vec<NewRow> = (0..ROWS).map(|n| row_n(&all, n, "first")).collect();
+    let c = store.import_batch(&all, &first, None, None, &RunRecords::default()).await.unwrap();
+    assert_eq!((c.inserted, c.updated, c.unchanged), (ROWS as u64, 0, 0));
+    assert_stored(&store, &all, &first).await;
+
+    // The same rows again, every second one changed: only those are written, each with a version.
+    let before = store.current_version().await.unwrap();
+    let second: Vec<NewRow> =
+        (0..ROWS).map(|n| row_n(&all, n, if n % 2 == 1 && !n.is_multiple_of(7) { "second" } else { "first" })).collect();
+    let changed = (0..ROWS).filter(|n| n % 2 == 1 && !n.is_multiple_of(7)).count() as u64;
+    let c = store.import_batch(&all, &second, None, None, &RunRecords::default()).await.unwrap();
+    assert_eq!((c.inserted, c.updated, c.unchanged), (0, changed, ROWS as u64 - changed));
+    assert_eq!(store.current_version().await.unwrap(), before + changed as i64, "unchanged rows take no version");
+    assert_stored(&store, &all, &second).await;
+
+    // Two large batches of one entity and one of another in one transaction.
+    let groups = entity(&catalog, "CustomerGroups");
+    let group =
+        |n: usize| row(&groups, Some("usmf"), &[("CustomerGroupId", s(&format!("G{n}"))), ("Description", s("d"))]);
+    let third: Vec<NewRow> = (ROWS..3 * ROWS).map(|n| row_n(&all, n, "third")).collect();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let every_field = |e: &Entity| Arc::new((0..e.fields.len()).collect::<Vec<_>>());
+    for (position, entity, rows) in [
+        (0, all.clone(), third[..ROWS].to_vec()),
+        (0, all.clone(), third[ROWS..].to_vec()),
+        (1, groups.clone(), (0..ROWS).map(group).collect()),
+    ] {
+        let update_fields = every_field(&entity);
+        tx.send(AtomicBatch { position, entity, update_fields, rows }).await.unwrap();
+    }
+    drop(tx);
+    let counts = store.import_atomically(rx, None).await.unwrap().expect("nothing refused");
+    assert_eq!(counts[&0].inserted, 2 * ROWS as u64);
+    assert_eq!(counts[&1].inserted, ROWS as u64);
+    assert_stored(&store, &all, &third).await;
+}
