@@ -17,7 +17,7 @@ pub use decimal::Decimal;
 pub use definition::CatalogSource;
 pub use field_type::{FieldType, Input, ValueError};
 pub use standard::standard_sources;
-pub use value::{Value, format_datetime};
+pub use value::{Value, format_date, format_datetime};
 
 /// The name of the company column as clients see it (F&O's `dataAreaId`).
 pub const COMPANY_FIELD: &str = "dataAreaId";

@@ -6,7 +6,7 @@ use crate::args::{Arg, Args};
 use crate::dialect::ColType;
 use crate::error::SqlError;
 use chrono::{DateTime, NaiveDate, Utc};
-use ferry_model::{Decimal, Value, format_datetime};
+use ferry_model::{Decimal, Value, format_date, format_datetime};
 use futures::TryStreamExt as _;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow};
 use sqlx::{Arguments, AssertSqlSafe, Row};
@@ -102,7 +102,7 @@ fn bind(args: Args) -> Result<SqliteArguments, SqlError> {
             Value::Decimal(d) => out.add(d.as_str().to_owned()),
             Value::Real(r) => out.add(r),
             Value::Bool(b) => out.add(b),
-            Value::Date(d) => out.add(d.format("%Y-%m-%d").to_string()),
+            Value::Date(d) => out.add(format_date(&d)),
             Value::DateTime(t) => out.add(format_datetime(&t)),
             Value::Guid(g) => out.add(g.hyphenated().to_string()),
         };

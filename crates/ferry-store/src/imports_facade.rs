@@ -98,15 +98,21 @@ impl Store {
     ) -> StoreResult<Enqueued> {
         let now = self.now();
         let since = dedupe_window.map(|w| earlier(now, w));
-        self.write(async |conn| {
-            let enqueued = queue::enqueue(&mut *conn, m, since, now).await?;
-            if let (Enqueued::Created(_), Some(content)) = (&enqueued, inline) {
-                let file = InlineFile { key: m.blob_key.clone(), message_id: m.id.clone(), content: content.to_vec() };
-                inline_files::put(conn, &file).await?;
-            }
-            Ok(enqueued)
-        })
-        .await
+        let enqueued = self
+            .write(async |conn| {
+                let enqueued = queue::enqueue(&mut *conn, m, since, now).await?;
+                if let (Enqueued::Created(_), Some(content)) = (&enqueued, inline) {
+                    let file =
+                        InlineFile { key: m.blob_key.clone(), message_id: m.id.clone(), content: content.to_vec() };
+                    inline_files::put(conn, &file).await?;
+                }
+                Ok(enqueued)
+            })
+            .await?;
+        if let Enqueued::Created(_) = &enqueued {
+            self.queue_changed();
+        }
+        Ok(enqueued)
     }
 
     /// A small file kept in the database under blob key `key` ([`InlineFile`]).
@@ -177,14 +183,19 @@ impl Store {
         records: &RunRecords,
     ) -> StoreResult<bool> {
         // The clock is read inside the transaction, so the end precedes the commit.
-        self.write(async |conn| {
-            let finished = queue::finish(conn, id, holder, outcome, self.now()).await?;
-            if finished {
-                records.write(conn).await?;
-            }
-            Ok(finished)
-        })
-        .await
+        let finished = self
+            .write(async |conn| {
+                let finished = queue::finish(conn, id, holder, outcome, self.now()).await?;
+                if finished {
+                    records.write(conn).await?;
+                }
+                Ok(finished)
+            })
+            .await?;
+        if finished {
+            self.queue_changed();
+        }
+        Ok(finished)
     }
 
     /// Sends a message back to wait (keeping its place in its lanes) until `delay` has passed.
@@ -333,8 +344,12 @@ impl Store {
         self.inner.queue_events.subscribe()
     }
 
-    /// Wakes local queue workers (called after an enqueue or a finish on this node).
+    /// Wakes queue workers, local ones at once and other nodes' through a notification (called
+    /// after an enqueue, a finish or a cancel commits on this node).
     pub fn queue_changed(&self) {
+        if let Some((_, queue)) = &self.inner.peers {
+            queue.poke();
+        }
         self.inner.queue_events.send_modify(|n| *n = n.wrapping_add(1));
     }
 }

@@ -26,6 +26,7 @@ mod inline_files;
 mod literals;
 mod messages;
 mod model;
+mod peers;
 mod persisted;
 mod queue;
 mod replication;
@@ -72,7 +73,8 @@ struct Inner {
     /// Bumped when the import queue may have runnable work (PostgreSQL: by any node).
     queue_events: tokio::sync::watch::Sender<u64>,
     queue_listener_started: std::sync::Once,
-    /// Rows inserted per entity table since its statistics were last refreshed (PostgreSQL).
+    /// PostgreSQL: notifies the other nodes of entity writes and of queue changes after commit.
+    peers: Option<(peers::PeerNotifier, peers::PeerNotifier)>,
     /// Per table: rows inserted since the last statistics refresh, and how many the next waits for.
     inserted_since_analyze: std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>,
 }
@@ -103,6 +105,13 @@ impl Store {
         let pools = backend::open(url).await?;
         let group =
             matches!(pools.writer, Pool::Sqlite(_)).then(|| commit_group::CommitGroup::new(pools.writer.clone()));
+        let peers = match &pools.writer {
+            Pool::Postgres(pool) => Some((
+                peers::PeerNotifier::start(pool.clone(), "ferry_changes"),
+                peers::PeerNotifier::start(pool.clone(), "ferry_queue"),
+            )),
+            _ => None,
+        };
         Ok(Store {
             inner: Arc::new(Inner {
                 group,
@@ -114,6 +123,7 @@ impl Store {
                 listener_started: std::sync::Once::new(),
                 queue_events: tokio::sync::watch::channel(0).0,
                 queue_listener_started: std::sync::Once::new(),
+                peers,
                 inserted_since_analyze: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         })
@@ -253,7 +263,11 @@ impl Store {
         }
     }
 
+    /// After a committed entity write: wakes local subscribers, and those of other nodes.
     fn changed(&self) {
+        if let Some((changes, _)) = &self.inner.peers {
+            changes.poke();
+        }
         self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 

@@ -94,7 +94,6 @@ pub(crate) async fn enqueue(
         )
         .await?;
     }
-    notify_queue(conn).await?;
     Ok(Enqueued::Created(message))
 }
 
@@ -339,7 +338,6 @@ pub(crate) async fn finish(
         crate::exports::put_watermark(conn, w, now).await?;
     }
     conn.execute("DELETE FROM ferry_message_lanes WHERE message_id = $1", vec![text(id)]).await?;
-    notify_queue(conn).await?;
     Ok(true)
 }
 
@@ -366,7 +364,6 @@ pub(crate) async fn cancel(
     let Some(row) = rows.first() else { return crate::messages::get_message(conn, id).await };
     let message = decode_message(row)?;
     conn.execute("DELETE FROM ferry_message_lanes WHERE message_id = $1", vec![text(&message.id)]).await?;
-    notify_queue(conn).await?;
     Ok(Some(message))
 }
 
@@ -389,12 +386,4 @@ pub(crate) async fn retry_later(
         )
         .await?;
     Ok(n > 0)
-}
-
-/// Wakes queue workers on every node (PostgreSQL delivers the notification at commit).
-pub(crate) async fn notify_queue(conn: &mut Conn) -> StoreResult<()> {
-    if conn.dialect() == Dialect::Postgres {
-        conn.execute("SELECT pg_notify('ferry_queue', '')", ()).await?;
-    }
-    Ok(())
 }

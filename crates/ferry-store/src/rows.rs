@@ -213,7 +213,6 @@ pub(crate) async fn insert(
         }
         conn.run(sql).await.map_err(|e| conflict_or(e.into(), entity, chunk))?;
     }
-    notify_change(conn).await?;
     Ok(stored)
 }
 
@@ -256,9 +255,6 @@ pub(crate) async fn update(
     let (select, types) = table.select_list();
     sql.push(" RETURNING ").push(&select);
     let mut rows = conn.query(sql, &types).await?;
-    if !rows.is_empty() {
-        notify_change(conn).await?;
-    }
     rows.pop().map(|r| table.decode(r)).transpose()
 }
 
@@ -286,7 +282,6 @@ pub(crate) async fn delete(conn: &mut Conn, entity: &Entity, key: &RowKey, now: 
         ],
     )
     .await?;
-    notify_change(conn).await?;
     Ok(true)
 }
 
@@ -316,14 +311,6 @@ pub(crate) async fn row_versions(conn: &mut Conn, entity: &Entity) -> StoreResul
     let sql = format!("SELECT {}, {} FROM {} ORDER BY {}", quote(ID), quote(VERSION), table.name, quote(ID));
     let rows = conn.fetch(&sql, (), &[ColType::Guid, ColType::Int64]).await?;
     rows.iter().map(|r| Ok((r.guid(0)?, r.int(1)?))).collect()
-}
-
-/// Wakes listeners on other nodes (PostgreSQL delivers the notification at commit).
-pub(crate) async fn notify_change(conn: &mut Conn) -> StoreResult<()> {
-    if conn.dialect() == Dialect::Postgres {
-        conn.execute("SELECT pg_notify('ferry_changes', '')", ()).await?;
-    }
-    Ok(())
 }
 
 fn push_where(table: &EntityTable<'_>, sql: &mut Sql, scope: &CompanyScope, filter: Option<&BoundExpr>) {

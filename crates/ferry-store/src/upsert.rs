@@ -5,7 +5,7 @@
 
 use crate::error::StoreResult;
 use crate::queue;
-use crate::rows::{allocate_versions, check_lookups, notify_change};
+use crate::rows::{allocate_versions, check_lookups};
 use crate::sql::{COMPANY, CREATED_AT, EntityTable, ID, MODIFIED_AT, VERSION, quote};
 use chrono::{DateTime, Utc};
 use ferry_domain::{NewRow, RowKey, StoredRow};
@@ -136,7 +136,6 @@ pub(crate) async fn import_batch(
         } else {
             merge.by_arrays(conn, writes, first_version, now).await?;
         }
-        notify_change(conn).await?;
         return Ok(counts);
     }
     let rows_per_statement = (PARAMS_PER_STATEMENT_MAX / columns.len()).clamp(1, ROWS_PER_STATEMENT_MAX);
@@ -162,7 +161,6 @@ pub(crate) async fn import_batch(
         sql.push(" ON CONFLICT (").push(&conflict_target).push(") DO UPDATE SET ").push(&update_set.join(", "));
         conn.run(sql).await?;
     }
-    notify_change(conn).await?;
     Ok(counts)
 }
 

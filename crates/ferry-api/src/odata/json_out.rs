@@ -46,7 +46,7 @@ pub(crate) fn write_value(out: &mut String, ty: &FieldType, value: &Value) {
         }
         Value::Real(_) => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Date(d) => write_string(out, &d.format("%Y-%m-%d").to_string()),
+        Value::Date(d) => write_string(out, &ferry_model::format_date(d)),
         Value::DateTime(t) => write_string(out, &t.format("%Y-%m-%dT%H:%M:%S%.fZ").to_string()),
         Value::Guid(g) => write_string(out, &g.to_string()),
     }

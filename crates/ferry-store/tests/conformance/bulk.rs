@@ -58,8 +58,9 @@ pub async fn large_import_batches_round_trip_every_type(Db { store, .. }: Db) {
 
     // The same rows again, every second one changed: only those are written, each with a version.
     let before = store.current_version().await.unwrap();
-    let second: Vec<NewRow> =
-        (0..ROWS).map(|n| row_n(&all, n, if n % 2 == 1 && !n.is_multiple_of(7) { "second" } else { "first" })).collect();
+    let second: Vec<NewRow> = (0..ROWS)
+        .map(|n| row_n(&all, n, if n % 2 == 1 && !n.is_multiple_of(7) { "second" } else { "first" }))
+        .collect();
     let changed = (0..ROWS).filter(|n| n % 2 == 1 && !n.is_multiple_of(7)).count() as u64;
     let c = store.import_batch(&all, &second, None, None, &RunRecords::default()).await.unwrap();
     assert_eq!((c.inserted, c.updated, c.unchanged), (0, changed, ROWS as u64 - changed));

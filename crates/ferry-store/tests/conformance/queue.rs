@@ -77,7 +77,7 @@ pub async fn lanes_run_one_message_at_a_time_in_enqueue_order(Db { store, .. }: 
     assert!(m.started_at.is_some() && m.finished_at.is_some());
 }
 
-pub async fn leases_expire_and_fence_the_old_holder(Db { store, clock }: Db) {
+pub async fn leases_expire_and_fence_the_old_holder(Db { store, clock, .. }: Db) {
     enqueue(&store, "m", &["a"]).await;
     let claimed = store.claim_messages("w1", 1, LEASE, 5).await.unwrap();
     assert_eq!(ids(&claimed), ["m"]);
@@ -129,7 +129,7 @@ pub async fn leases_expire_and_fence_the_old_holder(Db { store, clock }: Db) {
     assert_eq!((results.len(), results[0].rows_read), (1, 2), "{results:?}");
 }
 
-pub async fn retries_keep_their_place_and_poison_ends(Db { store, clock }: Db) {
+pub async fn retries_keep_their_place_and_poison_ends(Db { store, clock, .. }: Db) {
     enqueue(&store, "r1", &["a"]).await;
     enqueue(&store, "r2", &["a"]).await;
     store.claim_messages("w", 1, LEASE, 5).await.unwrap();

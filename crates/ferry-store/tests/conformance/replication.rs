@@ -4,12 +4,12 @@
 use crate::support::{ALL_TYPES, Db, catalog_with, entity, row, s};
 use chrono::{Duration, TimeZone, Utc};
 use ferry_domain::{
-    ChangeType, Clock, EntitySync, Phase, Profile, ProfileDefinition, ProfileState, ReplicationFailure, RowKey,
-    SyncState, TargetKind,
+    ChangeType, Clock, EntitySync, Phase, Profile, ProfileDefinition, ProfileState, ReplicationFailure, SyncState,
+    TargetKind,
 };
 use ferry_store::StoredProfile;
 
-pub async fn profiles_status_and_failures(Db { store, clock }: Db) {
+pub async fn profiles_status_and_failures(Db { store, clock, .. }: Db) {
     let now = clock.now();
     let mut stored = StoredProfile {
         profile: Profile {
@@ -76,7 +76,7 @@ pub async fn profiles_status_and_failures(Db { store, clock }: Db) {
     assert!(store.replication_failure_log("p1", 10).await.unwrap().is_empty());
 }
 
-pub async fn leases_go_to_one_holder_until_they_expire(Db { store, clock }: Db) {
+pub async fn leases_go_to_one_holder_until_they_expire(Db { store, clock, .. }: Db) {
     let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let at = |secs: i64| clock.set(t0 + Duration::seconds(secs));
     let ttl = |secs: u64| std::time::Duration::from_secs(secs);
@@ -94,25 +94,28 @@ pub async fn leases_go_to_one_holder_until_they_expire(Db { store, clock }: Db) 
     assert!(store.acquire_lease("profile:p1", "node-a", ttl(18)).await.unwrap());
 }
 
-pub async fn writes_wake_subscribers(Db { store, .. }: Db) {
+pub async fn writes_wake_subscribers(Db { store, clock, url }: Db) {
     let catalog = catalog_with(ALL_TYPES);
     let groups = entity(&catalog, "CustomerGroups");
+    let group = |n: usize| row(&groups, Some("usmf"), &[("CustomerGroupId", s(&n.to_string()))]);
     let mut changes = store.subscribe_changes();
     changes.borrow_and_update();
-    store.insert(&groups, vec![row(&groups, Some("usmf"), &[("CustomerGroupId", s("10"))])]).await.unwrap();
+    store.insert(&groups, vec![group(1)]).await.unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(5), changes.changed()).await.expect("woken").unwrap();
-    // A second store on the same database (another node) is woken too on PostgreSQL.
-    let by_id = store
-        .get_by_id(
-            &groups,
-            store
-                .get(&groups, &RowKey { company: Some("usmf".into()), values: vec![s("10")] })
-                .await
-                .unwrap()
-                .unwrap()
-                .id,
-        )
-        .await
-        .unwrap();
-    assert!(by_id.is_some());
+    if store.dialect() != ferry_sql::Dialect::Postgres {
+        return;
+    }
+    // Another node on the same database is woken by a notification sent after the commit. Its
+    // listener connects in the background: write until it hears one.
+    let other = ferry_store::Store::open(&url, clock).await.unwrap();
+    let mut theirs = other.subscribe_changes();
+    theirs.borrow_and_update();
+    for n in 2.. {
+        store.insert(&groups, vec![group(n)]).await.unwrap();
+        if tokio::time::timeout(std::time::Duration::from_millis(200), theirs.changed()).await.is_ok() {
+            break;
+        }
+        assert!(n < 50, "the other node was never woken");
+    }
+    other.close().await;
 }

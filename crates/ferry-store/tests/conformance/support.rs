@@ -44,6 +44,8 @@ pub fn catalog_with(extra: &str) -> Arc<Catalog> {
 pub struct Db {
     pub store: Store,
     pub clock: Arc<FakeClock>,
+    /// Where the store is (for a second store on the same database: another node).
+    pub url: String,
 }
 
 pub async fn open(url: &str) -> Db {
@@ -51,7 +53,7 @@ pub async fn open(url: &str) -> Db {
     let store = Store::open(url, clock.clone()).await.expect("open store");
     store.migrate().await.expect("migrate");
     store.prepare_entities(catalog_with(ALL_TYPES)).await.expect("prepare entities");
-    Db { store, clock }
+    Db { store, clock, url: url.to_owned() }
 }
 
 pub fn entity(store_catalog: &Catalog, collection: &str) -> Arc<Entity> {
