@@ -77,6 +77,21 @@ struct ExternalClaims {
 
 /// How long a looked-up app (for external tokens) is trusted before it is read again.
 const APP_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Most of ferry's own tokens remembered as verified (see [`VerifiedToken`]).
+const VERIFIED_TOKENS_MAX: usize = 4096;
+
+/// One of ferry's own tokens whose signature, issuer and audience were verified: clients send
+/// the same token with every request for its whole lifetime, and checking its ES256 signature
+/// each time was a tenth of the server's CPU under small writes. Kept by the token's whole
+/// text, so any other token (a tampered one included) is verified in full; its times are
+/// checked against the clock at every use, and its signing key must still be known.
+#[derive(Clone)]
+struct VerifiedToken {
+    kid: String,
+    exp: i64,
+    nbf: i64,
+    principal: Principal,
+}
 
 pub struct TokenService {
     store: Store,
@@ -84,6 +99,7 @@ pub struct TokenService {
     keys: KeyRing,
     external: Vec<ExternalIssuer>,
     app_cache: RwLock<HashMap<String, (Option<App>, Instant)>>,
+    verified: RwLock<HashMap<String, VerifiedToken>>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -102,7 +118,14 @@ impl TokenService {
         let retirement = chrono::Duration::from_std(settings.lifetime + settings.clock_skew).unwrap_or_default();
         let keys = KeyRing::open(store.clone(), master, retirement).await?;
         let external = settings.trusted_issuers.iter().cloned().map(ExternalIssuer::new).collect();
-        Ok(TokenService { store, settings, keys, external, app_cache: RwLock::new(HashMap::new()) })
+        Ok(TokenService {
+            store,
+            settings,
+            keys,
+            external,
+            app_cache: RwLock::new(HashMap::new()),
+            verified: RwLock::new(HashMap::new()),
+        })
     }
 
     pub fn settings(&self) -> &TokenSettings {
@@ -187,6 +210,13 @@ impl TokenService {
 
     /// Verifies a bearer token and answers who is calling.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let remembered = self.verified.read().expect("verified tokens").get(token).cloned();
+        if let Some(known) = remembered
+            && self.keys.verifier(&known.kid).await?.is_some()
+        {
+            self.check_times(known.exp, Some(known.nbf))?;
+            return Ok(known.principal);
+        }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::InvalidToken("the bearer token is not a JWT".into()))?;
         let kid =
@@ -227,11 +257,19 @@ impl TokenService {
         if !self.accepted_audiences().contains(&normalize_audience(&claims.aud)) {
             return Err(AuthError::InvalidToken(format!("the token's audience '{}' is not this ferry", claims.aud)));
         }
-        Ok(Principal {
+        let principal = Principal {
             client_id: claims.appid,
             roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
             default_company: claims.ferry_company,
-        })
+        };
+        let known =
+            VerifiedToken { kid: kid.to_owned(), exp: claims.exp, nbf: claims.nbf, principal: principal.clone() };
+        let mut verified = self.verified.write().expect("verified tokens");
+        if verified.len() >= VERIFIED_TOKENS_MAX {
+            verified.clear();
+        }
+        verified.insert(token.to_owned(), known);
+        Ok(principal)
     }
 
     async fn verify_external(

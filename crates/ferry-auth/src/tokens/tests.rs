@@ -55,6 +55,9 @@ async fn issues_tokens_that_verify() {
 async fn rejects_tampered_and_expired_tokens() {
     let (svc, app, clock, _db) = service(1).await;
     let token = svc.issue(&app, "http://ferry.test").await.unwrap().access_token;
+    // Verified once (and remembered): neither a tampered copy nor the token once expired passes.
+    svc.verify(&token).await.expect("the genuine token");
+    svc.verify(&token).await.expect("the genuine token, again");
     let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut claims: serde_json::Value = serde_json::from_slice(&engine.decode(&parts[1]).unwrap()).unwrap();
