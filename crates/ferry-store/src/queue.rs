@@ -17,7 +17,9 @@ use crate::imports_facade::Enqueued;
 use crate::literals::{Literal, LiteralColumn};
 use crate::messages::{MESSAGE_COLUMNS, MESSAGE_TYPES, decode_message, opt_text, text};
 use chrono::{DateTime, Utc};
-use ferry_domain::{Clock, DeliveryState, Lane, Message, MessageOutcome, MessageState, NewMessage, RowCounters};
+use ferry_domain::{
+    Clock, DeliveryState, Lane, Message, MessageOutcome, MessageState, NewMessage, Operation, RowCounters,
+};
 use ferry_model::Value;
 use ferry_sql::{ColType, Conn, Dialect, RowExt};
 
@@ -131,23 +133,57 @@ fn lane_lock_key(lane: &str) -> i64 {
     i64::from(hash as i32)
 }
 
-/// Claims up to `max` runnable messages for `holder` for `lease` past the clock's time.
+/// How many messages one claim may take: at most `max`, and of those at most `large_max`
+/// [large](ClaimLimits::is_large) ones. A worker pool runs many small messages at once but
+/// only a few large ones, whose memory and blocking threads it must bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimLimits {
+    pub max: usize,
+    pub large_max: usize,
+}
+
+impl ClaimLimits {
+    /// Up to `max` messages, large or not.
+    pub fn any(max: usize) -> ClaimLimits {
+        ClaimLimits { max, large_max: max }
+    }
+
+    /// Whether a message is large: an export (its size is unknown until it runs), or an import
+    /// whose file is above [`INLINE_FILE_MAX`](crate::INLINE_FILE_MAX) (kept in the blob store).
+    pub fn is_large(message: &Message) -> bool {
+        is_large(message.operation, message.size)
+    }
+}
+
+fn is_large(operation: Operation, size: i64) -> bool {
+    operation == Operation::Export || size > crate::INLINE_FILE_MAX as i64
+}
+
+/// Claims up to `limits` runnable messages for `holder` for `lease` past the clock's time.
 /// Messages whose previous runs all died (lease expired) `max_attempts` times end as poison
 /// instead.
 pub(crate) async fn claim(
     conn: &mut Conn,
     holder: &str,
-    max: usize,
+    limits: ClaimLimits,
     lease: std::time::Duration,
     max_attempts: i64,
     clock: &dyn Clock,
 ) -> StoreResult<Vec<Message>> {
     let now = clock.now();
     let lease_until = ferry_domain::later(now, lease);
-    let mut claimed = Vec::new();
+    let mut claimed: Vec<Message> = Vec::new();
+    let max = limits.max;
     // Giving up a poison message frees its lanes, which can make others runnable: look again.
     loop {
         let mut gave_up = false;
+        let large = claimed.iter().filter(|m| ClaimLimits::is_large(m)).count();
+        // No room for a large message: look at small ones only.
+        let only_small = if large >= limits.large_max {
+            format!("AND m.operation = '{}' AND m.size <= {}", Operation::Import.literal(), crate::INLINE_FILE_MAX)
+        } else {
+            String::new()
+        };
         let candidates = conn
             .fetch(
                 &format!(
@@ -163,8 +199,8 @@ pub(crate) async fn claim(
                        SELECT (SELECT h.message_id FROM ferry_message_lanes h WHERE h.lane = lanes.lane \
                                ORDER BY h.seq LIMIT 1) \
                        FROM lanes WHERE lanes.lane IS NOT NULL) \
-                     SELECT m.id, m.attempts, m.state FROM ferry_messages m \
-                     WHERE m.id IN (SELECT message_id FROM heads) AND m.state IN {waiting} \
+                     SELECT m.id, m.attempts, m.state, m.operation, m.size FROM ferry_messages m \
+                     WHERE m.id IN (SELECT message_id FROM heads) AND m.state IN {waiting} {only_small} \
                      AND m.not_before <= $1 AND (m.lease_until IS NULL OR m.lease_until < $1) \
                      AND NOT EXISTS (SELECT 1 FROM ferry_message_lanes a JOIN ferry_message_lanes b \
                      ON b.lane = a.lane AND b.seq < a.seq WHERE a.message_id = m.id) \
@@ -173,9 +209,11 @@ pub(crate) async fn claim(
                     limit = (max - claimed.len()).max(1)
                 ),
                 vec![Value::DateTime(now)],
-                &[ColType::Text, ColType::Int64, ColType::Text],
+                &[ColType::Text, ColType::Int64, ColType::Text, ColType::Text, ColType::Int64],
             )
             .await?;
+        let mut large = large;
+        let mut ids = Vec::new();
         for c in candidates {
             let id = c.text(0)?;
             let attempts = c.int(1)?;
@@ -189,21 +227,35 @@ pub(crate) async fn claim(
                 gave_up = true;
                 continue;
             }
+            if is_large(c.literal::<Operation>(3)?, c.int(4)?) {
+                if large >= limits.large_max {
+                    continue;
+                }
+                large += 1;
+            }
+            ids.push(id);
+        }
+        if !ids.is_empty() {
+            // One statement leases them all.
+            let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 4)).collect();
             let sql = format!(
-                "UPDATE ferry_messages SET state = '{processing}', reason = NULL, lease_holder = $2, lease_until = $3, \
-                 heartbeat_at = $4, attempts = attempts + 1, started_at = COALESCE(started_at, $4) \
-                 WHERE id = $1 AND state IN {waiting} AND (lease_until IS NULL OR lease_until < $4) \
+                "UPDATE ferry_messages SET state = '{processing}', reason = NULL, lease_holder = $1, lease_until = $2, \
+                 heartbeat_at = $3, attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
+                 WHERE id IN ({ids}) AND state IN {waiting} AND (lease_until IS NULL OR lease_until < $3) \
                  RETURNING {MESSAGE_COLUMNS}",
                 processing = processing(),
-                waiting = waiting()
+                waiting = waiting(),
+                ids = placeholders.join(", ")
             );
             // Read the clock after the lanes were seen free: a start never precedes the end of
             // the message before it in its lane.
             let started = clock.now().max(now);
-            let args = vec![text(&id), text(holder), Value::DateTime(lease_until), Value::DateTime(started)];
-            if let Some(r) = conn.fetch(&sql, args, &MESSAGE_TYPES).await?.first() {
-                claimed.push(decode_message(r)?);
-            }
+            let mut args = vec![text(holder), Value::DateTime(lease_until), Value::DateTime(started)];
+            args.extend(ids.iter().map(|id| text(id)));
+            let rows = conn.fetch(&sql, args, &MESSAGE_TYPES).await?;
+            let mut leased = rows.iter().map(|r| decode_message(r)).collect::<StoreResult<Vec<_>>>()?;
+            leased.sort_by_key(|m| m.seq);
+            claimed.extend(leased);
         }
         if !gave_up || claimed.len() >= max {
             break;

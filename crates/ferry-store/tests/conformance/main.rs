@@ -4,6 +4,7 @@
 mod queue;
 mod replication;
 mod rows;
+mod small_messages;
 mod support;
 mod versions;
 
@@ -55,4 +56,6 @@ conformance!(
     queue::concurrent_duplicate_enqueues_create_one_message,
     queue::import_batches_upsert_by_key_and_count,
     queue::errors_are_stored_fenced_and_paged,
+    small_messages::a_last_batch_goes_in_with_the_end_or_not_at_all,
+    small_messages::claims_take_many_small_messages_and_few_large_ones,
 );
