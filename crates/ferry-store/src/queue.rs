@@ -41,7 +41,10 @@ pub(crate) async fn enqueue(
     let mut lanes = m.lanes.clone();
     lanes.sort();
     lanes.dedup();
-    let seq = take_seq(conn, &lanes).await?;
+    let postgres = conn.dialect() == Dialect::Postgres;
+    // On PostgreSQL the lanes are locked first, so a duplicate waits for the first to commit
+    // before it looks; SQLite has one writer, and takes the number with the insert below.
+    let seq = if postgres { take_seq(conn, &lanes).await? } else { 0 };
     if let (Some(external_id), Some(since)) = (&m.external_id, dedupe_since) {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM ferry_messages WHERE activity_id = $1 AND external_id = $2 \
@@ -58,15 +61,7 @@ pub(crate) async fn enqueue(
             return Ok(Enqueued::ExecutionIdInUse(decode_message(r)?));
         }
     }
-    let sql = format!(
-        "INSERT INTO ferry_messages (id, seq, execution_id, activity_id, project, kind, entity, company, external_id, \
-         content_hash, blob_key, size, enqueued_by, state, not_before, enqueued_at, operation, execute, rerun_of, \
-         parameters, attempts, rows_read, rows_rejected, rows_inserted, rows_updated, rows_unchanged) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-         0, 0, 0, 0, 0, 0) \
-         RETURNING {MESSAGE_COLUMNS}"
-    );
-    let args = vec![
+    let mut args = vec![
         text(&m.id),
         Value::Int(seq),
         text(&m.execution_id),
@@ -88,15 +83,43 @@ pub(crate) async fn enqueue(
         opt_text(&m.rerun_of),
         opt_text(&crate::persisted::parameters_json(&m.parameters)),
     ];
-    let message = decode_message(&conn.fetch(&sql, args, &MESSAGE_TYPES).await?[0])?;
-    for lane in lanes {
-        conn.execute(
-            "INSERT INTO ferry_message_lanes (lane, seq, message_id) VALUES ($1, $2, $3)",
-            vec![text(lane.as_str()), Value::Int(seq), text(&m.id)],
+    // The message, its lanes (and on PostgreSQL the wake-up) in one round trip: statements
+    // separated by `;` on SQLite (its number from the queue clock bumped first), one statement
+    // of data-modifying CTEs on PostgreSQL.
+    let seq_value = if postgres { "$2" } else { "(SELECT seq FROM ferry_queue_clock WHERE id = 1)" };
+    let insert = format!(
+        "INSERT INTO ferry_messages (id, seq, execution_id, activity_id, project, kind, entity, company, external_id, \
+         content_hash, blob_key, size, enqueued_by, state, not_before, enqueued_at, operation, execute, rerun_of, \
+         parameters, attempts, rows_read, rows_rejected, rows_inserted, rows_updated, rows_unchanged) \
+         VALUES ($1, {seq_value}, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+         0, 0, 0, 0, 0, 0) \
+         RETURNING {MESSAGE_COLUMNS}"
+    );
+    let sql = if postgres {
+        let mut sql = format!("WITH m AS ({insert})");
+        for (n, lane) in lanes.iter().enumerate() {
+            args.push(text(lane.as_str()));
+            let lane = args.len();
+            sql.push_str(&format!(
+                ", l{n} AS (INSERT INTO ferry_message_lanes (lane, seq, message_id) SELECT ${lane}, seq, id FROM m)"
+            ));
+        }
+        sql.push_str(&format!(
+            ", wake AS (SELECT pg_notify('ferry_queue', '') FROM m) SELECT {MESSAGE_COLUMNS} FROM m CROSS JOIN wake"
+        ));
+        sql
+    } else {
+        // The lanes as one JSON array in the place of the number (`$2`): sqlx binds numbered
+        // parameters of later statements wrongly when earlier ones leave gaps.
+        let names: Vec<&str> = lanes.iter().map(Lane::as_str).collect();
+        args[1] = text(&serde_json::to_string(&names).expect("strings serialize"));
+        format!(
+            "UPDATE ferry_queue_clock SET seq = seq + 1 WHERE id = 1; {insert}; \
+             INSERT INTO ferry_message_lanes (lane, seq, message_id) \
+             SELECT j.value, c.seq, $1 FROM json_each($2) j, ferry_queue_clock c WHERE c.id = 1"
         )
-        .await?;
-    }
-    notify_queue(conn).await?;
+    };
+    let message = decode_message(&conn.fetch(&sql, args, &MESSAGE_TYPES).await?[0])?;
     Ok(Enqueued::Created(message))
 }
 
@@ -383,15 +406,29 @@ pub(crate) async fn finish(
             delivery.map_or(Value::Null, Literal::value),
         ]);
     }
-    sql.push_str(&format!(" WHERE id = $1 AND lease_holder = $2 AND state = '{}'", processing()));
-    if conn.execute(&sql, args).await? == 0 {
+    sql.push_str(&format!(" WHERE id = $1 AND lease_holder = $2 AND state = '{}' RETURNING id", processing()));
+    // The end and the freed lanes (and on PostgreSQL the wake-up) in one round trip. On SQLite
+    // the lanes go only if the update above ended the message (a message that is not final
+    // holds its lanes; one another holder ended has none left).
+    let sql = if conn.dialect() == Dialect::Postgres {
+        format!(
+            "WITH ended AS ({sql}), \
+             freed AS (DELETE FROM ferry_message_lanes WHERE message_id IN (SELECT id FROM ended)), \
+             wake AS (SELECT pg_notify('ferry_queue', '') FROM ended) \
+             SELECT ended.id FROM ended CROSS JOIN wake"
+        )
+    } else {
+        format!(
+            "{sql}; DELETE FROM ferry_message_lanes WHERE message_id = $1 AND EXISTS \
+             (SELECT 1 FROM ferry_messages m WHERE m.id = $1 AND m.state = $3 AND m.finished_at = $5)"
+        )
+    };
+    if conn.fetch(&sql, args, &[ColType::Text]).await?.is_empty() {
         return Ok(false);
     }
     for w in &outcome.watermarks {
         crate::exports::put_watermark(conn, w, now).await?;
     }
-    conn.execute("DELETE FROM ferry_message_lanes WHERE message_id = $1", vec![text(id)]).await?;
-    notify_queue(conn).await?;
     Ok(true)
 }
 
