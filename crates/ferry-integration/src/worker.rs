@@ -26,6 +26,8 @@ const OUTCOME_RETRIES: RetryPolicy = RetryPolicy::new(Duration::from_millis(100)
 const OUTCOME_ATTEMPTS: u32 = 20;
 /// How many small messages (imports of a file kept in the database) run at once per worker.
 const SMALL_RUNS_PER_WORKER: usize = 4;
+/// The least time between two claims of one node.
+const CLAIM_SPACING: Duration = Duration::from_millis(5);
 
 /// Running workers; [`WorkerHandle::shutdown`] stops them.
 pub struct WorkerHandle {
@@ -99,12 +101,20 @@ async fn supervise(ctx: Arc<IntegrationContext>, holder: String, mut stopped: wa
     let runs = Arc::new(Semaphore::new(workers * SMALL_RUNS_PER_WORKER));
     let mut queue = ctx.store.subscribe_queue();
     let mut running: JoinSet<()> = JoinSet::new();
+    let mut last_claim: Option<tokio::time::Instant> = None;
     loop {
         if *stopped.borrow() {
             break;
         }
         let free = runs.available_permits();
         if free > 0 {
+            // A claim is a write. Woken by every enqueue and every finished run, claims would
+            // follow each other as fast as the database answers and take the writer from the
+            // runs; spaced, each takes what became runnable meanwhile.
+            if let Some(last) = last_claim {
+                tokio::time::sleep_until(last + CLAIM_SPACING).await;
+            }
+            last_claim = Some(tokio::time::Instant::now());
             let limits = ClaimLimits { max: free, large_max: large.available_permits().min(free) };
             match ctx.store.claim_messages(&holder, limits, ctx.settings.lease, ctx.settings.max_attempts).await {
                 Ok(claimed) => {
@@ -137,6 +147,7 @@ async fn supervise(ctx: Arc<IntegrationContext>, holder: String, mut stopped: wa
             Some(_) = running.join_next(), if !running.is_empty() => {}
             _ = stopped.changed() => {}
         }
+        while running.try_join_next().is_some() {}
     }
     while running.join_next().await.is_some() {}
 }
