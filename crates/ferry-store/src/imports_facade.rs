@@ -104,15 +104,12 @@ impl Store {
     ) -> StoreResult<Enqueued> {
         let now = self.now();
         let since = dedupe_window.map(|w| earlier(now, w));
-        self.write(async |conn| {
-            let enqueued = queue::enqueue(&mut *conn, m, since, now).await?;
-            if let (Enqueued::Created(_), Some(content)) = (&enqueued, inline) {
-                let file = InlineFile { key: m.blob_key.clone(), message_id: m.id.clone(), content: content.to_vec() };
-                inline_files::put(conn, &file).await?;
-            }
-            Ok(enqueued)
-        })
-        .await
+        let file = inline.map(|content| InlineFile {
+            key: m.blob_key.clone(),
+            message_id: m.id.clone(),
+            content: content.to_vec(),
+        });
+        self.write(async |conn| queue::enqueue(conn, m, since, file.as_ref(), now).await).await
     }
 
     /// A small file kept in the database under blob key `key` ([`InlineFile`]).

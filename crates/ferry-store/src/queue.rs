@@ -14,6 +14,7 @@
 
 use crate::error::{StoreError, StoreResult};
 use crate::imports_facade::Enqueued;
+use crate::inline_files::InlineFile;
 use crate::literals::{Literal, LiteralColumn};
 use crate::messages::{MESSAGE_COLUMNS, MESSAGE_TYPES, decode_message, opt_text, text};
 use chrono::{DateTime, Utc};
@@ -36,6 +37,7 @@ pub(crate) async fn enqueue(
     conn: &mut Conn,
     m: &NewMessage,
     dedupe_since: Option<DateTime<Utc>>,
+    inline: Option<&InlineFile>,
     now: DateTime<Utc>,
 ) -> StoreResult<Enqueued> {
     let mut lanes = m.lanes.clone();
@@ -43,8 +45,10 @@ pub(crate) async fn enqueue(
     lanes.dedup();
     let postgres = conn.dialect() == Dialect::Postgres;
     // On PostgreSQL the lanes are locked first, so a duplicate waits for the first to commit
-    // before it looks; SQLite has one writer, and takes the number with the insert below.
-    let seq = if postgres { take_seq(conn, &lanes).await? } else { 0 };
+    // before it looks; SQLite has one writer. Both take the number with the insert below.
+    if postgres {
+        lock_lanes(conn, &lanes).await?;
+    }
     if let (Some(external_id), Some(since)) = (&m.external_id, dedupe_since) {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM ferry_messages WHERE activity_id = $1 AND external_id = $2 \
@@ -63,7 +67,7 @@ pub(crate) async fn enqueue(
     }
     let mut args = vec![
         text(&m.id),
-        Value::Int(seq),
+        text("ferry_queue_seq"),
         text(&m.execution_id),
         text(&m.activity_id),
         text(&m.project),
@@ -86,7 +90,8 @@ pub(crate) async fn enqueue(
     // The message, its lanes (and on PostgreSQL the wake-up) in one round trip: statements
     // separated by `;` on SQLite (its number from the queue clock bumped first), one statement
     // of data-modifying CTEs on PostgreSQL.
-    let seq_value = if postgres { "$2" } else { "(SELECT seq FROM ferry_queue_clock WHERE id = 1)" };
+    let seq_value =
+        if postgres { "nextval(CAST($2 AS regclass))" } else { "(SELECT seq FROM ferry_queue_clock WHERE id = 1)" };
     let insert = format!(
         "INSERT INTO ferry_messages (id, seq, execution_id, activity_id, project, kind, entity, company, external_id, \
          content_hash, blob_key, size, enqueued_by, state, not_before, enqueued_at, operation, execute, rerun_of, \
@@ -102,6 +107,13 @@ pub(crate) async fn enqueue(
             let lane = args.len();
             sql.push_str(&format!(
                 ", l{n} AS (INSERT INTO ferry_message_lanes (lane, seq, message_id) SELECT ${lane}, seq, id FROM m)"
+            ));
+        }
+        if let Some(file) = inline {
+            args.extend([text(&file.key), crate::inline_files::content_value(file)]);
+            let (key, content) = (args.len() - 1, args.len());
+            sql.push_str(&format!(
+                ", kept AS (INSERT INTO ferry_inline_files (key, message_id, content) SELECT ${key}, id, ${content} FROM m)"
             ));
         }
         sql.push_str(&format!(
@@ -120,6 +132,9 @@ pub(crate) async fn enqueue(
         )
     };
     let message = decode_message(&conn.fetch(&sql, args, &MESSAGE_TYPES).await?[0])?;
+    if let (false, Some(file)) = (postgres, inline) {
+        crate::inline_files::put(conn, file).await?;
+    }
     Ok(Enqueued::Created(message))
 }
 
@@ -127,16 +142,10 @@ pub(crate) async fn enqueue(
 /// class 1717924466 and the one-bigint form).
 const LANE_LOCK_CLASS: i32 = 1_717_924_467;
 
-/// The next sequence number of a message holding `lanes`, taken so that within each lane numbers
-/// follow commit order (see the module header). Also what makes a duplicate enqueue see the
-/// first: it waits for the first's commit before it looks.
-async fn take_seq(conn: &mut Conn, lanes: &[Lane]) -> StoreResult<i64> {
-    if conn.dialect() != Dialect::Postgres {
-        let rows = conn
-            .fetch("UPDATE ferry_queue_clock SET seq = seq + 1 WHERE id = 1 RETURNING seq", (), &[ColType::Int64])
-            .await?;
-        return Ok(rows[0].int(0)?);
-    }
+/// Locks `lanes` (PostgreSQL) until the transaction ends, so that the sequence number taken
+/// after it follows commit order within each lane (see the module header). Also what makes a
+/// duplicate enqueue see the first: it waits for the first's commit before it looks.
+async fn lock_lanes(conn: &mut Conn, lanes: &[Lane]) -> StoreResult<()> {
     // One order for every enqueue (a lane's lock key, then the lane), so two never wait on each
     // other crosswise. Distinct lanes sharing a key only wait for each other.
     let mut keys: Vec<i64> = lanes.iter().map(|lane| lane_lock_key(lane.as_str())).collect();
@@ -146,8 +155,7 @@ async fn take_seq(conn: &mut Conn, lanes: &[Lane]) -> StoreResult<i64> {
         let sql = format!("SELECT pg_advisory_xact_lock({LANE_LOCK_CLASS}, CAST($1 AS INTEGER))");
         conn.execute(&sql, vec![Value::Int(key)]).await?;
     }
-    let rows = conn.fetch("SELECT nextval('ferry_queue_seq')", (), &[ColType::Int64]).await?;
-    Ok(rows[0].int(0)?)
+    Ok(())
 }
 
 /// A lane's advisory-lock key: FNV-1a of its name, folded into PostgreSQL's `int4`.
