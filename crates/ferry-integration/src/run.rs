@@ -4,7 +4,7 @@
 
 use crate::context::IntegrationContext;
 use crate::import::{ErrorDraft, PendingKeys};
-use ferry_domain::{EntityResult, ErrorRecord, Message, RowCounters};
+use ferry_domain::{EntityResult, ErrorRecord, Message, MessageOutcome, RowCounters};
 use ferry_store::{Fence, LookupMiss, RunRecords, StoreError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +14,15 @@ pub(crate) const ERRORS_STORED_MAX: i64 = 100_000;
 /// Most error records a run keeps before writing them on their own (they normally go in with
 /// the next batch or the end).
 const ERRORS_BUFFERED_MAX: usize = 5_000;
+
+/// How a run ended.
+#[derive(Debug)]
+pub(crate) enum RunEnd {
+    /// The worker records this outcome.
+    Outcome(MessageOutcome),
+    /// Already recorded, with the run's last batch.
+    Recorded(MessageOutcome),
+}
 
 /// Why a run stopped without an outcome.
 #[derive(Debug)]

@@ -5,11 +5,11 @@
 //! recurring exports and the retention sweep, each on one node at a time.
 
 use crate::context::IntegrationContext;
-use crate::run::{RunError, RunState};
+use crate::run::{RunEnd, RunError, RunState};
 use crate::service::IntegrationService;
 use crate::{export, import};
 use ferry_domain::{Message, MessageOutcome, MessageState, Operation, RetryPolicy, RowCounters};
-use ferry_store::RunRecords;
+use ferry_store::{ClaimLimits, RunRecords};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -24,6 +24,10 @@ const RETRIES: RetryPolicy = RetryPolicy::new(Duration::from_secs(2), Duration::
 const OUTCOME_RETRIES: RetryPolicy = RetryPolicy::new(Duration::from_millis(100), Duration::from_secs(2));
 /// How many times recording an outcome is tried.
 const OUTCOME_ATTEMPTS: u32 = 20;
+/// How many small messages (imports of a file kept in the database) run at once per worker.
+const SMALL_RUNS_PER_WORKER: usize = 4;
+/// The least time between two claims of one node.
+const CLAIM_SPACING: Duration = Duration::from_millis(5);
 
 /// Running workers; [`WorkerHandle::shutdown`] stops them.
 pub struct WorkerHandle {
@@ -89,25 +93,45 @@ async fn background(ctx: Arc<IntegrationContext>, holder: String) {
 }
 
 async fn supervise(ctx: Arc<IntegrationContext>, holder: String, mut stopped: watch::Receiver<bool>) {
-    let slots = Arc::new(Semaphore::new(ctx.settings.workers.max(1)));
+    // Every run takes a permit of `runs`; a large one (an export, or a file in the blob store)
+    // one of `large` too: the worker count bounds the memory and blocking threads of big runs,
+    // while small messages, which mostly wait on the database, run many at once.
+    let workers = ctx.settings.workers.max(1);
+    let large = Arc::new(Semaphore::new(workers));
+    let runs = Arc::new(Semaphore::new(workers * SMALL_RUNS_PER_WORKER));
     let mut queue = ctx.store.subscribe_queue();
     let mut running: JoinSet<()> = JoinSet::new();
+    let mut last_claim: Option<tokio::time::Instant> = None;
     loop {
         if *stopped.borrow() {
             break;
         }
-        let free = slots.available_permits();
+        let free = runs.available_permits();
         if free > 0 {
-            match ctx.store.claim_messages(&holder, free, ctx.settings.lease, ctx.settings.max_attempts).await {
+            // A claim is a write. Woken by every enqueue and every finished run, claims would
+            // follow each other as fast as the database answers and take the writer from the
+            // runs; spaced, each takes what became runnable meanwhile.
+            if let Some(last) = last_claim {
+                tokio::time::sleep_until(last + CLAIM_SPACING).await;
+            }
+            last_claim = Some(tokio::time::Instant::now());
+            let limits = ClaimLimits { max: free, large_max: large.available_permits().min(free) };
+            match ctx.store.claim_messages(&holder, limits, ctx.settings.lease, ctx.settings.max_attempts).await {
                 Ok(claimed) => {
                     let got = claimed.len();
                     for message in claimed {
-                        let permit = slots.clone().acquire_owned().await.expect("semaphore open");
+                        // Free permits: this task is their only taker, and the claim kept to them.
+                        let permit = runs.clone().acquire_owned().await.expect("semaphore open");
+                        let large_permit = if ClaimLimits::is_large(&message) {
+                            Some(large.clone().acquire_owned().await.expect("semaphore open"))
+                        } else {
+                            None
+                        };
                         let ctx = ctx.clone();
                         let holder = holder.clone();
                         running.spawn(async move {
                             run_one(ctx, message, &holder).await;
-                            drop(permit);
+                            drop((permit, large_permit));
                         });
                     }
                     if got > 0 && got == free {
@@ -123,6 +147,7 @@ async fn supervise(ctx: Arc<IntegrationContext>, holder: String, mut stopped: wa
             Some(_) = running.join_next(), if !running.is_empty() => {}
             _ = stopped.changed() => {}
         }
+        while running.try_join_next().is_some() {}
     }
     while running.join_next().await.is_some() {}
 }
@@ -146,14 +171,20 @@ async fn run_in_span(ctx: Arc<IntegrationContext>, message: Message, holder: &st
     let heartbeat = tokio::spawn(heartbeat(state.clone()).in_current_span());
     let result = match operation {
         Operation::Import => import::run(&state).await,
-        Operation::Export => export::run(&state).await,
+        Operation::Export => export::run(&state).await.map(RunEnd::Outcome),
     };
     heartbeat.abort();
     let store = &ctx.store;
     let attempts = state.message.attempts;
     match result {
-        Ok(outcome) => {
-            finish(&ctx, &id, holder, &outcome, &state.take_records()).await;
+        Ok(end) => {
+            let outcome = match end {
+                RunEnd::Outcome(outcome) => {
+                    finish(&ctx, &id, holder, &outcome, &state.take_records()).await;
+                    outcome
+                }
+                RunEnd::Recorded(outcome) => outcome,
+            };
             let rows = outcome.counters.read.max(0) as u64;
             let seconds = started.elapsed().as_secs_f64();
             if operation == Operation::Export {
@@ -197,7 +228,6 @@ async fn finish(ctx: &IntegrationContext, id: &str, holder: &str, outcome: &Mess
     for attempt in 1..=OUTCOME_ATTEMPTS {
         match ctx.store.finish_message(id, holder, outcome, records).await {
             Ok(true) => {
-                ctx.store.queue_changed();
                 return;
             }
             Ok(false) => {

@@ -20,6 +20,7 @@ on_both!(
     all_or_nothing_packages_are_atomic_over_the_whole_message,
     enqueues_without_a_company_land_in_the_apps_default_company,
     all_or_nothing_imports_do_not_block_other_writers,
+    a_messages_last_batch_is_recorded_with_its_end,
 );
 
 async fn csv_files_import_and_bad_rows_are_reported(h: Harness) {
@@ -419,5 +420,37 @@ async fn all_or_nothing_imports_do_not_block_other_writers(h: Harness) {
     let view = h.wait(&id).await;
     assert_eq!(view.message.state, MessageState::Processed, "{:?}", view.reason);
     assert_eq!(h.count("CustomerGroups").await, 30_000);
+    h.stop().await;
+}
+
+/// The last batch of a message goes in with its end (one transaction): the results, counts and
+/// staging file are those of every batch, the first ones written on their own before.
+async fn a_messages_last_batch_is_recorded_with_its_end(h: Harness) {
+    let id = h.enqueue(JOB, Some("Customer groups"), b"CUSTOMERGROUPID,DESCRIPTION\n10,One\n".to_vec()).await;
+    let view = h.wait(&id).await;
+    assert_eq!(view.message.state, MessageState::Processed, "{:?}", view.reason);
+    assert_eq!((view.message.counters.read, view.message.counters.inserted), (1, 1));
+    assert_eq!(view.entities.len(), 1);
+    let result = &view.entities[0];
+    assert_eq!((result.rows_read, result.rows_staged, result.rows_inserted), (1, 1, 1), "{result:?}");
+    assert_eq!((result.staging, result.target), (EntityState::Finished, EntityState::Finished));
+    assert!(result.finished_at.is_some());
+    assert!(h.service.staging_file(&view, 0).await.unwrap().is_some(), "the staging file is kept");
+
+    // Ten rows in batches of seven: the first batch alone, the last three with the end.
+    let mut groups = String::from("CUSTOMERGROUPID,DESCRIPTION\n");
+    for n in 20..30 {
+        groups.push_str(&format!("{n},Group {n}\n"));
+    }
+    for (inserted, unchanged) in [(10, 0), (0, 10)] {
+        let id = h.enqueue(JOB, Some("Customer groups"), groups.clone().into_bytes()).await;
+        let view = h.wait(&id).await;
+        assert_eq!(view.message.state, MessageState::Processed, "{:?}", view.reason);
+        let c = view.message.counters;
+        assert_eq!((c.read, c.inserted, c.unchanged), (10, inserted, unchanged));
+        let result = &view.entities[0];
+        assert_eq!((result.rows_read, result.rows_inserted, result.rows_unchanged), (10, inserted, unchanged));
+    }
+    assert_eq!(h.count("CustomerGroups").await, 11);
     h.stop().await;
 }

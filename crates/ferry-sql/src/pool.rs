@@ -1,5 +1,6 @@
 //! [`Pool`]: connections to one database, on any of the three drivers, with the session settings
-//! ferry relies on (SQLite in WAL mode with full fsync, MySQL in strict mode and UTC).
+//! ferry relies on (SQLite in WAL mode with full fsync, MySQL in strict mode and UTC). A
+//! connection is checked (pinged) before it is handed out only when it sat idle for a while.
 
 use crate::conn::Conn;
 use crate::dialect::Dialect;
@@ -35,6 +36,26 @@ pub enum Pool {
     Sqlite(SqlitePool),
 }
 
+/// A connection idle for at least this long is pinged before it is handed out; one used more
+/// recently is handed out as it is. sqlx's default pings on every acquire — a round trip per
+/// transaction or read, a large share of a small one. A connection that broke since its last
+/// use fails its first statement instead, with an error callers treat as transient.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
+
+/// Pings `conn` if it was idle for [`PING_AFTER_IDLE`] (sqlx's `before_acquire` hook; an error
+/// discards the connection and the pool tries another).
+fn ping_if_idle<C: sqlx::Connection>(
+    conn: &mut C,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+        if meta.idle_for >= PING_AFTER_IDLE {
+            conn.ping().await?;
+        }
+        Ok(true)
+    })
+}
+
 fn bad_url(what: &str, e: impl std::fmt::Display) -> SqlError {
     SqlError {
         kind: SqlErrorKind::Configuration,
@@ -50,6 +71,8 @@ impl Pool {
             PgConnectOptions::from_str(url).map_err(|e| bad_url("PostgreSQL", e))?.application_name(application_name);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
+            .test_before_acquire(false)
+            .before_acquire(ping_if_idle)
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await?;
@@ -63,6 +86,8 @@ impl Pool {
             MySqlConnectOptions::from_str(url).map_err(|e| bad_url("MySQL", e))?.timezone(Some("+00:00".to_owned()));
         let pool = MySqlPoolOptions::new()
             .max_connections(options.max_connections)
+            .test_before_acquire(false)
+            .before_acquire(ping_if_idle)
             .acquire_timeout(options.acquire_timeout)
             .after_connect(|conn, _| {
                 Box::pin(async move {
@@ -91,6 +116,8 @@ impl Pool {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
+            .test_before_acquire(false)
+            .before_acquire(ping_if_idle)
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await?;

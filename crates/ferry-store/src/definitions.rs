@@ -68,6 +68,26 @@ pub(crate) async fn jobs(conn: &mut Conn, activity_id: Option<&str>) -> StoreRes
     rows.iter().map(|r| Ok((persisted::job_from_json(&r.text(0)?)?, r.literal(1)?))).collect()
 }
 
+/// The job with `activity_id` (normalised) and its project — `None` when no project has that
+/// name (without regard to case) — in one read: what an enqueue and a run start from.
+pub(crate) async fn job_with_project(
+    conn: &mut Conn,
+    activity_id: &str,
+) -> StoreResult<Option<(Job, Option<Project>)>> {
+    let sql = "SELECT j.definition, p.definition FROM ferry_jobs j \
+               LEFT JOIN ferry_projects p ON LOWER(p.name) = LOWER(j.project) \
+               WHERE j.activity_id = $1 ORDER BY p.name";
+    let rows = conn.fetch(sql, vec![text(activity_id)], &[ColType::Text, ColType::Text]).await?;
+    // Of projects whose names differ only in case, the last by name (as `projects` answers).
+    let Some(row) = rows.last() else { return Ok(None) };
+    let job = persisted::job_from_json(&row.text(0)?)?;
+    let project = match row.opt_text(1)? {
+        Some(json) => Some(persisted::project_from_json(&json)?),
+        None => None,
+    };
+    Ok(Some((job, project)))
+}
+
 pub(crate) async fn delete_job(conn: &mut Conn, activity_id: &str) -> StoreResult<bool> {
     Ok(conn.execute("DELETE FROM ferry_jobs WHERE activity_id = $1", vec![text(activity_id)]).await? > 0)
 }

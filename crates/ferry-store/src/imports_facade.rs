@@ -4,7 +4,7 @@
 use crate::definitions;
 use crate::inline_files::{self, InlineFile};
 use crate::messages;
-use crate::queue;
+use crate::queue::{self, ClaimLimits};
 use crate::upsert::{self, BatchCounts, Fence, LookupMiss};
 use crate::{RunRecords, Store, StoreResult};
 use ferry_domain::{
@@ -82,6 +82,12 @@ impl Store {
         Ok(self.read(async |conn| definitions::jobs(conn, Some(activity_id)).await).await?.pop())
     }
 
+    /// The job with `activity_id` (normalised) and its project (`None` when it does not exist),
+    /// read together.
+    pub async fn job_with_project(&self, activity_id: &str) -> StoreResult<Option<(Job, Option<Project>)>> {
+        self.read(async |conn| definitions::job_with_project(conn, activity_id).await).await
+    }
+
     pub async fn delete_job(&self, activity_id: &str) -> StoreResult<bool> {
         self.write(async |conn| definitions::delete_job(conn, activity_id).await).await
     }
@@ -98,17 +104,12 @@ impl Store {
     ) -> StoreResult<Enqueued> {
         let now = self.now();
         let since = dedupe_window.map(|w| earlier(now, w));
-        let enqueued = self
-            .write(async |conn| {
-                let enqueued = queue::enqueue(&mut *conn, m, since, now).await?;
-                if let (Enqueued::Created(_), Some(content)) = (&enqueued, inline) {
-                    let file =
-                        InlineFile { key: m.blob_key.clone(), message_id: m.id.clone(), content: content.to_vec() };
-                    inline_files::put(conn, &file).await?;
-                }
-                Ok(enqueued)
-            })
-            .await?;
+        let file = inline.map(|content| InlineFile {
+            key: m.blob_key.clone(),
+            message_id: m.id.clone(),
+            content: content.to_vec(),
+        });
+        let enqueued = self.write(async |conn| queue::enqueue(conn, m, since, file.as_ref(), now).await).await?;
         if let Enqueued::Created(_) = &enqueued {
             self.queue_changed();
         }
@@ -139,16 +140,16 @@ impl Store {
         self.read(async |conn| messages::lane_position(conn, message_id).await).await
     }
 
-    /// Claims up to `max` runnable messages for `holder` for `lease`.
+    /// Claims up to `limits` runnable messages for `holder` for `lease`.
     pub async fn claim_messages(
         &self,
         holder: &str,
-        max: usize,
+        limits: ClaimLimits,
         lease: Duration,
         max_attempts: i64,
     ) -> StoreResult<Vec<Message>> {
         let clock = self.clock().clone();
-        self.write(async |conn| queue::claim(conn, holder, max, lease, max_attempts, clock.as_ref()).await).await
+        self.write(async |conn| queue::claim(conn, holder, limits, lease, max_attempts, clock.as_ref()).await).await
     }
 
     /// Extends a lease (recording progress); false when it was lost.
@@ -196,6 +197,44 @@ impl Store {
             self.queue_changed();
         }
         Ok(finished)
+    }
+
+    /// Upserts a message's last batch and ends the message in ONE transaction — a small message's
+    /// batch and end cost one commit. The outcome depends on what the batch did: `end` turns the
+    /// batch's counts into the outcome and the records written with it. The end's update,
+    /// guarded by the lease, fences the batch too: a run that lost its lease writes nothing
+    /// ([`StoreError::LeaseLost`](crate::StoreError::LeaseLost)). A row-level error
+    /// ([`StoreError::is_row_level`](crate::StoreError::is_row_level)) also writes nothing: the
+    /// caller writes the batch row by row and ends the message on its own.
+    pub async fn finish_message_with_batch(
+        &self,
+        entity: &Entity,
+        rows: &[NewRow],
+        update_fields: Option<&[usize]>,
+        fence: &Fence,
+        end: impl FnOnce(BatchCounts) -> (MessageOutcome, RunRecords),
+    ) -> StoreResult<(BatchCounts, MessageOutcome)> {
+        let catalog = self.catalog();
+        let now = self.now();
+        let (counts, outcome) = self
+            .write(async |conn| {
+                // No fence first: the end's guarded update below fails the whole transaction.
+                let counts = upsert::import_batch(&mut *conn, &catalog, entity, rows, update_fields, None, now).await?;
+                let (outcome, records) = end(counts);
+                // The clock is read inside the transaction, so the end precedes the commit.
+                if !queue::finish(conn, &fence.message_id, &fence.holder, &outcome, self.now()).await? {
+                    return Err(crate::StoreError::LeaseLost { message_id: fence.message_id.clone() });
+                }
+                records.write(conn).await?;
+                Ok((counts, outcome))
+            })
+            .await?;
+        self.queue_changed();
+        if counts.inserted + counts.updated > 0 {
+            self.changed();
+            self.count_inserts(entity, counts.inserted);
+        }
+        Ok((counts, outcome))
     }
 
     /// Sends a message back to wait (keeping its place in its lanes) until `delay` has passed.

@@ -20,6 +20,11 @@ pub struct InlineFile {
     pub content: Vec<u8>,
 }
 
+/// How `file`'s content is stored (base64 text).
+pub(crate) fn content_value(file: &InlineFile) -> Value {
+    Value::String(STANDARD.encode(&file.content))
+}
+
 /// Writes (or replaces) `file`.
 pub(crate) async fn put(conn: &mut Conn, file: &InlineFile) -> StoreResult<()> {
     // ferry's own database is SQLite or PostgreSQL: both take ON CONFLICT.
@@ -27,11 +32,7 @@ pub(crate) async fn put(conn: &mut Conn, file: &InlineFile) -> StoreResult<()> {
     conn.execute(
         "INSERT INTO ferry_inline_files (key, message_id, content) VALUES ($1, $2, $3) \
          ON CONFLICT (key) DO UPDATE SET message_id = excluded.message_id, content = excluded.content",
-        vec![
-            Value::String(file.key.clone()),
-            Value::String(file.message_id.clone()),
-            Value::String(STANDARD.encode(&file.content)),
-        ],
+        vec![Value::String(file.key.clone()), Value::String(file.message_id.clone()), content_value(file)],
     )
     .await?;
     Ok(())

@@ -45,6 +45,7 @@ pub use error::{StoreError, StoreResult};
 pub use imports_facade::{AtomicBatch, AtomicRefusal, Enqueued};
 pub use inline_files::{INLINE_FILE_MAX, InlineFile};
 pub use model::{App, AppOrigin, RowQuery, RunRecords, SigningKey};
+pub use queue::ClaimLimits;
 pub use replication::StoredProfile;
 pub use schema::SchemaReport;
 pub use upsert::{BatchCounts, Fence, LookupMiss};

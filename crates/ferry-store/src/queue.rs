@@ -14,10 +14,13 @@
 
 use crate::error::{StoreError, StoreResult};
 use crate::imports_facade::Enqueued;
+use crate::inline_files::InlineFile;
 use crate::literals::{Literal, LiteralColumn};
 use crate::messages::{MESSAGE_COLUMNS, MESSAGE_TYPES, decode_message, opt_text, text};
 use chrono::{DateTime, Utc};
-use ferry_domain::{Clock, DeliveryState, Lane, Message, MessageOutcome, MessageState, NewMessage, RowCounters};
+use ferry_domain::{
+    Clock, DeliveryState, Lane, Message, MessageOutcome, MessageState, NewMessage, Operation, RowCounters,
+};
 use ferry_model::Value;
 use ferry_sql::{ColType, Conn, Dialect, RowExt};
 
@@ -34,12 +37,18 @@ pub(crate) async fn enqueue(
     conn: &mut Conn,
     m: &NewMessage,
     dedupe_since: Option<DateTime<Utc>>,
+    inline: Option<&InlineFile>,
     now: DateTime<Utc>,
 ) -> StoreResult<Enqueued> {
     let mut lanes = m.lanes.clone();
     lanes.sort();
     lanes.dedup();
-    let seq = take_seq(conn, &lanes).await?;
+    let postgres = conn.dialect() == Dialect::Postgres;
+    // On PostgreSQL the lanes are locked first, so a duplicate waits for the first to commit
+    // before it looks; SQLite has one writer. Both take the number with the insert below.
+    if postgres {
+        lock_lanes(conn, &lanes).await?;
+    }
     if let (Some(external_id), Some(since)) = (&m.external_id, dedupe_since) {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM ferry_messages WHERE activity_id = $1 AND external_id = $2 \
@@ -56,17 +65,9 @@ pub(crate) async fn enqueue(
             return Ok(Enqueued::ExecutionIdInUse(decode_message(r)?));
         }
     }
-    let sql = format!(
-        "INSERT INTO ferry_messages (id, seq, execution_id, activity_id, project, kind, entity, company, external_id, \
-         content_hash, blob_key, size, enqueued_by, state, not_before, enqueued_at, operation, execute, rerun_of, \
-         parameters, attempts, rows_read, rows_rejected, rows_inserted, rows_updated, rows_unchanged) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-         0, 0, 0, 0, 0, 0) \
-         RETURNING {MESSAGE_COLUMNS}"
-    );
-    let args = vec![
+    let mut args = vec![
         text(&m.id),
-        Value::Int(seq),
+        text("ferry_queue_seq"),
         text(&m.execution_id),
         text(&m.activity_id),
         text(&m.project),
@@ -86,13 +87,52 @@ pub(crate) async fn enqueue(
         opt_text(&m.rerun_of),
         opt_text(&crate::persisted::parameters_json(&m.parameters)),
     ];
-    let message = decode_message(&conn.fetch(&sql, args, &MESSAGE_TYPES).await?[0])?;
-    for lane in lanes {
-        conn.execute(
-            "INSERT INTO ferry_message_lanes (lane, seq, message_id) VALUES ($1, $2, $3)",
-            vec![text(lane.as_str()), Value::Int(seq), text(&m.id)],
+    // The message, its lanes (and on PostgreSQL the wake-up) in one round trip: statements
+    // separated by `;` on SQLite (its number from the queue clock bumped first), one statement
+    // of data-modifying CTEs on PostgreSQL.
+    let seq_value =
+        if postgres { "nextval(CAST($2 AS regclass))" } else { "(SELECT seq FROM ferry_queue_clock WHERE id = 1)" };
+    let insert = format!(
+        "INSERT INTO ferry_messages (id, seq, execution_id, activity_id, project, kind, entity, company, external_id, \
+         content_hash, blob_key, size, enqueued_by, state, not_before, enqueued_at, operation, execute, rerun_of, \
+         parameters, attempts, rows_read, rows_rejected, rows_inserted, rows_updated, rows_unchanged) \
+         VALUES ($1, {seq_value}, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+         0, 0, 0, 0, 0, 0) \
+         RETURNING {MESSAGE_COLUMNS}"
+    );
+    let sql = if postgres {
+        let mut sql = format!("WITH m AS ({insert})");
+        for (n, lane) in lanes.iter().enumerate() {
+            args.push(text(lane.as_str()));
+            let lane = args.len();
+            sql.push_str(&format!(
+                ", l{n} AS (INSERT INTO ferry_message_lanes (lane, seq, message_id) SELECT ${lane}, seq, id FROM m)"
+            ));
+        }
+        if let Some(file) = inline {
+            args.extend([text(&file.key), crate::inline_files::content_value(file)]);
+            let (key, content) = (args.len() - 1, args.len());
+            sql.push_str(&format!(
+                ", kept AS (INSERT INTO ferry_inline_files (key, message_id, content) SELECT ${key}, id, ${content} FROM m)"
+            ));
+        }
+        // Other nodes are woken after the commit ([`crate::Store::queue_changed`]).
+        sql.push_str(&format!(" SELECT {MESSAGE_COLUMNS} FROM m"));
+        sql
+    } else {
+        // The lanes as one JSON array in the place of the number (`$2`): sqlx binds numbered
+        // parameters of later statements wrongly when earlier ones leave gaps.
+        let names: Vec<&str> = lanes.iter().map(Lane::as_str).collect();
+        args[1] = text(&serde_json::to_string(&names).expect("strings serialize"));
+        format!(
+            "UPDATE ferry_queue_clock SET seq = seq + 1 WHERE id = 1; {insert}; \
+             INSERT INTO ferry_message_lanes (lane, seq, message_id) \
+             SELECT j.value, c.seq, $1 FROM json_each($2) j, ferry_queue_clock c WHERE c.id = 1"
         )
-        .await?;
+    };
+    let message = decode_message(&conn.fetch(&sql, args, &MESSAGE_TYPES).await?[0])?;
+    if let (false, Some(file)) = (postgres, inline) {
+        crate::inline_files::put(conn, file).await?;
     }
     Ok(Enqueued::Created(message))
 }
@@ -101,16 +141,10 @@ pub(crate) async fn enqueue(
 /// class 1717924466 and the one-bigint form).
 const LANE_LOCK_CLASS: i32 = 1_717_924_467;
 
-/// The next sequence number of a message holding `lanes`, taken so that within each lane numbers
-/// follow commit order (see the module header). Also what makes a duplicate enqueue see the
-/// first: it waits for the first's commit before it looks.
-async fn take_seq(conn: &mut Conn, lanes: &[Lane]) -> StoreResult<i64> {
-    if conn.dialect() != Dialect::Postgres {
-        let rows = conn
-            .fetch("UPDATE ferry_queue_clock SET seq = seq + 1 WHERE id = 1 RETURNING seq", (), &[ColType::Int64])
-            .await?;
-        return Ok(rows[0].int(0)?);
-    }
+/// Locks `lanes` (PostgreSQL) until the transaction ends, so that the sequence number taken
+/// after it follows commit order within each lane (see the module header). Also what makes a
+/// duplicate enqueue see the first: it waits for the first's commit before it looks.
+async fn lock_lanes(conn: &mut Conn, lanes: &[Lane]) -> StoreResult<()> {
     // One order for every enqueue (a lane's lock key, then the lane), so two never wait on each
     // other crosswise. Distinct lanes sharing a key only wait for each other.
     let mut keys: Vec<i64> = lanes.iter().map(|lane| lane_lock_key(lane.as_str())).collect();
@@ -120,8 +154,7 @@ async fn take_seq(conn: &mut Conn, lanes: &[Lane]) -> StoreResult<i64> {
         let sql = format!("SELECT pg_advisory_xact_lock({LANE_LOCK_CLASS}, CAST($1 AS INTEGER))");
         conn.execute(&sql, vec![Value::Int(key)]).await?;
     }
-    let rows = conn.fetch("SELECT nextval('ferry_queue_seq')", (), &[ColType::Int64]).await?;
-    Ok(rows[0].int(0)?)
+    Ok(())
 }
 
 /// A lane's advisory-lock key: FNV-1a of its name, folded into PostgreSQL's `int4`.
@@ -130,23 +163,57 @@ fn lane_lock_key(lane: &str) -> i64 {
     i64::from(hash as i32)
 }
 
-/// Claims up to `max` runnable messages for `holder` for `lease` past the clock's time.
+/// How many messages one claim may take: at most `max`, and of those at most `large_max`
+/// [large](ClaimLimits::is_large) ones. A worker pool runs many small messages at once but
+/// only a few large ones, whose memory and blocking threads it must bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimLimits {
+    pub max: usize,
+    pub large_max: usize,
+}
+
+impl ClaimLimits {
+    /// Up to `max` messages, large or not.
+    pub fn any(max: usize) -> ClaimLimits {
+        ClaimLimits { max, large_max: max }
+    }
+
+    /// Whether a message is large: an export (its size is unknown until it runs), or an import
+    /// whose file is above [`INLINE_FILE_MAX`](crate::INLINE_FILE_MAX) (kept in the blob store).
+    pub fn is_large(message: &Message) -> bool {
+        is_large(message.operation, message.size)
+    }
+}
+
+fn is_large(operation: Operation, size: i64) -> bool {
+    operation == Operation::Export || size > crate::INLINE_FILE_MAX as i64
+}
+
+/// Claims up to `limits` runnable messages for `holder` for `lease` past the clock's time.
 /// Messages whose previous runs all died (lease expired) `max_attempts` times end as poison
 /// instead.
 pub(crate) async fn claim(
     conn: &mut Conn,
     holder: &str,
-    max: usize,
+    limits: ClaimLimits,
     lease: std::time::Duration,
     max_attempts: i64,
     clock: &dyn Clock,
 ) -> StoreResult<Vec<Message>> {
     let now = clock.now();
     let lease_until = ferry_domain::later(now, lease);
-    let mut claimed = Vec::new();
+    let mut claimed: Vec<Message> = Vec::new();
+    let max = limits.max;
     // Giving up a poison message frees its lanes, which can make others runnable: look again.
     loop {
         let mut gave_up = false;
+        let large = claimed.iter().filter(|m| ClaimLimits::is_large(m)).count();
+        // No room for a large message: look at small ones only.
+        let only_small = if large >= limits.large_max {
+            format!("AND m.operation = '{}' AND m.size <= {}", Operation::Import.literal(), crate::INLINE_FILE_MAX)
+        } else {
+            String::new()
+        };
         let candidates = conn
             .fetch(
                 &format!(
@@ -162,8 +229,8 @@ pub(crate) async fn claim(
                        SELECT (SELECT h.message_id FROM ferry_message_lanes h WHERE h.lane = lanes.lane \
                                ORDER BY h.seq LIMIT 1) \
                        FROM lanes WHERE lanes.lane IS NOT NULL) \
-                     SELECT m.id, m.attempts, m.state FROM ferry_messages m \
-                     WHERE m.id IN (SELECT message_id FROM heads) AND m.state IN {waiting} \
+                     SELECT m.id, m.attempts, m.state, m.operation, m.size FROM ferry_messages m \
+                     WHERE m.id IN (SELECT message_id FROM heads) AND m.state IN {waiting} {only_small} \
                      AND m.not_before <= $1 AND (m.lease_until IS NULL OR m.lease_until < $1) \
                      AND NOT EXISTS (SELECT 1 FROM ferry_message_lanes a JOIN ferry_message_lanes b \
                      ON b.lane = a.lane AND b.seq < a.seq WHERE a.message_id = m.id) \
@@ -172,9 +239,11 @@ pub(crate) async fn claim(
                     limit = (max - claimed.len()).max(1)
                 ),
                 vec![Value::DateTime(now)],
-                &[ColType::Text, ColType::Int64, ColType::Text],
+                &[ColType::Text, ColType::Int64, ColType::Text, ColType::Text, ColType::Int64],
             )
             .await?;
+        let mut large = large;
+        let mut ids = Vec::new();
         for c in candidates {
             let id = c.text(0)?;
             let attempts = c.int(1)?;
@@ -188,21 +257,35 @@ pub(crate) async fn claim(
                 gave_up = true;
                 continue;
             }
+            if is_large(c.literal::<Operation>(3)?, c.int(4)?) {
+                if large >= limits.large_max {
+                    continue;
+                }
+                large += 1;
+            }
+            ids.push(id);
+        }
+        if !ids.is_empty() {
+            // One statement leases them all.
+            let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 4)).collect();
             let sql = format!(
-                "UPDATE ferry_messages SET state = '{processing}', reason = NULL, lease_holder = $2, lease_until = $3, \
-                 heartbeat_at = $4, attempts = attempts + 1, started_at = COALESCE(started_at, $4) \
-                 WHERE id = $1 AND state IN {waiting} AND (lease_until IS NULL OR lease_until < $4) \
+                "UPDATE ferry_messages SET state = '{processing}', reason = NULL, lease_holder = $1, lease_until = $2, \
+                 heartbeat_at = $3, attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
+                 WHERE id IN ({ids}) AND state IN {waiting} AND (lease_until IS NULL OR lease_until < $3) \
                  RETURNING {MESSAGE_COLUMNS}",
                 processing = processing(),
-                waiting = waiting()
+                waiting = waiting(),
+                ids = placeholders.join(", ")
             );
             // Read the clock after the lanes were seen free: a start never precedes the end of
             // the message before it in its lane.
             let started = clock.now().max(now);
-            let args = vec![text(&id), text(holder), Value::DateTime(lease_until), Value::DateTime(started)];
-            if let Some(r) = conn.fetch(&sql, args, &MESSAGE_TYPES).await?.first() {
-                claimed.push(decode_message(r)?);
-            }
+            let mut args = vec![text(holder), Value::DateTime(lease_until), Value::DateTime(started)];
+            args.extend(ids.iter().map(|id| text(id)));
+            let rows = conn.fetch(&sql, args, &MESSAGE_TYPES).await?;
+            let mut leased = rows.iter().map(|r| decode_message(r)).collect::<StoreResult<Vec<_>>>()?;
+            leased.sort_by_key(|m| m.seq);
+            claimed.extend(leased);
         }
         if !gave_up || claimed.len() >= max {
             break;
@@ -330,14 +413,29 @@ pub(crate) async fn finish(
             delivery.map_or(Value::Null, Literal::value),
         ]);
     }
-    sql.push_str(&format!(" WHERE id = $1 AND lease_holder = $2 AND state = '{}'", processing()));
-    if conn.execute(&sql, args).await? == 0 {
+    sql.push_str(&format!(" WHERE id = $1 AND lease_holder = $2 AND state = '{}' RETURNING id", processing()));
+    // The end and the freed lanes in one round trip (other nodes are woken after the commit,
+    // [`crate::Store::queue_changed`]). On SQLite
+    // the lanes go only if the update above ended the message (a message that is not final
+    // holds its lanes; one another holder ended has none left).
+    let sql = if conn.dialect() == Dialect::Postgres {
+        format!(
+            "WITH ended AS ({sql}), \
+             freed AS (DELETE FROM ferry_message_lanes WHERE message_id IN (SELECT id FROM ended)) \
+             SELECT ended.id FROM ended"
+        )
+    } else {
+        format!(
+            "{sql}; DELETE FROM ferry_message_lanes WHERE message_id = $1 AND EXISTS \
+             (SELECT 1 FROM ferry_messages m WHERE m.id = $1 AND m.state = $3 AND m.finished_at = $5)"
+        )
+    };
+    if conn.fetch(&sql, args, &[ColType::Text]).await?.is_empty() {
         return Ok(false);
     }
     for w in &outcome.watermarks {
         crate::exports::put_watermark(conn, w, now).await?;
     }
-    conn.execute("DELETE FROM ferry_message_lanes WHERE message_id = $1", vec![text(id)]).await?;
     Ok(true)
 }
 

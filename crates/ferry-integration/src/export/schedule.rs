@@ -42,7 +42,6 @@ pub(crate) async fn tick(ctx: &Arc<IntegrationContext>, holder: &str) -> Result<
             tracing::warn!(job = %job.activity_id, "the previous export run has not finished; this occurrence is skipped");
         } else {
             ctx.store.enqueue_message(&run_of(&job, &project, now), None, None).await?;
-            ctx.store.queue_changed();
             queued += 1;
             tracing::info!(job = %job.activity_id, project = %project.name, "recurring export queued");
         }

@@ -2,7 +2,8 @@
 //! batched transactions (isolating a row the database refuses), records every rejected row and
 //! writes the rejected-rows file. All-or-nothing imports validate every entity first, keeping
 //! the valid rows in a spill file, and write them all at the end in one transaction
-//! (`super::apply_spills`).
+//! (`super::apply_spills`). The last batch of a message can instead go in with the message's end,
+//! in one transaction (a [`Tail`]).
 
 use super::source::{ErrorDraft, Rejected, SourceEnd, SourceEvent, SourceSpec, read_source};
 use super::spill::SpillWriter;
@@ -30,6 +31,20 @@ pub(crate) struct EntityOutcome {
     pub ignored_columns: Vec<String>,
     /// The valid rows, kept for the final apply of an all-or-nothing import.
     pub spill: Option<tempfile::TempPath>,
+    /// The last batch, not written yet ([`WriteMode::BatchedTail`]).
+    pub tail: Option<Tail>,
+}
+
+/// The last batch of a message's last entity, validated and not written: it goes in with the
+/// message's end, in one transaction. Its rows are not counted in the entity's outcome yet.
+#[derive(Debug)]
+pub(crate) struct Tail {
+    pub rows: Vec<NewRow>,
+    pub mapped_fields: Vec<usize>,
+    sources: Vec<(u64, SourceRecord)>,
+    columns: Vec<String>,
+    pub spec: SourceSpec,
+    position: i64,
 }
 
 impl EntityOutcome {
@@ -43,6 +58,9 @@ impl EntityOutcome {
 pub(crate) enum WriteMode {
     /// One transaction per batch.
     Batched,
+    /// One transaction per batch, but the last batch — when the entity rejected no row on the
+    /// way, so no rejected-rows file is open — is handed back as the outcome's [`Tail`].
+    BatchedTail,
     /// Validated only and kept in a spill file (an all-or-nothing import writes at the end).
     Spill,
 }
@@ -66,7 +84,7 @@ pub(crate) async fn import_entity(
                 .map_err(|e| RunError::Transient(format!("cannot write a spill file: {e}")))?;
             Some((path, writer))
         }
-        WriteMode::Batched => None,
+        WriteMode::Batched | WriteMode::BatchedTail => None,
     };
     // One batch waits while one is written and one is read: memory stays at about three batches.
     let (tx, mut rx) = mpsc::channel::<SourceEvent>(1);
@@ -83,7 +101,15 @@ pub(crate) async fn import_entity(
     let mut rejected_file: Option<RejectedFile> = None;
 
     let mut end: Option<SourceEnd> = None;
-    while let Some(event) = rx.recv().await {
+    // An event already received, to handle next.
+    let mut next: Option<SourceEvent> = None;
+    loop {
+        let Some(event) = (match next.take() {
+            Some(event) => Some(event),
+            None => rx.recv().await,
+        }) else {
+            break;
+        };
         run.check_lease()?;
         let batch = match event {
             SourceEvent::Batch(b) => b,
@@ -93,6 +119,8 @@ pub(crate) async fn import_entity(
             }
         };
         outcome.read += batch.read as i64;
+        // The reader sends full batches until the last; a short one is followed by the end.
+        let short = batch.rows.len() < spec.batch_rows && batch.rejected.len() < spec.batch_rows;
         let mut errors: Vec<ErrorRecord> = Vec::new();
         for Rejected { record, errors: drafts } in batch.rejected {
             outcome.staging_errors += 1;
@@ -148,6 +176,18 @@ pub(crate) async fn import_entity(
             None => {
                 // This batch's rejected rows go in with its rows.
                 run.store_errors(std::mem::take(&mut errors)).await?;
+                if mode == WriteMode::BatchedTail && short && rejected_file.is_none() {
+                    match rx.recv().await {
+                        Some(SourceEvent::End(e)) => {
+                            let (mapped_fields, columns) = (batch.mapped_fields, batch.columns);
+                            let spec = spec.clone();
+                            outcome.tail = Some(Tail { rows, mapped_fields, sources, columns, spec, position });
+                            end = Some(e);
+                            break;
+                        }
+                        following => next = following,
+                    }
+                }
                 let written = write_batch(run, &spec, &batch.mapped_fields, rows, sources, &mut errors).await?;
                 outcome.counts += written.0;
                 outcome.target_errors += written.1.len() as i64;
@@ -194,6 +234,24 @@ pub(crate) async fn import_entity(
         None => {}
     }
     Ok(outcome)
+}
+
+/// Writes a [`Tail`] the message's end could not take (the database refused it as a whole): row
+/// by row, the refused rows recorded as errors and in a rejected-rows file. Answers the counts
+/// and how many rows were refused.
+pub(crate) async fn write_tail(run: &RunState, tail: Tail) -> Result<(BatchCounts, i64), RunError> {
+    let mut errors = Vec::new();
+    let (counts, refused) =
+        write_batch(run, &tail.spec, &tail.mapped_fields, tail.rows, tail.sources, &mut errors).await?;
+    run.store_errors(errors).await?;
+    if !refused.is_empty() {
+        let mut file = RejectedFile::new(run, &tail.spec, tail.position);
+        for record in &refused {
+            file.write(&tail.columns, record);
+        }
+        file.finish(run).await?;
+    }
+    Ok((counts, refused.len() as i64))
 }
 
 /// Upserts one batch; if the database refuses it as a whole (not transiently), writes the

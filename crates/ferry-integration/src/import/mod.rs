@@ -1,7 +1,8 @@
 //! Importing one claimed message: find its job and project, fetch its file, open the file or
 //! the package, apply XSLT, import each entity in execution order (`entity.rs`), and work out
 //! how the message ends (the rules are `ferry_domain::verdict`). An all-or-nothing message is
-//! validated whole first and written at the end in one transaction, or not at all.
+//! validated whole first and written at the end in one transaction, or not at all. Otherwise
+//! the last batch goes in with the message's end, in one transaction.
 
 mod duplicates;
 mod entity;
@@ -13,14 +14,14 @@ mod spool;
 mod validate;
 
 use crate::files::LocalFile;
-use crate::run::{RunError, RunState};
-use entity::{EntityOutcome, WriteMode, import_entity};
+use crate::run::{RunEnd, RunError, RunState};
+use entity::{EntityOutcome, Tail, WriteMode, import_entity, write_tail};
 use ferry_domain::{
     DataFormat, EntityResult, EntityRun, EntityState, Job, JobKind, MessageOutcome, ResolvedEntity, RowCounters,
     entity_states, rolls_back, verdict,
 };
 use ferry_formats::package::{Package, source_format_from_manifest};
-use ferry_store::{AtomicBatch, AtomicRefusal, StoreError};
+use ferry_store::{AtomicBatch, AtomicRefusal, BatchCounts, StoreError};
 pub(crate) use pending::PendingKeys;
 pub(crate) use source::ErrorDraft;
 use source::{SourceInput, SourceSpec};
@@ -93,42 +94,41 @@ impl Scratch {
     }
 }
 
-/// One entity of the message as it went: its result row, what happened, and (all-or-nothing)
-/// the spill of its valid rows.
+/// One entity of the message as it went: its result row, what happened, (all-or-nothing) the
+/// spill of its valid rows, and (the last entity) its last batch if that is not written yet.
 struct Done {
     result: EntityResult,
     run: EntityRun,
     spill: Option<tempfile::TempPath>,
+    tail: Option<Tail>,
     entity: Arc<ferry_model::Entity>,
 }
 
-/// Runs the message to its outcome.
-pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
+/// Runs the message to its outcome: recorded with its last batch, or for the worker to record.
+pub(crate) async fn run(run: &RunState) -> Result<RunEnd, RunError> {
     let ctx = &run.ctx;
     if run.message.attempts > 1 {
         // An earlier run stopped part way: forget what it recorded.
         ctx.store.begin_message_attempt(&run.fence).await?;
     }
     // Package-API executions belong to a project only: they import like a package job.
-    let job = if run.message.activity_id.is_empty() {
-        Job { kind: JobKind::Package, ..Job::new("", run.message.project.clone()) }
+    let (job, project) = if run.message.activity_id.is_empty() {
+        let job = Job { kind: JobKind::Package, ..Job::new("", run.message.project.clone()) };
+        let project = ctx.store.get_project(&job.project).await?.map(|(project, _)| project);
+        (job, project)
     } else {
-        match ctx.store.get_job(&run.message.activity_id).await? {
-            Some((job, _)) => job,
-            None => {
-                return Ok(MessageOutcome::failed(
-                    "the recurring job of this message was deleted before it was processed",
-                ));
-            }
+        match ctx.store.job_with_project(&run.message.activity_id).await? {
+            Some(found) => found,
+            None => return failed("the recurring job of this message was deleted before it was processed"),
         }
     };
-    let Some((project, _)) = ctx.store.get_project(&job.project).await? else {
-        return Ok(MessageOutcome::failed(format!("data project '{}' does not exist (any more)", job.project)));
+    let Some(project) = project else {
+        return failed(format!("data project '{}' does not exist (any more)", job.project));
     };
     let check = |xsl: &str| ferry_xslt::check_stylesheet(xsl.as_bytes()).map_err(|e| e.to_string());
     let resolved = match project.resolve(&ctx.catalog, &check) {
         Ok(r) => r,
-        Err(e) => return Ok(MessageOutcome::failed(e.0.clone())),
+        Err(e) => return failed(e.0.clone()),
     };
     let file = ctx.local_file(&run.message.blob_key).await?;
     let scratch = Scratch::new(&ctx.runtime.work_dir);
@@ -140,10 +140,7 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
         JobKind::File => {
             let entity_name = run.message.entity.clone().unwrap_or_default();
             let Some(r) = resolved.into_iter().find(|r| r.entity.collection == entity_name) else {
-                return Ok(MessageOutcome::failed(format!(
-                    "entity '{entity_name}' is not part of data project '{}'",
-                    project.name
-                )));
+                return failed(format!("entity '{entity_name}' is not part of data project '{}'", project.name));
             };
             vec![Unit { resolved: r, input }]
         }
@@ -151,7 +148,7 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
             Ok(units) => units,
             Err(reason) => {
                 run.store_errors(vec![run.error_record("package", ErrorDraft::file("bad_package", &reason))]).await?;
-                return Ok(MessageOutcome::failed(reason.clone()));
+                return failed(reason.clone());
             }
         },
     };
@@ -159,6 +156,7 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
     // Staging only (`execute = false`) validates like an all-or-nothing import and writes nothing.
     let stage_only = !run.message.execute;
     let mode = if job.all_or_nothing || stage_only { WriteMode::Spill } else { WriteMode::Batched };
+    let last = units.len().saturating_sub(1);
     if job.all_or_nothing || stage_only {
         let entities: Vec<_> = units.iter().map(|u| u.resolved.entity.clone()).collect();
         *run.pending.lock().expect("pending lock") = Some(PendingKeys::new(ctx.catalog.clone(), &entities));
@@ -178,7 +176,8 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
                     run.store_errors(vec![run.error_record(&label, draft)]).await?;
                     let fatal = Some(format!("{label}: {reason}"));
                     let entity_run = EntityRun { label, counters: RowCounters::default(), fatal };
-                    done.push(Done { result, run: entity_run, spill: None, entity: unit.resolved.entity.clone() });
+                    let entity = unit.resolved.entity.clone();
+                    done.push(Done { result, run: entity_run, spill: None, tail: None, entity });
                     continue;
                 }
             },
@@ -194,6 +193,8 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
             batch_rows: ctx.settings.batch_rows,
             work_dir: ctx.runtime.work_dir.clone(),
         };
+        // The last entity's last batch can go in with the message's end.
+        let mode = if mode == WriteMode::Batched && position as usize == last { WriteMode::BatchedTail } else { mode };
         let mut outcome = import_entity(run, spec, position, mode).await?;
         run.finish_entity(counters_of(&outcome));
         if !outcome.ignored_columns.is_empty() {
@@ -209,8 +210,8 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
         result.staging_errors = outcome.staging_errors;
         result.target_errors = outcome.target_errors;
         let entity_run = EntityRun { label, counters: counters_of(&outcome), fatal: outcome.fatal.clone() };
-        let spill = outcome.spill.take();
-        done.push(Done { result, run: entity_run, spill, entity: unit.resolved.entity.clone() });
+        let (spill, tail) = (outcome.spill.take(), outcome.tail.take());
+        done.push(Done { result, run: entity_run, spill, tail, entity: unit.resolved.entity.clone() });
     }
 
     let written = if stage_only {
@@ -229,25 +230,107 @@ pub(crate) async fn run(run: &RunState) -> Result<MessageOutcome, RunError> {
     } else {
         true
     };
-    for d in &mut done {
-        let (staging, target) = entity_states(&d.run, written);
-        d.result.staging = staging;
-        d.result.target = if stage_only && staging == EntityState::Finished { EntityState::NotStarted } else { target };
-        let counters = d.run.counters;
-        (d.result.rows_inserted, d.result.rows_updated, d.result.rows_unchanged) =
-            (counters.inserted, counters.updated, counters.unchanged);
-        d.result.finished_at = Some(run.now());
-        run.record_result(d.result.clone());
-    }
-    let runs: Vec<EntityRun> = done.into_iter().map(|d| d.run).collect();
-    let verdict = verdict(&runs, job.all_or_nothing);
-    let mut reason = verdict.reason;
-    if stage_only {
-        let staged = "validated and staged only (execute = false): nothing was written to the entities";
-        reason = Some(reason.map_or_else(|| staged.to_owned(), |r| format!("{r}; {staged}")));
-    }
     let warnings = (!warnings.is_empty()).then(|| warnings.join("\n"));
-    Ok(MessageOutcome { warnings, ..MessageOutcome::new(verdict.state, reason, verdict.counters) })
+    let conclusion = Conclusion { all_or_nothing: job.all_or_nothing, stage_only, written, warnings };
+    let mut entities: Vec<(EntityResult, EntityRun)> = Vec::with_capacity(done.len());
+    let mut tail = None;
+    for d in done {
+        tail = d.tail.or(tail);
+        entities.push((d.result, d.run));
+    }
+    if let Some(tail) = tail {
+        // The last batch and the end in one transaction; what the batch did decides the outcome.
+        let waiting = run.take_records();
+        let end = |counts: BatchCounts| {
+            let mut entities = entities.clone();
+            if let Some((_, last)) = entities.last_mut() {
+                last.counters.inserted += counts.inserted as i64;
+                last.counters.updated += counts.updated as i64;
+                last.counters.unchanged += counts.unchanged as i64;
+            }
+            let (outcome, results) = conclusion.conclude(entities, run.now());
+            let mut records = waiting.clone();
+            for result in results {
+                records.put_result(result);
+            }
+            (outcome, records)
+        };
+        let store = &run.ctx.store;
+        let written =
+            store.finish_message_with_batch(&tail.spec.entity, &tail.rows, Some(&tail.mapped_fields), &run.fence, end);
+        match written.await {
+            Ok((_, outcome)) => return Ok(RunEnd::Recorded(outcome)),
+            Err(e) => {
+                run.put_back_records(waiting);
+                if !e.is_row_level() {
+                    return Err(e.into());
+                }
+            }
+        }
+        // The database refused the batch as a whole: write it row by row, then end on its own.
+        let (counts, refused) = write_tail(run, tail).await?;
+        if let Some((result, last)) = entities.last_mut() {
+            last.counters.inserted += counts.inserted as i64;
+            last.counters.updated += counts.updated as i64;
+            last.counters.unchanged += counts.unchanged as i64;
+            last.counters.rejected += refused;
+            result.target_errors += refused;
+        }
+    }
+    let (outcome, results) = conclusion.conclude(entities, run.now());
+    for result in results {
+        run.record_result(result);
+    }
+    Ok(RunEnd::Outcome(outcome))
+}
+
+/// The message fails with `reason` (the worker records it).
+fn failed(reason: impl Into<String>) -> Result<RunEnd, RunError> {
+    Ok(RunEnd::Outcome(MessageOutcome::failed(reason)))
+}
+
+/// How the message's entities went as a whole.
+struct Conclusion {
+    all_or_nothing: bool,
+    stage_only: bool,
+    /// Whether the rows were written (false: an all-or-nothing message rolled back, or staging only).
+    written: bool,
+    warnings: Option<String>,
+}
+
+impl Conclusion {
+    /// The message's outcome and each entity's final result (finished `now`). Pure.
+    fn conclude(
+        &self,
+        entities: Vec<(EntityResult, EntityRun)>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> (MessageOutcome, Vec<EntityResult>) {
+        let mut results = Vec::with_capacity(entities.len());
+        let mut runs = Vec::with_capacity(entities.len());
+        for (mut result, run) in entities {
+            let (staging, target) = entity_states(&run, self.written);
+            result.staging = staging;
+            result.target =
+                if self.stage_only && staging == EntityState::Finished { EntityState::NotStarted } else { target };
+            let counters = run.counters;
+            (result.rows_inserted, result.rows_updated, result.rows_unchanged) =
+                (counters.inserted, counters.updated, counters.unchanged);
+            result.finished_at = Some(now);
+            results.push(result);
+            runs.push(run);
+        }
+        let verdict = verdict(&runs, self.all_or_nothing);
+        let mut reason = verdict.reason;
+        if self.stage_only {
+            let staged = "validated and staged only (execute = false): nothing was written to the entities";
+            reason = Some(reason.map_or_else(|| staged.to_owned(), |r| format!("{r}; {staged}")));
+        }
+        let outcome = MessageOutcome {
+            warnings: self.warnings.clone(),
+            ..MessageOutcome::new(verdict.state, reason, verdict.counters)
+        };
+        (outcome, results)
+    }
 }
 
 /// Writes the spilled rows of every entity, in execution order, in ONE transaction: the

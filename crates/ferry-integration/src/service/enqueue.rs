@@ -139,7 +139,6 @@ impl IntegrationService {
         };
         match outcome {
             Enqueued::Created(m) => {
-                self.ctx.store.queue_changed();
                 let operation = if m.operation == Operation::Export { "export" } else { "import" };
                 metrics::counter!("ferry_import_messages_enqueued_total", "operation" => operation).increment(1);
                 Ok((m, false))

@@ -89,7 +89,10 @@ impl IntegrationService {
 
     /// The job with this activity id, which `client_id` may use and which is enabled.
     async fn usable_job(&self, activity_id: &str, client_id: &str) -> Result<(Job, Project), IntegrationError> {
-        let Some((job, _)) = self.get_job(activity_id).await? else {
+        let Some(id) = ferry_domain::normalize_activity_id(activity_id) else {
+            return Err(IntegrationError::UnknownJob(activity_id.to_owned()));
+        };
+        let Some((job, project)) = self.ctx.store.job_with_project(&id).await? else {
             return Err(IntegrationError::UnknownJob(activity_id.to_owned()));
         };
         if !job.authorizes(client_id) {
@@ -101,7 +104,7 @@ impl IntegrationService {
         if !job.enabled {
             return Err(IntegrationError::JobDisabled(job.activity_id));
         }
-        let Some((project, _)) = self.get_project(&job.project).await? else {
+        let Some(project) = project else {
             return Err(IntegrationError::BadRequest(format!(
                 "recurring job {} uses data project '{}', which does not exist",
                 job.activity_id, job.project

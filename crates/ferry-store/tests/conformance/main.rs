@@ -5,6 +5,7 @@ mod bulk;
 mod queue;
 mod replication;
 mod rows;
+mod small_messages;
 mod support;
 mod versions;
 
@@ -57,4 +58,6 @@ conformance!(
     queue::import_batches_upsert_by_key_and_count,
     queue::errors_are_stored_fenced_and_paged,
     bulk::large_import_batches_round_trip_every_type,
+    small_messages::a_last_batch_goes_in_with_the_end_or_not_at_all,
+    small_messages::claims_take_many_small_messages_and_few_large_ones,
 );

@@ -7,7 +7,7 @@ use ferry_domain::{
     EntityResult, ErrorFilter, ErrorRecord, ExecutionParameters, JobKind, Lane, Message, MessageOutcome, MessageState,
     NewMessage, Operation, RowCounters, RowKey, Stage,
 };
-use ferry_store::{Enqueued, Fence, InlineFile, RunRecords, Store, StoreError};
+use ferry_store::{ClaimLimits, Enqueued, Fence, InlineFile, RunRecords, Store, StoreError};
 use std::time::Duration;
 
 fn message(id: &str, lanes: &[&str]) -> NewMessage {
@@ -57,20 +57,27 @@ pub async fn lanes_run_one_message_at_a_time_in_enqueue_order(Db { store, .. }: 
     enqueue(&store, "ab", &["a", "b"]).await; // a package holding both lanes
     enqueue(&store, "b2", &["b"]).await;
 
-    let first = store.claim_messages("w1", 10, LEASE, 5).await.unwrap();
+    let first = store.claim_messages("w1", ClaimLimits::any(10), LEASE, 5).await.unwrap();
     assert_eq!(ids(&first), ["a1", "b1"], "only lane heads run");
-    assert!(store.claim_messages("w2", 10, LEASE, 5).await.unwrap().is_empty(), "heads are leased");
+    assert!(store.claim_messages("w2", ClaimLimits::any(10), LEASE, 5).await.unwrap().is_empty(), "heads are leased");
     let pos = store.lane_position("a2").await.unwrap().expect("a2 waits");
     assert_eq!((pos.head_message_id.as_str(), pos.ahead), ("a1", 1));
 
     assert!(store.finish_message("a1", "w1", &done(), &RunRecords::default()).await.unwrap());
-    assert_eq!(ids(&store.claim_messages("w2", 10, LEASE, 5).await.unwrap()), ["a2"]);
+    assert_eq!(ids(&store.claim_messages("w2", ClaimLimits::any(10), LEASE, 5).await.unwrap()), ["a2"]);
     assert!(store.finish_message("b1", "w1", &done(), &RunRecords::default()).await.unwrap());
-    assert!(store.claim_messages("w2", 10, LEASE, 5).await.unwrap().is_empty(), "ab waits for a2 in lane a");
+    assert!(
+        store.claim_messages("w2", ClaimLimits::any(10), LEASE, 5).await.unwrap().is_empty(),
+        "ab waits for a2 in lane a"
+    );
     assert!(store.finish_message("a2", "w2", &done(), &RunRecords::default()).await.unwrap());
-    assert_eq!(ids(&store.claim_messages("w1", 10, LEASE, 5).await.unwrap()), ["ab"], "b2 stays behind ab");
+    assert_eq!(
+        ids(&store.claim_messages("w1", ClaimLimits::any(10), LEASE, 5).await.unwrap()),
+        ["ab"],
+        "b2 stays behind ab"
+    );
     assert!(store.finish_message("ab", "w1", &done(), &RunRecords::default()).await.unwrap());
-    assert_eq!(ids(&store.claim_messages("w1", 10, LEASE, 5).await.unwrap()), ["b2"]);
+    assert_eq!(ids(&store.claim_messages("w1", ClaimLimits::any(10), LEASE, 5).await.unwrap()), ["b2"]);
     assert!(store.finish_message("b2", "w1", &done(), &RunRecords::default()).await.unwrap());
     let m = store.get_message("ab").await.unwrap().unwrap();
     assert_eq!((m.state, m.attempts), (MessageState::Processed, 1));
@@ -79,11 +86,11 @@ pub async fn lanes_run_one_message_at_a_time_in_enqueue_order(Db { store, .. }: 
 
 pub async fn leases_expire_and_fence_the_old_holder(Db { store, clock, .. }: Db) {
     enqueue(&store, "m", &["a"]).await;
-    let claimed = store.claim_messages("w1", 1, LEASE, 5).await.unwrap();
+    let claimed = store.claim_messages("w1", ClaimLimits::any(1), LEASE, 5).await.unwrap();
     assert_eq!(ids(&claimed), ["m"]);
-    assert!(store.claim_messages("w2", 1, LEASE, 5).await.unwrap().is_empty(), "the lease holds");
+    assert!(store.claim_messages("w2", ClaimLimits::any(1), LEASE, 5).await.unwrap().is_empty(), "the lease holds");
     clock.advance(LEASE + Duration::from_secs(1));
-    let again = store.claim_messages("w2", 1, LEASE, 5).await.unwrap();
+    let again = store.claim_messages("w2", ClaimLimits::any(1), LEASE, 5).await.unwrap();
     assert_eq!(ids(&again), ["m"], "an expired lease is claimed again");
     assert_eq!(again[0].attempts, 2);
 
@@ -132,21 +139,24 @@ pub async fn leases_expire_and_fence_the_old_holder(Db { store, clock, .. }: Db)
 pub async fn retries_keep_their_place_and_poison_ends(Db { store, clock, .. }: Db) {
     enqueue(&store, "r1", &["a"]).await;
     enqueue(&store, "r2", &["a"]).await;
-    store.claim_messages("w", 1, LEASE, 5).await.unwrap();
+    store.claim_messages("w", ClaimLimits::any(1), LEASE, 5).await.unwrap();
     assert!(store.retry_message_later("r1", "w", Duration::from_secs(3600), "database busy").await.unwrap());
     let r1 = store.get_message("r1").await.unwrap().unwrap();
     assert_eq!((r1.state, r1.reason.as_deref()), (MessageState::Retrying, Some("database busy")));
-    assert!(store.claim_messages("w", 5, LEASE, 5).await.unwrap().is_empty(), "r2 stays behind the retrying r1");
+    assert!(
+        store.claim_messages("w", ClaimLimits::any(5), LEASE, 5).await.unwrap().is_empty(),
+        "r2 stays behind the retrying r1"
+    );
 
     // A message whose runs keep dying ends as poison and frees its lane.
     enqueue(&store, "p1", &["p"]).await;
     enqueue(&store, "p2", &["p"]).await;
     for _ in 0..2 {
-        let c = store.claim_messages("w", 5, LEASE, 2).await.unwrap();
+        let c = store.claim_messages("w", ClaimLimits::any(5), LEASE, 2).await.unwrap();
         assert_eq!(ids(&c), ["p1"]);
         clock.advance(LEASE + Duration::from_secs(1));
     }
-    let c = store.claim_messages("w", 5, LEASE, 2).await.unwrap();
+    let c = store.claim_messages("w", ClaimLimits::any(5), LEASE, 2).await.unwrap();
     assert_eq!(ids(&c), ["p2"], "p1 gave up, p2 runs");
     let p1 = store.get_message("p1").await.unwrap().unwrap();
     assert_eq!(p1.state, MessageState::PreProcessingError);
@@ -237,7 +247,7 @@ pub async fn import_batches_upsert_by_key_and_count(Db { store, .. }: Db) {
 
 pub async fn errors_are_stored_fenced_and_paged(Db { store, .. }: Db) {
     enqueue(&store, "e", &["a"]).await;
-    store.claim_messages("w", 1, LEASE, 5).await.unwrap();
+    store.claim_messages("w", ClaimLimits::any(1), LEASE, 5).await.unwrap();
     let fence = Fence { message_id: "e".into(), holder: "w".into(), lease: LEASE };
     let errors: Vec<ErrorRecord> = (1..=5)
         .map(|n| ErrorRecord {
