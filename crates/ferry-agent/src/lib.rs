@@ -138,6 +138,24 @@ impl Agent {
 /// Runs the agent until `shutdown` resolves: recovers from the journal, serves `/metrics` and
 /// `/healthz` when `listen` is set (answering its address through `on_listen`), then runs
 /// every job on its schedule.
+/// Partial files a download killed mid-way left in the jobs' output folders (nothing else of
+/// this agent writes there before its jobs start).
+fn remove_partial_downloads(jobs: &[JobConfig]) {
+    for job in jobs {
+        let (JobKind::Download { output, .. } | JobKind::ExportPackage { output, .. }) = &job.kind else {
+            continue;
+        };
+        match ferry_client::files::remove_partial_files(output) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(folder = %output.display(), files = n, "removed partial downloads of an earlier run")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(folder = %output.display(), error = %e, "cannot look for partial downloads"),
+        }
+    }
+}
+
 pub async fn run(
     config: AgentConfig,
     connection: Connection,
@@ -163,6 +181,7 @@ pub async fn run(
     });
     tracing::info!(journal = %agent.journal.path().display(), pending = pending.len(), jobs = config.jobs.len(), "agent starting");
     agent.recover(pending, &config.jobs).await;
+    remove_partial_downloads(&config.jobs);
     let mut tasks = Vec::new();
     for job in config.jobs {
         tasks.push(tokio::spawn(agent.clone().schedule(Arc::new(job))));

@@ -69,6 +69,30 @@ pub fn temp_name(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.part", &unique[..12]))
 }
 
+/// Removes from `dir` the partial files [`temp_name`] names (`.<name>.<12 hex digits>.part`) that
+/// a process killed in the middle of a write left behind; answers how many. Only for a
+/// folder no other writer of this process is using at the time.
+pub fn remove_partial_files(dir: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_partial_name(&name) && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+fn is_partial_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".part")) else { return false };
+    match rest.rsplit_once('.') {
+        Some((base, unique)) => !base.is_empty() && unique.len() == 12 && unique.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => false,
+    }
+}
+
 /// Makes a rename in `path`'s directory durable (a no-op where directories cannot be opened).
 pub fn sync_dir(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
@@ -157,6 +181,22 @@ pub fn unzip(zip: &Path, dest: &Path) -> ClientResult<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partial_files_left_by_a_crash_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = temp_name(&dir.path().join("export.zip"));
+        for name in ["export.zip", ".hidden", ".a.part", ".b.0123456789ab.part.zip"] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        std::fs::write(&partial, b"half").unwrap();
+        assert_eq!(remove_partial_files(dir.path()).unwrap(), 1);
+        assert!(!partial.exists());
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        left.sort();
+        assert_eq!(left, [".a.part", ".b.0123456789ab.part.zip", ".hidden", "export.zip"]);
+    }
 
     #[test]
     fn private_files_are_private_and_whole() {
