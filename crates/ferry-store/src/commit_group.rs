@@ -10,7 +10,9 @@
 //! waits for one task hand-over more than before.
 //!
 //! A write cancelled half way (its future dropped inside its savepoint) is rolled back to its
-//! savepoint by whoever takes the writer next, before anything else runs.
+//! savepoint by whoever takes the writer next, before anything else runs. A write that succeeded
+//! leaves its savepoint open: the next one nests inside it (a rollback to the name undoes only
+//! the innermost), and the commit releases them all.
 
 use crate::error::{StoreError, StoreResult};
 use ferry_sql::{Conn, Pool, SqlError, SqlErrorKind};
@@ -104,12 +106,17 @@ impl<'a> Member<'a> {
         &mut self.state.as_mut().expect("member holds the writer").open.as_mut().expect("a group is open").0
     }
 
-    /// Keeps the write's work (`keep`) or undoes it; answers the writer.
+    /// Keeps the write's work (`keep`) or undoes it; answers the writer. A kept write's
+    /// savepoint stays open (the next write's nests inside it, and the commit releases them
+    /// all): one statement less per write. An undone one is rolled back and released — the
+    /// innermost savepoint of that name, its own.
     async fn leave(mut self, keep: bool) -> StoreResult<MutexGuard<'a, State>> {
         let mut state = self.state.take().expect("member holds the writer");
+        if keep {
+            return Ok(state);
+        }
         let conn = &mut state.open.as_mut().expect("a group is open").0;
-        let undo = if keep { Ok(0) } else { conn.execute(&format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"), ()).await };
-        let released = match undo {
+        let released = match conn.execute(&format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"), ()).await {
             Ok(_) => conn.execute(&format!("RELEASE SAVEPOINT {SAVEPOINT}"), ()).await,
             Err(e) => Err(e),
         };
