@@ -1,7 +1,8 @@
 //! Set-based import into an entity: rows are matched to stored rows by natural key and company,
 //! new ones are inserted, changed ones updated, identical ones left alone (so a re-run of the
-//! same file changes nothing and takes no versions) — all in one multi-row
-//! `INSERT … ON CONFLICT DO UPDATE` per chunk.
+//! same file changes nothing and takes no versions) — by multi-row
+//! `INSERT … ON CONFLICT DO UPDATE` statements on SQLite, and on PostgreSQL by one merge from a
+//! temporary table the batch is `COPY`ed into (an array statement for a few rows).
 
 use crate::error::StoreResult;
 use crate::queue;
