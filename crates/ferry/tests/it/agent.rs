@@ -38,7 +38,24 @@ fn client_config(dir: &Path, url: &str) {
     std::fs::write(dir.join("client.toml"), config).unwrap();
 }
 
-fn spawn_agent(dir: &Path, secret: &str) -> Child {
+/// A running `ferry agent`, SIGKILLed when dropped — also when an assertion fails first, so a
+/// failing run leaves no agent behind.
+struct AgentProcess(Child);
+
+impl AgentProcess {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn_agent(dir: &Path, secret: &str) -> AgentProcess {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("agent.log")).unwrap();
     let mut child = ferry_cmd(dir)
         .args(["agent", "--config", "agent.toml"])
@@ -50,7 +67,7 @@ fn spawn_agent(dir: &Path, secret: &str) -> Child {
         .expect("spawn ferry agent");
     let out = child.stdout.take().unwrap();
     std::thread::spawn(move || for _ in BufReader::new(out).lines() {});
-    child
+    AgentProcess(child)
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
@@ -125,8 +142,7 @@ async fn the_agent_survives_sigkill_and_loses_or_repeats_nothing() {
     let mut agent = spawn_agent(d, &server.secret);
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(300 + random.next(1500))).await;
-        agent.kill().unwrap();
-        agent.wait().unwrap();
+        agent.kill();
         agent = spawn_agent(d, &server.secret);
     }
     let token = server.token().await;
@@ -180,8 +196,7 @@ async fn the_agent_survives_sigkill_and_loses_or_repeats_nothing() {
         assert!(Instant::now() < deadline, "seed {seed}: {acked} of {} exports acked, {saved} saved", produced.len());
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    agent.kill().unwrap();
-    agent.wait().unwrap();
+    agent.kill();
     server.stop().await;
 }
 
@@ -256,8 +271,7 @@ async fn the_agent_catches_up_after_429_and_502() {
     assert!(files_in(&d.join("refused")).is_empty(), "a transient failure never refuses a file");
     let log = std::fs::read_to_string(d.join("agent.log")).unwrap();
     assert!(log.contains("429") && log.contains("502"), "it met both: {log}");
-    agent.kill().unwrap();
-    agent.wait().unwrap();
+    agent.kill();
     let token = server.token().await;
     assert_eq!(messages(&server, &token, JOB).await.len(), 10);
     server.stop().await;
