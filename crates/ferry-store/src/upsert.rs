@@ -214,10 +214,7 @@ impl Merge<'_> {
             let data = copy.data();
             data.value(&Value::Guid(*id));
             if entity.company_specific {
-                match &row.company {
-                    Some(company) => data.text(company),
-                    None => data.text(""),
-                }
+                data.text(row.company.as_deref().unwrap_or_default());
             }
             data.value(&now);
             data.value(&now);

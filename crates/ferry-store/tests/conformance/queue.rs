@@ -2,36 +2,10 @@
 //! several lanes, leases and fencing, retries that keep their place, dedupe, poison messages,
 //! and the upsert's insert/update/unchanged counts.
 
-use crate::support::{ALL_TYPES, Db, catalog_with, entity, row, s};
-use ferry_domain::{
-    EntityResult, ErrorFilter, ErrorRecord, ExecutionParameters, JobKind, Lane, Message, MessageOutcome, MessageState,
-    NewMessage, Operation, RowCounters, RowKey, Stage,
-};
+use crate::support::{ALL_TYPES, Db, LEASE, catalog_with, entity, ids, message, row, s};
+use ferry_domain::{EntityResult, ErrorFilter, ErrorRecord, MessageOutcome, MessageState, RowCounters, RowKey, Stage};
 use ferry_store::{ClaimLimits, Enqueued, Fence, InlineFile, RunRecords, Store, StoreError};
 use std::time::Duration;
-
-fn message(id: &str, lanes: &[&str]) -> NewMessage {
-    NewMessage {
-        id: id.into(),
-        execution_id: id.into(),
-        activity_id: "job".into(),
-        project: "p".into(),
-        operation: Operation::Import,
-        kind: JobKind::File,
-        entity: Some("CustomerGroups".into()),
-        company: Some("usmf".into()),
-        external_id: None,
-        content_hash: format!("hash-{id}"),
-        blob_key: format!("messages/{id}"),
-        size: 1,
-        enqueued_by: "app".into(),
-        execute: true,
-        rerun_of: None,
-        parameters: ExecutionParameters::default(),
-        lanes: lanes.iter().map(|l| Lane::named(*l)).collect(),
-        not_before: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
-    }
-}
 
 async fn enqueue(store: &Store, id: &str, lanes: &[&str]) {
     match store.enqueue_message(&message(id, lanes), None, None).await.unwrap() {
@@ -42,12 +16,6 @@ async fn enqueue(store: &Store, id: &str, lanes: &[&str]) {
 
 fn done() -> MessageOutcome {
     MessageOutcome::new(MessageState::Processed, None, RowCounters::default())
-}
-
-const LEASE: Duration = Duration::from_secs(60);
-
-fn ids(claimed: &[Message]) -> Vec<&str> {
-    claimed.iter().map(|m| m.id.as_str()).collect()
 }
 
 pub async fn lanes_run_one_message_at_a_time_in_enqueue_order(Db { store, .. }: Db) {

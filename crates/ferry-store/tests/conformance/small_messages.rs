@@ -3,45 +3,18 @@
 //! claim takes many small messages but only a bounded number of large ones, still only lane
 //! heads, in enqueue order.
 
-use crate::support::{ALL_TYPES, Db, catalog_with, entity, row, s};
-use ferry_domain::{
-    EntityResult, ExecutionParameters, JobKind, Lane, Message, MessageOutcome, MessageState, NewMessage, Operation,
-    RowCounters, RowKey,
-};
+use crate::support::{ALL_TYPES, Db, LEASE, catalog_with, entity, ids, message, row, s};
+use ferry_domain::{EntityResult, MessageOutcome, MessageState, NewMessage, Operation, RowCounters, RowKey};
 use ferry_store::{BatchCounts, ClaimLimits, Enqueued, Fence, InlineFile, RunRecords, Store, StoreError};
 use std::time::Duration;
 
-const LEASE: Duration = Duration::from_secs(60);
-
-fn message(id: &str, lane: &str, size: i64) -> NewMessage {
-    NewMessage {
-        id: id.into(),
-        execution_id: id.into(),
-        activity_id: "job".into(),
-        project: "p".into(),
-        operation: Operation::Import,
-        kind: JobKind::File,
-        entity: Some("CustomerGroups".into()),
-        company: Some("usmf".into()),
-        external_id: None,
-        content_hash: format!("hash-{id}"),
-        blob_key: format!("messages/{id}"),
-        size,
-        enqueued_by: "app".into(),
-        execute: true,
-        rerun_of: None,
-        parameters: ExecutionParameters::default(),
-        lanes: vec![Lane::named(lane)],
-        not_before: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
-    }
+/// A message of one lane with a body of `size` bytes.
+fn message_of_size(id: &str, lane: &str, size: i64) -> NewMessage {
+    NewMessage { size, ..message(id, &[lane]) }
 }
 
 async fn enqueue(store: &Store, m: NewMessage) {
     assert!(matches!(store.enqueue_message(&m, None, None).await.unwrap(), Enqueued::Created(_)));
-}
-
-fn ids(claimed: &[Message]) -> Vec<&str> {
-    claimed.iter().map(|m| m.id.as_str()).collect()
 }
 
 /// The outcome and records a run derives from its last batch's counts.
@@ -65,8 +38,8 @@ pub async fn a_last_batch_goes_in_with_the_end_or_not_at_all(Db { store, clock, 
     let groups = entity(&catalog, "CustomerGroups");
     let key = |id: &str| RowKey { company: Some("usmf".into()), values: vec![s(id)] };
     let now = ferry_domain::Clock::now(clock.as_ref());
-    enqueue(&store, message("m", "a", 10)).await;
-    enqueue(&store, message("m2", "a", 10)).await;
+    enqueue(&store, message_of_size("m", "a", 10)).await;
+    enqueue(&store, message_of_size("m2", "a", 10)).await;
     assert_eq!(ids(&store.claim_messages("w1", ClaimLimits::any(1), LEASE, 5).await.unwrap()), ["m"]);
     clock.advance(LEASE + Duration::from_secs(1));
     assert_eq!(ids(&store.claim_messages("w2", ClaimLimits::any(1), LEASE, 5).await.unwrap()), ["m"]);
@@ -113,13 +86,13 @@ pub async fn a_last_batch_goes_in_with_the_end_or_not_at_all(Db { store, clock, 
 
 pub async fn claims_take_many_small_messages_and_few_large_ones(Db { store, .. }: Db) {
     let big = ferry_store::INLINE_FILE_MAX as i64 + 1;
-    enqueue(&store, message("big1", "a", big)).await;
-    enqueue(&store, message("small1", "b", 100)).await;
-    enqueue(&store, message("big2", "c", big)).await;
-    enqueue(&store, message("small2", "d", 100)).await;
-    enqueue(&store, message("small3", "a", 100)).await; // behind big1 in lane a
-    enqueue(&store, message("big3", "e", big)).await;
-    let mut export = message("export", "f", 0);
+    enqueue(&store, message_of_size("big1", "a", big)).await;
+    enqueue(&store, message_of_size("small1", "b", 100)).await;
+    enqueue(&store, message_of_size("big2", "c", big)).await;
+    enqueue(&store, message_of_size("small2", "d", 100)).await;
+    enqueue(&store, message_of_size("small3", "a", 100)).await; // behind big1 in lane a
+    enqueue(&store, message_of_size("big3", "e", big)).await;
+    let mut export = message_of_size("export", "f", 0);
     export.operation = Operation::Export;
     enqueue(&store, export).await;
 

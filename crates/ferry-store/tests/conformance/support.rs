@@ -1,7 +1,7 @@
 //! Shared set-up for conformance tests: a migrated store with the standard catalog plus a test
 //! entity that has one field of every type.
 
-use ferry_domain::{FakeClock, NewRow};
+use ferry_domain::{ExecutionParameters, FakeClock, JobKind, Lane, Message, NewMessage, NewRow, Operation};
 use ferry_model::{Catalog, CatalogSource, Entity, Value, standard_sources};
 use ferry_store::Store;
 use std::sync::Arc;
@@ -72,4 +72,36 @@ pub fn row(entity: &Entity, company: Option<&str>, fields: &[(&str, Value)]) -> 
 
 pub fn s(text: &str) -> Value {
     Value::String(text.into())
+}
+
+/// How long the queue tests' leases last.
+pub const LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A one-byte import message of the CustomerGroups job in `lanes`, runnable at once.
+pub fn message(id: &str, lanes: &[&str]) -> NewMessage {
+    NewMessage {
+        id: id.into(),
+        execution_id: id.into(),
+        activity_id: "job".into(),
+        project: "p".into(),
+        operation: Operation::Import,
+        kind: JobKind::File,
+        entity: Some("CustomerGroups".into()),
+        company: Some("usmf".into()),
+        external_id: None,
+        content_hash: format!("hash-{id}"),
+        blob_key: format!("messages/{id}"),
+        size: 1,
+        enqueued_by: "app".into(),
+        execute: true,
+        rerun_of: None,
+        parameters: ExecutionParameters::default(),
+        lanes: lanes.iter().map(|l| Lane::named(*l)).collect(),
+        not_before: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+    }
+}
+
+/// The ids of claimed messages, in claim order.
+pub fn ids(claimed: &[Message]) -> Vec<&str> {
+    claimed.iter().map(|m| m.id.as_str()).collect()
 }
