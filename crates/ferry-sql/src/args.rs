@@ -27,6 +27,21 @@ impl From<Value> for Arg {
 pub struct Args(pub Vec<Arg>);
 
 impl Args {
+    /// `values`, every NULL among them sent as text — for a statement whose nullable parameters
+    /// are all text columns: PostgreSQL then prepares it once and keeps it, where a NULL of no
+    /// known type would have it parsed and planned at every use.
+    pub fn nulls_as_text(values: Vec<Value>) -> Args {
+        Args(
+            values
+                .into_iter()
+                .map(|v| match v {
+                    Value::Null => Arg::Value(Value::Null, Some(ColType::Text)),
+                    v => Arg::Value(v, None),
+                })
+                .collect(),
+        )
+    }
+
     /// Whether a NULL of no known type is among them: PostgreSQL then infers parameter types
     /// from the statement, which could clash with the types a cached statement was prepared
     /// with, so such statements are not cached.

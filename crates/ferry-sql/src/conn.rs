@@ -2,6 +2,7 @@
 //! store's and the targets' operations are written once against it.
 
 use crate::args::Args;
+use crate::batch::Batch;
 use crate::builder::Sql;
 use crate::copy::CopyData;
 use crate::dialect::{ColType, Dialect};
@@ -15,6 +16,21 @@ use sqlx::{MySql, Postgres, Sqlite, Transaction};
 /// is dropped without [`Conn::commit`] rolls back.
 pub struct Conn {
     inner: Inner,
+    /// A statement sent in front of the next one (SQLite, [`Conn::execute_deferred`]).
+    deferred: Deferred,
+}
+
+/// Where a deferred statement stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Deferred {
+    #[default]
+    None,
+    /// Not sent yet: it goes in front of the next statement, in the same request.
+    Pending(&'static str),
+    /// Sent with a request whose answer was not seen (its future was dropped): it ran.
+    Sent,
+    /// Sent, and it ran (whatever the statements after it did).
+    Ran,
 }
 
 enum Inner {
@@ -32,62 +48,24 @@ impl std::fmt::Debug for Conn {
     }
 }
 
-/// Runs `$body` with `$c` bound to the driver connection of `$conn` and `$driver` to its module.
-macro_rules! on_driver {
-    ($conn:expr, |$c:ident, $driver:ident| $body:expr) => {
-        match &mut $conn.inner {
-            Inner::Postgres(c) => {
-                let $c = &mut **c;
-                use postgres as $driver;
-                $body
-            }
-            Inner::PostgresTx(t) => {
-                let $c = &mut **t;
-                use postgres as $driver;
-                $body
-            }
-            Inner::MySql(c) => {
-                let $c = &mut **c;
-                use mysql as $driver;
-                $body
-            }
-            Inner::MySqlTx(t) => {
-                let $c = &mut **t;
-                use mysql as $driver;
-                $body
-            }
-            Inner::Sqlite(c) => {
-                let $c = &mut **c;
-                use sqlite as $driver;
-                $body
-            }
-            Inner::SqliteTx(t) => {
-                let $c = &mut **t;
-                use sqlite as $driver;
-                $body
-            }
-        }
-    };
-}
-
 impl Conn {
     pub(crate) fn postgres(c: PoolConnection<Postgres>) -> Conn {
-        Conn { inner: Inner::Postgres(c) }
+        Conn { inner: Inner::Postgres(c), deferred: Deferred::None }
     }
     pub(crate) fn postgres_tx(t: Transaction<'static, Postgres>) -> Conn {
-        Conn { inner: Inner::PostgresTx(t) }
+        Conn { inner: Inner::PostgresTx(t), deferred: Deferred::None }
     }
     pub(crate) fn mysql(c: PoolConnection<MySql>) -> Conn {
-        Conn { inner: Inner::MySql(c) }
+        Conn { inner: Inner::MySql(c), deferred: Deferred::None }
     }
     pub(crate) fn mysql_tx(t: Transaction<'static, MySql>) -> Conn {
-        Conn { inner: Inner::MySqlTx(t) }
+        Conn { inner: Inner::MySqlTx(t), deferred: Deferred::None }
     }
     pub(crate) fn sqlite(c: PoolConnection<Sqlite>) -> Conn {
-        Conn { inner: Inner::Sqlite(c) }
+        Conn { inner: Inner::Sqlite(c), deferred: Deferred::None }
     }
     pub(crate) fn sqlite_tx(t: Transaction<'static, Sqlite>) -> Conn {
-        Conn { inner: Inner::SqliteTx(t) }
+        Conn { inner: Inner::SqliteTx(t), deferred: Deferred::None }
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -105,7 +83,45 @@ impl Conn {
     /// Runs a statement; answers the number of rows affected.
     pub async fn execute(&mut self, sql: &str, args: impl Into<Args>) -> Result<u64, SqlError> {
         let args = args.into();
-        on_driver!(self, |c, driver| driver::execute(c, sql, args).await)
+        match &mut self.inner {
+            Inner::Sqlite(c) => Ok(sqlite::run(c, sql, args, &mut self.deferred, None).await?.0),
+            Inner::SqliteTx(t) => Ok(sqlite::run(t, sql, args, &mut self.deferred, None).await?.0),
+            Inner::Postgres(c) => postgres::execute(c, sql, args).await,
+            Inner::PostgresTx(t) => postgres::execute(t, sql, args).await,
+            Inner::MySql(c) => mysql::execute(c, sql, args).await,
+            Inner::MySqlTx(t) => mysql::execute(t, sql, args).await,
+        }
+    }
+
+    /// Runs `sql` (no arguments, no rows) — on SQLite in front of the next statement, in the
+    /// same request: one hand-off to the driver's worker thread less (`SAVEPOINT` before each
+    /// write of a commit group). [`Conn::settle_deferred`] says whether it ran.
+    pub async fn execute_deferred(&mut self, sql: &'static str) -> Result<(), SqlError> {
+        if self.dialect() != Dialect::Sqlite {
+            return self.execute_unprepared(sql).await;
+        }
+        self.flush_deferred().await?;
+        self.deferred = Deferred::Pending(sql);
+        Ok(())
+    }
+
+    /// Whether the statement of [`Conn::execute_deferred`] ran; one still waiting for a statement
+    /// to go in front of is dropped (it never runs). On drivers other than SQLite it ran.
+    pub fn settle_deferred(&mut self) -> bool {
+        match std::mem::take(&mut self.deferred) {
+            Deferred::Ran | Deferred::Sent => true,
+            Deferred::Pending(_) => false,
+            Deferred::None => self.dialect() != Dialect::Sqlite,
+        }
+    }
+
+    /// Sends a pending deferred statement on its own (before a statement that cannot carry it).
+    async fn flush_deferred(&mut self) -> Result<(), SqlError> {
+        if let Deferred::Pending(sql) = self.deferred {
+            self.execute("SELECT 1 WHERE 0", ()).await?;
+            debug_assert_eq!(self.deferred, Deferred::Ran, "{sql} went with the flush");
+        }
+        Ok(())
     }
 
     /// Runs a query and decodes each row's columns by `cols` (one entry per selected column).
@@ -116,7 +132,32 @@ impl Conn {
         cols: &[ColType],
     ) -> Result<Vec<Vec<Value>>, SqlError> {
         let args = args.into();
-        on_driver!(self, |c, driver| driver::fetch(c, sql, args, cols).await)
+        match &mut self.inner {
+            Inner::Sqlite(c) => Ok(sqlite::run(c, sql, args, &mut self.deferred, Some(cols)).await?.1),
+            Inner::SqliteTx(t) => Ok(sqlite::run(t, sql, args, &mut self.deferred, Some(cols)).await?.1),
+            Inner::Postgres(c) => postgres::fetch(c, sql, args, cols).await,
+            Inner::PostgresTx(t) => postgres::fetch(t, sql, args, cols).await,
+            Inner::MySql(c) => mysql::fetch(c, sql, args, cols).await,
+            Inner::MySqlTx(t) => mysql::fetch(t, sql, args, cols).await,
+        }
+    }
+
+    /// Runs the statements of `batch` in order — on SQLite as one request — and decodes the rows
+    /// any of them return by `cols`. A failing statement fails the batch; the statements before
+    /// it stay done (inside a transaction, roll back to undo them).
+    pub async fn fetch_batch(&mut self, batch: Batch, cols: &[ColType]) -> Result<Vec<Vec<Value>>, SqlError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.dialect() == Dialect::Sqlite {
+            let (text, args) = batch.joined()?;
+            return self.fetch(&text, args, cols).await;
+        }
+        let mut rows = Vec::new();
+        for (sql, args) in batch.into_statements() {
+            rows.extend(self.fetch(&sql, args, cols).await?);
+        }
+        Ok(rows)
     }
 
     /// Runs a built statement; answers the number of rows affected.
@@ -131,7 +172,8 @@ impl Conn {
         self.fetch(&text, args, cols).await
     }
 
-    /// Commits a transaction (a plain connection has nothing to commit).
+    /// Commits a transaction (a plain connection has nothing to commit). A deferred statement
+    /// no statement followed never runs.
     pub async fn commit(self) -> Result<(), SqlError> {
         match self.inner {
             Inner::PostgresTx(t) => t.commit().await?,
@@ -174,6 +216,7 @@ impl Conn {
     /// MySQL cannot prepare).
     async fn execute_unprepared(&mut self, sql: &str) -> Result<(), SqlError> {
         use sqlx::Executor as _;
+        self.flush_deferred().await?;
         let sql = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()));
         match &mut self.inner {
             Inner::Postgres(c) => (&mut **c).execute(sql).await.map(|_| ()),

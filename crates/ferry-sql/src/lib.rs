@@ -6,6 +6,8 @@
 //!   SQL with [`Arg`]s (values of [`ferry_model::Value`], typed where a NULL needs a type, or
 //!   whole columns bound as one array) and decodes result columns by [`ColType`].
 //! - Binding and decoding are written once per driver (`postgres.rs`, `mysql.rs`, `sqlite.rs`).
+//! - [`Batch`] sends several statements as one request where the driver allows (SQLite: one
+//!   hand-off to its worker thread instead of one per statement).
 //! - [`Sql`] builds statement text and arguments together, so placeholders always line up, in the
 //!   dialect's syntax; [`Dialect`] quotes identifiers.
 //! - [`CopyData`] encodes rows for PostgreSQL's `COPY … FROM STDIN` ([`Conn::copy_in`], [`CopyIn`]), the
@@ -16,6 +18,7 @@
 //! Values never enter SQL text: they are bound as parameters.
 
 mod args;
+mod batch;
 mod builder;
 mod conn;
 mod copy;
@@ -28,6 +31,7 @@ mod row;
 mod sqlite;
 
 pub use args::{Arg, Args};
+pub use batch::Batch;
 pub use builder::Sql;
 pub use conn::{Conn, CopyIn};
 pub use copy::CopyData;

@@ -56,6 +56,11 @@ fn ping_if_idle<C: sqlx::Connection>(
     })
 }
 
+/// Prepared statements a connection keeps (sqlx keeps 100). A statement not kept is prepared
+/// again at its next use — on PostgreSQL one more round trip —, and an import over fifty entities
+/// already uses more than a hundred shapes (each entity's read of existing rows, its upsert).
+const STATEMENT_CACHE: usize = 400;
+
 fn bad_url(what: &str, e: impl std::fmt::Display) -> SqlError {
     SqlError {
         kind: SqlErrorKind::Configuration,
@@ -67,8 +72,10 @@ fn bad_url(what: &str, e: impl std::fmt::Display) -> SqlError {
 impl Pool {
     /// A PostgreSQL pool; `application_name` shows in `pg_stat_activity`.
     pub async fn postgres(url: &str, options: PoolOptions, application_name: &str) -> Result<Pool, SqlError> {
-        let connect =
-            PgConnectOptions::from_str(url).map_err(|e| bad_url("PostgreSQL", e))?.application_name(application_name);
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| bad_url("PostgreSQL", e))?
+            .application_name(application_name)
+            .statement_cache_capacity(STATEMENT_CACHE);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .test_before_acquire(false)
@@ -110,7 +117,8 @@ impl Pool {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(false)
-            .read_only(sqlite.read_only);
+            .read_only(sqlite.read_only)
+            .statement_cache_capacity(STATEMENT_CACHE);
         if let Some(kib) = sqlite.cache_kib {
             connect = connect.pragma("cache_size", format!("-{kib}"));
         }

@@ -3,35 +3,69 @@
 //! with microseconds, hyphenated GUIDs), so equal values compare equal as text.
 
 use crate::args::{Arg, Args};
+use crate::conn::Deferred;
 use crate::dialect::ColType;
 use crate::error::SqlError;
 use chrono::{DateTime, NaiveDate, Utc};
 use ferry_model::{Decimal, Value, format_date, format_datetime};
 use futures::TryStreamExt as _;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow};
-use sqlx::{Arguments, AssertSqlSafe, Row};
+use sqlx::{Arguments, AssertSqlSafe, Either, Executor as _, Row};
 use uuid::Uuid;
 
-pub(crate) async fn execute(conn: &mut SqliteConnection, sql: &str, args: Args) -> Result<u64, SqlError> {
-    let sql = placeholders(sql).into_owned();
-    let result = sqlx::query_with(AssertSqlSafe(sql), bind(args)?).execute(conn).await?;
-    Ok(result.rows_affected())
-}
-
-pub(crate) async fn fetch(
+/// Runs `sql` — behind a pending deferred statement, in the same request — and answers the rows
+/// it changed and, with `cols`, the rows it returned, each decoded as it arrives (the driver's
+/// rows never pile up). The deferred statement ran if its own result came back, did not if the
+/// request failed first, and counts as run if this future is dropped in flight: sqlx's worker
+/// runs a received request's first statement whether or not anyone still listens.
+pub(crate) async fn run(
     conn: &mut SqliteConnection,
     sql: &str,
     args: Args,
-    cols: &[ColType],
-) -> Result<Vec<Vec<Value>>, SqlError> {
-    let sql = placeholders(sql).into_owned();
-    let mut rows = sqlx::query_with(AssertSqlSafe(sql), bind(args)?).fetch(conn);
-    // Each row is decoded as it arrives, so the driver's rows never pile up.
-    let mut out = Vec::new();
-    while let Some(row) = rows.try_next().await? {
-        out.push(cols.iter().enumerate().map(|(i, &c)| decode(&row, i, c)).collect::<Result<_, _>>()?);
+    deferred: &mut Deferred,
+    cols: Option<&[ColType]>,
+) -> Result<(u64, Vec<Vec<Value>>), SqlError> {
+    let args = bind(args)?;
+    let sql = placeholders(sql);
+    // Taken only now: nothing can fail or be cancelled between here and the request's send.
+    let (text, mut in_front) = match std::mem::take(deferred) {
+        Deferred::Pending(first) => {
+            *deferred = Deferred::Sent;
+            (format!("{first};\n{sql}"), true)
+        }
+        other => {
+            *deferred = other;
+            (sql.into_owned(), false)
+        }
+    };
+    let mut results = conn.fetch_many(sqlx::query_with(AssertSqlSafe(text), args));
+    let (mut changed, mut rows) = (0, Vec::new());
+    loop {
+        let item = match results.try_next().await {
+            Ok(Some(item)) => item,
+            Ok(None) => break,
+            Err(e) => {
+                if in_front {
+                    *deferred = Deferred::None;
+                }
+                return Err(e.into());
+            }
+        };
+        match item {
+            // The deferred statement's own result ("changes" of a SAVEPOINT are the last DML's).
+            Either::Left(_) if in_front => {
+                in_front = false;
+                *deferred = Deferred::Ran;
+            }
+            Either::Left(done) => changed += done.rows_affected(),
+            Either::Right(row) => {
+                if let Some(cols) = cols {
+                    rows.push(cols.iter().enumerate().map(|(i, &c)| decode(&row, i, c)).collect::<Result<_, _>>()?);
+                }
+            }
+        }
     }
-    Ok(out)
+    Ok((changed, rows))
 }
 
 /// Hand-written SQL shared with PostgreSQL uses `$n` placeholders. When they appear as
