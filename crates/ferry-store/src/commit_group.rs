@@ -12,7 +12,9 @@
 //! A write cancelled half way (its future dropped inside its savepoint) is rolled back to its
 //! savepoint by whoever takes the writer next, before anything else runs. A write that succeeded
 //! leaves its savepoint open: the next one nests inside it (a rollback to the name undoes only
-//! the innermost), and the commit releases them all.
+//! the innermost), and the commit releases them all. The `SAVEPOINT` goes in front of the
+//! write's first statement, in the same request ([`Conn::execute_deferred`]); a write that sent
+//! no statement has no savepoint and nothing to undo.
 
 use crate::error::{StoreError, StoreResult};
 use ferry_sql::{Conn, Pool, SqlError, SqlErrorKind};
@@ -21,6 +23,7 @@ use tokio::sync::{Mutex, MutexGuard, mpsc, watch};
 
 /// The savepoint every write of a group runs in.
 const SAVEPOINT: &str = "ferry_write";
+const SAVEPOINT_STATEMENT: &str = "SAVEPOINT ferry_write";
 
 /// How a group ended: `None` committed, else the failure every member reports.
 type GroupEnd = Option<(SqlErrorKind, Arc<str>)>;
@@ -95,7 +98,7 @@ struct Member<'a> {
 impl<'a> Member<'a> {
     async fn enter(mut state: MutexGuard<'a, State>) -> StoreResult<Member<'a>> {
         let conn = &mut state.open.as_mut().expect("a group is open").0;
-        if let Err(e) = conn.execute(&format!("SAVEPOINT {SAVEPOINT}"), ()).await {
+        if let Err(e) = conn.execute_deferred(SAVEPOINT_STATEMENT).await {
             fail_group(&mut state, &e);
             return Err(e.into());
         }
@@ -112,10 +115,10 @@ impl<'a> Member<'a> {
     /// innermost savepoint of that name, its own.
     async fn leave(mut self, keep: bool) -> StoreResult<MutexGuard<'a, State>> {
         let mut state = self.state.take().expect("member holds the writer");
-        if keep {
+        let conn = &mut state.open.as_mut().expect("a group is open").0;
+        if !conn.settle_deferred() || keep {
             return Ok(state);
         }
-        let conn = &mut state.open.as_mut().expect("a group is open").0;
         let released = match conn.execute(&format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"), ()).await {
             Ok(_) => conn.execute(&format!("RELEASE SAVEPOINT {SAVEPOINT}"), ()).await,
             Err(e) => Err(e),
@@ -142,6 +145,9 @@ async fn repair(state: &mut State) {
         return;
     }
     let Some((conn, _)) = state.open.as_mut() else { return };
+    if !conn.settle_deferred() {
+        return;
+    }
     let undone = match conn.execute(&format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"), ()).await {
         Ok(_) => conn.execute(&format!("RELEASE SAVEPOINT {SAVEPOINT}"), ()).await,
         Err(e) => Err(e),

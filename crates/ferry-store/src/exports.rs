@@ -7,20 +7,18 @@ use crate::messages::text;
 use chrono::{DateTime, Utc};
 use ferry_domain::{MessageState, Watermark};
 use ferry_model::Value;
-use ferry_sql::{ColType, Conn, RowExt};
+use ferry_sql::{Batch, ColType, Conn, RowExt};
 
 use crate::literals::Literal;
 
 /// Moves a watermark forward (never back).
-pub(crate) async fn put_watermark(conn: &mut Conn, w: &Watermark, now: DateTime<Utc>) -> StoreResult<()> {
-    conn.execute(
+pub(crate) fn put_watermark(batch: &mut Batch, w: &Watermark, now: DateTime<Utc>) {
+    batch.push(
         "INSERT INTO ferry_export_watermarks (scope, entity, version, updated_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (scope, entity) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at \
          WHERE ferry_export_watermarks.version < excluded.version",
         vec![text(&w.scope), text(&w.entity), Value::Int(w.version), Value::DateTime(now)],
-    )
-    .await?;
-    Ok(())
+    );
 }
 
 /// The watermarks of a scope.

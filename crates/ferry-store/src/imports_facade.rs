@@ -12,6 +12,7 @@ use ferry_domain::{
     NewRow, Origin, Project, QueueStats, RowCounters, earlier, later,
 };
 use ferry_model::Entity;
+use ferry_sql::Batch;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,10 +173,10 @@ impl Store {
         self.write(async |conn| queue::begin_attempt(conn, &fence.message_id, &fence.holder, until, now).await).await
     }
 
-    /// Ends a message; false when the lease was lost (another worker owns it now).
     /// Ends a message (an export with its file and the watermarks it reached, in the same
-    /// transaction); false when the lease was lost.
-    /// `records` (what the run recorded since its last write) are written with it.
+    /// transaction); false when the lease was lost (another worker owns it now), and then
+    /// nothing is written. `records` (what the run recorded since its last write) are written
+    /// with it.
     pub async fn finish_message(
         &self,
         id: &str,
@@ -186,17 +187,21 @@ impl Store {
         // The clock is read inside the transaction, so the end precedes the commit.
         let finished = self
             .write(async |conn| {
-                let finished = queue::finish(conn, id, holder, outcome, self.now()).await?;
-                if finished {
-                    records.write(conn).await?;
+                if !queue::finish(conn, id, holder, outcome, records, self.now()).await? {
+                    // Undoes the records written with the refused end.
+                    return Err(crate::StoreError::LeaseLost { message_id: id.to_owned() });
                 }
-                Ok(finished)
+                Ok(())
             })
-            .await?;
-        if finished {
-            self.queue_changed();
+            .await;
+        match finished {
+            Ok(()) => {
+                self.queue_changed();
+                Ok(true)
+            }
+            Err(crate::StoreError::LeaseLost { .. }) => Ok(false),
+            Err(e) => Err(e),
         }
-        Ok(finished)
     }
 
     /// Upserts a message's last batch and ends the message in ONE transaction — a small message's
@@ -222,10 +227,9 @@ impl Store {
                 let counts = upsert::import_batch(&mut *conn, &catalog, entity, rows, update_fields, None, now).await?;
                 let (outcome, records) = end(counts);
                 // The clock is read inside the transaction, so the end precedes the commit.
-                if !queue::finish(conn, &fence.message_id, &fence.holder, &outcome, self.now()).await? {
+                if !queue::finish(conn, &fence.message_id, &fence.holder, &outcome, &records, self.now()).await? {
                     return Err(crate::StoreError::LeaseLost { message_id: fence.message_id.clone() });
                 }
-                records.write(conn).await?;
                 Ok((counts, outcome))
             })
             .await?;
@@ -253,7 +257,10 @@ impl Store {
         let now = self.now();
         self.write(async |conn| {
             queue::fence(conn, &fence.message_id, &fence.holder, fence.lease_until(now), now).await?;
-            messages::put_entity_result(conn, e).await
+            let mut batch = Batch::new();
+            messages::put_entity_result(&mut batch, e);
+            conn.fetch_batch(batch, &[]).await?;
+            Ok(())
         })
         .await
     }
@@ -270,7 +277,10 @@ impl Store {
         let now = self.now();
         self.write(async |conn| {
             queue::fence(conn, &fence.message_id, &fence.holder, fence.lease_until(now), now).await?;
-            messages::add_errors(conn, errors).await
+            let mut batch = Batch::new();
+            messages::add_errors(&mut batch, errors);
+            conn.fetch_batch(batch, &[]).await?;
+            Ok(())
         })
         .await
     }

@@ -7,7 +7,7 @@ use crate::StoreResult;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ferry_model::Value;
-use ferry_sql::{ColType, Conn, Dialect, RowExt};
+use ferry_sql::{Batch, ColType, Conn, RowExt};
 
 /// The largest file kept in the database.
 pub const INLINE_FILE_MAX: usize = 64 * 1024;
@@ -25,17 +25,13 @@ pub(crate) fn content_value(file: &InlineFile) -> Value {
     Value::String(STANDARD.encode(&file.content))
 }
 
-/// Writes (or replaces) `file`.
-pub(crate) async fn put(conn: &mut Conn, file: &InlineFile) -> StoreResult<()> {
-    // ferry's own database is SQLite or PostgreSQL: both take ON CONFLICT.
-    debug_assert!(conn.dialect() != Dialect::MySql);
-    conn.execute(
+/// Adds the statement that writes (or replaces) `file` to `batch`.
+pub(crate) fn put(batch: &mut Batch, file: &InlineFile) {
+    batch.push(
         "INSERT INTO ferry_inline_files (key, message_id, content) VALUES ($1, $2, $3) \
          ON CONFLICT (key) DO UPDATE SET message_id = excluded.message_id, content = excluded.content",
         vec![Value::String(file.key.clone()), Value::String(file.message_id.clone()), content_value(file)],
-    )
-    .await?;
-    Ok(())
+    );
 }
 
 pub(crate) async fn get(conn: &mut Conn, key: &str) -> StoreResult<Option<Vec<u8>>> {

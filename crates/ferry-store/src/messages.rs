@@ -8,7 +8,7 @@ use ferry_domain::{
     MessageState, QueueStats, RowCounters,
 };
 use ferry_model::Value;
-use ferry_sql::{ColType, Conn, RowExt};
+use ferry_sql::{Batch, ColType, Conn, RowExt};
 
 pub(crate) fn text(s: &str) -> Value {
     Value::String(s.to_owned())
@@ -139,8 +139,8 @@ pub(crate) async fn lane_position(conn: &mut Conn, message_id: &str) -> StoreRes
     Ok(Some(LanePosition { head_message_id: first.text(0)?, head_state: first.literal(1)?, ahead: ahead.len() as i64 }))
 }
 
-pub(crate) async fn put_entity_result(conn: &mut Conn, e: &EntityResult) -> StoreResult<()> {
-    conn.execute(
+pub(crate) fn put_entity_result(batch: &mut Batch, e: &EntityResult) {
+    batch.push(
         "INSERT INTO ferry_message_entities (message_id, position, entity, company, staging_status, target_status, \
          rows_read, rows_staged, staging_errors, rows_inserted, rows_updated, rows_unchanged, target_errors, \
          started_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
@@ -167,9 +167,7 @@ pub(crate) async fn put_entity_result(conn: &mut Conn, e: &EntityResult) -> Stor
             opt_time(e.started_at),
             opt_time(e.finished_at),
         ],
-    )
-    .await?;
-    Ok(())
+    );
 }
 
 pub(crate) async fn entity_results(conn: &mut Conn, message_id: &str) -> StoreResult<Vec<EntityResult>> {
@@ -211,7 +209,7 @@ pub(crate) async fn entity_results(conn: &mut Conn, message_id: &str) -> StoreRe
 /// Errors per multi-row insert (8 parameters each).
 const ERRORS_PER_STATEMENT: usize = 1000;
 
-pub(crate) async fn add_errors(conn: &mut Conn, errors: &[ErrorRecord]) -> StoreResult<()> {
+pub(crate) fn add_errors(batch: &mut Batch, errors: &[ErrorRecord]) {
     for chunk in errors.chunks(ERRORS_PER_STATEMENT) {
         let mut sql = String::from(
             "INSERT INTO ferry_import_errors (message_id, entity, stage, row_number, record_key, field, code, message) \
@@ -235,9 +233,8 @@ pub(crate) async fn add_errors(conn: &mut Conn, errors: &[ErrorRecord]) -> Store
                 text(&e.message),
             ]);
         }
-        conn.execute(&sql, args).await?;
+        batch.push(sql, args);
     }
-    Ok(())
 }
 
 pub(crate) async fn errors(conn: &mut Conn, message_id: &str, f: &ErrorFilter) -> StoreResult<Vec<ErrorRecord>> {

@@ -121,16 +121,22 @@ impl RunRecords {
         }
     }
 
-    pub(crate) async fn write(&self, conn: &mut ferry_sql::Conn) -> crate::StoreResult<()> {
+    /// Adds the statements that write these records to `batch`.
+    pub(crate) fn push_onto(&self, batch: &mut ferry_sql::Batch) {
         for r in &self.results {
-            crate::messages::put_entity_result(conn, r).await?;
+            crate::messages::put_entity_result(batch, r);
         }
-        if !self.errors.is_empty() {
-            crate::messages::add_errors(conn, &self.errors).await?;
-        }
+        crate::messages::add_errors(batch, &self.errors);
         for file in &self.files {
-            crate::inline_files::put(conn, file).await?;
+            crate::inline_files::put(batch, file);
         }
+    }
+
+    /// Writes these records (on SQLite in one request).
+    pub(crate) async fn write(&self, conn: &mut ferry_sql::Conn) -> crate::StoreResult<()> {
+        let mut batch = ferry_sql::Batch::new();
+        self.push_onto(&mut batch);
+        conn.fetch_batch(batch, &[]).await?;
         Ok(())
     }
 }

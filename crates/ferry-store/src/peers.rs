@@ -4,13 +4,19 @@
 //! A `NOTIFY` inside a writing transaction makes PostgreSQL take one database-wide lock at
 //! commit and hold it through the commit's WAL flush, so every notifying transaction of every
 //! node commits one after the other — no group commit. Here a writer only pokes a background
-//! task after its commit; the task sends `pg_notify` on its own, one at a time, and pokes that
-//! arrive meanwhile fold into the next one. Listeners read the database after a notification,
+//! task after its commit; the task sends `pg_notify` on its own, one at a time and at most one
+//! per [`NOTIFY_SPACING`], and pokes that arrive meanwhile fold into the next one (a notification
+//! is a transaction of its own: one per commit cost busy nodes a round trip and a commit each). Listeners read the database after a notification,
 //! so what they see includes every commit poked before it. Should the process die between a
 //! commit and its notification, the other nodes notice at their next poll (replication's idle
 //! wait, the workers' poll interval).
 
+use std::time::Duration;
 use tokio::sync::watch;
+
+/// The least time between two notifications of one channel: what it adds to other nodes'
+/// wake-up latency at most.
+const NOTIFY_SPACING: Duration = Duration::from_millis(5);
 
 /// One channel's notifier; dropping it ends its task.
 pub(crate) struct PeerNotifier {
@@ -30,6 +36,7 @@ impl PeerNotifier {
                 if let Err(e) = sqlx::query("SELECT pg_notify($1, '')").bind(channel).execute(&pool).await {
                     tracing::debug!(error = %e, channel, "cannot notify the other nodes");
                 }
+                tokio::time::sleep(NOTIFY_SPACING).await;
             }
         });
         PeerNotifier { wanted }

@@ -12,6 +12,7 @@
 //! A claim is a lease: a conditional update that only one claimer can win; the holder extends it
 //! with heartbeats, and every write of the import is fenced by the holder's name.
 
+use crate::RunRecords;
 use crate::error::{StoreError, StoreResult};
 use crate::imports_facade::Enqueued;
 use crate::inline_files::InlineFile;
@@ -22,7 +23,7 @@ use ferry_domain::{
     Clock, DeliveryState, Lane, Message, MessageOutcome, MessageState, NewMessage, Operation, RowCounters,
 };
 use ferry_model::Value;
-use ferry_sql::{ColType, Conn, Dialect, RowExt};
+use ferry_sql::{Args, Batch, ColType, Conn, Dialect, RowExt};
 
 /// The states of a message that still holds its lanes.
 fn waiting() -> String {
@@ -87,9 +88,9 @@ pub(crate) async fn enqueue(
         opt_text(&m.rerun_of),
         opt_text(&crate::persisted::parameters_json(&m.parameters)),
     ];
-    // The message, its lanes (and on PostgreSQL the wake-up) in one round trip: statements
-    // separated by `;` on SQLite (its number from the queue clock bumped first), one statement
-    // of data-modifying CTEs on PostgreSQL.
+    // The message, its lanes and a small body in one round trip: one statement of
+    // data-modifying CTEs on PostgreSQL, a batch on SQLite (its number from the queue clock
+    // bumped first).
     let seq_value =
         if postgres { "nextval(CAST($2 AS regclass))" } else { "(SELECT seq FROM ferry_queue_clock WHERE id = 1)" };
     let insert = format!(
@@ -100,7 +101,8 @@ pub(crate) async fn enqueue(
          0, 0, 0, 0, 0, 0) \
          RETURNING {MESSAGE_COLUMNS}"
     );
-    let sql = if postgres {
+    let mut batch = Batch::new();
+    if postgres {
         let mut sql = format!("WITH m AS ({insert})");
         for (n, lane) in lanes.iter().enumerate() {
             args.push(text(lane.as_str()));
@@ -118,22 +120,22 @@ pub(crate) async fn enqueue(
         }
         // Other nodes are woken after the commit ([`crate::Store::queue_changed`]).
         sql.push_str(&format!(" SELECT {MESSAGE_COLUMNS} FROM m"));
-        sql
+        batch.push(sql, Args::nulls_as_text(args));
     } else {
-        // The lanes as one JSON array in the place of the number (`$2`): sqlx binds numbered
-        // parameters of later statements wrongly when earlier ones leave gaps.
-        let names: Vec<&str> = lanes.iter().map(Lane::as_str).collect();
-        args[1] = text(&serde_json::to_string(&names).expect("strings serialize"));
-        format!(
-            "UPDATE ferry_queue_clock SET seq = seq + 1 WHERE id = 1; {insert}; \
-             INSERT INTO ferry_message_lanes (lane, seq, message_id) \
-             SELECT j.value, c.seq, $1 FROM json_each($2) j, ferry_queue_clock c WHERE c.id = 1"
-        )
-    };
-    let message = decode_message(&conn.fetch(&sql, args, &MESSAGE_TYPES).await?[0])?;
-    if let (false, Some(file)) = (postgres, inline) {
-        crate::inline_files::put(conn, file).await?;
+        batch.push("UPDATE ferry_queue_clock SET seq = seq + 1 WHERE id = 1", ());
+        batch.push(insert, args);
+        for lane in &lanes {
+            batch.push(
+                "INSERT INTO ferry_message_lanes (lane, seq, message_id) \
+                 SELECT $1, seq, $2 FROM ferry_queue_clock WHERE id = 1",
+                vec![text(lane.as_str()), text(&m.id)],
+            );
+        }
+        if let Some(file) = inline {
+            crate::inline_files::put(&mut batch, file);
+        }
     }
+    let message = decode_message(&conn.fetch_batch(batch, &MESSAGE_TYPES).await?[0])?;
     Ok(Enqueued::Created(message))
 }
 
@@ -374,14 +376,17 @@ pub(crate) async fn begin_attempt(
     Ok(())
 }
 
-/// Ends a message in a final state and frees its lanes; false when the lease was lost. An
-/// export's produced file and the watermarks its incremental entities reached are recorded in
-/// the same transaction, so a change is exported once: by a recorded run, or again by the next.
+/// Ends a message in a final state, frees its lanes and writes the run's last `records`, in one
+/// request; false when the lease was lost — the records may have been written all the same, so
+/// the caller then rolls back. An export's produced file and the watermarks its incremental
+/// entities reached are recorded in the same transaction, so a change is exported once: by a
+/// recorded run, or again by the next.
 pub(crate) async fn finish(
     conn: &mut Conn,
     id: &str,
     holder: &str,
     outcome: &MessageOutcome,
+    records: &RunRecords,
     now: DateTime<Utc>,
 ) -> StoreResult<bool> {
     let c = outcome.counters;
@@ -414,29 +419,31 @@ pub(crate) async fn finish(
         ]);
     }
     sql.push_str(&format!(" WHERE id = $1 AND lease_holder = $2 AND state = '{}' RETURNING id", processing()));
-    // The end and the freed lanes in one round trip (other nodes are woken after the commit,
-    // [`crate::Store::queue_changed`]). On SQLite
-    // the lanes go only if the update above ended the message (a message that is not final
-    // holds its lanes; one another holder ended has none left).
-    let sql = if conn.dialect() == Dialect::Postgres {
-        format!(
+    // The end, the freed lanes, the records and the watermarks in one request (other nodes are
+    // woken after the commit, [`crate::Store::queue_changed`]). On SQLite the lanes go only if
+    // the update above ended the message (a message that is not final holds its lanes; one
+    // another holder ended has none left).
+    let mut batch = Batch::new();
+    if conn.dialect() == Dialect::Postgres {
+        let sql = format!(
             "WITH ended AS ({sql}), \
              freed AS (DELETE FROM ferry_message_lanes WHERE message_id IN (SELECT id FROM ended)) \
              SELECT ended.id FROM ended"
-        )
+        );
+        batch.push(sql, Args::nulls_as_text(args));
     } else {
-        format!(
-            "{sql}; DELETE FROM ferry_message_lanes WHERE message_id = $1 AND EXISTS \
-             (SELECT 1 FROM ferry_messages m WHERE m.id = $1 AND m.state = $3 AND m.finished_at = $5)"
-        )
-    };
-    if conn.fetch(&sql, args, &[ColType::Text]).await?.is_empty() {
-        return Ok(false);
+        batch.push(sql, args);
+        batch.push(
+            "DELETE FROM ferry_message_lanes WHERE message_id = $1 AND EXISTS \
+             (SELECT 1 FROM ferry_messages m WHERE m.id = $1 AND m.state = $2 AND m.finished_at = $3)",
+            vec![text(id), outcome.state.value(), Value::DateTime(now)],
+        );
     }
+    records.push_onto(&mut batch);
     for w in &outcome.watermarks {
-        crate::exports::put_watermark(conn, w, now).await?;
+        crate::exports::put_watermark(&mut batch, w, now);
     }
-    Ok(true)
+    Ok(!conn.fetch_batch(batch, &[ColType::Text]).await?.is_empty())
 }
 
 /// Cancels a message that has not started: it ends `Canceled` with `reason` and frees its

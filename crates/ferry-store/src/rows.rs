@@ -27,8 +27,10 @@ const LOOKUP_CHUNK: usize = 500;
 /// [`current_version`] takes into account: no lock is held on shared rows, so writers of every
 /// node commit in parallel.
 pub(crate) async fn allocate_versions(conn: &mut Conn, count: usize) -> StoreResult<i64> {
+    if count == 0 {
+        return Ok(0);
+    }
     let sql = match conn.dialect() {
-        Dialect::Postgres if count == 0 => return Ok(0),
         Dialect::Postgres => "SELECT ferry_take_versions($1)",
         _ => "UPDATE ferry_clock SET version = version + $1 WHERE id = 1 RETURNING version",
     };

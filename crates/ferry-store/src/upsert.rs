@@ -58,9 +58,9 @@ impl Fence {
 }
 
 /// Upserts `rows` (no key twice) by natural key. New rows are inserted whole; existing rows take
-/// `update_fields` (all fields when `None`) and keep the rest. Takes SQLite's write lock first (a
-/// zero-version take), then checks the fence and the lookups (a missing lookup fails the batch: callers
-/// validate lookups beforehand with [`crate::Store::missing_lookups`]).
+/// `update_fields` (all fields when `None`) and keep the rest. Checks the fence and the lookups
+/// first (a missing lookup fails the batch: callers validate lookups beforehand with
+/// [`crate::Store::missing_lookups`]); SQLite's write lock is already held (`BEGIN IMMEDIATE`).
 pub(crate) async fn import_batch(
     conn: &mut Conn,
     catalog: &Catalog,
@@ -70,7 +70,6 @@ pub(crate) async fn import_batch(
     fence: Option<&Fence>,
     now: DateTime<Utc>,
 ) -> StoreResult<BatchCounts> {
-    allocate_versions(conn, 0).await?;
     if let Some(f) = fence {
         queue::fence(conn, &f.message_id, &f.holder, f.lease_until(now), now).await?;
     }
