@@ -56,10 +56,14 @@ fn ping_if_idle<C: sqlx::Connection>(
     })
 }
 
-/// Prepared statements a connection keeps (sqlx keeps 100). A statement not kept is prepared
-/// again at its next use — on PostgreSQL one more round trip —, and an import over fifty entities
-/// already uses more than a hundred shapes (each entity's read of existing rows, its upsert).
+/// Prepared statements a PostgreSQL connection keeps (sqlx keeps 100). A statement not kept is
+/// prepared again at its next use, one more round trip, and an import over fifty entities already
+/// uses more than a hundred shapes (each entity's read of existing rows, its upsert).
 const STATEMENT_CACHE: usize = 400;
+
+/// The same for SQLite, smaller: its batch statements bind thousands of parameters each, and
+/// every batch size kept holds its compiled program (up to ~1 MiB), so this bounds that memory.
+const SQLITE_STATEMENT_CACHE: usize = 200;
 
 fn bad_url(what: &str, e: impl std::fmt::Display) -> SqlError {
     SqlError {
@@ -118,7 +122,7 @@ impl Pool {
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(false)
             .read_only(sqlite.read_only)
-            .statement_cache_capacity(STATEMENT_CACHE);
+            .statement_cache_capacity(SQLITE_STATEMENT_CACHE);
         if let Some(kib) = sqlite.cache_kib {
             connect = connect.pragma("cache_size", format!("-{kib}"));
         }
