@@ -227,9 +227,7 @@ async fn finish(ctx: &IntegrationContext, id: &str, holder: &str, outcome: &Mess
     // The outcome must not be lost to a busy database: retry for a while.
     for attempt in 1..=OUTCOME_ATTEMPTS {
         match ctx.store.finish_message(id, holder, outcome, records).await {
-            Ok(true) => {
-                return;
-            }
+            Ok(true) => return,
             Ok(false) => {
                 tracing::warn!("lost the lease before finishing; another run will redo the message");
                 return;

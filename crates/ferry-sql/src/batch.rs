@@ -54,27 +54,15 @@ impl Batch {
 
 /// Appends `sql` to `out` with each `$n` (outside `'…'`) as `?`, and `own[n - 1]` to `args`.
 fn positional(sql: &str, own: &[Arg], out: &mut String, args: &mut Vec<Arg>) -> Result<(), crate::SqlError> {
-    let mut chars = sql.chars().peekable();
-    let mut in_string = false;
-    while let Some(c) = chars.next() {
-        if c == '\'' {
-            in_string = !in_string;
-        } else if c == '$' && !in_string && chars.peek().is_some_and(char::is_ascii_digit) {
-            let mut number = 0usize;
-            while let Some(d) = chars.next_if(char::is_ascii_digit) {
-                number = number.saturating_mul(10).saturating_add(d as usize - '0' as usize);
-            }
-            let arg = number
-                .checked_sub(1)
-                .and_then(|i| own.get(i))
-                .ok_or_else(|| crate::SqlError::other(format!("statement refers to ${number} beyond its arguments")))?;
-            args.push(arg.clone());
-            out.push('?');
-            continue;
-        }
-        out.push(c);
-    }
-    Ok(())
+    crate::sqlite::rewrite_placeholders(sql, out, |out, number| {
+        let arg = number
+            .checked_sub(1)
+            .and_then(|i| own.get(i))
+            .ok_or_else(|| crate::SqlError::other(format!("statement refers to ${number} beyond its arguments")))?;
+        args.push(arg.clone());
+        out.push('?');
+        Ok(())
+    })
 }
 
 #[cfg(test)]

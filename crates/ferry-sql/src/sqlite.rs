@@ -11,6 +11,7 @@ use ferry_model::{Decimal, Value, format_date, format_datetime};
 use futures::TryStreamExt as _;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow};
 use sqlx::{Arguments, AssertSqlSafe, Either, Executor as _, Row};
+use std::fmt::Write as _;
 use uuid::Uuid;
 
 /// Runs `sql` — behind a pending deferred statement, in the same request — and answers the rows
@@ -76,50 +77,50 @@ fn placeholders(sql: &str) -> std::borrow::Cow<'_, str> {
     if !sql.contains('$') {
         return std::borrow::Cow::Borrowed(sql);
     }
-    let mut out = String::with_capacity(sql.len());
     let mut numbers = Vec::new();
+    let mut numbered = String::with_capacity(sql.len());
+    rewrite_placeholders(sql, &mut numbered, |out, n| {
+        numbers.push(n);
+        let _ = write!(out, "?{n}");
+        Ok(())
+    })
+    .expect("numbering cannot fail");
+    let sequential = !numbers.is_empty() && numbers.iter().enumerate().all(|(i, &n)| n == i + 1);
+    if !sequential {
+        return std::borrow::Cow::Owned(numbered);
+    }
+    let mut plain = String::with_capacity(sql.len());
+    rewrite_placeholders(sql, &mut plain, |out, _| {
+        out.push('?');
+        Ok(())
+    })
+    .expect("plain placeholders cannot fail");
+    std::borrow::Cow::Owned(plain)
+}
+
+/// Appends `sql` to `out`, each `$n` outside `'…'` string literals replaced by what `place`
+/// writes for `n`.
+pub(crate) fn rewrite_placeholders(
+    sql: &str,
+    out: &mut String,
+    mut place: impl FnMut(&mut String, usize) -> Result<(), SqlError>,
+) -> Result<(), SqlError> {
     let mut chars = sql.chars().peekable();
     let mut in_string = false;
     while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_string = !in_string;
-                out.push(c);
+        if c == '\'' {
+            in_string = !in_string;
+        } else if c == '$' && !in_string && chars.peek().is_some_and(char::is_ascii_digit) {
+            let mut number = 0usize;
+            while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                number = number.saturating_mul(10).saturating_add(d as usize - '0' as usize);
             }
-            '$' if !in_string && chars.peek().is_some_and(char::is_ascii_digit) => {
-                let mut number = String::new();
-                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-                    number.push(*d);
-                    chars.next();
-                }
-                numbers.push(number.parse::<usize>().unwrap_or(0));
-                out.push('?');
-                out.push_str(&number);
-            }
-            _ => out.push(c),
+            place(out, number)?;
+            continue;
         }
+        out.push(c);
     }
-    let sequential = !numbers.is_empty() && numbers.iter().enumerate().all(|(i, &n)| n == i + 1);
-    if !sequential {
-        return std::borrow::Cow::Owned(out);
-    }
-    // Drop the numbers: `?12` → `?` (numbers are the digits right after each `?`).
-    let mut plain = String::with_capacity(out.len());
-    let mut chars = out.chars().peekable();
-    let mut in_string = false;
-    while let Some(c) = chars.next() {
-        plain.push(c);
-        match c {
-            '\'' => in_string = !in_string,
-            '?' if !in_string => {
-                while chars.peek().is_some_and(char::is_ascii_digit) {
-                    chars.next();
-                }
-            }
-            _ => {}
-        }
-    }
-    std::borrow::Cow::Owned(plain)
+    Ok(())
 }
 
 fn bind(args: Args) -> Result<SqliteArguments, SqlError> {

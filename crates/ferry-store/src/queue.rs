@@ -420,9 +420,8 @@ pub(crate) async fn finish(
     }
     sql.push_str(&format!(" WHERE id = $1 AND lease_holder = $2 AND state = '{}' RETURNING id", processing()));
     // The end, the freed lanes, the records and the watermarks in one request (other nodes are
-    // woken after the commit, [`crate::Store::queue_changed`]). On SQLite the lanes go only if
-    // the update above ended the message (a message that is not final holds its lanes; one
-    // another holder ended has none left).
+    // woken after the commit, [`crate::Store::queue_changed`]). Whatever follows the end goes
+    // unconditionally: when the end found no lease, the caller rolls it all back.
     let mut batch = Batch::new();
     if conn.dialect() == Dialect::Postgres {
         let sql = format!(
@@ -433,11 +432,7 @@ pub(crate) async fn finish(
         batch.push(sql, Args::nulls_as_text(args));
     } else {
         batch.push(sql, args);
-        batch.push(
-            "DELETE FROM ferry_message_lanes WHERE message_id = $1 AND EXISTS \
-             (SELECT 1 FROM ferry_messages m WHERE m.id = $1 AND m.state = $2 AND m.finished_at = $3)",
-            vec![text(id), outcome.state.value(), Value::DateTime(now)],
-        );
+        batch.push("DELETE FROM ferry_message_lanes WHERE message_id = $1", vec![text(id)]);
     }
     records.push_onto(&mut batch);
     for w in &outcome.watermarks {

@@ -244,9 +244,7 @@ pub(crate) async fn run(run: &RunState) -> Result<RunEnd, RunError> {
         let end = |counts: BatchCounts| {
             let mut entities = entities.clone();
             if let Some((_, last)) = entities.last_mut() {
-                last.counters.inserted += counts.inserted as i64;
-                last.counters.updated += counts.updated as i64;
-                last.counters.unchanged += counts.unchanged as i64;
+                add_written(&mut last.counters, counts);
             }
             let (outcome, results) = conclusion.conclude(entities, run.now());
             let mut records = waiting.clone();
@@ -270,9 +268,7 @@ pub(crate) async fn run(run: &RunState) -> Result<RunEnd, RunError> {
         // The database refused the batch as a whole: write it row by row, then end on its own.
         let (counts, refused) = write_tail(run, tail).await?;
         if let Some((result, last)) = entities.last_mut() {
-            last.counters.inserted += counts.inserted as i64;
-            last.counters.updated += counts.updated as i64;
-            last.counters.unchanged += counts.unchanged as i64;
+            add_written(&mut last.counters, counts);
             last.counters.rejected += refused;
             result.target_errors += refused;
         }
@@ -282,6 +278,13 @@ pub(crate) async fn run(run: &RunState) -> Result<RunEnd, RunError> {
         run.record_result(result);
     }
     Ok(RunEnd::Outcome(outcome))
+}
+
+/// Counts the rows a batch wrote into an entity's counters.
+fn add_written(counters: &mut RowCounters, counts: BatchCounts) {
+    counters.inserted += counts.inserted as i64;
+    counters.updated += counts.updated as i64;
+    counters.unchanged += counts.unchanged as i64;
 }
 
 /// The message fails with `reason` (the worker records it).
