@@ -21,12 +21,21 @@ impl IntegrationContext {
         Ok(self.store.inline_file(key).await?.is_some() || self.blobs.size(key).await?.is_some())
     }
 
-    /// The file under `key`, for a reader on a blocking thread.
-    pub(crate) async fn local_file(&self, key: &str) -> Result<LocalFile, crate::run::RunError> {
-        if let Some(bytes) = self.store.inline_file(key).await? {
-            return Ok(LocalFile::Bytes(bytes));
+    /// The file under `key`, for a reader on a blocking thread; `inline` is what was read of
+    /// the database already, if it was (`Some(None)`: nothing there).
+    pub(crate) async fn local_file(
+        &self,
+        key: &str,
+        inline: Option<Option<Vec<u8>>>,
+    ) -> Result<LocalFile, crate::run::RunError> {
+        let inline = match inline {
+            Some(known) => known,
+            None => self.store.inline_file(key).await?,
+        };
+        match inline {
+            Some(bytes) => Ok(LocalFile::Bytes(bytes)),
+            None => Ok(LocalFile::Blob(self.blobs.local_copy(key).await?)),
         }
-        Ok(LocalFile::Blob(self.blobs.local_copy(key).await?))
     }
 
     /// Makes sure the file under `key` is in the blob store (copying a small one there from the

@@ -4,8 +4,8 @@
 
 use crate::context::IntegrationContext;
 use crate::import::{ErrorDraft, PendingKeys};
-use ferry_domain::{EntityResult, ErrorRecord, Message, MessageOutcome, RowCounters};
-use ferry_store::{Fence, LookupMiss, RunRecords, StoreError};
+use ferry_domain::{EntityResult, ErrorRecord, Job, Message, MessageOutcome, Operation, Project, RowCounters};
+use ferry_store::{ClaimLimits, Fence, LookupMiss, RunRecords, StoreError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -54,6 +54,64 @@ impl From<ferry_blob::BlobError> for RunError {
     }
 }
 
+/// What a run starts from, read by the worker for all the messages of a claim at once (one
+/// read each instead of one per run). `None` where it was not read: the run reads its own.
+#[derive(Debug, Default)]
+pub(crate) struct Prefetched {
+    /// The message's recurring job and its project (`Some(None)`: the job does not exist).
+    pub job: Option<Option<(Job, Option<Project>)>>,
+    /// The message's small body kept in the database (`Some(None)`: it is in the blob store).
+    pub body: Option<Option<Vec<u8>>>,
+}
+
+impl Prefetched {
+    /// Reads the inputs of `claimed` — the jobs of imports with an activity id, the bodies of
+    /// small imports — in one statement each. A failed read is logged and left to the runs.
+    pub async fn read_for(ctx: &IntegrationContext, claimed: &[Message]) -> Vec<Prefetched> {
+        let imports = || claimed.iter().filter(|m| m.operation == Operation::Import);
+        let mut ids: Vec<String> =
+            imports().filter(|m| !m.activity_id.is_empty()).map(|m| m.activity_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let keys: Vec<String> = imports().filter(|m| !ClaimLimits::is_large(m)).map(|m| m.blob_key.clone()).collect();
+        let jobs = match ids.is_empty() {
+            true => None,
+            false => ctx
+                .store
+                .jobs_with_projects(&ids)
+                .await
+                .inspect_err(|e| tracing::debug!(error = %e, "jobs not read ahead"))
+                .ok(),
+        };
+        let bodies = match keys.is_empty() {
+            true => None,
+            false => ctx
+                .store
+                .inline_files(&keys)
+                .await
+                .inspect_err(|e| tracing::debug!(error = %e, "bodies not read ahead"))
+                .ok(),
+        };
+        claimed
+            .iter()
+            .map(|m| {
+                if m.operation != Operation::Import {
+                    return Prefetched::default();
+                }
+                let job = match &jobs {
+                    Some(jobs) if !m.activity_id.is_empty() => Some(jobs.get(&m.activity_id).cloned()),
+                    _ => None,
+                };
+                let body = match &bodies {
+                    Some(bodies) if !ClaimLimits::is_large(m) => Some(bodies.get(&m.blob_key).cloned()),
+                    _ => None,
+                };
+                Prefetched { job, body }
+            })
+            .collect()
+    }
+}
+
 /// One run of one message.
 pub(crate) struct RunState {
     pub ctx: Arc<IntegrationContext>,
@@ -69,10 +127,12 @@ pub(crate) struct RunState {
     records: Mutex<RunRecords>,
     /// All-or-nothing runs: the keys spilled so far, for lookups of later entities.
     pub pending: Mutex<Option<PendingKeys>>,
+    /// What the worker read for this run with its claim; taken by the run.
+    pub prefetched: Mutex<Prefetched>,
 }
 
 impl RunState {
-    pub fn new(ctx: Arc<IntegrationContext>, message: Message, holder: &str) -> RunState {
+    pub fn new(ctx: Arc<IntegrationContext>, message: Message, prefetched: Prefetched, holder: &str) -> RunState {
         let fence = Fence { message_id: message.id.clone(), holder: holder.to_string(), lease: ctx.settings.lease };
         RunState {
             ctx,
@@ -84,6 +144,7 @@ impl RunState {
             errors_stored: Mutex::new(0),
             records: Mutex::new(RunRecords::default()),
             pending: Mutex::new(None),
+            prefetched: Mutex::new(prefetched),
         }
     }
 

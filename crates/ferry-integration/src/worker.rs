@@ -5,7 +5,7 @@
 //! recurring exports and the retention sweep, each on one node at a time.
 
 use crate::context::IntegrationContext;
-use crate::run::{RunEnd, RunError, RunState};
+use crate::run::{Prefetched, RunEnd, RunError, RunState};
 use crate::service::IntegrationService;
 use crate::{export, import};
 use ferry_domain::{Message, MessageOutcome, MessageState, Operation, RetryPolicy, RowCounters};
@@ -119,7 +119,8 @@ async fn supervise(ctx: Arc<IntegrationContext>, holder: String, mut stopped: wa
             match ctx.store.claim_messages(&holder, limits, ctx.settings.lease, ctx.settings.max_attempts).await {
                 Ok(claimed) => {
                     let got = claimed.len();
-                    for message in claimed {
+                    let inputs = Prefetched::read_for(&ctx, &claimed).await;
+                    for (message, prefetched) in claimed.into_iter().zip(inputs) {
                         // Free permits: this task is their only taker, and the claim kept to them.
                         let permit = runs.clone().acquire_owned().await.expect("semaphore open");
                         let large_permit = if ClaimLimits::is_large(&message) {
@@ -130,7 +131,7 @@ async fn supervise(ctx: Arc<IntegrationContext>, holder: String, mut stopped: wa
                         let ctx = ctx.clone();
                         let holder = holder.clone();
                         running.spawn(async move {
-                            run_one(ctx, message, &holder).await;
+                            run_one(ctx, message, prefetched, &holder).await;
                             drop((permit, large_permit));
                         });
                     }
@@ -153,21 +154,21 @@ async fn supervise(ctx: Arc<IntegrationContext>, holder: String, mut stopped: wa
 }
 
 /// Runs one message to its end; every log line of the run carries the message id and attempt.
-async fn run_one(ctx: Arc<IntegrationContext>, message: Message, holder: &str) {
+async fn run_one(ctx: Arc<IntegrationContext>, message: Message, prefetched: Prefetched, holder: &str) {
     let span = match message.operation {
         Operation::Import => tracing::info_span!("import", message = %message.id, attempt = message.attempts),
         Operation::Export => tracing::info_span!("export", message = %message.id, attempt = message.attempts),
     };
-    run_in_span(ctx, message, holder).instrument(span).await;
+    run_in_span(ctx, message, prefetched, holder).instrument(span).await;
 }
 
-async fn run_in_span(ctx: Arc<IntegrationContext>, message: Message, holder: &str) {
+async fn run_in_span(ctx: Arc<IntegrationContext>, message: Message, prefetched: Prefetched, holder: &str) {
     let id = message.id.clone();
     let operation = message.operation;
     let what = if operation == Operation::Export { "export" } else { "import" };
     tracing::info!(entity = ?message.entity, company = ?message.company, "{what} started");
     let started = std::time::Instant::now();
-    let state = Arc::new(RunState::new(ctx.clone(), message, holder));
+    let state = Arc::new(RunState::new(ctx.clone(), message, prefetched, holder));
     let heartbeat = tokio::spawn(heartbeat(state.clone()).in_current_span());
     let result = match operation {
         Operation::Import => import::run(&state).await,

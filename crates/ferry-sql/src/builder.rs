@@ -87,6 +87,16 @@ impl Sql {
         self
     }
 
+    /// ` IN (a, b, c)` of `values` — on PostgreSQL ` = ANY($n)` of one array of `ty`, one
+    /// statement text (prepared once) for any number of values.
+    pub fn is_one_of(&mut self, ty: ColType, values: Vec<Value>) -> &mut Sql {
+        if self.dialect == Dialect::Postgres {
+            self.push(" = ANY(").param_column(ty, values).push(")")
+        } else {
+            self.push(" IN (").param_list(values).push(")")
+        }
+    }
+
     /// The statement text and its arguments.
     pub fn into_parts(self) -> (String, Args) {
         (self.text, Args(self.args))

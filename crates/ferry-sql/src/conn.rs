@@ -142,9 +142,10 @@ impl Conn {
         }
     }
 
-    /// Runs the statements of `batch` in order — on SQLite as one request — and decodes the rows
-    /// any of them return by `cols`. A failing statement fails the batch; the statements before
-    /// it stay done (inside a transaction, roll back to undo them).
+    /// Runs the statements of `batch` in order — on SQLite as one request, on PostgreSQL an
+    /// [independent](Batch::independent) batch as one statement — and decodes the rows any of
+    /// them return by `cols`. A failing statement fails the batch; the statements before it may
+    /// stay done (inside a transaction, roll back to undo them).
     pub async fn fetch_batch(&mut self, batch: Batch, cols: &[ColType]) -> Result<Vec<Vec<Value>>, SqlError> {
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -153,8 +154,12 @@ impl Conn {
             let (text, args) = batch.joined()?;
             return self.fetch(&text, args, cols).await;
         }
+        let statements = match self.dialect() {
+            Dialect::Postgres => batch.fused()?,
+            _ => batch.into_statements(),
+        };
         let mut rows = Vec::new();
-        for (sql, args) in batch.into_statements() {
+        for (sql, args) in statements {
             rows.extend(self.fetch(&sql, args, cols).await?);
         }
         Ok(rows)

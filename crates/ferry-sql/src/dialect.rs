@@ -98,6 +98,31 @@ impl ColType {
     }
 }
 
+/// Appends `sql` to `out`, each `$n` outside `'…'` string literals replaced by what `place`
+/// writes for `n`.
+pub(crate) fn rewrite_placeholders(
+    sql: &str,
+    out: &mut String,
+    mut place: impl FnMut(&mut String, usize) -> Result<(), crate::SqlError>,
+) -> Result<(), crate::SqlError> {
+    let mut chars = sql.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if c == '\'' {
+            in_string = !in_string;
+        } else if c == '$' && !in_string && chars.peek().is_some_and(char::is_ascii_digit) {
+            let mut number = 0usize;
+            while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                number = number.saturating_mul(10).saturating_add(d as usize - '0' as usize);
+            }
+            place(out, number)?;
+            continue;
+        }
+        out.push(c);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

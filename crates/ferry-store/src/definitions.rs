@@ -7,7 +7,8 @@ use crate::persisted;
 use chrono::{DateTime, Utc};
 use ferry_domain::{Job, Origin, Project};
 use ferry_model::Value;
-use ferry_sql::{ColType, Conn, RowExt};
+use ferry_sql::{ColType, Conn, RowExt, Sql};
+use std::collections::HashMap;
 
 fn text(s: &str) -> Value {
     Value::String(s.to_owned())
@@ -68,24 +69,32 @@ pub(crate) async fn jobs(conn: &mut Conn, activity_id: Option<&str>) -> StoreRes
     rows.iter().map(|r| Ok((persisted::job_from_json(&r.text(0)?)?, r.literal(1)?))).collect()
 }
 
-/// The job with `activity_id` (normalised) and its project — `None` when no project has that
-/// name (without regard to case) — in one read: what an enqueue and a run start from.
-pub(crate) async fn job_with_project(
+/// The jobs with `activity_ids` (normalised), each with its project — `None` when no project
+/// has that name (without regard to case) — in one read: what an enqueue and the runs of a claim
+/// start from. Jobs that do not exist are missing from the answer.
+pub(crate) async fn jobs_with_projects(
     conn: &mut Conn,
-    activity_id: &str,
-) -> StoreResult<Option<(Job, Option<Project>)>> {
-    let sql = "SELECT j.definition, p.definition FROM ferry_jobs j \
-               LEFT JOIN ferry_projects p ON LOWER(p.name) = LOWER(j.project) \
-               WHERE j.activity_id = $1 ORDER BY p.name";
-    let rows = conn.fetch(sql, vec![text(activity_id)], &[ColType::Text, ColType::Text]).await?;
+    activity_ids: &[String],
+) -> StoreResult<HashMap<String, (Job, Option<Project>)>> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push(
+        "SELECT j.activity_id, j.definition, p.definition FROM ferry_jobs j \
+         LEFT JOIN ferry_projects p ON LOWER(p.name) = LOWER(j.project) WHERE j.activity_id",
+    );
+    sql.is_one_of(ColType::Text, activity_ids.iter().map(|id| text(id)).collect());
+    sql.push(" ORDER BY j.activity_id, p.name");
+    let rows = conn.query(sql, &[ColType::Text, ColType::Text, ColType::Text]).await?;
+    let mut found = HashMap::new();
     // Of projects whose names differ only in case, the last by name (as `projects` answers).
-    let Some(row) = rows.last() else { return Ok(None) };
-    let job = persisted::job_from_json(&row.text(0)?)?;
-    let project = match row.opt_text(1)? {
-        Some(json) => Some(persisted::project_from_json(&json)?),
-        None => None,
-    };
-    Ok(Some((job, project)))
+    for row in &rows {
+        let job = persisted::job_from_json(&row.text(1)?)?;
+        let project = match row.opt_text(2)? {
+            Some(json) => Some(persisted::project_from_json(&json)?),
+            None => None,
+        };
+        found.insert(row.text(0)?, (job, project));
+    }
+    Ok(found)
 }
 
 pub(crate) async fn delete_job(conn: &mut Conn, activity_id: &str) -> StoreResult<bool> {

@@ -12,8 +12,8 @@ use ferry_domain::{
     NewRow, Origin, Project, QueueStats, RowCounters, earlier, later,
 };
 use ferry_model::Entity;
-use ferry_sql::Batch;
-use std::collections::BTreeMap;
+use ferry_sql::{Batch, Conn};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
@@ -86,7 +86,17 @@ impl Store {
     /// The job with `activity_id` (normalised) and its project (`None` when it does not exist),
     /// read together.
     pub async fn job_with_project(&self, activity_id: &str) -> StoreResult<Option<(Job, Option<Project>)>> {
-        self.read(async |conn| definitions::job_with_project(conn, activity_id).await).await
+        let ids = [activity_id.to_owned()];
+        Ok(self.jobs_with_projects(&ids).await?.remove(activity_id))
+    }
+
+    /// The jobs with `activity_ids` and their projects, by activity id, in one read (the runs of
+    /// a claim); missing jobs are not in the answer.
+    pub async fn jobs_with_projects(
+        &self,
+        activity_ids: &[String],
+    ) -> StoreResult<HashMap<String, (Job, Option<Project>)>> {
+        self.read(async |conn| definitions::jobs_with_projects(conn, activity_ids).await).await
     }
 
     pub async fn delete_job(&self, activity_id: &str) -> StoreResult<bool> {
@@ -110,7 +120,12 @@ impl Store {
             message_id: m.id.clone(),
             content: content.to_vec(),
         });
-        let enqueued = self.write(async |conn| queue::enqueue(conn, m, since, file.as_ref(), now).await).await?;
+        let enqueue = async |conn: &mut Conn| queue::enqueue(conn, m, since, file.as_ref(), now).await;
+        let enqueued = if queue::enqueue_looks_first(m, since) {
+            self.write(enqueue).await?
+        } else {
+            self.write_autocommit(enqueue).await?
+        };
         if let Enqueued::Created(_) = &enqueued {
             self.queue_changed();
         }
@@ -119,7 +134,14 @@ impl Store {
 
     /// A small file kept in the database under blob key `key` ([`InlineFile`]).
     pub async fn inline_file(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        self.read(async |conn| inline_files::get(conn, key).await).await
+        let keys = [key.to_owned()];
+        Ok(self.inline_files(&keys).await?.remove(key))
+    }
+
+    /// The small files kept under `keys`, by key, in one read; keys with none are not in the
+    /// answer.
+    pub async fn inline_files(&self, keys: &[String]) -> StoreResult<HashMap<String, Vec<u8>>> {
+        self.read(async |conn| inline_files::get_many(conn, keys).await).await
     }
 
     /// Removes the small file kept under `key`; false when there was none.
@@ -150,7 +172,11 @@ impl Store {
         max_attempts: i64,
     ) -> StoreResult<Vec<Message>> {
         let clock = self.clock().clone();
-        self.write(async |conn| queue::claim(conn, holder, limits, lease, max_attempts, clock.as_ref()).await).await
+        // Every statement of a claim stands alone: the lease is a conditional update.
+        self.write_autocommit(async |conn| {
+            queue::claim(conn, holder, limits, lease, max_attempts, clock.as_ref()).await
+        })
+        .await
     }
 
     /// Extends a lease (recording progress); false when it was lost.
@@ -187,7 +213,9 @@ impl Store {
         // The clock is read inside the transaction, so the end precedes the commit.
         let finished = self
             .write(async |conn| {
-                if !queue::finish(conn, id, holder, outcome, records, self.now()).await? {
+                let mut write = Batch::independent();
+                records.push_onto(&mut write);
+                if !queue::finish(conn, id, holder, outcome, write, self.now()).await? {
                     // Undoes the records written with the refused end.
                     return Err(crate::StoreError::LeaseLost { message_id: id.to_owned() });
                 }
@@ -224,10 +252,23 @@ impl Store {
         let (counts, outcome) = self
             .write(async |conn| {
                 // No fence first: the end's guarded update below fails the whole transaction.
-                let counts = upsert::import_batch(&mut *conn, &catalog, entity, rows, update_fields, None, now).await?;
+                // A small batch's write goes with the end (one statement on PostgreSQL).
+                let mut write = Batch::independent();
+                let counts = upsert::import_batch(
+                    &mut *conn,
+                    &catalog,
+                    entity,
+                    rows,
+                    update_fields,
+                    None,
+                    now,
+                    Some(&mut write),
+                )
+                .await?;
                 let (outcome, records) = end(counts);
+                records.push_onto(&mut write);
                 // The clock is read inside the transaction, so the end precedes the commit.
-                if !queue::finish(conn, &fence.message_id, &fence.holder, &outcome, &records, self.now()).await? {
+                if !queue::finish(conn, &fence.message_id, &fence.holder, &outcome, write, self.now()).await? {
                     return Err(crate::StoreError::LeaseLost { message_id: fence.message_id.clone() });
                 }
                 Ok((counts, outcome))
@@ -257,7 +298,7 @@ impl Store {
         let now = self.now();
         self.write(async |conn| {
             queue::fence(conn, &fence.message_id, &fence.holder, fence.lease_until(now), now).await?;
-            let mut batch = Batch::new();
+            let mut batch = Batch::independent();
             messages::put_entity_result(&mut batch, e);
             conn.fetch_batch(batch, &[]).await?;
             Ok(())
@@ -277,7 +318,7 @@ impl Store {
         let now = self.now();
         self.write(async |conn| {
             queue::fence(conn, &fence.message_id, &fence.holder, fence.lease_until(now), now).await?;
-            let mut batch = Batch::new();
+            let mut batch = Batch::independent();
             messages::add_errors(&mut batch, errors);
             conn.fetch_batch(batch, &[]).await?;
             Ok(())
@@ -313,9 +354,21 @@ impl Store {
         let now = self.now();
         let counts = self
             .write(async |conn| {
-                let counts =
-                    upsert::import_batch(&mut *conn, &catalog, entity, rows, update_fields, fence, now).await?;
-                records.write(conn).await?;
+                // The records go with a small batch's write (one statement on PostgreSQL).
+                let mut write = Batch::independent();
+                let counts = upsert::import_batch(
+                    &mut *conn,
+                    &catalog,
+                    entity,
+                    rows,
+                    update_fields,
+                    fence,
+                    now,
+                    Some(&mut write),
+                )
+                .await?;
+                records.push_onto(&mut write);
+                conn.fetch_batch(write, &[]).await?;
                 Ok(counts)
             })
             .await?;
@@ -355,6 +408,7 @@ impl Store {
                         Some(&batch.update_fields),
                         fence,
                         now,
+                        None,
                     )
                     .await?;
                     if n.inserted > 0 {

@@ -7,7 +7,8 @@ use crate::StoreResult;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ferry_model::Value;
-use ferry_sql::{Batch, ColType, Conn, RowExt};
+use ferry_sql::{Batch, ColType, Conn, RowExt, Sql};
+use std::collections::HashMap;
 
 /// The largest file kept in the database.
 pub const INLINE_FILE_MAX: usize = 64 * 1024;
@@ -34,20 +35,21 @@ pub(crate) fn put(batch: &mut Batch, file: &InlineFile) {
     );
 }
 
-pub(crate) async fn get(conn: &mut Conn, key: &str) -> StoreResult<Option<Vec<u8>>> {
-    let rows = conn
-        .fetch(
-            "SELECT content FROM ferry_inline_files WHERE key = $1",
-            vec![Value::String(key.into())],
-            &[ColType::Text],
-        )
-        .await?;
-    let Some(row) = rows.first() else { return Ok(None) };
-    let text = row.text(0)?;
-    STANDARD
-        .decode(text.as_bytes())
-        .map(Some)
-        .map_err(|e| crate::StoreError::Corrupt { column: "ferry_inline_files.content".into(), message: e.to_string() })
+/// The files kept under `keys`, by key.
+pub(crate) async fn get_many(conn: &mut Conn, keys: &[String]) -> StoreResult<HashMap<String, Vec<u8>>> {
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("SELECT key, content FROM ferry_inline_files WHERE key");
+    sql.is_one_of(ColType::Text, keys.iter().map(|k| Value::String(k.clone())).collect());
+    let rows = conn.query(sql, &[ColType::Text, ColType::Text]).await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let content = STANDARD.decode(row.text(1)?.as_bytes()).map_err(|e| crate::StoreError::Corrupt {
+            column: "ferry_inline_files.content".into(),
+            message: e.to_string(),
+        })?;
+        found.insert(row.text(0)?, content);
+    }
+    Ok(found)
 }
 
 pub(crate) async fn delete(conn: &mut Conn, key: &str) -> StoreResult<bool> {

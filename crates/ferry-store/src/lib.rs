@@ -159,6 +159,18 @@ impl Store {
         Ok(out)
     }
 
+    /// Runs `op`, each of whose statements is a complete write on its own (it may commit alone;
+    /// a failure leaves the statements before it done): on SQLite in the commit group like every
+    /// write; on PostgreSQL outside a transaction block, every statement committing by itself —
+    /// no `BEGIN` and `COMMIT` round trips.
+    async fn write_autocommit<T>(&self, op: impl AsyncFnOnce(&mut Conn) -> StoreResult<T>) -> StoreResult<T> {
+        if let Some(group) = &self.inner.group {
+            return group.write(op).await;
+        }
+        let mut conn = self.inner.writer.acquire().await?;
+        op(&mut conn).await
+    }
+
     /// Runs `op` on a read connection.
     async fn read<T>(&self, op: impl AsyncFnOnce(&mut Conn) -> StoreResult<T>) -> StoreResult<T> {
         let mut conn = self.inner.reader.acquire().await?;
@@ -200,7 +212,10 @@ impl Store {
     pub async fn insert(&self, entity: &Entity, rows: Vec<NewRow>) -> StoreResult<Vec<StoredRow>> {
         let catalog = self.catalog();
         let now = self.now();
-        let stored = self.write(async |conn| rows::insert(conn, &catalog, entity, rows, now).await).await?;
+        let one_row = rows.len() == 1;
+        let insert = async |conn: &mut Conn| rows::insert(conn, &catalog, entity, rows, now).await;
+        // One row is one writing statement after the lookup reads: it commits by itself.
+        let stored = if one_row { self.write_autocommit(insert).await? } else { self.write(insert).await? };
         self.changed();
         self.count_inserts(entity, stored.len() as u64);
         Ok(stored)

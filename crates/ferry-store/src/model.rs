@@ -131,12 +131,4 @@ impl RunRecords {
             crate::inline_files::put(batch, file);
         }
     }
-
-    /// Writes these records (on SQLite in one request).
-    pub(crate) async fn write(&self, conn: &mut ferry_sql::Conn) -> crate::StoreResult<()> {
-        let mut batch = ferry_sql::Batch::new();
-        self.push_onto(&mut batch);
-        conn.fetch_batch(batch, &[]).await?;
-        Ok(())
-    }
 }

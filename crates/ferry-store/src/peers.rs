@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 /// The least time between two notifications of one channel: what it adds to other nodes'
 /// wake-up latency at most.
-const NOTIFY_SPACING: Duration = Duration::from_millis(5);
+const NOTIFY_SPACING: Duration = Duration::from_millis(20);
 
 /// One channel's notifier; dropping it ends its task.
 pub(crate) struct PeerNotifier {

@@ -12,7 +12,6 @@
 //! A claim is a lease: a conditional update that only one claimer can win; the holder extends it
 //! with heartbeats, and every write of the import is fenced by the holder's name.
 
-use crate::RunRecords;
 use crate::error::{StoreError, StoreResult};
 use crate::imports_facade::Enqueued;
 use crate::inline_files::InlineFile;
@@ -23,7 +22,7 @@ use ferry_domain::{
     Clock, DeliveryState, Lane, Message, MessageOutcome, MessageState, NewMessage, Operation, RowCounters,
 };
 use ferry_model::Value;
-use ferry_sql::{Args, Batch, ColType, Conn, Dialect, RowExt};
+use ferry_sql::{Arg, Args, Batch, ColType, Conn, Dialect, RowExt, Sql};
 
 /// The states of a message that still holds its lanes.
 fn waiting() -> String {
@@ -45,9 +44,10 @@ pub(crate) async fn enqueue(
     lanes.sort();
     lanes.dedup();
     let postgres = conn.dialect() == Dialect::Postgres;
-    // On PostgreSQL the lanes are locked first, so a duplicate waits for the first to commit
-    // before it looks; SQLite has one writer. Both take the number with the insert below.
-    if postgres {
+    // On PostgreSQL, an enqueue that looks for an earlier message locks its lanes first, so a
+    // duplicate waits for the first to commit before it looks; SQLite has one writer. Both take
+    // the number with the insert below, which on PostgreSQL locks the lanes itself.
+    if postgres && enqueue_looks_first(m, dedupe_since) {
         lock_lanes(conn, &lanes).await?;
     }
     if let (Some(external_id), Some(since)) = (&m.external_id, dedupe_since) {
@@ -91,8 +91,11 @@ pub(crate) async fn enqueue(
     // The message, its lanes and a small body in one round trip: one statement of
     // data-modifying CTEs on PostgreSQL, a batch on SQLite (its number from the queue clock
     // bumped first).
-    let seq_value =
-        if postgres { "nextval(CAST($2 AS regclass))" } else { "(SELECT seq FROM ferry_queue_clock WHERE id = 1)" };
+    let seq_value = if postgres {
+        "(SELECT nextval(CAST($2 AS regclass)) FROM locked)"
+    } else {
+        "(SELECT seq FROM ferry_queue_clock WHERE id = 1)"
+    };
     let insert = format!(
         "INSERT INTO ferry_messages (id, seq, execution_id, activity_id, project, kind, entity, company, external_id, \
          content_hash, blob_key, size, enqueued_by, state, not_before, enqueued_at, operation, execute, rerun_of, \
@@ -103,7 +106,7 @@ pub(crate) async fn enqueue(
     );
     let mut batch = Batch::new();
     if postgres {
-        let mut sql = format!("WITH m AS ({insert})");
+        let mut sql = format!("m AS ({insert})");
         for (n, lane) in lanes.iter().enumerate() {
             args.push(text(lane.as_str()));
             let lane = args.len();
@@ -118,9 +121,17 @@ pub(crate) async fn enqueue(
                 ", kept AS (INSERT INTO ferry_inline_files (key, message_id, content) SELECT ${key}, id, ${content} FROM m)"
             ));
         }
-        // Other nodes are woken after the commit ([`crate::Store::queue_changed`]).
-        sql.push_str(&format!(" SELECT {MESSAGE_COLUMNS} FROM m"));
-        batch.push(sql, Args::nulls_as_text(args));
+        // The lanes' locks come first (`locked` is read before the number is taken) and are
+        // held until the statement's transaction commits. Other nodes are woken after the
+        // commit ([`crate::Store::queue_changed`]).
+        let mut args = Args::nulls_as_text(args);
+        args.0.push(Arg::Column(ColType::Int64, lane_lock_keys(&lanes).into_iter().map(Value::Int).collect()));
+        let sql = format!(
+            "WITH locked AS MATERIALIZED (SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock({LANE_LOCK_CLASS}, \
+             CAST(k AS INTEGER)) FROM unnest(CAST(${keys} AS BIGINT[])) AS t(k)) AS l), {sql} SELECT {MESSAGE_COLUMNS} FROM m",
+            keys = args.0.len()
+        );
+        batch.push(sql, args);
     } else {
         batch.push("UPDATE ferry_queue_clock SET seq = seq + 1 WHERE id = 1", ());
         batch.push(insert, args);
@@ -147,16 +158,26 @@ const LANE_LOCK_CLASS: i32 = 1_717_924_467;
 /// after it follows commit order within each lane (see the module header). Also what makes a
 /// duplicate enqueue see the first: it waits for the first's commit before it looks.
 async fn lock_lanes(conn: &mut Conn, lanes: &[Lane]) -> StoreResult<()> {
-    // One order for every enqueue (a lane's lock key, then the lane), so two never wait on each
-    // other crosswise. Distinct lanes sharing a key only wait for each other.
-    let mut keys: Vec<i64> = lanes.iter().map(|lane| lane_lock_key(lane.as_str())).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    for key in keys {
+    for key in lane_lock_keys(lanes) {
         let sql = format!("SELECT pg_advisory_xact_lock({LANE_LOCK_CLASS}, CAST($1 AS INTEGER))");
         conn.execute(&sql, vec![Value::Int(key)]).await?;
     }
     Ok(())
+}
+
+/// Whether an enqueue looks for an earlier message (a duplicate, or one holding its execution
+/// id) before it inserts: then it is more than one statement, in a transaction.
+pub(crate) fn enqueue_looks_first(m: &NewMessage, dedupe_since: Option<DateTime<Utc>>) -> bool {
+    (m.external_id.is_some() && dedupe_since.is_some()) || m.execution_id != m.id
+}
+
+/// The advisory-lock keys of `lanes` in the one order every enqueue locks them in, so two never
+/// wait on each other crosswise. Distinct lanes sharing a key only wait for each other.
+fn lane_lock_keys(lanes: &[Lane]) -> Vec<i64> {
+    let mut keys: Vec<i64> = lanes.iter().map(|lane| lane_lock_key(lane.as_str())).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 /// A lane's advisory-lock key: FNV-1a of its name, folded into PostgreSQL's `int4`.
@@ -216,6 +237,9 @@ pub(crate) async fn claim(
         } else {
             String::new()
         };
+        // Both statements find messages by id; `state || ''` keeps PostgreSQL from also reading
+        // the state index, which holds an entry for every state a message has been in since
+        // the last vacuum (its statistics see a few waiting rows, the index thousands).
         let candidates = conn
             .fetch(
                 &format!(
@@ -232,13 +256,13 @@ pub(crate) async fn claim(
                                ORDER BY h.seq LIMIT 1) \
                        FROM lanes WHERE lanes.lane IS NOT NULL) \
                      SELECT m.id, m.attempts, m.state, m.operation, m.size FROM ferry_messages m \
-                     WHERE m.id IN (SELECT message_id FROM heads) AND m.state IN {waiting} {only_small} \
+                     WHERE m.id IN (SELECT message_id FROM heads) AND (m.state || '') IN {waiting} {only_small} \
                      AND m.not_before <= $1 AND (m.lease_until IS NULL OR m.lease_until < $1) \
                      AND NOT EXISTS (SELECT 1 FROM ferry_message_lanes a JOIN ferry_message_lanes b \
                      ON b.lane = a.lane AND b.seq < a.seq WHERE a.message_id = m.id) \
                      ORDER BY m.seq LIMIT {limit}",
                     waiting = waiting(),
-                    limit = (max - claimed.len()).max(1)
+                    limit = candidates_limit(max - claimed.len())
                 ),
                 vec![Value::DateTime(now)],
                 &[ColType::Text, ColType::Int64, ColType::Text, ColType::Text, ColType::Int64],
@@ -247,6 +271,9 @@ pub(crate) async fn claim(
         let mut large = large;
         let mut ids = Vec::new();
         for c in candidates {
+            if claimed.len() + ids.len() >= max {
+                break;
+            }
             let id = c.text(0)?;
             let attempts = c.int(1)?;
             if attempts >= max_attempts && c.literal::<MessageState>(2)? == MessageState::Processing {
@@ -268,23 +295,20 @@ pub(crate) async fn claim(
             ids.push(id);
         }
         if !ids.is_empty() {
-            // One statement leases them all.
-            let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 4)).collect();
-            let sql = format!(
-                "UPDATE ferry_messages SET state = '{processing}', reason = NULL, lease_holder = $1, lease_until = $2, \
-                 heartbeat_at = $3, attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
-                 WHERE id IN ({ids}) AND state IN {waiting} AND (lease_until IS NULL OR lease_until < $3) \
-                 RETURNING {MESSAGE_COLUMNS}",
-                processing = processing(),
-                waiting = waiting(),
-                ids = placeholders.join(", ")
-            );
             // Read the clock after the lanes were seen free: a start never precedes the end of
             // the message before it in its lane.
-            let started = clock.now().max(now);
-            let mut args = vec![text(holder), Value::DateTime(lease_until), Value::DateTime(started)];
-            args.extend(ids.iter().map(|id| text(id)));
-            let rows = conn.fetch(&sql, args, &MESSAGE_TYPES).await?;
+            let started = Value::DateTime(clock.now().max(now));
+            // One statement leases them all.
+            let mut sql = Sql::new(conn.dialect());
+            sql.push(&format!("UPDATE ferry_messages SET state = '{}', reason = NULL, lease_holder = ", processing()));
+            sql.param(text(holder)).push(", lease_until = ").param(Value::DateTime(lease_until));
+            sql.push(", heartbeat_at = ")
+                .param(started.clone())
+                .push(", attempts = attempts + 1, started_at = COALESCE(started_at, ");
+            sql.param(started.clone()).push(") WHERE id IN (").param_list(ids.iter().map(|id| text(id))).push(")");
+            sql.push(&format!(" AND (state || '') IN {} AND (lease_until IS NULL OR lease_until < ", waiting()));
+            sql.param(started).push(&format!(") RETURNING {MESSAGE_COLUMNS}"));
+            let rows = conn.query(sql, &MESSAGE_TYPES).await?;
             let mut leased = rows.iter().map(|r| decode_message(r)).collect::<StoreResult<Vec<_>>>()?;
             leased.sort_by_key(|m| m.seq);
             claimed.extend(leased);
@@ -296,17 +320,27 @@ pub(crate) async fn claim(
     Ok(claimed)
 }
 
+/// How many lane heads a claim that wants `wanted` messages reads: at least 64, a power of two,
+/// so the query has few texts and PostgreSQL plans each once (reading a few more heads than
+/// taken costs less than planning the query at every claim).
+fn candidates_limit(wanted: usize) -> usize {
+    wanted.max(1).next_power_of_two().max(64)
+}
+
+/// Ends a message as poison and frees its lanes, in one statement on PostgreSQL (the claim runs
+/// outside a transaction there). A message that already ended has no lanes left to free.
 async fn give_up(conn: &mut Conn, id: &str, reason: &str, now: DateTime<Utc>) -> StoreResult<()> {
-    conn.execute(
-        &format!(
+    let mut batch = Batch::independent();
+    batch.push(
+        format!(
             "UPDATE ferry_messages SET state = $4, reason = $2, lease_holder = NULL, \
              lease_until = NULL, finished_at = $3 WHERE id = $1 AND state IN {}",
             waiting()
         ),
         vec![text(id), text(reason), Value::DateTime(now), MessageState::PreProcessingError.value()],
-    )
-    .await?;
-    conn.execute("DELETE FROM ferry_message_lanes WHERE message_id = $1", vec![text(id)]).await?;
+    );
+    batch.push("DELETE FROM ferry_message_lanes WHERE message_id = $1", vec![text(id)]);
+    conn.fetch_batch(batch, &[]).await?;
     Ok(())
 }
 
@@ -376,17 +410,17 @@ pub(crate) async fn begin_attempt(
     Ok(())
 }
 
-/// Ends a message in a final state, frees its lanes and writes the run's last `records`, in one
-/// request; false when the lease was lost — the records may have been written all the same, so
-/// the caller then rolls back. An export's produced file and the watermarks its incremental
-/// entities reached are recorded in the same transaction, so a change is exported once: by a
-/// recorded run, or again by the next.
+/// Ends a message in a final state, frees its lanes and runs `with` — the run's last records,
+/// and its last batch's write — in one request (one statement on PostgreSQL); false when the
+/// lease was lost — `with` may have run all the same, so the caller then rolls back. An export's
+/// produced file and the watermarks its incremental entities reached are recorded in the same
+/// transaction, so a change is exported once: by a recorded run, or again by the next.
 pub(crate) async fn finish(
     conn: &mut Conn,
     id: &str,
     holder: &str,
     outcome: &MessageOutcome,
-    records: &RunRecords,
+    with: Batch,
     now: DateTime<Utc>,
 ) -> StoreResult<bool> {
     let c = outcome.counters;
@@ -419,23 +453,25 @@ pub(crate) async fn finish(
         ]);
     }
     sql.push_str(&format!(" WHERE id = $1 AND lease_holder = $2 AND state = '{}' RETURNING id", processing()));
-    // The end, the freed lanes, the records and the watermarks in one request (other nodes are
-    // woken after the commit, [`crate::Store::queue_changed`]). Whatever follows the end goes
-    // unconditionally: when the end found no lease, the caller rolls it all back.
-    let mut batch = Batch::new();
-    if conn.dialect() == Dialect::Postgres {
-        let sql = format!(
-            "WITH ended AS ({sql}), \
-             freed AS (DELETE FROM ferry_message_lanes WHERE message_id IN (SELECT id FROM ended)) \
-             SELECT ended.id FROM ended"
-        );
-        batch.push(sql, Args::nulls_as_text(args));
-    } else {
-        batch.push(sql, args);
-        batch.push("DELETE FROM ferry_message_lanes WHERE message_id = $1", vec![text(id)]);
-    }
-    records.push_onto(&mut batch);
+    // The end, the freed lanes, the records and the watermarks in one request — one statement
+    // on PostgreSQL (other nodes are woken after the commit, [`crate::Store::queue_changed`]).
+    // Whatever follows the end goes unconditionally: when the end found no lease, the caller
+    // rolls it all back.
+    let mut batch = Batch::independent();
+    batch.push(sql, Args::nulls_as_text(args));
+    batch.push("DELETE FROM ferry_message_lanes WHERE message_id = $1", vec![text(id)]);
+    batch.append(with);
+    // One watermark per entity of a scope (a project may name an entity twice): the batch's
+    // statements touch no row twice.
+    let mut watermarks: Vec<&ferry_domain::Watermark> = Vec::new();
     for w in &outcome.watermarks {
+        match watermarks.iter_mut().find(|k| k.scope == w.scope && k.entity == w.entity) {
+            Some(kept) if kept.version < w.version => *kept = w,
+            Some(_) => {}
+            None => watermarks.push(w),
+        }
+    }
+    for w in watermarks {
         crate::exports::put_watermark(&mut batch, w, now);
     }
     Ok(!conn.fetch_batch(batch, &[ColType::Text]).await?.is_empty())

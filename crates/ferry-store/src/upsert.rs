@@ -11,7 +11,7 @@ use crate::sql::{COMPANY, CREATED_AT, EntityTable, ID, MODIFIED_AT, VERSION, quo
 use chrono::{DateTime, Utc};
 use ferry_domain::{NewRow, RowKey, StoredRow};
 use ferry_model::{Catalog, Entity, Value};
-use ferry_sql::{Arg, ColType, Conn, Dialect, Sql};
+use ferry_sql::{Arg, Batch, ColType, Conn, Dialect, Sql};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -61,6 +61,9 @@ impl Fence {
 /// `update_fields` (all fields when `None`) and keep the rest. Checks the fence and the lookups
 /// first (a missing lookup fails the batch: callers validate lookups beforehand with
 /// [`crate::Store::missing_lookups`]); SQLite's write lock is already held (`BEGIN IMMEDIATE`).
+/// With `deferred`, a small batch's one writing statement on PostgreSQL is added to it instead
+/// of run: the caller sends it with statements of its own, as one.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn import_batch(
     conn: &mut Conn,
     catalog: &Catalog,
@@ -69,6 +72,7 @@ pub(crate) async fn import_batch(
     update_fields: Option<&[usize]>,
     fence: Option<&Fence>,
     now: DateTime<Utc>,
+    deferred: Option<&mut Batch>,
 ) -> StoreResult<BatchCounts> {
     if let Some(f) = fence {
         queue::fence(conn, &f.message_id, &f.holder, f.lease_until(now), now).await?;
@@ -109,7 +113,6 @@ pub(crate) async fn import_batch(
     if writes.is_empty() {
         return Ok(counts);
     }
-    let first_version = allocate_versions(conn, writes.len()).await?;
 
     // Columns null in every row are left out: they would be written as null anyway, and on
     // wide entities most columns are (binding every one of them dominated the cost).
@@ -132,12 +135,22 @@ pub(crate) async fn import_batch(
     if conn.dialect() == Dialect::Postgres {
         let merge = Merge { table: &table, fields: &fields, columns: &columns, conflict_target, update_set };
         if writes.len() >= COPY_ROWS_MIN {
+            let first_version = allocate_versions(conn, writes.len()).await?;
             merge.by_copy(conn, writes, first_version, now).await?;
         } else {
-            merge.by_arrays(conn, writes, first_version, now).await?;
+            let (sql, args) = merge.by_arrays(writes, now);
+            match deferred {
+                Some(batch) => {
+                    batch.push(sql, args);
+                }
+                None => {
+                    conn.execute(&sql, args).await?;
+                }
+            }
         }
         return Ok(counts);
     }
+    let first_version = allocate_versions(conn, writes.len()).await?;
     let rows_per_statement = (PARAMS_PER_STATEMENT_MAX / columns.len()).clamp(1, ROWS_PER_STATEMENT_MAX);
     let mut version = first_version;
     for chunk in writes.chunks(rows_per_statement) {
@@ -230,15 +243,11 @@ impl Merge<'_> {
         Ok(())
     }
 
-    /// A small batch: one `INSERT … SELECT * FROM UNNEST(…)` with one typed array per column — a
-    /// constant statement text, so it is prepared once.
-    async fn by_arrays(
-        &self,
-        conn: &mut Conn,
-        writes: Vec<(Uuid, &NewRow)>,
-        first_version: i64,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    /// A small batch: one statement that takes the batch's change versions (`ferry_take_versions`
+    /// in an uncorrelated subquery, run once, see [`allocate_versions`]) and inserts
+    /// `SELECT … FROM UNNEST(…)` with one typed array per column — a constant statement text, so
+    /// it is prepared once; without a `WITH` of its own, so it can join other statements.
+    fn by_arrays(&self, writes: Vec<(Uuid, &NewRow)>, now: DateTime<Utc>) -> (String, Vec<Arg>) {
         let entity = self.table.entity;
         let fields = self.fields;
         let n = writes.len();
@@ -259,15 +268,25 @@ impl Merge<'_> {
         }
         arrays.push((ColType::DateTime, vec![Value::DateTime(now); n]));
         arrays.push((ColType::DateTime, vec![Value::DateTime(now); n]));
-        arrays.push((ColType::Int64, (0..n as i64).map(|k| Value::Int(first_version + k)).collect()));
+        // The version column (after the bookkeeping arrays) is counted from the first version.
+        let before_version = arrays.len();
         for (k, values) in field_values.into_iter().enumerate() {
             arrays.push((ColType::of(&entity.fields[fields[k]].ty), values));
         }
         let unnest: Vec<String> =
             arrays.iter().enumerate().map(|(k, (c, _))| format!("${}{}", k + 1, Dialect::array_cast(*c))).collect();
-        let sql = self.insert_from(&format!("SELECT * FROM UNNEST({})", unnest.join(", ")));
-        conn.execute(&sql, columns_args(arrays)).await?;
-        Ok(())
+        let mut select: Vec<String> = (1..=arrays.len()).map(|k| format!("u.a{k}")).collect();
+        select.insert(before_version, format!("(SELECT ferry_take_versions(${})) + u.o - 1", arrays.len() + 1));
+        let aliases: Vec<String> = (1..=arrays.len()).map(|k| format!("a{k}")).collect();
+        let sql = self.insert_from(&format!(
+            "SELECT {} FROM UNNEST({}) WITH ORDINALITY AS u({}, o)",
+            select.join(", "),
+            unnest.join(", "),
+            aliases.join(", ")
+        ));
+        let mut args = columns_args(arrays);
+        args.push(Arg::Value(Value::Int(n as i64), None));
+        (sql, args)
     }
 }
 

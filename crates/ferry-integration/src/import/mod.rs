@@ -117,7 +117,12 @@ pub(crate) async fn run(run: &RunState) -> Result<RunEnd, RunError> {
         let project = ctx.store.get_project(&job.project).await?.map(|(project, _)| project);
         (job, project)
     } else {
-        match ctx.store.job_with_project(&run.message.activity_id).await? {
+        let prefetched = run.prefetched.lock().expect("prefetched lock").job.take();
+        let found = match prefetched {
+            Some(found) => found,
+            None => ctx.store.job_with_project(&run.message.activity_id).await?,
+        };
+        match found {
             Some(found) => found,
             None => return failed("the recurring job of this message was deleted before it was processed"),
         }
@@ -130,7 +135,8 @@ pub(crate) async fn run(run: &RunState) -> Result<RunEnd, RunError> {
         Ok(r) => r,
         Err(e) => return failed(e.0.clone()),
     };
-    let file = ctx.local_file(&run.message.blob_key).await?;
+    let body = run.prefetched.lock().expect("prefetched lock").body.take();
+    let file = ctx.local_file(&run.message.blob_key, body).await?;
     let scratch = Scratch::new(&ctx.runtime.work_dir);
     let input = match &file {
         LocalFile::Bytes(bytes) => SourceInput::Bytes(Arc::from(bytes.as_slice())),

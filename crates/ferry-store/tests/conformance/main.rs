@@ -55,6 +55,7 @@ conformance!(
     queue::retries_keep_their_place_and_poison_ends,
     queue::duplicate_enqueues_answer_the_original,
     queue::concurrent_duplicate_enqueues_create_one_message,
+    queue::enqueues_racing_a_claimer_keep_lane_order,
     queue::import_batches_upsert_by_key_and_count,
     queue::errors_are_stored_fenced_and_paged,
     bulk::large_import_batches_round_trip_every_type,

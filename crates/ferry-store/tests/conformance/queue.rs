@@ -151,6 +151,64 @@ pub async fn concurrent_duplicate_enqueues_create_one_message(Db { store, .. }: 
     assert_eq!(created.len(), 1, "one message, the rest duplicates of it: {created:?}");
 }
 
+/// Enqueues racing a claimer: 8 clients enqueue 25 messages each into lanes `a`, `b` and both
+/// (with small bodies, as the connector does), while a worker claims and finishes whatever heads
+/// its lanes. Within a lane, messages run in the order of their sequence numbers, and every
+/// message runs exactly once.
+pub async fn enqueues_racing_a_claimer_keep_lane_order(Db { store, .. }: Db) {
+    let lanes_of = |client: usize, n: usize| -> &'static [&'static str] {
+        match (client + n) % 5 {
+            0 => &["a", "b"],
+            1 | 2 => &["a"],
+            _ => &["b"],
+        }
+    };
+    let mut lanes_by_id = std::collections::HashMap::new();
+    for client in 0..8 {
+        for n in 0..25 {
+            lanes_by_id.insert(format!("c{client}-{n}"), lanes_of(client, n));
+        }
+    }
+    let sends = (0..8).map(|client| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for n in 0..25 {
+                let m = message(&format!("c{client}-{n}"), lanes_of(client, n));
+                let created = store.enqueue_message(&m, None, Some(b"A\n1\n")).await.unwrap();
+                assert!(matches!(created, Enqueued::Created(_)));
+            }
+        })
+    });
+    let sending = futures::future::join_all(sends);
+    tokio::pin!(sending);
+    let mut ran: Vec<(i64, &[&str])> = Vec::new();
+    let mut sent = false;
+    loop {
+        let claimed = store.claim_messages("w", ClaimLimits::any(10), LEASE, 5).await.unwrap();
+        for m in &claimed {
+            assert!(store.finish_message(&m.id, "w", &done(), &RunRecords::default()).await.unwrap());
+            ran.push((m.seq, lanes_by_id[&m.id]));
+        }
+        if sent && claimed.is_empty() {
+            break;
+        }
+        if !sent {
+            tokio::select! {
+                results = &mut sending => {
+                    results.into_iter().for_each(|r| r.unwrap());
+                    sent = true;
+                }
+                _ = tokio::time::sleep(Duration::from_millis(2)) => {}
+            }
+        }
+    }
+    assert_eq!(ran.len(), 200, "every message ran once");
+    for lane in ["a", "b"] {
+        let seqs: Vec<i64> = ran.iter().filter(|(_, lanes)| lanes.contains(&lane)).map(|(s, _)| *s).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "lane {lane} ran out of order: {seqs:?}");
+    }
+}
+
 pub async fn duplicate_enqueues_answer_the_original(Db { store, .. }: Db) {
     let mut m = message("d1", &["a"]);
     m.external_id = Some("file.csv".into());
