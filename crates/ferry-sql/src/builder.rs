@@ -119,4 +119,15 @@ mod tests {
         let (_, args) = lite.into_parts();
         assert!(args.has_untyped_null());
     }
+
+    #[test]
+    fn a_list_of_values_is_one_array_on_postgres() {
+        let values = || vec![Value::Int(1), Value::Int(2), Value::Int(3)];
+        let mut pg = Sql::new(Dialect::Postgres);
+        pg.push("x").is_one_of(ColType::Int64, values());
+        assert_eq!(pg.text(), "x = ANY($1::bigint[])");
+        let mut lite = Sql::new(Dialect::Sqlite);
+        lite.push("x").is_one_of(ColType::Int64, values());
+        assert_eq!(lite.text(), "x IN (?, ?, ?)");
+    }
 }

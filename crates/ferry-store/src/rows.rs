@@ -163,9 +163,14 @@ pub(crate) async fn insert(
     }
     let lookup_rows: Vec<_> =
         rows.iter().map(|r| (r.company.clone(), r.values.iter().cloned().enumerate().collect::<Vec<_>>())).collect();
-    check_lookups(conn, catalog, entity, &lookup_rows).await?;
-    // PostgreSQL takes each statement's versions in the statement itself (one round trip less).
+    // PostgreSQL takes each statement's versions in the statement itself (one round trip less),
+    // and checks one row's lookups in its insert: only when that inserted nothing are they read,
+    // to name the missing one.
     let postgres = conn.dialect() == Dialect::Postgres;
+    let mut guarded = postgres && rows.len() == 1;
+    if !guarded {
+        check_lookups(conn, catalog, entity, &lookup_rows).await?;
+    }
     let first_version = if postgres { 0 } else { allocate_versions(conn, rows.len()).await? };
     let mut stored: Vec<StoredRow> = rows
         .into_iter()
@@ -199,45 +204,88 @@ pub(crate) async fn insert(
     let fields: Vec<usize> = table.stored_fields().collect();
     columns.extend(fields.iter().map(|&i| quote(&entity.fields[i].name)));
     let rows_per_statement = (PARAMS_PER_STATEMENT_MAX / columns.len()).max(1);
-    for chunk in stored.chunks_mut(rows_per_statement) {
-        let mut sql = Sql::new(conn.dialect());
-        if postgres {
-            sql.push("WITH v AS MATERIALIZED (SELECT ferry_take_versions(").param(Value::Int(chunk.len() as i64));
-            sql.push(") AS first) ");
-        }
-        sql.push("INSERT INTO ").push(&table.name).push(" (").push(&columns.join(", ")).push(") VALUES ");
-        for (n, row) in chunk.iter().enumerate() {
-            sql.push(if n == 0 { "(" } else { ", (" });
-            sql.param(Value::Guid(row.id));
-            if entity.company_specific {
-                sql.push(", ").param(Value::String(row.company.clone().unwrap_or_default()));
-            }
-            sql.push(", ").param(Value::DateTime(now));
-            sql.push(", ").param(Value::DateTime(now));
+    'statements: loop {
+        for chunk in stored.chunks_mut(rows_per_statement) {
+            let mut sql = Sql::new(conn.dialect());
             if postgres {
-                sql.push(&format!(", (SELECT first FROM v) + {n}"));
-            } else {
-                sql.push(", ").param(Value::Int(row.version));
+                sql.push("WITH v AS MATERIALIZED (SELECT ferry_take_versions(").param(Value::Int(chunk.len() as i64));
+                sql.push(") AS first) ");
             }
-            // Typed, so a NULL does not keep PostgreSQL from preparing the statement once.
-            for &i in &fields {
-                sql.push(", ").param_typed(row.values[i].clone(), ColType::of(&entity.fields[i].ty));
+            sql.push("INSERT INTO ").push(&table.name).push(" (").push(&columns.join(", "));
+            sql.push(if guarded { ") SELECT " } else { ") VALUES " });
+            for (n, row) in chunk.iter().enumerate() {
+                if !guarded {
+                    sql.push(if n == 0 { "(" } else { ", (" });
+                }
+                sql.param(Value::Guid(row.id));
+                if entity.company_specific {
+                    sql.push(", ").param(Value::String(row.company.clone().unwrap_or_default()));
+                }
+                sql.push(", ").param(Value::DateTime(now));
+                sql.push(", ").param(Value::DateTime(now));
+                if postgres {
+                    sql.push(&format!(", (SELECT first FROM v) + {n}"));
+                } else {
+                    sql.push(", ").param(Value::Int(row.version));
+                }
+                // Typed, so a NULL does not keep PostgreSQL from preparing the statement once.
+                for &i in &fields {
+                    sql.push(", ").param_typed(row.values[i].clone(), ColType::of(&entity.fields[i].ty));
+                }
+                if !guarded {
+                    sql.push(")");
+                }
             }
-            sql.push(")");
-        }
-        if postgres {
+            if guarded {
+                push_lookups_exist(&mut sql, catalog, entity, &chunk[0]);
+            }
+            if !postgres {
+                conn.run(sql).await.map_err(|e| conflict_or(e.into(), entity, chunk))?;
+                continue;
+            }
             sql.push(" RETURNING (SELECT first FROM v)");
             let answered =
                 conn.query(sql, &[ColType::Int64]).await.map_err(|e| conflict_or(e.into(), entity, chunk))?;
-            let first = answered.first().map(|r| r.int(0)).transpose()?.unwrap_or_default();
+            let Some(first) = answered.first() else {
+                // A lookup names no record: say which. Should they all be there by now, insert
+                // again without the guard.
+                check_lookups(conn, catalog, entity, &lookup_rows).await?;
+                guarded = false;
+                continue 'statements;
+            };
+            let first = first.int(0)?;
             for (n, row) in chunk.iter_mut().enumerate() {
                 row.version = first + n as i64;
             }
-        } else {
-            conn.run(sql).await.map_err(|e| conflict_or(e.into(), entity, chunk))?;
         }
+        break;
     }
     Ok(stored)
+}
+
+/// ` WHERE EXISTS (…) AND …`: every lookup value of `row` names a record of its target (nothing
+/// when it has none), as [`find_missing_lookups`] checks them.
+fn push_lookups_exist(sql: &mut Sql, catalog: &Catalog, entity: &Entity, row: &StoredRow) {
+    let mut first = true;
+    for (field_index, field) in entity.fields.iter().enumerate() {
+        let Some(lookup) = &field.lookup else { continue };
+        let Some(target) = catalog.by_collection(&lookup.entity) else { continue };
+        let Some((target_field, _)) = target.field(&lookup.field) else { continue };
+        let value = &row.values[field_index];
+        if value.is_null() {
+            continue;
+        }
+        let table = EntityTable::new(target, sql.dialect());
+        sql.push(if first { " WHERE EXISTS (SELECT 1 FROM " } else { " AND EXISTS (SELECT 1 FROM " });
+        first = false;
+        sql.push(&table.name).push(" WHERE ");
+        if target.company_specific
+            && let Some(company) = &row.company
+        {
+            sql.push(&quote(COMPANY)).push(" = ").param(Value::String(company.clone())).push(" AND ");
+        }
+        sql.push(&table.column_of_field(target_field)).push(" = ").param(value.clone()).push(")");
+    }
 }
 
 /// A unique violation means a key that already exists (or appears twice in the batch).
