@@ -6,7 +6,8 @@
 //! the first become data-modifying `WITH` queries of the first); other batches, and MySQL's, run
 //! one statement after the other on the same connection.
 //!
-//! Each statement is written with its own `$1, $2, …` (the numbers may repeat or leave gaps).
+//! Each statement is written with its own `$1, $2, …` (the numbers may repeat or leave gaps),
+//! or for SQLite with anonymous `?` taking its arguments in order.
 //! For SQLite they are rewritten into one positional list across the whole batch: sqlx binds a
 //! numbered parameter of a later statement by its absolute number, and binds the gaps below a
 //! statement's largest number from the positional arguments, so numbered parameters cannot be
@@ -101,9 +102,13 @@ impl Batch {
     }
 }
 
-/// Appends `sql` to `out` with each `$n` (outside `'…'`) as `?`, and `own[n - 1]` to `args`.
+/// Appends `sql` to `out` with each `$n` (outside `'…'`) as `?`, and `own[n - 1]` to `args`. A
+/// statement without `$n` (built for SQLite with `?` already, [`crate::Sql`]) takes its
+/// arguments in order.
 fn positional(sql: &str, own: &[Arg], out: &mut String, args: &mut Vec<Arg>) -> Result<(), crate::SqlError> {
+    let mut numbered = false;
     crate::dialect::rewrite_placeholders(sql, out, |out, number| {
+        numbered = true;
         let arg = number
             .checked_sub(1)
             .and_then(|i| own.get(i))
@@ -111,7 +116,11 @@ fn positional(sql: &str, own: &[Arg], out: &mut String, args: &mut Vec<Arg>) -> 
         args.push(arg.clone());
         out.push('?');
         Ok(())
-    })
+    })?;
+    if !numbered {
+        args.extend(own.iter().cloned());
+    }
+    Ok(())
 }
 
 /// One statement of `group` (none when it is empty): the first as the main statement, the
@@ -200,6 +209,16 @@ mod tests {
         ordered.push("UPDATE c SET n = n + 1", ());
         ordered.push("INSERT INTO m SELECT n FROM c", ());
         assert_eq!(ordered.fused().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_statement_with_anonymous_placeholders_takes_its_arguments_in_order() {
+        let mut batch = Batch::new();
+        batch.push("UPDATE c SET n = n + $1", vec![int(5)]);
+        batch.push("INSERT INTO m VALUES (?, ?)", vec![int(1), int(2)]);
+        let (text, args) = batch.joined().unwrap();
+        assert_eq!(text, "UPDATE c SET n = n + ?;\nINSERT INTO m VALUES (?, ?)");
+        assert_eq!(args, Args::from(vec![int(5), int(1), int(2)]));
     }
 
     #[test]

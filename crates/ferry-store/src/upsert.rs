@@ -23,6 +23,8 @@ const ROWS_PER_STATEMENT_MAX: usize = 500;
 /// PostgreSQL batches of at least this many written rows go through `COPY` (smaller ones, such
 /// as the one-row retries that isolate a refused row, through one array statement).
 const COPY_ROWS_MIN: usize = 64;
+/// Most rows of a SQLite batch whose write may join its caller's request.
+const SQLITE_DEFERRED_ROWS_MAX: usize = 64;
 /// The temporary table a PostgreSQL batch is copied into before its merge.
 const COPY_STAGE: &str = "ferry_import_stage";
 
@@ -150,9 +152,16 @@ pub(crate) async fn import_batch(
         }
         return Ok(counts);
     }
-    let first_version = allocate_versions(conn, writes.len()).await?;
     let rows_per_statement = (PARAMS_PER_STATEMENT_MAX / columns.len()).clamp(1, ROWS_PER_STATEMENT_MAX);
-    let mut version = first_version;
+    // A few rows with somewhere to go: the clock's bump and the insert join the caller's request
+    // (each row's version counted back from the bumped clock: cheap for a few rows, dearer than
+    // the request it saves for many).
+    let written = writes.len();
+    let mut deferred = deferred.filter(|_| written <= SQLITE_DEFERRED_ROWS_MAX.min(rows_per_statement));
+    let mut version = match deferred {
+        Some(_) => 0,
+        None => allocate_versions(conn, written).await?,
+    };
     for chunk in writes.chunks(rows_per_statement) {
         let mut sql = Sql::new(conn.dialect());
         sql.push("INSERT INTO ").push(&table.name).push(" (").push(&columns.join(", ")).push(") VALUES ");
@@ -164,7 +173,13 @@ pub(crate) async fn import_batch(
             }
             sql.push(", ").param(Value::DateTime(now));
             sql.push(", ").param(Value::DateTime(now));
-            sql.push(", ").param(Value::Int(version));
+            match deferred {
+                Some(_) => sql.push(&format!(
+                    ", (SELECT version FROM ferry_clock WHERE id = 1) - {}",
+                    written as i64 - 1 - version
+                )),
+                None => sql.push(", ").param(Value::Int(version)),
+            };
             version += 1;
             for &i in &fields {
                 sql.push(", ").param(row.values[i].clone());
@@ -172,7 +187,19 @@ pub(crate) async fn import_batch(
             sql.push(")");
         }
         sql.push(" ON CONFLICT (").push(&conflict_target).push(") DO UPDATE SET ").push(&update_set.join(", "));
-        conn.run(sql).await?;
+        match deferred.take() {
+            Some(batch) => {
+                batch.push(
+                    "UPDATE ferry_clock SET version = version + $1 WHERE id = 1",
+                    vec![Value::Int(written as i64)],
+                );
+                let (text, args) = sql.into_parts();
+                batch.push(text, args);
+            }
+            None => {
+                conn.run(sql).await?;
+            }
+        }
     }
     Ok(counts)
 }

@@ -4,7 +4,9 @@
 //! heads, in enqueue order.
 
 use crate::support::{ALL_TYPES, Db, LEASE, catalog_with, entity, ids, message, row, s};
-use ferry_domain::{EntityResult, MessageOutcome, MessageState, NewMessage, Operation, RowCounters, RowKey};
+use ferry_domain::{
+    CompanyScope, EntityResult, MessageOutcome, MessageState, NewMessage, Operation, RowCounters, RowKey,
+};
 use ferry_store::{BatchCounts, ClaimLimits, Enqueued, Fence, InlineFile, RunRecords, Store, StoreError};
 use std::time::Duration;
 
@@ -82,6 +84,21 @@ pub async fn a_last_batch_goes_in_with_the_end_or_not_at_all(Db { store, clock, 
     assert_eq!(ids(&store.claim_messages("w3", ClaimLimits::any(5), LEASE, 5).await.unwrap()), ["m2"]);
     let again = store.finish_message_with_batch(&groups, &[], None, &new, end_of("m", now)).await;
     assert!(matches!(again, Err(StoreError::LeaseLost { .. })), "a finished message cannot end twice: {again:?}");
+
+    // A small batch written with the request that follows it takes consecutive versions, the
+    // last of them the newest visible one.
+    let before = store.current_version().await.unwrap();
+    let few: Vec<_> =
+        ["20", "30", "40"].iter().map(|g| row(&groups, Some("usmf"), &[("CustomerGroupId", s(g))])).collect();
+    let counts = store.import_batch(&groups, &few, None, None, &RunRecords::default()).await.unwrap();
+    assert_eq!(counts.inserted, 3);
+    let changes = store.changes_since(&groups, &CompanyScope::All, before, 10).await.unwrap();
+    let mut versions: Vec<i64> = changes.rows.iter().map(|r| r.version).collect();
+    versions.sort_unstable();
+    let newest = store.current_version().await.unwrap();
+    assert_eq!(versions.len(), 3, "{versions:?}");
+    assert!(versions.windows(2).all(|w| w[1] == w[0] + 1) && versions[0] > before, "{versions:?} after {before}");
+    assert_eq!(versions[2], newest);
 }
 
 pub async fn claims_take_many_small_messages_and_few_large_ones(Db { store, .. }: Db) {
