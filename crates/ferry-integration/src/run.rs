@@ -66,7 +66,7 @@ pub(crate) struct Prefetched {
 
 impl Prefetched {
     /// Reads the inputs of `claimed` — the jobs of imports with an activity id, the bodies of
-    /// small imports — in one statement each. A failed read is logged and left to the runs.
+    /// small imports — in one statement each. What could not be read is left to the runs.
     pub async fn read_for(ctx: &IntegrationContext, claimed: &[Message]) -> Vec<Prefetched> {
         let imports = || claimed.iter().filter(|m| m.operation == Operation::Import);
         let mut ids: Vec<String> =
@@ -74,24 +74,8 @@ impl Prefetched {
         ids.sort();
         ids.dedup();
         let keys: Vec<String> = imports().filter(|m| !ClaimLimits::is_large(m)).map(|m| m.blob_key.clone()).collect();
-        let jobs = match ids.is_empty() {
-            true => None,
-            false => ctx
-                .store
-                .jobs_with_projects(&ids)
-                .await
-                .inspect_err(|e| tracing::debug!(error = %e, "jobs not read ahead"))
-                .ok(),
-        };
-        let bodies = match keys.is_empty() {
-            true => None,
-            false => ctx
-                .store
-                .inline_files(&keys)
-                .await
-                .inspect_err(|e| tracing::debug!(error = %e, "bodies not read ahead"))
-                .ok(),
-        };
+        let jobs = if ids.is_empty() { None } else { ctx.store.jobs_with_projects(&ids).await.ok() };
+        let bodies = if keys.is_empty() { None } else { ctx.store.inline_files(&keys).await.ok() };
         claimed
             .iter()
             .map(|m| {
@@ -127,12 +111,10 @@ pub(crate) struct RunState {
     records: Mutex<RunRecords>,
     /// All-or-nothing runs: the keys spilled so far, for lookups of later entities.
     pub pending: Mutex<Option<PendingKeys>>,
-    /// What the worker read for this run with its claim; taken by the run.
-    pub prefetched: Mutex<Prefetched>,
 }
 
 impl RunState {
-    pub fn new(ctx: Arc<IntegrationContext>, message: Message, prefetched: Prefetched, holder: &str) -> RunState {
+    pub fn new(ctx: Arc<IntegrationContext>, message: Message, holder: &str) -> RunState {
         let fence = Fence { message_id: message.id.clone(), holder: holder.to_string(), lease: ctx.settings.lease };
         RunState {
             ctx,
@@ -144,7 +126,6 @@ impl RunState {
             errors_stored: Mutex::new(0),
             records: Mutex::new(RunRecords::default()),
             pending: Mutex::new(None),
-            prefetched: Mutex::new(prefetched),
         }
     }
 

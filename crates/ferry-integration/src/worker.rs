@@ -168,10 +168,10 @@ async fn run_in_span(ctx: Arc<IntegrationContext>, message: Message, prefetched:
     let what = if operation == Operation::Export { "export" } else { "import" };
     tracing::info!(entity = ?message.entity, company = ?message.company, "{what} started");
     let started = std::time::Instant::now();
-    let state = Arc::new(RunState::new(ctx.clone(), message, prefetched, holder));
+    let state = Arc::new(RunState::new(ctx.clone(), message, holder));
     let heartbeat = tokio::spawn(heartbeat(state.clone()).in_current_span());
     let result = match operation {
-        Operation::Import => import::run(&state).await,
+        Operation::Import => import::run(&state, prefetched).await,
         Operation::Export => export::run(&state).await.map(RunEnd::Outcome),
     };
     heartbeat.abort();

@@ -159,7 +159,7 @@ pub(crate) async fn import_batch(
     let written = writes.len();
     let mut deferred = deferred.filter(|_| written <= SQLITE_DEFERRED_ROWS_MAX.min(rows_per_statement));
     let mut version = match deferred {
-        Some(_) => 0,
+        Some(_) => 0, // counted back from the clock instead
         None => allocate_versions(conn, written).await?,
     };
     for chunk in writes.chunks(rows_per_statement) {
@@ -176,7 +176,7 @@ pub(crate) async fn import_batch(
             match deferred {
                 Some(_) => sql.push(&format!(
                     ", (SELECT version FROM ferry_clock WHERE id = 1) - {}",
-                    written as i64 - 1 - version
+                    written - 1 - n // one chunk: `n` counts every row
                 )),
                 None => sql.push(", ").param(Value::Int(version)),
             };

@@ -14,7 +14,7 @@ mod spool;
 mod validate;
 
 use crate::files::LocalFile;
-use crate::run::{RunEnd, RunError, RunState};
+use crate::run::{Prefetched, RunEnd, RunError, RunState};
 use entity::{EntityOutcome, Tail, WriteMode, import_entity, write_tail};
 use ferry_domain::{
     DataFormat, EntityResult, EntityRun, EntityState, Job, JobKind, MessageOutcome, ResolvedEntity, RowCounters,
@@ -105,7 +105,8 @@ struct Done {
 }
 
 /// Runs the message to its outcome: recorded with its last batch, or for the worker to record.
-pub(crate) async fn run(run: &RunState) -> Result<RunEnd, RunError> {
+/// `prefetched`: its job and small body where the worker read them with its claim.
+pub(crate) async fn run(run: &RunState, prefetched: Prefetched) -> Result<RunEnd, RunError> {
     let ctx = &run.ctx;
     if run.message.attempts > 1 {
         // An earlier run stopped part way: forget what it recorded.
@@ -117,8 +118,7 @@ pub(crate) async fn run(run: &RunState) -> Result<RunEnd, RunError> {
         let project = ctx.store.get_project(&job.project).await?.map(|(project, _)| project);
         (job, project)
     } else {
-        let prefetched = run.prefetched.lock().expect("prefetched lock").job.take();
-        let found = match prefetched {
+        let found = match prefetched.job {
             Some(found) => found,
             None => ctx.store.job_with_project(&run.message.activity_id).await?,
         };
@@ -135,8 +135,7 @@ pub(crate) async fn run(run: &RunState) -> Result<RunEnd, RunError> {
         Ok(r) => r,
         Err(e) => return failed(e.0.clone()),
     };
-    let body = run.prefetched.lock().expect("prefetched lock").body.take();
-    let file = ctx.local_file(&run.message.blob_key, body).await?;
+    let file = ctx.local_file(&run.message.blob_key, prefetched.body).await?;
     let scratch = Scratch::new(&ctx.runtime.work_dir);
     let input = match &file {
         LocalFile::Bytes(bytes) => SourceInput::Bytes(Arc::from(bytes.as_slice())),
