@@ -6,6 +6,8 @@
 //!   SQL with [`Arg`]s (values of [`ferry_model::Value`], typed where a NULL needs a type, or
 //!   whole columns bound as one array) and decodes result columns by [`ColType`].
 //! - Binding and decoding are written once per driver (`postgres.rs`, `mysql.rs`, `sqlite.rs`).
+//! - [`SqliteReader`] reads many rows of a SQLite file on blocking threads, without the sqlx
+//!   driver's per-value copies and per-row hand-offs.
 //! - [`Batch`] sends several statements as one request where the driver allows (SQLite: one
 //!   hand-off to its worker thread instead of one per statement).
 //! - [`Sql`] builds statement text and arguments together, so placeholders always line up, in the
@@ -29,6 +31,7 @@ mod pool;
 mod postgres;
 mod row;
 mod sqlite;
+mod sqlite_reader;
 
 pub use args::{Arg, Args};
 pub use batch::Batch;
@@ -39,6 +42,7 @@ pub use dialect::{ColType, Dialect};
 pub use error::{SqlError, SqlErrorKind};
 pub use pool::{Pool, PoolOptions, SqliteOptions};
 pub use row::RowExt;
+pub use sqlite_reader::SqliteReader;
 
 /// Re-exported for the crates that hold a pool's driver handle (migrations, LISTEN, COPY).
 pub use sqlx;

@@ -73,7 +73,7 @@ pub(crate) async fn run(
 /// `$1, $2, …` in order, each once, they become anonymous `?` (SQLite looks a numbered
 /// parameter up by a linear search, which made large batches quadratic); otherwise SQLite's
 /// numbered `?n`. Text without `$` (built for SQLite already) is returned as it is.
-fn placeholders(sql: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn placeholders(sql: &str) -> std::borrow::Cow<'_, str> {
     if !sql.contains('$') {
         return std::borrow::Cow::Borrowed(sql);
     }
@@ -98,23 +98,44 @@ fn placeholders(sql: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(plain)
 }
 
-fn bind(args: Args) -> Result<SqliteArguments, SqlError> {
-    let mut out = SqliteArguments::default();
-    for arg in args.0 {
+/// A value as SQLite stores it: ferry's types without a SQLite counterpart in their one
+/// canonical text form.
+pub(crate) enum Stored {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl Stored {
+    /// The stored form of the parameter `arg` (whole-column arrays are PostgreSQL's).
+    pub(crate) fn of_arg(arg: Arg) -> Result<Stored, SqlError> {
         let value = match arg {
             Arg::Value(value, _) => value,
             Arg::Column(..) => return Err(SqlError::other("array parameters need PostgreSQL")),
         };
-        let result = match value {
-            Value::Null => out.add(None::<String>),
-            Value::String(s) => out.add(s),
-            Value::Int(i) => out.add(i),
-            Value::Decimal(d) => out.add(d.as_str().to_owned()),
-            Value::Real(r) => out.add(r),
-            Value::Bool(b) => out.add(b),
-            Value::Date(d) => out.add(format_date(&d)),
-            Value::DateTime(t) => out.add(format_datetime(&t)),
-            Value::Guid(g) => out.add(g.hyphenated().to_string()),
+        Ok(match value {
+            Value::Null => Stored::Null,
+            Value::String(s) => Stored::Text(s),
+            Value::Int(i) => Stored::Int(i),
+            Value::Decimal(d) => Stored::Text(d.as_str().to_owned()),
+            Value::Real(r) => Stored::Real(r),
+            Value::Bool(b) => Stored::Int(i64::from(b)),
+            Value::Date(d) => Stored::Text(format_date(&d)),
+            Value::DateTime(t) => Stored::Text(format_datetime(&t)),
+            Value::Guid(g) => Stored::Text(g.hyphenated().to_string()),
+        })
+    }
+}
+
+fn bind(args: Args) -> Result<SqliteArguments, SqlError> {
+    let mut out = SqliteArguments::default();
+    for arg in args.0 {
+        let result = match Stored::of_arg(arg)? {
+            Stored::Null => out.add(None::<String>),
+            Stored::Int(i) => out.add(i),
+            Stored::Real(r) => out.add(r),
+            Stored::Text(s) => out.add(s),
         };
         result.map_err(|e| SqlError::from(sqlx::Error::Encode(e)))?;
     }
@@ -122,27 +143,32 @@ fn bind(args: Args) -> Result<SqliteArguments, SqlError> {
 }
 
 fn decode(row: &SqliteRow, i: usize, col: ColType) -> Result<Value, SqlError> {
-    let text = |row: &SqliteRow| row.try_get::<Option<String>, _>(i);
     Ok(match col {
-        ColType::Text => text(row)?.map_or(Value::Null, Value::String),
         ColType::Int32 | ColType::Int64 => row.try_get::<Option<i64>, _>(i)?.map_or(Value::Null, Value::Int),
         ColType::Real => row.try_get::<Option<f64>, _>(i)?.map_or(Value::Null, Value::Real),
         ColType::Bool => row.try_get::<Option<bool>, _>(i)?.map_or(Value::Null, Value::Bool),
-        ColType::Decimal => text(row)?.map_or(Value::Null, |s| Value::Decimal(Decimal::from_canonical(s))),
-        ColType::Date => match text(row)? {
-            None => Value::Null,
-            Some(s) => Value::Date(NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|e| SqlError::corrupt(i, e))?),
-        },
-        ColType::DateTime => match text(row)? {
-            None => Value::Null,
-            Some(s) => Value::DateTime(
-                DateTime::parse_from_rfc3339(&s).map_err(|e| SqlError::corrupt(i, e))?.with_timezone(&Utc),
-            ),
-        },
-        ColType::Guid => match text(row)? {
-            None => Value::Null,
-            Some(s) => Value::Guid(Uuid::parse_str(&s).map_err(|e| SqlError::corrupt(i, e))?),
-        },
+        ColType::Text | ColType::Decimal | ColType::Date | ColType::DateTime | ColType::Guid => {
+            match row.try_get::<Option<String>, _>(i)? {
+                None => Value::Null,
+                Some(s) => from_text(i, col, s)?,
+            }
+        }
+    })
+}
+
+/// The value of column `i`, of type `col`, from its stored text.
+pub(crate) fn from_text(i: usize, col: ColType, s: String) -> Result<Value, SqlError> {
+    Ok(match col {
+        ColType::Decimal => Value::Decimal(Decimal::from_canonical(s)),
+        ColType::Date => Value::Date(NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|e| SqlError::corrupt(i, e))?),
+        ColType::DateTime => {
+            Value::DateTime(DateTime::parse_from_rfc3339(&s).map_err(|e| SqlError::corrupt(i, e))?.with_timezone(&Utc))
+        }
+        ColType::Guid => Value::Guid(Uuid::parse_str(&s).map_err(|e| SqlError::corrupt(i, e))?),
+        ColType::Text => Value::String(s),
+        ColType::Int32 | ColType::Int64 | ColType::Real | ColType::Bool => {
+            return Err(SqlError::corrupt(i, format!("text where a {col:?} was expected")));
+        }
     })
 }
 

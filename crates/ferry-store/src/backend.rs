@@ -4,7 +4,7 @@
 //! PostgreSQL's change notifications, which wake every node.
 
 use crate::error::{StoreError, StoreResult};
-use ferry_sql::{Pool, PoolOptions, SqliteOptions};
+use ferry_sql::{Pool, PoolOptions, SqliteOptions, SqliteReader};
 use std::time::Duration;
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -18,10 +18,11 @@ const SQLITE_READERS: u32 = 4;
 const READER_CACHE_KIB: u32 = 8_000;
 
 /// The pools of one database: writes go to `writer`, reads to `reader` (the same pool on
-/// PostgreSQL).
+/// PostgreSQL); on SQLite, reads of entity rows to `rows`.
 pub(crate) struct Pools {
     pub(crate) writer: Pool,
     pub(crate) reader: Pool,
+    pub(crate) rows: Option<SqliteReader>,
 }
 
 /// Opens the database of `url`: `sqlite://path/to/file.db` or `postgres://…`.
@@ -38,11 +39,12 @@ pub(crate) async fn open(url: &str) -> StoreResult<Pools> {
             Pool::sqlite(url, reader_options, SqliteOptions { read_only: true, cache_kib: Some(READER_CACHE_KIB) })
                 .await
                 .map_err(|e| bad_url(url, e))?;
-        Ok(Pools { writer, reader })
+        let rows = SqliteReader::new(url, SQLITE_READERS as usize, READER_CACHE_KIB).map_err(|e| bad_url(url, e))?;
+        Ok(Pools { writer, reader, rows: Some(rows) })
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let options = PoolOptions { max_connections: POSTGRES_CONNECTIONS, acquire_timeout: Duration::from_secs(30) };
         let pool = Pool::postgres(url, options, "ferry").await.map_err(|e| bad_url(url, e))?;
-        Ok(Pools { writer: pool.clone(), reader: pool })
+        Ok(Pools { writer: pool.clone(), reader: pool, rows: None })
     } else {
         Err(StoreError::BadUrl(format!("'{}' is neither sqlite://… nor postgres://…", redact_url(url))))
     }
@@ -56,8 +58,8 @@ fn bad_url(url: &str, e: ferry_sql::SqlError) -> StoreError {
     }
 }
 
-pub(crate) async fn migrate(pools: &Pools) -> StoreResult<()> {
-    match &pools.writer {
+pub(crate) async fn migrate(writer: &Pool) -> StoreResult<()> {
+    match writer {
         Pool::Sqlite(p) => SQLITE_MIGRATOR.run(p).await?,
         Pool::Postgres(p) => POSTGRES_MIGRATOR.run(p).await?,
         Pool::MySql(_) => unreachable!("ferry's own database is SQLite or PostgreSQL"),

@@ -66,6 +66,8 @@ struct Inner {
     /// write on its own and groups the WAL flushes itself).
     group: Option<commit_group::CommitGroup>,
     reader: Pool,
+    /// SQLite: reads of entity rows, stepped on blocking threads (see [`ferry_sql::SqliteReader`]).
+    rows_reader: Option<ferry_sql::SqliteReader>,
     catalog: RwLock<Arc<Catalog>>,
     clock: SharedClock,
     /// Bumped after every committed entity write (and, on PostgreSQL, every write of any node).
@@ -118,6 +120,7 @@ impl Store {
                 group,
                 writer: pools.writer,
                 reader: pools.reader,
+                rows_reader: pools.rows,
                 catalog: RwLock::new(Arc::new(Catalog::default())),
                 clock,
                 changes: tokio::sync::watch::channel(0).0,
@@ -179,7 +182,7 @@ impl Store {
 
     /// Applies the system-table migrations of this backend.
     pub async fn migrate(&self) -> StoreResult<()> {
-        backend::migrate(&backend::Pools { writer: self.inner.writer.clone(), reader: self.inner.reader.clone() }).await
+        backend::migrate(&self.inner.writer).await
     }
 
     /// Creates or evolves the table of every catalog entity, and makes the catalog the one
@@ -305,7 +308,12 @@ impl Store {
     }
 
     pub async fn query(&self, entity: &Entity, query: &RowQuery) -> StoreResult<Vec<StoredRow>> {
-        self.read(async |conn| rows::query(conn, entity, query).await).await
+        let (table, sql, types) = rows::select(entity, self.dialect(), query);
+        let rows = match &self.inner.rows_reader {
+            Some(reader) => reader.query(sql, &types).await?,
+            None => self.read(async |conn| Ok(conn.query(sql, &types).await?)).await?,
+        };
+        rows.into_iter().map(|r| table.decode(r)).collect()
     }
 
     pub async fn count(&self, entity: &Entity, scope: &CompanyScope, filter: Option<&BoundExpr>) -> StoreResult<u64> {

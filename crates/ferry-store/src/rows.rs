@@ -399,10 +399,11 @@ fn push_where(table: &EntityTable<'_>, sql: &mut Sql, scope: &CompanyScope, filt
     }
 }
 
-pub(crate) async fn query(conn: &mut Conn, entity: &Entity, q: &RowQuery) -> StoreResult<Vec<StoredRow>> {
-    let table = EntityTable::new(entity, conn.dialect());
+/// The statement of a row query, with the column types of its rows and the table that decodes them.
+pub(crate) fn select<'e>(entity: &'e Entity, dialect: Dialect, q: &RowQuery) -> (EntityTable<'e>, Sql, Vec<ColType>) {
+    let table = EntityTable::new(entity, dialect);
     let (select, types) = table.select_list();
-    let mut sql = Sql::new(conn.dialect());
+    let mut sql = Sql::new(dialect);
     sql.push("SELECT ").push(&select).push(" FROM ").push(&table.name);
     push_where(&table, &mut sql, &q.scope, q.filter.as_ref());
     if let Some(after) = &q.after {
@@ -416,8 +417,7 @@ pub(crate) async fn query(conn: &mut Conn, entity: &Entity, q: &RowQuery) -> Sto
     }
     sql.push(" ORDER BY ").push(&table.order_by(&q.order));
     sql.push(&format!(" LIMIT {} OFFSET {}", q.limit, q.offset));
-    let rows = conn.query(sql, &types).await?;
-    rows.into_iter().map(|r| table.decode(r)).collect()
+    (table, sql, types)
 }
 
 pub(crate) async fn count(

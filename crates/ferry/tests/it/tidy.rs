@@ -81,23 +81,28 @@ fn pure_crates_depend_on_no_io_async_or_serde() {
 }
 
 /// Only the SQL seam, the store and the replication targets talk to databases (tests may
-/// open target databases to check them).
+/// open target databases to check them); only the seam uses the blocking SQLite driver.
 #[test]
 fn only_the_sql_crates_use_sqlx() {
     let root = workspace_root();
-    let allowed = ["ferry-sql", "ferry-store", "ferry-target"];
+    let drivers: [(&str, &[&str]); 2] =
+        [("sqlx", &["ferry-sql", "ferry-store", "ferry-target"]), ("rusqlite", &["ferry-sql"])];
     for (name, dir) in crate_dirs(&root) {
-        if allowed.contains(&name.as_str()) {
-            continue;
-        }
         let manifest: toml::Table = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap().parse().unwrap();
         let deps = manifest.get("dependencies").and_then(|d| d.as_table()).cloned().unwrap_or_default();
-        assert!(!deps.contains_key("sqlx"), "{name} depends on sqlx; database access belongs in {allowed:?}");
         let mut files = Vec::new();
         rust_files(&dir.join("src"), &mut files);
-        for file in files {
-            let text = std::fs::read_to_string(&file).unwrap();
-            assert!(!text.contains("sqlx::"), "{} uses sqlx; go through ferry-store", relative(&root, &file));
+        let texts: Vec<(PathBuf, String)> =
+            files.into_iter().map(|f| (f.clone(), std::fs::read_to_string(&f).unwrap())).collect();
+        for (driver, allowed) in drivers {
+            if allowed.contains(&name.as_str()) {
+                continue;
+            }
+            assert!(!deps.contains_key(driver), "{name} depends on {driver}; database access belongs in {allowed:?}");
+            for (file, text) in &texts {
+                let used = text.contains(&format!("{driver}::"));
+                assert!(!used, "{} uses {driver}; go through ferry-store", relative(&root, file));
+            }
         }
     }
 }

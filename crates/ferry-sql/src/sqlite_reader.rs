@@ -1,0 +1,152 @@
+//! [`SqliteReader`]: read-only connections to a SQLite file, stepped on tokio's blocking
+//! threads — for reads of many rows (replication's initial copy, exports, OData pages).
+//!
+//! sqlx's SQLite driver steps statements on a worker thread of its own, copies every value of
+//! every row (`sqlite3_value_dup`) and hands each row over to the async side: for a wide table,
+//! more work than SQLite's own. Here a read's rows are decoded straight from the statement on
+//! one blocking thread and handed over once, as a whole. Values are bound and decoded in the
+//! same canonical forms as the sqlx binding (`sqlite.rs`), so either reads what the other wrote.
+
+use crate::args::Args;
+use crate::builder::Sql;
+use crate::dialect::{ColType, Dialect};
+use crate::error::{SqlError, SqlErrorKind};
+use crate::sqlite::{Stored, from_text, placeholders};
+use ferry_model::Value;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Compiled statements each connection keeps (a read's text differs per entity and filter).
+const STATEMENT_CACHE: usize = 64;
+
+/// Read-only connections to one SQLite file, opened as needed, at most `connections` at once.
+#[derive(Clone)]
+pub struct SqliteReader {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    cache_kib: u32,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl std::fmt::Debug for SqliteReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteReader").field("path", &self.shared.path).finish_non_exhaustive()
+    }
+}
+
+impl SqliteReader {
+    /// Readers of the file of the SQLite URL `url` (opened at their first read), each with a
+    /// page cache of `cache_kib`.
+    pub fn new(url: &str, connections: usize, cache_kib: u32) -> Result<SqliteReader, SqlError> {
+        use std::str::FromStr as _;
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(|e| SqlError {
+            kind: SqlErrorKind::Configuration,
+            message: format!("invalid SQLite connection string: {e}"),
+            source: None,
+        })?;
+        Ok(SqliteReader {
+            shared: Arc::new(Shared {
+                path: options.get_filename().to_owned(),
+                cache_kib,
+                idle: Mutex::new(Vec::new()),
+                permits: Semaphore::new(connections.max(1)),
+            }),
+        })
+    }
+
+    /// Runs the query `sql` (built for SQLite) and decodes its rows by `cols`.
+    pub async fn query(&self, sql: Sql, cols: &[ColType]) -> Result<Vec<Vec<Value>>, SqlError> {
+        debug_assert_eq!(sql.dialect(), Dialect::Sqlite);
+        let (text, args) = sql.into_parts();
+        let permit =
+            self.shared.permits.acquire().await.map_err(|_| SqlError::other("the SQLite readers are closed"))?;
+        let shared = self.shared.clone();
+        let cols = cols.to_vec();
+        let read = tokio::task::spawn_blocking(move || shared.run(&text, args, &cols));
+        let rows = read.await.map_err(|e| SqlError::other(format!("a SQLite read failed: {e}")))?;
+        drop(permit);
+        rows
+    }
+}
+
+impl Shared {
+    fn run(&self, text: &str, args: Args, cols: &[ColType]) -> Result<Vec<Vec<Value>>, SqlError> {
+        let conn = match self.idle.lock().expect("reader pool").pop() {
+            Some(conn) => conn,
+            None => self.open()?,
+        };
+        let rows = read(&conn, text, args, cols)?;
+        // A connection whose read failed is closed, not kept.
+        self.idle.lock().expect("reader pool").push(conn);
+        Ok(rows)
+    }
+
+    fn open(&self) -> Result<Connection, SqlError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(error)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(error)?;
+        conn.execute_batch(&format!("PRAGMA cache_size = -{}", self.cache_kib)).map_err(error)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+}
+
+fn read(conn: &Connection, text: &str, args: Args, cols: &[ColType]) -> Result<Vec<Vec<Value>>, SqlError> {
+    let mut statement = conn.prepare_cached(&placeholders(text)).map_err(error)?;
+    for (i, arg) in args.0.into_iter().enumerate() {
+        let bound = match Stored::of_arg(arg)? {
+            Stored::Null => statement.raw_bind_parameter(i + 1, rusqlite::types::Null),
+            Stored::Int(v) => statement.raw_bind_parameter(i + 1, v),
+            Stored::Real(v) => statement.raw_bind_parameter(i + 1, v),
+            Stored::Text(v) => statement.raw_bind_parameter(i + 1, v),
+        };
+        bound.map_err(error)?;
+    }
+    let mut rows = statement.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(error)? {
+        let mut values = Vec::with_capacity(cols.len());
+        for (i, &col) in cols.iter().enumerate() {
+            values.push(decode(row.get_ref(i).map_err(error)?, i, col)?);
+        }
+        out.push(values);
+    }
+    Ok(out)
+}
+
+/// Column `i` of type `col` from the value SQLite stored.
+fn decode(stored: ValueRef<'_>, i: usize, col: ColType) -> Result<Value, SqlError> {
+    Ok(match (stored, col) {
+        (ValueRef::Null, _) => Value::Null,
+        (ValueRef::Integer(v), ColType::Int32 | ColType::Int64) => Value::Int(v),
+        (ValueRef::Integer(v), ColType::Bool) => Value::Bool(v != 0),
+        (ValueRef::Integer(v), ColType::Real) => Value::Real(v as f64),
+        (ValueRef::Real(v), ColType::Real) => Value::Real(v),
+        (ValueRef::Text(bytes), _) => {
+            let text = std::str::from_utf8(bytes).map_err(|e| SqlError::corrupt(i, e))?;
+            from_text(i, col, text.to_owned())?
+        }
+        (other, _) => {
+            return Err(SqlError::corrupt(i, format!("{:?} where a {col:?} was expected", other.data_type())));
+        }
+    })
+}
+
+/// A SQLite failure sorted like the sqlx binding's: a busy or locked file is of the moment.
+fn error(e: rusqlite::Error) -> SqlError {
+    let kind = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => SqlErrorKind::Unavailable,
+        Some(rusqlite::ErrorCode::CannotOpen) => SqlErrorKind::Unavailable,
+        Some(_) => SqlErrorKind::Rejected,
+        None => SqlErrorKind::Other,
+    };
+    SqlError { kind, message: e.to_string(), source: None }
+}
