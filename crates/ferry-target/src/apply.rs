@@ -185,7 +185,8 @@ async fn copy_rows(
     Ok(copied)
 }
 
-/// Plain multi-row `INSERT`s of `rows`, closing each statement on rows, parameters or bytes.
+/// Plain multi-row `INSERT`s of `rows`, closing each statement on rows, parameters or bytes;
+/// each statement is built while the one before runs.
 async fn insert_rows(
     c: &mut Conn,
     d: &dyn Dialect,
@@ -195,9 +196,9 @@ async fn insert_rows(
 ) -> Result<u64, SqlError> {
     let def = &ctx.layout.table;
     let rows_max = (params_max / def.columns.len().max(1)).clamp(1, BULK_INSERT_ROWS_MAX);
-    let mut inserted = 0;
     let mut rows = rows.iter().peekable();
-    while rows.peek().is_some() {
+    let mut next_statement = || {
+        rows.peek()?;
         let mut values = Vec::new();
         let mut bytes = 0;
         while let Some(row) = rows.next_if(|_| values.len() < rows_max && bytes < BYTES_PER_STATEMENT_MAX) {
@@ -208,7 +209,15 @@ async fn insert_rows(
         let mut sql = Sql::new(d.sql());
         sql.push("INSERT INTO ").table(&ctx.names.schema, &def.name).push(" ").column_list(&def.columns);
         sql.push(" VALUES ").values(&def.columns, values);
-        inserted += c.run(sql).await?;
+        Some(sql)
+    };
+    let mut inserted = 0;
+    let mut next = next_statement();
+    while let Some(sql) = next {
+        // The statement is sent before the next one is built (`join!` polls in order).
+        let (done, built) = futures::join!(c.run(sql), async { next_statement() });
+        inserted += done?;
+        next = built;
     }
     Ok(inserted)
 }
