@@ -50,8 +50,8 @@ impl Sql {
 
     fn placeholder(&mut self, arg: Arg) -> &mut Sql {
         self.args.push(arg);
-        let placeholder = self.dialect.placeholder(self.args.len());
-        self.push(&placeholder)
+        self.dialect.push_placeholder(&mut self.text, self.args.len());
+        self
     }
 
     /// A placeholder for `value`; decimals are cast so the database reads them exactly. A NULL

@@ -38,9 +38,19 @@ impl Dialect {
     /// order, and numbered `?n` would make SQLite look every parameter up by name (a linear
     /// search per parameter, quadratic for a 30,000-parameter batch).
     pub fn placeholder(self, n: usize) -> String {
+        let mut out = String::new();
+        self.push_placeholder(&mut out, n);
+        out
+    }
+
+    /// [`Dialect::placeholder`] appended to `out` (a large batch has tens of thousands).
+    pub fn push_placeholder(self, out: &mut String, n: usize) {
         match self {
-            Dialect::Postgres => format!("${n}"),
-            Dialect::MySql | Dialect::Sqlite => "?".to_owned(),
+            Dialect::Postgres => {
+                use std::fmt::Write as _;
+                write!(out, "${n}").expect("writing to a String");
+            }
+            Dialect::MySql | Dialect::Sqlite => out.push('?'),
         }
     }
 

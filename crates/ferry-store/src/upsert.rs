@@ -27,6 +27,8 @@ const COPY_ROWS_MIN: usize = 64;
 const SQLITE_DEFERRED_ROWS_MAX: usize = 64;
 /// The temporary table a PostgreSQL batch is copied into before its merge.
 const COPY_STAGE: &str = "ferry_import_stage";
+/// The savepoint a PostgreSQL batch of new rows is copied straight into the entity's table under.
+const COPY_SAVEPOINT: &str = "ferry_import_copy";
 
 /// What one import batch did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -138,7 +140,7 @@ pub(crate) async fn import_batch(
         let merge = Merge { table: &table, fields: &fields, columns: &columns, conflict_target, update_set };
         if writes.len() >= COPY_ROWS_MIN {
             let first_version = allocate_versions(conn, writes.len()).await?;
-            merge.by_copy(conn, writes, first_version, now).await?;
+            merge.by_copy(conn, writes, counts.updated == 0, first_version, now).await?;
         } else {
             let (sql, args) = merge.by_arrays(writes, now);
             match deferred {
@@ -226,18 +228,29 @@ impl Merge<'_> {
         )
     }
 
-    /// A large batch: `COPY` into a temporary table of exactly the written columns (made from the
-    /// entity's table, so types agree), then one set-based merge from it. Values travel in COPY's
-    /// text stream, encoded straight from the rows; the temporary table is dropped before the
-    /// merge returns (and with the transaction, should it fail).
+    /// A large batch. Rows that are all new (none of their keys was found) are `COPY`ed straight
+    /// into the entity's table, under a savepoint: should another writer have inserted one of
+    /// the keys since, the copy is undone and the batch merged instead. Otherwise the rows are
+    /// `COPY`ed into a temporary table of exactly the written columns (made from the entity's
+    /// table, so types agree), then merged by one set-based statement; the temporary table is
+    /// dropped before the merge returns (and with the transaction, should it fail). Values travel
+    /// in COPY's text stream, encoded straight from the rows.
     async fn by_copy(
         &self,
         conn: &mut Conn,
         writes: Vec<(Uuid, &NewRow)>,
+        all_new: bool,
         first_version: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let entity = self.table.entity;
+        if all_new {
+            conn.savepoint(COPY_SAVEPOINT).await?;
+            match self.copy_into(conn, &self.table.name, &writes, first_version, now).await {
+                Ok(()) => return Ok(conn.release_savepoint(COPY_SAVEPOINT).await?),
+                Err(e) if e.is_unique_violation() => conn.rollback_to_savepoint(COPY_SAVEPOINT).await?,
+                Err(e) => return Err(e),
+            }
+        }
         let columns = self.columns.join(", ");
         conn.execute(
             &format!(
@@ -247,7 +260,23 @@ impl Merge<'_> {
             (),
         )
         .await?;
-        let mut copy = conn.copy_in(&format!("COPY {COPY_STAGE} ({columns}) FROM STDIN")).await?;
+        self.copy_into(conn, COPY_STAGE, &writes, first_version, now).await?;
+        conn.execute(&self.insert_from(&format!("SELECT {columns} FROM {COPY_STAGE}")), ()).await?;
+        conn.execute(&format!("DROP TABLE {COPY_STAGE}"), ()).await?;
+        Ok(())
+    }
+
+    /// `COPY table (columns) FROM STDIN` of `writes`, versions counted from `first_version`.
+    async fn copy_into(
+        &self,
+        conn: &mut Conn,
+        table: &str,
+        writes: &[(Uuid, &NewRow)],
+        first_version: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let entity = self.table.entity;
+        let mut copy = conn.copy_in(&format!("COPY {table} ({}) FROM STDIN", self.columns.join(", "))).await?;
         let now = Value::DateTime(now);
         for (n, (id, row)) in writes.iter().enumerate() {
             let data = copy.data();
@@ -265,8 +294,6 @@ impl Merge<'_> {
             copy.send_full().await?;
         }
         copy.finish().await?;
-        conn.execute(&self.insert_from(&format!("SELECT {columns} FROM {COPY_STAGE}")), ()).await?;
-        conn.execute(&format!("DROP TABLE {COPY_STAGE}"), ()).await?;
         Ok(())
     }
 

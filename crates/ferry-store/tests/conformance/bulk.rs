@@ -1,6 +1,8 @@
-//! Large import batches — on PostgreSQL the bulk path (`COPY` into a temporary table, then one
-//! merge): every type and awkward text survives it, counts and versions are those of the small
-//! path, and several large batches in one transaction (an all-or-nothing import) work.
+//! Large import batches — on PostgreSQL the bulk path (new rows `COPY`ed straight into the table,
+//! others into a temporary table, then one merge): every type and awkward text survives it,
+//! counts and versions are those of the small path, several large batches in one transaction (an
+//! all-or-nothing import) work, and a key another writer inserts after the batch looked for it
+//! is updated, not refused.
 
 use crate::support::{ALL_TYPES, Db, catalog_with, entity, row, s};
 use chrono::{NaiveDate, TimeZone, Utc};
@@ -87,4 +89,39 @@ pub async fn large_import_batches_round_trip_every_type(Db { store, .. }: Db) {
     assert_eq!(counts[&0].inserted, 2 * ROWS as u64);
     assert_eq!(counts[&1].inserted, ROWS as u64);
     assert_stored(&store, &all, &third).await;
+}
+
+/// PostgreSQL: a batch of new rows is copied straight into the table; when another transaction
+/// inserts one of its keys after the batch found none of them, the copy waits for that
+/// transaction, fails on the key when it commits, and the batch is merged instead.
+pub async fn a_key_inserted_after_the_read_is_merged_not_refused(Db { store, url, .. }: Db) {
+    use ferry_sql::sqlx::{self, Connection as _};
+    if store.dialect() != ferry_sql::Dialect::Postgres {
+        return; // SQLite's write lock is held from the read on: no other writer in between.
+    }
+    let catalog = catalog_with(ALL_TYPES);
+    let all = entity(&catalog, "AllTypes");
+    let rows: Vec<NewRow> = (0..ROWS).map(|n| row_n(&all, n, "batch")).collect();
+    // Another transaction inserts row 5's key and keeps it uncommitted.
+    let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    let racer = "INSERT INTO \"e_alltypes\" (\"_id\", \"_company\", \"_created_at\", \"_modified_at\", \"_version\", \"Code\") \
+                 VALUES (gen_random_uuid(), $1, now(), now(), 0, 'R0005')";
+    sqlx::query(racer).bind(rows[5].company.clone().unwrap()).execute(&mut other).await.unwrap();
+    let import = {
+        let (store, all, rows) = (store.clone(), all.clone(), rows.clone());
+        tokio::spawn(async move { store.import_batch(&all, &rows, None, None, &RunRecords::default()).await })
+    };
+    // Once the batch's copy waits for the racer's key, the racer commits.
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'COPY %'";
+    for _ in 0..600 {
+        let n: i64 = sqlx::query_scalar(waiting).fetch_one(&mut other).await.unwrap();
+        if n > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    import.await.unwrap().expect("the batch is merged over the racer's row");
+    assert_stored(&store, &all, &rows).await;
 }

@@ -59,6 +59,7 @@ conformance!(
     queue::import_batches_upsert_by_key_and_count,
     queue::errors_are_stored_fenced_and_paged,
     bulk::large_import_batches_round_trip_every_type,
+    bulk::a_key_inserted_after_the_read_is_merged_not_refused,
     small_messages::a_last_batch_goes_in_with_the_end_or_not_at_all,
     small_messages::claims_take_many_small_messages_and_few_large_ones,
 );
