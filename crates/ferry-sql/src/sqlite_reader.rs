@@ -27,13 +27,14 @@ const STATEMENT_CACHE: usize = 64;
 #[derive(Clone)]
 pub struct SqliteReader {
     shared: Arc<Shared>,
+    /// One per connection; held until the read's thread is done, even if its caller left.
+    permits: Arc<Semaphore>,
 }
 
 struct Shared {
     path: PathBuf,
     cache_kib: u32,
     idle: Mutex<Vec<Connection>>,
-    permits: Semaphore,
 }
 
 impl std::fmt::Debug for SqliteReader {
@@ -57,8 +58,8 @@ impl SqliteReader {
                 path: options.get_filename().to_owned(),
                 cache_kib,
                 idle: Mutex::new(Vec::new()),
-                permits: Semaphore::new(connections.max(1)),
             }),
+            permits: Arc::new(Semaphore::new(connections.max(1))),
         })
     }
 
@@ -66,14 +67,14 @@ impl SqliteReader {
     pub async fn query(&self, sql: Sql, cols: &[ColType]) -> Result<Vec<Vec<Value>>, SqlError> {
         debug_assert_eq!(sql.dialect(), Dialect::Sqlite);
         let (text, args) = sql.into_parts();
-        let permit =
-            self.shared.permits.acquire().await.map_err(|_| SqlError::other("the SQLite readers are closed"))?;
-        let shared = self.shared.clone();
-        let cols = cols.to_vec();
-        let read = tokio::task::spawn_blocking(move || shared.run(&text, args, &cols));
-        let rows = read.await.map_err(|e| SqlError::other(format!("a SQLite read failed: {e}")))?;
-        drop(permit);
-        rows
+        let permit = self.permits.clone().acquire_owned().await;
+        let permit = permit.map_err(|_| SqlError::other("the SQLite readers are closed"))?;
+        let (shared, cols) = (self.shared.clone(), cols.to_vec());
+        let read = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            shared.run(&text, args, &cols)
+        });
+        read.await.map_err(|e| SqlError::other(format!("a SQLite read failed: {e}")))?
     }
 }
 
@@ -83,8 +84,8 @@ impl Shared {
             Some(conn) => conn,
             None => self.open()?,
         };
+        // A connection whose read failed is closed (dropped here), not kept.
         let rows = read(&conn, text, args, cols)?;
-        // A connection whose read failed is closed, not kept.
         self.idle.lock().expect("reader pool").push(conn);
         Ok(rows)
     }

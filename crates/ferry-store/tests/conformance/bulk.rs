@@ -112,10 +112,13 @@ pub async fn a_key_inserted_after_the_read_is_merged_not_refused(Db { store, url
         let (store, all, rows) = (store.clone(), all.clone(), rows.clone());
         tokio::spawn(async move { store.import_batch(&all, &rows, None, None, &RunRecords::default()).await })
     };
-    // Once the batch's copy waits for the racer's key, the racer commits.
-    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'COPY %'";
+    // Once the batch's copy waits for the racer's key, the racer commits (watched from a
+    // connection of its own: inside a transaction, pg_stat_activity would not change).
+    let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                   AND wait_event_type = 'Lock' AND query LIKE 'COPY %'";
     for _ in 0..600 {
-        let n: i64 = sqlx::query_scalar(waiting).fetch_one(&mut other).await.unwrap();
+        let n: i64 = sqlx::query_scalar(waiting).fetch_one(&mut watcher).await.unwrap();
         if n > 0 {
             break;
         }

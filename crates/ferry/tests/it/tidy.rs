@@ -83,7 +83,7 @@ fn pure_crates_depend_on_no_io_async_or_serde() {
 /// Only the SQL seam, the store and the replication targets talk to databases (tests may
 /// open target databases to check them); only the seam uses the blocking SQLite driver.
 #[test]
-fn only_the_sql_crates_use_sqlx() {
+fn only_the_sql_crates_use_database_drivers() {
     let root = workspace_root();
     let drivers: [(&str, &[&str]); 2] =
         [("sqlx", &["ferry-sql", "ferry-store", "ferry-target"]), ("rusqlite", &["ferry-sql"])];
