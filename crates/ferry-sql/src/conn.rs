@@ -7,10 +7,11 @@ use crate::builder::Sql;
 use crate::copy::CopyData;
 use crate::dialect::{ColType, Dialect};
 use crate::error::SqlError;
+use crate::pg_conns::PgLease;
 use crate::{mysql, postgres, sqlite};
 use ferry_model::Value;
 use sqlx::pool::PoolConnection;
-use sqlx::{MySql, Postgres, Sqlite, Transaction};
+use sqlx::{MySql, Sqlite, Transaction};
 
 /// A connection taken from a [`crate::Pool`], or a transaction begun on one. A transaction that
 /// is dropped without [`Conn::commit`] rolls back.
@@ -34,8 +35,8 @@ pub(crate) enum Deferred {
 }
 
 enum Inner {
-    Postgres(PoolConnection<Postgres>),
-    PostgresTx(Transaction<'static, Postgres>),
+    Postgres(PgLease),
+    PostgresTx(PgLease),
     MySql(PoolConnection<MySql>),
     MySqlTx(Transaction<'static, MySql>),
     Sqlite(PoolConnection<Sqlite>),
@@ -49,10 +50,10 @@ impl std::fmt::Debug for Conn {
 }
 
 impl Conn {
-    pub(crate) fn postgres(c: PoolConnection<Postgres>) -> Conn {
+    pub(crate) fn postgres(c: PgLease) -> Conn {
         Conn { inner: Inner::Postgres(c), deferred: Deferred::None }
     }
-    pub(crate) fn postgres_tx(t: Transaction<'static, Postgres>) -> Conn {
+    pub(crate) fn postgres_tx(t: PgLease) -> Conn {
         Conn { inner: Inner::PostgresTx(t), deferred: Deferred::None }
     }
     pub(crate) fn mysql(c: PoolConnection<MySql>) -> Conn {
@@ -86,8 +87,10 @@ impl Conn {
         match &mut self.inner {
             Inner::Sqlite(c) => Ok(sqlite::run(c, sql, args, &mut self.deferred, None).await?.0),
             Inner::SqliteTx(t) => Ok(sqlite::run(t, sql, args, &mut self.deferred, None).await?.0),
-            Inner::Postgres(c) => postgres::execute(c, sql, args).await,
-            Inner::PostgresTx(t) => postgres::execute(t, sql, args).await,
+            Inner::Postgres(c) | Inner::PostgresTx(c) => {
+                let result = postgres::execute(c, sql, args).await;
+                c.note(result)
+            }
             Inner::MySql(c) => mysql::execute(c, sql, args).await,
             Inner::MySqlTx(t) => mysql::execute(t, sql, args).await,
         }
@@ -135,8 +138,10 @@ impl Conn {
         match &mut self.inner {
             Inner::Sqlite(c) => Ok(sqlite::run(c, sql, args, &mut self.deferred, Some(cols)).await?.1),
             Inner::SqliteTx(t) => Ok(sqlite::run(t, sql, args, &mut self.deferred, Some(cols)).await?.1),
-            Inner::Postgres(c) => postgres::fetch(c, sql, args, cols).await,
-            Inner::PostgresTx(t) => postgres::fetch(t, sql, args, cols).await,
+            Inner::Postgres(c) | Inner::PostgresTx(c) => {
+                let result = postgres::fetch(c, sql, args, cols).await;
+                c.note(result)
+            }
             Inner::MySql(c) => mysql::fetch(c, sql, args, cols).await,
             Inner::MySqlTx(t) => mysql::fetch(t, sql, args, cols).await,
         }
@@ -224,8 +229,10 @@ impl Conn {
         self.flush_deferred().await?;
         let sql = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()));
         match &mut self.inner {
-            Inner::Postgres(c) => (&mut **c).execute(sql).await.map(|_| ()),
-            Inner::PostgresTx(t) => (&mut **t).execute(sql).await.map(|_| ()),
+            Inner::Postgres(c) | Inner::PostgresTx(c) => {
+                let result = (&mut **c).execute(sql).await.map(|_| ()).map_err(SqlError::from);
+                return c.note(result);
+            }
             Inner::MySql(c) => (&mut **c).execute(sql).await.map(|_| ()),
             Inner::MySqlTx(t) => (&mut **t).execute(sql).await.map(|_| ()),
             Inner::Sqlite(c) => (&mut **c).execute(sql).await.map(|_| ()),
@@ -237,8 +244,7 @@ impl Conn {
     /// The PostgreSQL connection underneath, for what only PostgreSQL has (`COPY`).
     pub fn as_postgres(&mut self) -> Option<&mut sqlx::PgConnection> {
         match &mut self.inner {
-            Inner::Postgres(c) => Some(&mut **c),
-            Inner::PostgresTx(t) => Some(&mut **t),
+            Inner::Postgres(c) | Inner::PostgresTx(c) => Some(&mut **c),
             _ => None,
         }
     }

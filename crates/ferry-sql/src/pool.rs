@@ -5,6 +5,7 @@
 use crate::conn::Conn;
 use crate::dialect::Dialect;
 use crate::error::{SqlError, SqlErrorKind};
+use crate::pg_conns::PgConns;
 use sqlx::Executor;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -31,7 +32,9 @@ pub struct SqliteOptions {
 /// Connections to one database.
 #[derive(Clone, Debug)]
 pub enum Pool {
-    Postgres(PgPool),
+    /// On PostgreSQL, statements and transactions run on ferry's own connections (see
+    /// `pg_conns.rs`); sqlx's pool serves migrations, `LISTEN` and background statements.
+    Postgres(PgPool, PgConns),
     MySql(MySqlPool),
     Sqlite(SqlitePool),
 }
@@ -61,6 +64,10 @@ fn ping_if_idle<C: sqlx::Connection>(
 /// uses more than a hundred shapes (each entity's read of existing rows, its upsert).
 const STATEMENT_CACHE: usize = 400;
 
+/// Connections of sqlx's PostgreSQL pool (migrations, `LISTEN`, background statements); the
+/// statements of `Conn`s run on [`PgConns`].
+const SQLX_POSTGRES_CONNECTIONS_MAX: u32 = 6;
+
 /// The same for SQLite, smaller: its batch statements bind thousands of parameters each, and
 /// every batch size kept holds its compiled program (up to ~1 MiB), so this bounds that memory.
 const SQLITE_STATEMENT_CACHE: usize = 200;
@@ -81,13 +88,14 @@ impl Pool {
             .application_name(application_name)
             .statement_cache_capacity(STATEMENT_CACHE);
         let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections)
+            .max_connections(options.max_connections.min(SQLX_POSTGRES_CONNECTIONS_MAX))
             .test_before_acquire(false)
             .before_acquire(ping_if_idle)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await?;
-        Ok(Pool::Postgres(pool))
+        let conns = PgConns::new(connect, options.max_connections, options.acquire_timeout);
+        Ok(Pool::Postgres(pool, conns))
     }
 
     /// A MySQL or MariaDB pool whose sessions run in strict mode (a value that does not fit is
@@ -138,7 +146,7 @@ impl Pool {
 
     pub fn dialect(&self) -> Dialect {
         match self {
-            Pool::Postgres(_) => Dialect::Postgres,
+            Pool::Postgres(..) => Dialect::Postgres,
             Pool::MySql(_) => Dialect::MySql,
             Pool::Sqlite(_) => Dialect::Sqlite,
         }
@@ -147,7 +155,7 @@ impl Pool {
     /// A connection for reads (and single statements).
     pub async fn acquire(&self) -> Result<Conn, SqlError> {
         Ok(match self {
-            Pool::Postgres(p) => Conn::postgres(p.acquire().await?),
+            Pool::Postgres(_, conns) => Conn::postgres(conns.acquire().await?),
             Pool::MySql(p) => Conn::mysql(p.acquire().await?),
             Pool::Sqlite(p) => Conn::sqlite(p.acquire().await?),
         })
@@ -157,7 +165,7 @@ impl Pool {
     /// reader-to-writer upgrade can fail half way.
     pub async fn begin(&self) -> Result<Conn, SqlError> {
         Ok(match self {
-            Pool::Postgres(p) => Conn::postgres_tx(p.begin().await?),
+            Pool::Postgres(_, conns) => Conn::postgres_tx(conns.begin().await?),
             Pool::MySql(p) => Conn::mysql_tx(p.begin().await?),
             Pool::Sqlite(p) => Conn::sqlite_tx(p.begin_with("BEGIN IMMEDIATE").await?),
         })
@@ -165,7 +173,10 @@ impl Pool {
 
     pub async fn close(&self) {
         match self {
-            Pool::Postgres(p) => p.close().await,
+            Pool::Postgres(p, conns) => {
+                conns.close();
+                p.close().await
+            }
             Pool::MySql(p) => p.close().await,
             Pool::Sqlite(p) => p.close().await,
         }
@@ -173,7 +184,7 @@ impl Pool {
 
     pub fn is_closed(&self) -> bool {
         match self {
-            Pool::Postgres(p) => p.is_closed(),
+            Pool::Postgres(p, _) => p.is_closed(),
             Pool::MySql(p) => p.is_closed(),
             Pool::Sqlite(p) => p.is_closed(),
         }

@@ -61,7 +61,7 @@ fn bad_url(url: &str, e: ferry_sql::SqlError) -> StoreError {
 pub(crate) async fn migrate(writer: &Pool) -> StoreResult<()> {
     match writer {
         Pool::Sqlite(p) => SQLITE_MIGRATOR.run(p).await?,
-        Pool::Postgres(p) => POSTGRES_MIGRATOR.run(p).await?,
+        Pool::Postgres(p, _) => POSTGRES_MIGRATOR.run(p).await?,
         Pool::MySql(_) => unreachable!("ferry's own database is SQLite or PostgreSQL"),
     }
     Ok(())

@@ -437,7 +437,7 @@ impl Store {
     /// A receiver that sees a new value whenever the queue may have runnable work (enqueue,
     /// message finished — on PostgreSQL by any node).
     pub fn subscribe_queue(&self) -> tokio::sync::watch::Receiver<u64> {
-        if let ferry_sql::Pool::Postgres(pool) = &self.inner.writer {
+        if let ferry_sql::Pool::Postgres(pool, _) = &self.inner.writer {
             let pool = pool.clone();
             let sender = self.inner.queue_events.clone();
             self.inner.queue_listener_started.call_once(|| {

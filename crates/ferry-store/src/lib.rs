@@ -109,7 +109,7 @@ impl Store {
         let group =
             matches!(pools.writer, Pool::Sqlite(_)).then(|| commit_group::CommitGroup::new(pools.writer.clone()));
         let peers = match &pools.writer {
-            Pool::Postgres(pool) => Some((
+            Pool::Postgres(pool, _) => Some((
                 peers::PeerNotifier::start(pool.clone(), "ferry_changes"),
                 peers::PeerNotifier::start(pool.clone(), "ferry_queue"),
             )),
@@ -258,7 +258,7 @@ impl Store {
 
     /// Refreshes a PostgreSQL table's statistics in the background once enough rows arrived.
     fn count_inserts(&self, entity: &Entity, rows: u64) {
-        let Pool::Postgres(pool) = &self.inner.writer else { return };
+        let Pool::Postgres(pool, _) = &self.inner.writer else { return };
         let table = sql::table_name(entity);
         let due = {
             let mut counts = self.inner.inserted_since_analyze.lock().expect("insert counts");
@@ -293,7 +293,7 @@ impl Store {
     /// A receiver that sees a new value after each committed entity write — on PostgreSQL,
     /// by any node (LISTEN/NOTIFY). Replication waits on it instead of polling.
     pub fn subscribe_changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        if let Pool::Postgres(pool) = &self.inner.writer {
+        if let Pool::Postgres(pool, _) = &self.inner.writer {
             let pool = pool.clone();
             let sender = self.inner.changes.clone();
             self.inner.listener_started.call_once(|| {
