@@ -41,7 +41,8 @@ impl std::fmt::Debug for PgConns {
 pub(crate) struct PgLease {
     conn: Option<PgConnection>,
     pub(crate) in_transaction: bool,
-    /// Set when a statement failed on the socket: the connection is closed, not reused.
+    /// Set when a statement failed as unavailable (the socket, a shutdown, a lock timeout…):
+    /// the connection is closed, not reused.
     pub(crate) broken: bool,
     shared: Arc<Shared>,
     /// Held until the connection is back (or closed).
@@ -99,14 +100,13 @@ impl PgConns {
 }
 
 impl PgLease {
-    /// A statement over the simple protocol (transaction control); a failure on the socket
-    /// marks the connection broken.
+    /// A statement over the simple protocol (transaction control), its failure noted.
     pub(crate) async fn run_simple(&mut self, sql: &'static str) -> Result<(), SqlError> {
         let result = self.execute(sqlx::raw_sql(sql)).await.map(|_| ()).map_err(SqlError::from);
         self.note(result)
     }
 
-    /// Passes `result` on, marking the connection broken when it failed on the socket.
+    /// Passes `result` on, marking the connection broken when it failed as unavailable.
     pub(crate) fn note<T>(&mut self, result: Result<T, SqlError>) -> Result<T, SqlError> {
         if let Err(e) = &result
             && e.kind == SqlErrorKind::Unavailable
