@@ -8,14 +8,12 @@
 //! connection is used again, and a connection that failed on its socket, which is closed.
 
 use crate::error::{SqlError, SqlErrorKind};
+use crate::pool::PING_AFTER_IDLE;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions as _, Connection as _, Executor as _};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-/// A connection idle for at least this long is pinged before it is handed out.
-const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
 
 /// At most `max` connections to one PostgreSQL database, opened as needed.
 #[derive(Clone)]
@@ -40,10 +38,10 @@ impl std::fmt::Debug for PgConns {
 /// transaction is open; closed if its socket failed).
 pub(crate) struct PgLease {
     conn: Option<PgConnection>,
-    pub(crate) in_transaction: bool,
+    in_transaction: bool,
     /// Set when a statement failed as unavailable (the socket, a shutdown, a lock timeout…):
     /// the connection is closed, not reused.
-    pub(crate) broken: bool,
+    broken: bool,
     shared: Arc<Shared>,
     /// Held until the connection is back (or closed).
     permit: Option<OwnedSemaphorePermit>,

@@ -43,7 +43,7 @@ pub enum Pool {
 /// recently is handed out as it is. sqlx's default pings on every acquire — a round trip per
 /// transaction or read, a large share of a small one. A connection that broke since its last
 /// use fails its first statement instead, with an error callers treat as transient.
-const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
+pub(crate) const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
 
 /// Pings `conn` if it was idle for [`PING_AFTER_IDLE`] (sqlx's `before_acquire` hook; an error
 /// discards the connection and the pool tries another).
