@@ -8,6 +8,7 @@ use crate::copy::CopyData;
 use crate::dialect::{ColType, Dialect};
 use crate::error::SqlError;
 use crate::pg_conns::PgLease;
+use crate::sqlite_direct::{self, SqliteDirect};
 use crate::{mysql, postgres, sqlite};
 use ferry_model::Value;
 use sqlx::pool::PoolConnection;
@@ -203,6 +204,22 @@ impl Conn {
             return Err(SqlError::other("COPY FROM STDIN needs PostgreSQL"));
         };
         Ok(CopyIn { copy: pg.copy_in_raw(statement).await?, data: CopyData::with_capacity(SEGMENT_BYTES * 5 / 4) })
+    }
+
+    /// Runs `work` on this SQLite connection's own handle, in its transaction: statements
+    /// prepared once and stepped for each row, values bound from where they lie — the bulk path
+    /// of SQLite writes ([`SqliteDirect`]). A deferred statement runs first. The work blocks the
+    /// calling thread; keep it to one batch.
+    pub async fn sqlite_direct<T, E: From<SqlError>>(
+        &mut self,
+        work: impl FnOnce(&SqliteDirect) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let conn: &mut sqlx::SqliteConnection = match &mut self.inner {
+            Inner::Sqlite(c) => c,
+            Inner::SqliteTx(t) => t,
+            _ => return Err(SqlError::other("direct statements need SQLite").into()),
+        };
+        sqlite_direct::run(conn, &mut self.deferred, work).await
     }
 
     /// `SAVEPOINT name` (inside a transaction): a point [`Conn::rollback_to_savepoint`] undoes

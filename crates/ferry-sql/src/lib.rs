@@ -6,6 +6,8 @@
 //!   SQL with [`Arg`]s (values of [`ferry_model::Value`], typed where a NULL needs a type, or
 //!   whole columns bound as one array) and decodes result columns by [`ColType`].
 //! - Binding and decoding are written once per driver (`postgres.rs`, `mysql.rs`, `sqlite.rs`).
+//! - [`SqliteDirect`] steps prepared statements straight on a SQLite connection's handle, a row
+//!   at a time (the bulk path of SQLite writes, [`Conn::sqlite_direct`]).
 //! - [`SqliteReader`] reads many rows of a SQLite file on blocking threads, without the sqlx
 //!   driver's per-value copies and per-row hand-offs.
 //! - [`Batch`] sends several statements as one request where the driver allows (SQLite: one
@@ -32,6 +34,7 @@ mod pool;
 mod postgres;
 mod row;
 mod sqlite;
+mod sqlite_direct;
 mod sqlite_reader;
 
 pub use args::{Arg, Args};
@@ -44,6 +47,7 @@ pub use error::{SqlError, SqlErrorKind};
 pub use pg_conns::PgConns;
 pub use pool::{Pool, PoolOptions, SqliteOptions};
 pub use row::RowExt;
+pub use sqlite_direct::{SqliteDirect, SqliteStatement, SqliteValue};
 pub use sqlite_reader::SqliteReader;
 
 /// Re-exported for the crates that hold a pool's driver handle (migrations, LISTEN, COPY).

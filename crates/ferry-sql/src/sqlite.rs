@@ -11,6 +11,7 @@ use ferry_model::{Decimal, Value, format_date, format_datetime};
 use futures::TryStreamExt as _;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow};
 use sqlx::{Arguments, AssertSqlSafe, Either, Executor as _, Row};
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use uuid::Uuid;
 
@@ -73,9 +74,9 @@ pub(crate) async fn run(
 /// `$1, $2, …` in order, each once, they become anonymous `?` (SQLite looks a numbered
 /// parameter up by a linear search, which made large batches quadratic); otherwise SQLite's
 /// numbered `?n`. Text without `$` (built for SQLite already) is returned as it is.
-pub(crate) fn placeholders(sql: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn placeholders(sql: &str) -> Cow<'_, str> {
     if !sql.contains('$') {
-        return std::borrow::Cow::Borrowed(sql);
+        return Cow::Borrowed(sql);
     }
     let mut numbers = Vec::new();
     let mut numbered = String::with_capacity(sql.len());
@@ -87,7 +88,7 @@ pub(crate) fn placeholders(sql: &str) -> std::borrow::Cow<'_, str> {
     .expect("numbering cannot fail");
     let sequential = !numbers.is_empty() && numbers.iter().enumerate().all(|(i, &n)| n == i + 1);
     if !sequential {
-        return std::borrow::Cow::Owned(numbered);
+        return Cow::Owned(numbered);
     }
     let mut plain = String::with_capacity(sql.len());
     rewrite_placeholders(sql, &mut plain, |out, _| {
@@ -95,47 +96,65 @@ pub(crate) fn placeholders(sql: &str) -> std::borrow::Cow<'_, str> {
         Ok(())
     })
     .expect("plain placeholders cannot fail");
-    std::borrow::Cow::Owned(plain)
+    Cow::Owned(plain)
 }
 
 /// A value as SQLite stores it: ferry's types without a SQLite counterpart in their one
 /// canonical text form.
-pub(crate) enum Stored {
+#[derive(Debug)]
+pub(crate) enum Stored<'v> {
     Null,
     Int(i64),
     Real(f64),
-    Text(String),
+    Text(Cow<'v, str>),
 }
 
-impl Stored {
-    /// The stored form of the parameter `arg` (whole-column arrays are PostgreSQL's).
-    pub(crate) fn of_arg(arg: Arg) -> Result<Stored, SqlError> {
-        let value = match arg {
-            Arg::Value(value, _) => value,
-            Arg::Column(..) => return Err(SqlError::other("array parameters need PostgreSQL")),
-        };
-        Ok(match value {
+impl Stored<'_> {
+    /// The stored form of `value` (text borrowed where it is text already).
+    pub(crate) fn of(value: &Value) -> Stored<'_> {
+        match value {
             Value::Null => Stored::Null,
-            Value::String(s) => Stored::Text(s),
-            Value::Int(i) => Stored::Int(i),
-            Value::Decimal(d) => Stored::Text(d.as_str().to_owned()),
-            Value::Real(r) => Stored::Real(r),
-            Value::Bool(b) => Stored::Int(i64::from(b)),
-            Value::Date(d) => Stored::Text(format_date(&d)),
-            Value::DateTime(t) => Stored::Text(format_datetime(&t)),
-            Value::Guid(g) => Stored::Text(g.hyphenated().to_string()),
-        })
+            Value::String(s) => Stored::Text(Cow::Borrowed(s)),
+            Value::Int(i) => Stored::Int(*i),
+            Value::Decimal(d) => Stored::Text(Cow::Borrowed(d.as_str())),
+            Value::Real(r) => Stored::Real(*r),
+            Value::Bool(b) => Stored::Int(i64::from(*b)),
+            Value::Date(d) => Stored::Text(Cow::Owned(format_date(d))),
+            Value::DateTime(t) => Stored::Text(Cow::Owned(format_datetime(t))),
+            Value::Guid(g) => Stored::Text(Cow::Owned(g.hyphenated().to_string())),
+        }
+    }
+
+    pub(crate) fn into_owned(self) -> Stored<'static> {
+        match self {
+            Stored::Null => Stored::Null,
+            Stored::Int(i) => Stored::Int(i),
+            Stored::Real(r) => Stored::Real(r),
+            Stored::Text(s) => Stored::Text(Cow::Owned(s.into_owned())),
+        }
+    }
+
+    /// The stored form of the parameter `arg` (whole-column arrays are PostgreSQL's).
+    pub(crate) fn of_arg(arg: &Arg) -> Result<Stored<'_>, SqlError> {
+        match arg {
+            Arg::Value(value, _) => Ok(Stored::of(value)),
+            Arg::Column(..) => Err(SqlError::other("array parameters need PostgreSQL")),
+        }
     }
 }
 
 fn bind(args: Args) -> Result<SqliteArguments, SqlError> {
     let mut out = SqliteArguments::default();
     for arg in args.0 {
-        let result = match Stored::of_arg(arg)? {
-            Stored::Null => out.add(None::<String>),
-            Stored::Int(i) => out.add(i),
-            Stored::Real(r) => out.add(r),
-            Stored::Text(s) => out.add(s),
+        let result = match arg {
+            // Text moves into the arguments as it is.
+            Arg::Value(Value::String(s), _) => out.add(s),
+            arg => match Stored::of_arg(&arg)? {
+                Stored::Null => out.add(None::<String>),
+                Stored::Int(i) => out.add(i),
+                Stored::Real(r) => out.add(r),
+                Stored::Text(s) => out.add(s.into_owned()),
+            },
         };
         result.map_err(|e| SqlError::from(sqlx::Error::Encode(e)))?;
     }

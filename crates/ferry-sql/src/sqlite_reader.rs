@@ -5,15 +5,16 @@
 //! every row (`sqlite3_value_dup`) and hands each row over to the async side: for a wide table,
 //! more work than SQLite's own. Here a read's rows are decoded straight from the statement on
 //! one blocking thread and handed over once, as a whole. Values are bound and decoded in the
-//! same canonical forms as the sqlx binding (`sqlite.rs`), so either reads what the other wrote.
+//! same canonical forms as the sqlx binding (`sqlite.rs`, by the functions of `sqlite_direct.rs`), so
+//! either reads what the other wrote.
 
-use crate::args::Args;
+use crate::args::{Arg, Args};
 use crate::builder::Sql;
 use crate::dialect::{ColType, Dialect};
 use crate::error::{SqlError, SqlErrorKind};
-use crate::sqlite::{Stored, from_text, placeholders};
+use crate::sqlite::placeholders;
+use crate::sqlite_direct::{bind_value, decode, error};
 use ferry_model::Value;
-use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -102,14 +103,11 @@ impl Shared {
 
 fn read(conn: &Connection, text: &str, args: Args, cols: &[ColType]) -> Result<Vec<Vec<Value>>, SqlError> {
     let mut statement = conn.prepare_cached(&placeholders(text)).map_err(error)?;
-    for (i, arg) in args.0.into_iter().enumerate() {
-        let bound = match Stored::of_arg(arg)? {
-            Stored::Null => statement.raw_bind_parameter(i + 1, rusqlite::types::Null),
-            Stored::Int(v) => statement.raw_bind_parameter(i + 1, v),
-            Stored::Real(v) => statement.raw_bind_parameter(i + 1, v),
-            Stored::Text(v) => statement.raw_bind_parameter(i + 1, v),
-        };
-        bound.map_err(error)?;
+    for (i, arg) in args.0.iter().enumerate() {
+        match arg {
+            Arg::Value(value, _) => bind_value(&mut statement, i + 1, value).map_err(error)?,
+            Arg::Column(..) => return Err(SqlError::other("array parameters need PostgreSQL")),
+        }
     }
     let mut rows = statement.raw_query();
     let mut out = Vec::new();
@@ -121,33 +119,4 @@ fn read(conn: &Connection, text: &str, args: Args, cols: &[ColType]) -> Result<V
         out.push(values);
     }
     Ok(out)
-}
-
-/// Column `i` of type `col` from the value SQLite stored.
-fn decode(stored: ValueRef<'_>, i: usize, col: ColType) -> Result<Value, SqlError> {
-    Ok(match (stored, col) {
-        (ValueRef::Null, _) => Value::Null,
-        (ValueRef::Integer(v), ColType::Int32 | ColType::Int64) => Value::Int(v),
-        (ValueRef::Integer(v), ColType::Bool) => Value::Bool(v != 0),
-        (ValueRef::Integer(v), ColType::Real) => Value::Real(v as f64),
-        (ValueRef::Real(v), ColType::Real) => Value::Real(v),
-        (ValueRef::Text(bytes), _) => {
-            let text = std::str::from_utf8(bytes).map_err(|e| SqlError::corrupt(i, e))?;
-            from_text(i, col, text.to_owned())?
-        }
-        (other, _) => {
-            return Err(SqlError::corrupt(i, format!("{:?} where a {col:?} was expected", other.data_type())));
-        }
-    })
-}
-
-/// A SQLite failure sorted like the sqlx binding's: a busy or locked file is of the moment.
-fn error(e: rusqlite::Error) -> SqlError {
-    let kind = match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => SqlErrorKind::Unavailable,
-        Some(rusqlite::ErrorCode::CannotOpen) => SqlErrorKind::Unavailable,
-        Some(_) => SqlErrorKind::Rejected,
-        None => SqlErrorKind::Other,
-    };
-    SqlError { kind, message: e.to_string(), source: None }
 }

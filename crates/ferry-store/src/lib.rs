@@ -38,6 +38,7 @@ mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod upsert;
+mod upsert_sqlite;
 
 pub use backend::redact_url;
 pub use delivery::AckOutcome;

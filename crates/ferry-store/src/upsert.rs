@@ -1,15 +1,18 @@
 //! Set-based import into an entity: rows are matched to stored rows by natural key and company,
 //! new ones are inserted, changed ones updated, identical ones left alone (so a re-run of the
-//! same file changes nothing and takes no versions) — by multi-row
-//! `INSERT … ON CONFLICT DO UPDATE` statements on SQLite, and on PostgreSQL by one merge from a
-//! temporary table the batch is `COPY`ed into (an array statement for a few rows).
+//! same file changes nothing and takes no versions) — on SQLite by one-row statements stepped on
+//! the writer's own handle (`upsert_sqlite.rs`; a small batch by one multi-row
+//! `INSERT … ON CONFLICT DO UPDATE` that joins its caller's request), and on PostgreSQL by `COPY`
+//! (straight into the table, or into a temporary table and one merge; an array statement for a
+//! few rows).
 
 use crate::error::StoreResult;
 use crate::queue;
 use crate::rows::{allocate_versions, check_lookups};
 use crate::sql::{COMPANY, CREATED_AT, EntityTable, ID, MODIFIED_AT, VERSION, quote};
+use crate::upsert_sqlite;
 use chrono::{DateTime, Utc};
-use ferry_domain::{NewRow, RowKey, StoredRow};
+use ferry_domain::{NewRow, StoredRow};
 use ferry_model::{Catalog, Entity, Value};
 use ferry_sql::{Arg, Batch, ColType, Conn, Dialect, Sql};
 use std::collections::HashMap;
@@ -17,14 +20,12 @@ use uuid::Uuid;
 
 /// Parameters per statement, as for inserts.
 const PARAMS_PER_STATEMENT_MAX: usize = 30_000;
-/// Rows per statement: full chunks have the same text, so the prepared statement is reused, and
-/// the drivers' statement caches stay small.
-const ROWS_PER_STATEMENT_MAX: usize = 500;
 /// PostgreSQL batches of at least this many written rows go through `COPY` (smaller ones, such
 /// as the one-row retries that isolate a refused row, through one array statement).
 const COPY_ROWS_MIN: usize = 64;
-/// Most rows of a SQLite batch whose write may join its caller's request.
-const SQLITE_DEFERRED_ROWS_MAX: usize = 64;
+/// Most rows of a SQLite batch read and written by statements the driver keeps prepared, the
+/// write joining its caller's request; others are written directly (`upsert_sqlite.rs`).
+const SQLITE_SMALL_BATCH_MAX: usize = 64;
 /// The temporary table a PostgreSQL batch is copied into before its merge.
 const COPY_STAGE: &str = "ferry_import_stage";
 /// The savepoint a PostgreSQL batch of new rows is copied straight into the entity's table under.
@@ -65,8 +66,8 @@ impl Fence {
 /// `update_fields` (all fields when `None`) and keep the rest. Checks the fence and the lookups
 /// first (a missing lookup fails the batch: callers validate lookups beforehand with
 /// [`crate::Store::missing_lookups`]); SQLite's write lock is already held (`BEGIN IMMEDIATE`).
-/// With `deferred`, a small batch's one writing statement on PostgreSQL is added to it instead
-/// of run: the caller sends it with statements of its own, as one.
+/// With `deferred`, a small batch's writing statements are added to it instead of run: the caller
+/// sends them with statements of its own, as one request.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn import_batch(
     conn: &mut Conn,
@@ -87,13 +88,23 @@ pub(crate) async fn import_batch(
     check_lookups(conn, catalog, entity, &lookup_values(entity, rows)).await?;
 
     let table = EntityTable::new(entity, conn.dialect());
-    let existing = existing_rows(conn, &table, rows).await?;
     let fields: Vec<usize> = table.stored_fields().collect();
     // Fields an existing row takes from the file (the others keep their stored values).
     let updated_fields: Vec<usize> = match update_fields {
         Some(only) => fields.iter().copied().filter(|i| only.contains(i)).collect(),
         None => fields.clone(),
     };
+    // On SQLite, only a small batch with somewhere to go takes the driver's statements below.
+    let small =
+        rows.len() <= SQLITE_SMALL_BATCH_MAX && rows.len() * (entity.fields.len() + 4) <= PARAMS_PER_STATEMENT_MAX;
+    let deferred = match (conn.dialect(), deferred) {
+        (Dialect::Sqlite, Some(batch)) if small => Some(batch),
+        (Dialect::Sqlite, _) => {
+            return conn.sqlite_direct(|db| upsert_sqlite::import_rows(db, &table, rows, &updated_fields, now)).await;
+        }
+        (_, deferred) => deferred,
+    };
+    let existing = existing_rows(conn, &table, rows).await?;
     let mut counts = BatchCounts::default();
     let mut writes: Vec<(Uuid, &NewRow)> = Vec::with_capacity(rows.len());
     for row in rows {
@@ -154,55 +165,33 @@ pub(crate) async fn import_batch(
         }
         return Ok(counts);
     }
-    let rows_per_statement = (PARAMS_PER_STATEMENT_MAX / columns.len()).clamp(1, ROWS_PER_STATEMENT_MAX);
-    // A few rows with somewhere to go: the clock's bump and the insert join the caller's request
-    // (each row's version counted back from the bumped clock: cheap for a few rows, dearer than
-    // the request it saves for many).
+    // A small SQLite batch: the clock's bump and one multi-row insert join the caller's request
+    // (each row's version counted back from the bumped clock). There always is one here (a batch
+    // without was written directly above); should there not be, the two statements run alone.
+    let mut own = Batch::new();
+    let batch = deferred.unwrap_or(&mut own);
     let written = writes.len();
-    let mut deferred = deferred.filter(|_| written <= SQLITE_DEFERRED_ROWS_MAX.min(rows_per_statement));
-    let mut version = match deferred {
-        Some(_) => 0, // counted back from the clock instead
-        None => allocate_versions(conn, written).await?,
-    };
-    for chunk in writes.chunks(rows_per_statement) {
-        let mut sql = Sql::new(conn.dialect());
-        sql.push("INSERT INTO ").push(&table.name).push(" (").push(&columns.join(", ")).push(") VALUES ");
-        for (n, (id, row)) in chunk.iter().enumerate() {
-            sql.push(if n == 0 { "(" } else { ", (" });
-            sql.param(Value::Guid(*id));
-            if entity.company_specific {
-                sql.push(", ").param(Value::String(row.company.clone().unwrap_or_default()));
-            }
-            sql.push(", ").param(Value::DateTime(now));
-            sql.push(", ").param(Value::DateTime(now));
-            match deferred {
-                Some(_) => sql.push(&format!(
-                    ", (SELECT version FROM ferry_clock WHERE id = 1) - {}",
-                    written - 1 - n // one chunk: `n` counts every row
-                )),
-                None => sql.push(", ").param(Value::Int(version)),
-            };
-            version += 1;
-            for &i in &fields {
-                sql.push(", ").param(row.values[i].clone());
-            }
-            sql.push(")");
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("INSERT INTO ").push(&table.name).push(" (").push(&columns.join(", ")).push(") VALUES ");
+    for (n, (id, row)) in writes.iter().enumerate() {
+        sql.push(if n == 0 { "(" } else { ", (" });
+        sql.param(Value::Guid(*id));
+        if entity.company_specific {
+            sql.push(", ").param(Value::String(row.company.clone().unwrap_or_default()));
         }
-        sql.push(" ON CONFLICT (").push(&conflict_target).push(") DO UPDATE SET ").push(&update_set.join(", "));
-        match deferred.take() {
-            Some(batch) => {
-                batch.push(
-                    "UPDATE ferry_clock SET version = version + $1 WHERE id = 1",
-                    vec![Value::Int(written as i64)],
-                );
-                let (text, args) = sql.into_parts();
-                batch.push(text, args);
-            }
-            None => {
-                conn.run(sql).await?;
-            }
+        sql.push(", ").param(Value::DateTime(now));
+        sql.push(", ").param(Value::DateTime(now));
+        sql.push(&format!(", (SELECT version FROM ferry_clock WHERE id = 1) - {}", written - 1 - n));
+        for &i in &fields {
+            sql.push(", ").param(row.values[i].clone());
         }
+        sql.push(")");
     }
+    sql.push(" ON CONFLICT (").push(&conflict_target).push(") DO UPDATE SET ").push(&update_set.join(", "));
+    batch.push("UPDATE ferry_clock SET version = version + $1 WHERE id = 1", vec![Value::Int(written as i64)]);
+    let (text, args) = sql.into_parts();
+    batch.push(text, args);
+    conn.fetch_batch(own, &[]).await?;
     Ok(counts)
 }
 
@@ -370,7 +359,6 @@ async fn existing_rows(
     let entity = table.entity;
     let key_columns = table.key_columns();
     let (select, types) = table.select_list();
-    let per_statement = (PARAMS_PER_STATEMENT_MAX / key_columns.len()).clamp(1, ROWS_PER_STATEMENT_MAX * 2);
     let mut found = HashMap::with_capacity(rows.len());
     if conn.dialect() == Dialect::Postgres {
         // One statement with one typed array per key column, joined on the key index.
@@ -410,53 +398,33 @@ async fn existing_rows(
         }
         return Ok(found);
     }
-    for chunk in rows.chunks(per_statement) {
-        // SQLite turns the row-value IN list into an ephemeral index.
-        let mut sql = Sql::new(conn.dialect());
-        sql.push("SELECT ").push(&select).push(" FROM ").push(&table.name);
-        sql.push(" WHERE (").push(&key_columns.join(", ")).push(") IN (");
-        for (n, row) in chunk.iter().enumerate() {
-            sql.push(if n == 0 { "(" } else { ", (" });
-            let key = RowKey {
-                company: entity.company_specific.then(|| row.company.clone().unwrap_or_default()),
-                values: entity.key.iter().map(|&i| row.values[i].clone()).collect(),
-            };
-            let mut first = true;
-            if let Some(company) = key.company {
-                sql.param(Value::String(company));
-                first = false;
-            }
-            for value in key.values {
-                if !first {
-                    sql.push(", ");
-                }
-                first = false;
-                sql.param(value);
-            }
-            sql.push(")");
+    // One statement whose row-value IN list SQLite turns into an ephemeral index (a small batch).
+    let mut sql = Sql::new(conn.dialect());
+    sql.push("SELECT ").push(&select).push(" FROM ").push(&table.name);
+    sql.push(" WHERE (").push(&key_columns.join(", ")).push(") IN (");
+    for (n, row) in rows.iter().enumerate() {
+        sql.push(if n == 0 { "(" } else { ", (" });
+        if entity.company_specific {
+            sql.param(Value::String(row.company.clone().unwrap_or_default())).push(", ");
         }
-        if conn.dialect() == Dialect::Postgres {
-            let names: Vec<String> = (0..key_columns.len()).map(|i| format!("ferry_key{i}")).collect();
-            let on: Vec<String> = key_columns
-                .iter()
-                .zip(&names)
-                .map(|(col, v)| format!("{}.{col} = ferry_keys.{v}", table.name))
-                .collect();
-            sql.push(") AS ferry_keys (").push(&names.join(", ")).push(") ON ").push(&on.join(" AND "));
+        for (k, &i) in entity.key.iter().enumerate() {
+            sql.push(if k == 0 { "" } else { ", " }).param(row.values[i].clone());
         }
         sql.push(")");
-        for r in conn.query(sql, &types).await? {
-            let stored = table.decode(r)?;
-            found.insert(key_text(entity, &stored.company, &stored.values), stored);
-        }
+    }
+    sql.push(")");
+    let stored_rows = conn.query(sql, &types).await?;
+    for r in stored_rows {
+        let stored = table.decode(r)?;
+        found.insert(key_text(entity, &stored.company, &stored.values), stored);
     }
     Ok(found)
 }
 
 /// The company and lookup-field values of each row (what lookup checks need).
-fn lookup_values(entity: &Entity, rows: &[NewRow]) -> Vec<crate::rows::PartialRow> {
+fn lookup_values<'r>(entity: &Entity, rows: &'r [NewRow]) -> Vec<crate::rows::PartialRow<'r>> {
     let lookups: Vec<usize> = (0..entity.fields.len()).filter(|&i| entity.fields[i].lookup.is_some()).collect();
-    rows.iter().map(|r| (r.company.clone(), lookups.iter().map(|&i| (i, r.values[i].clone())).collect())).collect()
+    rows.iter().map(|r| (r.company.as_deref(), lookups.iter().map(|&i| (i, &r.values[i])).collect())).collect()
 }
 
 /// One lookup value that names no record.

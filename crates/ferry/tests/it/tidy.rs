@@ -1,6 +1,7 @@
 //! Tidy checks that keep the invariants ARCHITECTURE.md states: every Rust file opens with a
 //! `//!` header; the pure crates' whole dependency trees stay free of I/O, async and serde;
-//! only the SQL crates use sqlx; only the clock reads the wall clock.
+//! only the SQL crates use sqlx; unsafe code lives in two reviewed places; only the clock reads
+//! the wall clock.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -105,6 +106,30 @@ fn only_the_sql_crates_use_database_drivers() {
             }
         }
     }
+}
+
+/// The workspace forbids unsafe code; two crates deny it instead and allow it in one reviewed
+/// place each, with the safety argument beside it: ferry-xslt's FFI module (libxslt) and
+/// ferry-sql's lending of sqlx's locked SQLite handle to rusqlite.
+#[test]
+fn unsafe_code_lives_in_its_two_reviewed_places() {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    for (_, dir) in crate_dirs(&root) {
+        rust_files(&dir, &mut files);
+    }
+    let allow = format!("#[allow({})]", "unsafe_code");
+    let mut allowing: Vec<String> = files
+        .iter()
+        .filter(|f| std::fs::read_to_string(f).unwrap().contains(&allow))
+        .map(|f| relative(&root, f))
+        .collect();
+    allowing.sort();
+    assert_eq!(
+        allowing,
+        ["crates/ferry-sql/src/sqlite_direct.rs", "crates/ferry-xslt/src/lib.rs"],
+        "unsafe code outside its reviewed places"
+    );
 }
 
 /// Time comes from the `Clock` given at start-up; only `SystemClock` reads the wall clock.
