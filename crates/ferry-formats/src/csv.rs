@@ -89,10 +89,10 @@ fn header_columns(header: RawRecord, limits: &Limits) -> Result<Vec<String>, For
         )
         .at_row(header.start_line));
     }
-    let mut columns = Vec::with_capacity(header.fields.len());
+    let mut columns = Vec::with_capacity(header.ends.len());
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for (index, raw) in header.fields.into_iter().enumerate() {
-        let name = text(raw, header.start_line)?.trim().to_string();
+    for (index, raw) in header.texts()?.enumerate() {
+        let name = raw.trim().to_string();
         if name.is_empty() {
             return Err(FormatError::new(
                 FormatErrorKind::BadHeader,
@@ -118,10 +118,18 @@ fn header_columns(header: RawRecord, limits: &Limits) -> Result<Vec<String>, For
     Ok(columns)
 }
 
-fn text(raw: Vec<u8>, row: u64) -> Result<String, FormatError> {
-    // The input was checked to be UTF-8 and fields split only at ASCII bytes, so this holds.
-    String::from_utf8(raw)
-        .map_err(|_| FormatError::new(FormatErrorKind::InvalidEncoding, "a field is not valid UTF-8").at_row(row))
+impl RawRecord {
+    /// The kept fields' text.
+    fn texts(&self) -> Result<impl Iterator<Item = &str>, FormatError> {
+        // The input was checked to be UTF-8 and fields split only at ASCII bytes, so this holds,
+        // and every field end is a character boundary (a field cut at `max_field_bytes` is
+        // refused before its text is taken).
+        let text = std::str::from_utf8(&self.bytes).map_err(|_| {
+            FormatError::new(FormatErrorKind::InvalidEncoding, "a field is not valid UTF-8").at_row(self.start_line)
+        })?;
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        Ok(starts.zip(&self.ends).map(move |(start, &end)| text.get(start..end).unwrap_or_default()))
+    }
 }
 
 impl RecordReader for CsvReader {
@@ -171,15 +179,19 @@ impl RecordReader for CsvReader {
             .in_column(column)));
         }
         let cells: Result<Vec<Cell>, FormatError> =
-            raw.fields.into_iter().map(|f| text(f, row).map(Cell::Text)).collect();
+            raw.texts().map(|texts| texts.map(|t| Cell::Text(t.to_owned())).collect());
+        self.parser.reuse(raw);
         Some(cells.map(|cells| SourceRecord { row, cells }))
     }
 }
 
-/// One record as parsed: the first `keep` fields' bytes, and how many fields there were.
+/// One record as parsed: the first `keep` fields' bytes, one after the other, and how many
+/// fields there were.
 struct RawRecord {
     start_line: u64,
-    fields: Vec<Vec<u8>>,
+    bytes: Vec<u8>,
+    /// Where each kept field ends in `bytes` (it starts where the one before ends).
+    ends: Vec<usize>,
     field_count: usize,
     /// The first field longer than `max_field_bytes`: its index and full length.
     oversized: Option<(usize, usize)>,
@@ -206,8 +218,11 @@ struct Parser {
     after_cr: bool,
     start_line: u64,
     record_bytes: usize,
-    fields: Vec<Vec<u8>>,
-    field: Vec<u8>,
+    /// The kept fields of the record so far ([`RawRecord`]).
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    /// Where the field being read starts in `bytes`.
+    field_start: usize,
     field_len: usize,
     field_count: usize,
     oversized: Option<(usize, usize)>,
@@ -231,8 +246,9 @@ impl Parser {
             after_cr: false,
             start_line: 1,
             record_bytes: 0,
-            fields: Vec::new(),
-            field: Vec::new(),
+            bytes: Vec::new(),
+            ends: Vec::new(),
+            field_start: 0,
             field_len: 0,
             field_count: 0,
             oversized: None,
@@ -299,8 +315,8 @@ impl Parser {
         }
         self.field_len += run.len();
         if self.field_count < self.keep {
-            let room = self.max_field_bytes.saturating_sub(self.field.len());
-            self.field.extend_from_slice(&run[..run.len().min(room)]);
+            let room = self.max_field_bytes.saturating_sub(self.bytes.len() - self.field_start);
+            self.bytes.extend_from_slice(&run[..run.len().min(room)]);
         }
         Ok(())
     }
@@ -389,8 +405,8 @@ impl Parser {
 
     fn push(&mut self, b: u8) {
         self.field_len += 1;
-        if self.field_count < self.keep && self.field.len() < self.max_field_bytes {
-            self.field.push(b);
+        if self.field_count < self.keep && self.bytes.len() - self.field_start < self.max_field_bytes {
+            self.bytes.push(b);
         }
     }
 
@@ -399,9 +415,9 @@ impl Parser {
             self.oversized = Some((self.field_count, self.field_len));
         }
         if self.field_count < self.keep {
-            self.fields.push(std::mem::take(&mut self.field));
+            self.ends.push(self.bytes.len());
         }
-        self.field.clear();
+        self.field_start = self.bytes.len();
         self.field_len = 0;
         self.field_count += 1;
     }
@@ -426,14 +442,26 @@ impl Parser {
         }
     }
 
+    /// Takes back a record's buffers once its fields were read, so the next record fills them
+    /// without growing new ones.
+    fn reuse(&mut self, mut record: RawRecord) {
+        if self.bytes.is_empty() && self.ends.is_empty() {
+            record.bytes.clear();
+            record.ends.clear();
+            (self.bytes, self.ends) = (record.bytes, record.ends);
+        }
+    }
+
     fn take(&mut self) -> RawRecord {
         let record = RawRecord {
             start_line: self.start_line,
-            fields: std::mem::take(&mut self.fields),
+            bytes: std::mem::take(&mut self.bytes),
+            ends: std::mem::take(&mut self.ends),
             field_count: self.field_count,
             oversized: self.oversized.take(),
         };
         self.field_count = 0;
+        self.field_start = 0;
         record
     }
 }

@@ -135,9 +135,10 @@ impl FieldType {
                     }
                     Input::Null => unreachable!(),
                 };
-                if let Some(max) = max_length {
+                // No more characters than bytes: only a long text needs counting.
+                if let Some(max) = max_length.filter(|&max| text.len() > max as usize) {
                     let chars = text.chars().count();
-                    if chars > *max as usize {
+                    if chars > max as usize {
                         return Err(err(
                             "string_too_long",
                             format!("value is {chars} characters long; the maximum is {max}"),

@@ -10,6 +10,7 @@ use ferry_domain::Stage;
 use ferry_formats::{Limits, SourceRecord, open_reader};
 use ferry_model::{Entity, Value};
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -145,6 +146,7 @@ fn read_all(
         Err(e) => return fatal("missing_columns", e.message, None, e.missing.first().cloned()),
     };
     let mut duplicates = DuplicateKeys::new(spec.work_dir.clone());
+    let mut staged_lines = StagedLines::default();
     let mut batch = new_batch(reader.columns(), &map);
     loop {
         if cancel.load(Ordering::Relaxed) {
@@ -199,7 +201,7 @@ fn read_all(
                     });
                 }
                 Ok(None) => {
-                    if let Err(e) = write_staged(staging, entity, &map, &staged) {
+                    if let Err(e) = staged_lines.write(staging, entity, &map, &staged) {
                         return fatal("io", format!("cannot write the staging file: {e}"), None, None);
                     }
                     batch.rows.push((staged, record));
@@ -230,35 +232,69 @@ fn read_all(
     SourceEvent::End(SourceEnd { fatal: None, ignored_columns: map.ignored, staging: None })
 }
 
-/// One staged row as a JSON line: `{"row":2,"company":"usmf","values":{"Field":"text",…}}`
-/// with the fields the file gives.
-fn write_staged(
-    out: &mut impl std::io::Write,
-    entity: &Entity,
-    map: &ColumnMap,
-    staged: &StagedRow,
-) -> std::io::Result<()> {
-    write!(out, "{{\"row\":{},\"company\":", staged.row)?;
-    serde_json::to_writer(&mut *out, &staged.company)?;
-    out.write_all(b",\"values\":{")?;
-    let mut first = true;
-    for target in map.targets.iter().flatten() {
-        if let Target::Field(i) = target {
-            if !first {
-                out.write_all(b",")?;
-            }
-            first = false;
-            serde_json::to_writer(&mut *out, &entity.fields[*i].name)?;
-            out.write_all(b":")?;
-            match &staged.values[*i] {
-                // Text as it is, without a copy (most values of a file are text).
-                Value::String(text) => serde_json::to_writer(&mut *out, text)?,
-                other => serde_json::to_writer(&mut *out, &other.to_text())?,
+/// Staged rows as JSON lines, `{"row":2,"company":"usmf","values":{"Field":"text",…}}` with
+/// the fields the file gives: each line is built in one buffer and written at once, the field
+/// names' JSON made once.
+#[derive(Default)]
+struct StagedLines {
+    /// Each mapped field's index and `"Name":`, for the map's targets as they were last seen.
+    names: Vec<(usize, Vec<u8>)>,
+    targets: usize,
+    line: Vec<u8>,
+}
+
+impl StagedLines {
+    fn write(
+        &mut self,
+        out: &mut impl std::io::Write,
+        entity: &Entity,
+        map: &ColumnMap,
+        staged: &StagedRow,
+    ) -> std::io::Result<()> {
+        if self.names.is_empty() || self.targets != map.targets.len() {
+            self.targets = map.targets.len();
+            self.names.clear();
+            for target in map.targets.iter().flatten() {
+                if let Target::Field(i) = target {
+                    let mut name = serde_json::to_vec(&entity.fields[*i].name)?;
+                    name.push(b':');
+                    self.names.push((*i, name));
+                }
             }
         }
+        let line = &mut self.line;
+        line.clear();
+        write!(line, "{{\"row\":{},\"company\":", staged.row)?;
+        match &staged.company {
+            Some(company) => json_string(line, company)?,
+            None => line.extend_from_slice(b"null"),
+        }
+        line.extend_from_slice(b",\"values\":{");
+        for (k, (i, name)) in self.names.iter().enumerate() {
+            if k > 0 {
+                line.push(b',');
+            }
+            line.extend_from_slice(name);
+            match &staged.values[*i] {
+                Value::String(text) => json_string(line, text)?,
+                other => serde_json::to_writer(&mut *line, &other.to_text())?,
+            }
+        }
+        line.extend_from_slice(b"}}\n");
+        out.write_all(line)
     }
-    out.write_all(b"}}")?;
-    out.write_all(b"\n")
+}
+
+/// `text` as a JSON string: as it is between quotes when nothing in it needs escaping (most
+/// values), else escaped by serde_json.
+fn json_string(out: &mut Vec<u8>, text: &str) -> std::io::Result<()> {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+        return Ok(());
+    }
+    Ok(serde_json::to_writer(out, text)?)
 }
 
 fn new_batch(columns: &[String], map: &ColumnMap) -> SourceBatch {
@@ -298,4 +334,28 @@ fn key_of_record(entity: &Entity, map: &ColumnMap, record: &SourceRecord) -> Opt
         }
     }
     (!parts.is_empty()).then(|| parts.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_string;
+
+    #[test]
+    fn json_strings_are_serde_jsons_own() {
+        let texts = [
+            "",
+            "C000000001",
+            "Müller, Söhne ‘7’ 😀",
+            "say \"hi\"",
+            "back\\slash",
+            "line\nbreak\ttab\r",
+            "\u{1}\u{1f}\u{7f}",
+            "</script>",
+        ];
+        for text in texts {
+            let mut out = Vec::new();
+            json_string(&mut out, text).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(text).unwrap(), "{text:?}");
+        }
+    }
 }

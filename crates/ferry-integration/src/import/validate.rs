@@ -30,7 +30,8 @@ pub fn stage_record(
     record: &SourceRecord,
     company: Option<&str>,
 ) -> Result<StagedRow, Vec<RowError>> {
-    let mut values: Vec<Value> = entity.fields.iter().map(|f| f.default.clone().unwrap_or(Value::Null)).collect();
+    let mut values: Vec<Value> =
+        entity.fields.iter().map(|f| f.default.as_ref().map_or(Value::Null, Value::clone)).collect();
     let mut row_company = company.map(normalize_company);
     let mut errors = Vec::new();
     for (cell, target) in record.cells.iter().zip(&map.targets) {
