@@ -11,6 +11,7 @@ use ferry_domain::{Changes, CompanyScope, NewRow, RowKey, StoredRow, Tombstone};
 use ferry_model::{Catalog, Entity, Value};
 use ferry_query::BoundExpr;
 use ferry_sql::{ColType, Conn, Dialect, RowExt, Sql};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use uuid::Uuid;
 
@@ -55,14 +56,14 @@ pub(crate) async fn current_version(conn: &mut Conn) -> StoreResult<i64> {
 }
 
 /// The company of a row and some of its field values (by field index).
-pub(crate) type PartialRow = (Option<String>, Vec<(usize, Value)>);
+pub(crate) type PartialRow<'a> = (Option<&'a str>, Vec<(usize, &'a Value)>);
 
 /// Checks that every lookup value in `rows` names an existing record of its target entity.
 pub(crate) async fn check_lookups(
     conn: &mut Conn,
     catalog: &Catalog,
     entity: &Entity,
-    rows: &[PartialRow],
+    rows: &[PartialRow<'_>],
 ) -> StoreResult<()> {
     match find_missing_lookups(conn, catalog, entity, rows).await?.into_iter().next() {
         Some(miss) => Err(StoreError::LookupMissing {
@@ -79,7 +80,7 @@ pub(crate) async fn find_missing_lookups(
     conn: &mut Conn,
     catalog: &Catalog,
     entity: &Entity,
-    rows: &[PartialRow],
+    rows: &[PartialRow<'_>],
 ) -> StoreResult<Vec<LookupMiss>> {
     let mut misses = Vec::new();
     for (field_index, field) in entity.fields.iter().enumerate() {
@@ -88,14 +89,14 @@ pub(crate) async fn find_missing_lookups(
         let Some((target_field, _)) = target.field(&lookup.field) else { continue };
         // Distinct wanted values per company of the target (None for shared targets), compared
         // by their canonical text (values are not hashable: reals).
-        let mut wanted: BTreeMap<Option<String>, (Vec<Value>, HashSet<String>)> = BTreeMap::new();
+        let mut wanted: BTreeMap<Option<&str>, Wanted<'_>> = BTreeMap::new();
         for (company, values) in rows {
-            for (i, value) in values {
-                if *i == field_index && !value.is_null() {
-                    let scope = if target.company_specific { company.clone() } else { None };
+            for &(i, value) in values {
+                if i == field_index && !value.is_null() {
+                    let scope = if target.company_specific { *company } else { None };
                     let (list, seen) = wanted.entry(scope).or_default();
-                    if seen.insert(value.to_text().unwrap_or_default()) {
-                        list.push(value.clone());
+                    if seen.insert(lookup_text(value)) {
+                        list.push(value);
                     }
                 }
             }
@@ -108,34 +109,34 @@ pub(crate) async fn find_missing_lookups(
             for chunk in values.chunks(LOOKUP_CHUNK) {
                 let mut sql = Sql::new(conn.dialect());
                 sql.push("SELECT ").push(&column).push(" FROM ").push(&table.name).push(" WHERE ");
-                if let Some(company) = &company {
-                    sql.push(&quote(COMPANY)).push(" = ").param(Value::String(company.clone())).push(" AND ");
+                if let Some(company) = company {
+                    sql.push(&quote(COMPANY)).push(" = ").param(Value::String(company.to_owned())).push(" AND ");
                 }
                 sql.push(&column).push(" IN (");
                 for (n, value) in chunk.iter().enumerate() {
                     if n > 0 {
                         sql.push(", ");
                     }
-                    sql.param(value.clone());
+                    sql.param((*value).clone());
                 }
                 sql.push(")");
                 let found = conn.query(sql, &[col_type]).await?;
                 let found: HashSet<String> =
                     found.into_iter().map(|mut r| r.remove(0).to_text().unwrap_or_default()).collect();
-                missing.extend(chunk.iter().map(|v| v.to_text().unwrap_or_default()).filter(|v| !found.contains(v)));
+                missing.extend(chunk.iter().map(|v| lookup_text(v).into_owned()).filter(|v| !found.contains(v)));
             }
             if missing.is_empty() {
                 continue;
             }
-            let company_note = company.as_ref().map(|c| format!(" (company {c})")).unwrap_or_default();
+            let company_note = company.map(|c| format!(" (company {c})")).unwrap_or_default();
             let target_text = format!("{}.{}{company_note}", target.collection, lookup.field);
             for (row, (row_company, values)) in rows.iter().enumerate() {
-                let scope = if target.company_specific { row_company.clone() } else { None };
+                let scope = if target.company_specific { *row_company } else { None };
                 if scope != company {
                     continue;
                 }
-                for (i, value) in values {
-                    if *i == field_index && !value.is_null() && missing.contains(&value.to_text().unwrap_or_default()) {
+                for &(i, value) in values {
+                    if i == field_index && !value.is_null() && missing.contains(lookup_text(value).as_ref()) {
                         misses.push(LookupMiss {
                             row,
                             field: field_index,
@@ -151,6 +152,17 @@ pub(crate) async fn find_missing_lookups(
     Ok(misses)
 }
 
+/// The distinct values one company's rows look up, each once, and their texts.
+type Wanted<'a> = (Vec<&'a Value>, HashSet<Cow<'a, str>>);
+
+/// A lookup value's canonical text (the text itself for text, which most keys are).
+fn lookup_text(value: &Value) -> Cow<'_, str> {
+    match value {
+        Value::String(s) => Cow::Borrowed(s),
+        other => Cow::Owned(other.to_text().unwrap_or_default()),
+    }
+}
+
 pub(crate) async fn insert(
     conn: &mut Conn,
     catalog: &Catalog,
@@ -161,8 +173,10 @@ pub(crate) async fn insert(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let lookup_rows: Vec<_> =
-        rows.iter().map(|r| (r.company.clone(), r.values.iter().cloned().enumerate().collect::<Vec<_>>())).collect();
+    // The rows move into the answer; their lookups are checked on a copy.
+    let originals = rows.clone();
+    let lookup_rows: Vec<PartialRow<'_>> =
+        originals.iter().map(|r| (r.company.as_deref(), r.values.iter().enumerate().collect())).collect();
     // PostgreSQL takes each statement's versions in the statement itself (one round trip less),
     // and checks one row's lookups in its insert: only when that inserted nothing are they read,
     // to name the missing one.
@@ -309,7 +323,8 @@ pub(crate) async fn update(
     changes: Vec<(usize, Value)>,
     now: DateTime<Utc>,
 ) -> StoreResult<Option<StoredRow>> {
-    check_lookups(conn, catalog, entity, &[(key.company.clone(), changes.clone())]).await?;
+    check_lookups(conn, catalog, entity, &[(key.company.as_deref(), changes.iter().map(|(i, v)| (*i, v)).collect())])
+        .await?;
     let version = allocate_versions(conn, 1).await?;
     let table = EntityTable::new(entity, conn.dialect());
     let mut sql = Sql::new(conn.dialect());

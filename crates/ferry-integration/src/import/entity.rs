@@ -267,7 +267,12 @@ async fn write_batch(
 ) -> Result<(BatchCounts, Vec<SourceRecord>), RunError> {
     let entity = &spec.entity;
     match upsert(run, entity, &rows, mapped_fields).await {
-        Ok(counts) => return Ok((counts, Vec::new())),
+        Ok(counts) => {
+            // Freeing a batch's many values is not the writer's work: another thread does it
+            // while the next batch is written.
+            tokio::task::spawn_blocking(move || drop((rows, sources)));
+            return Ok((counts, Vec::new()));
+        }
         Err(e) if e.is_row_level() => {}
         Err(e) => return Err(e.into()),
     }
