@@ -3,7 +3,7 @@
 //! translation. Values never enter SQL text: they are bound as parameters.
 
 use crate::error::StoreResult;
-use ferry_domain::{RowKey, StoredRow};
+use ferry_domain::{NewRow, RowKey, StoredRow};
 use ferry_model::{Entity, FieldType, Value};
 use ferry_query::{BoundExpr, BoundOperand, CmpOp, Column, MatchKind, StringFunc};
 use ferry_sql::{ColType, Dialect, RowExt, Sql};
@@ -92,6 +92,28 @@ impl<'e> EntityTable<'e> {
     }
 
     /// The columns of the natural key, in order, including the company.
+    /// What a batch of `rows` writes: the key fields and every field some row gives a value
+    /// (columns null in every row would be written as null anyway, and on wide entities most
+    /// are: binding them dominated the cost), and the insert's columns — the bookkeeping ones,
+    /// then those fields'.
+    pub(crate) fn written_columns<'r>(
+        &self,
+        rows: impl Iterator<Item = &'r NewRow> + Clone,
+    ) -> (Vec<usize>, Vec<String>) {
+        let entity = self.entity;
+        let fields: Vec<usize> = self
+            .stored_fields()
+            .filter(|&i| entity.key.contains(&i) || rows.clone().any(|r| !r.values[i].is_null()))
+            .collect();
+        let mut columns = vec![quote(ID)];
+        if entity.company_specific {
+            columns.push(quote(COMPANY));
+        }
+        columns.extend([quote(CREATED_AT), quote(MODIFIED_AT), quote(VERSION)]);
+        columns.extend(fields.iter().map(|&i| quote(&entity.fields[i].name)));
+        (fields, columns)
+    }
+
     pub(crate) fn key_columns(&self) -> Vec<String> {
         let mut cols = Vec::new();
         if self.entity.company_specific {

@@ -9,7 +9,7 @@
 use crate::error::StoreResult;
 use crate::queue;
 use crate::rows::{allocate_versions, check_lookups};
-use crate::sql::{COMPANY, CREATED_AT, EntityTable, ID, MODIFIED_AT, VERSION, quote};
+use crate::sql::{EntityTable, MODIFIED_AT, VERSION, quote};
 use crate::upsert_sqlite;
 use chrono::{DateTime, Utc};
 use ferry_domain::{NewRow, StoredRow};
@@ -129,18 +129,7 @@ pub(crate) async fn import_batch(
         return Ok(counts);
     }
 
-    // Columns null in every row are left out: they would be written as null anyway, and on
-    // wide entities most columns are (binding every one of them dominated the cost).
-    let fields: Vec<usize> = fields
-        .into_iter()
-        .filter(|&i| entity.key.contains(&i) || writes.iter().any(|(_, r)| !r.values[i].is_null()))
-        .collect();
-    let mut columns = vec![quote(ID)];
-    if entity.company_specific {
-        columns.push(quote(COMPANY));
-    }
-    columns.extend([quote(CREATED_AT), quote(MODIFIED_AT), quote(VERSION)]);
-    columns.extend(fields.iter().map(|&i| quote(&entity.fields[i].name)));
+    let (fields, columns) = table.written_columns(writes.iter().map(|(_, row)| *row));
     let mut update_set: Vec<String> =
         updated_fields.iter().map(|&i| format!("{c} = excluded.{c}", c = quote(&entity.fields[i].name))).collect();
     update_set.push(format!("{c} = excluded.{c}", c = quote(MODIFIED_AT)));

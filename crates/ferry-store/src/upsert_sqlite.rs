@@ -6,7 +6,7 @@
 //! transaction: SQLite has one writer, which holds the write lock from its `BEGIN IMMEDIATE`.
 
 use crate::error::StoreResult;
-use crate::sql::{COMPANY, CREATED_AT, EntityTable, ID, MODIFIED_AT, VERSION, quote};
+use crate::sql::{EntityTable, ID, MODIFIED_AT, VERSION, quote};
 use crate::upsert::BatchCounts;
 use chrono::{DateTime, Utc};
 use ferry_domain::NewRow;
@@ -23,18 +23,7 @@ pub(crate) fn import_rows(
     now: DateTime<Utc>,
 ) -> StoreResult<BatchCounts> {
     let entity = table.entity;
-    // Columns null in every row are left out of the insert: they would be written as null
-    // anyway, and on wide entities most columns are.
-    let fields: Vec<usize> = table
-        .stored_fields()
-        .filter(|&i| entity.key.contains(&i) || rows.iter().any(|r| !r.values[i].is_null()))
-        .collect();
-    let mut columns = vec![quote(ID)];
-    if entity.company_specific {
-        columns.push(quote(COMPANY));
-    }
-    columns.extend([quote(CREATED_AT), quote(MODIFIED_AT), quote(VERSION)]);
-    columns.extend(fields.iter().map(|&i| quote(&entity.fields[i].name)));
+    let (fields, columns) = table.written_columns(rows.iter());
     let insert = format!(
         "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING",
         table.name,
