@@ -260,6 +260,29 @@ impl BlobStore {
         self.put_checked(key, body, u64::MAX).await
     }
 
+    /// Moves the file at `path`, which the caller gives up, into blob `key` without reading it:
+    /// on the local store it is fsync'd and renamed into place (copied, then removed, when it is
+    /// on another filesystem); on S3 it is uploaded and removed. Same durability as
+    /// [`put_file`](Self::put_file), no digest: for scratch files nobody checks (the staging and
+    /// rejected-rows files of an import), a large one costs a rename instead of a copy and a hash.
+    pub async fn put_file_moving(&self, key: &str, path: &Path) -> Result<u64, BlobError> {
+        validate_key(key)?;
+        let moved = match &*self.backend {
+            Backend::Local(local) => local.adopt(key, path).await?,
+            Backend::S3(_) => None,
+        };
+        let size = match moved {
+            Some(size) => size,
+            None => {
+                let size = self.put_file(key, path).await?.size;
+                let _ = tokio::fs::remove_file(path).await;
+                size
+            }
+        };
+        tracing::debug!(key, size, "blob stored by moving its file");
+        Ok(size)
+    }
+
     async fn put_checked<S>(&self, key: &str, body: S, max_bytes: u64) -> Result<BlobInfo, BlobError>
     where
         S: Stream<Item = Result<Bytes, BlobError>> + Send + Unpin,

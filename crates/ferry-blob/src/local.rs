@@ -1,7 +1,8 @@
 //! The local-directory backend: blob `a/b` is the file `<dir>/a/b`. A put writes
 //! `<dir>/.tmp/<uuid>`, fsyncs it, renames it into place and fsyncs the directories it changed,
 //! so a blob is either absent or complete, also after a crash. Temporary files left by a crash
-//! are removed when the store is next opened.
+//! are removed when the store is next opened. A file the caller gives up (`adopt`) is fsync'd and
+//! renamed into place the same way, from wherever it was written.
 //!
 //! A blob's ETag is a hash of its file's identity and times (inode, size, modification and
 //! change times), so it stays the same while the file does and changes with every put, which
@@ -96,6 +97,30 @@ impl LocalStore {
         .await?;
         temp.disarm();
         Ok(meter.finish(key))
+    }
+
+    /// Renames the file at `path` into blob `key` after an fsync (the put's guarantees without
+    /// its copy); answers its size, or `None` when it is on another filesystem and was left as is.
+    pub(crate) async fn adopt(&self, key: &str, path: &Path) -> Result<Option<u64>, BlobError> {
+        let (root, source, target) = (self.root.clone(), path.to_path_buf(), self.path_of(key));
+        blocking(move || {
+            let file = std::fs::File::open(&source).map_err(|e| io_error(&source, e))?;
+            file.sync_all().map_err(|e| io_error(&source, e))?;
+            let size = file.metadata().map_err(|e| io_error(&source, e))?.len();
+            drop(file);
+            let created = create_parents(&root, &target)?;
+            match std::fs::rename(&source, &target) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::CrossesDevices => return Ok(None),
+                Err(e) => return Err(io_error(&target, e)),
+            }
+            sync_dir(target.parent().unwrap_or(&root))?;
+            for dir in &created {
+                sync_dir(dir.parent().unwrap_or(&root))?;
+            }
+            Ok(Some(size))
+        })
+        .await
     }
 
     pub(crate) async fn local_copy(&self, key: &str) -> Result<LocalBlob, BlobError> {

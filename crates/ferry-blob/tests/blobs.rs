@@ -50,6 +50,7 @@ on_both_backends!(
     invalid_keys_are_rejected,
     writes_are_durable_and_visible_to_a_second_store,
     put_file_copies_a_file,
+    put_file_moving_takes_the_file,
     clones_share_the_store,
     open_fails_clearly,
 );
@@ -477,6 +478,31 @@ async fn put_file_copies_a_file(f: Fixture) {
     assert!(file.path().is_file(), "the source file stays");
 
     let missing = f.store.put_file("files/b", Path::new("/nonexistent/ferry-blob-test")).await;
+    match missing {
+        Err(BlobError::Io(e)) => assert!(e.to_string().contains("/nonexistent/ferry-blob-test"), "{e}"),
+        other => panic!("expected an I/O error naming the file, got {other:?}"),
+    }
+    assert_eq!(f.store.size("files/b").await.unwrap(), None);
+}
+
+async fn put_file_moving_takes_the_file(f: Fixture) {
+    let len = MIB + 77;
+    // Written where an import writes its scratch files: outside the store's directory.
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    let mut offset = 0;
+    while offset < len {
+        let n = (len - offset).min(CHUNK as u64) as usize;
+        std::io::Write::write_all(&mut file, &chunk_at(offset, n)).unwrap();
+        offset += n as u64;
+    }
+    let path = file.into_temp_path();
+    assert_eq!(f.store.put_file_moving("files/nested/a", &path).await.unwrap(), len);
+    assert_generated(&read_all(&f.store, "files/nested/a").await, len);
+    assert_eq!(f.store.size("files/nested/a").await.unwrap(), Some(len));
+    assert!(!path.exists(), "the source file is moved or removed");
+    f.assert_no_leftovers().await;
+
+    let missing = f.store.put_file_moving("files/b", Path::new("/nonexistent/ferry-blob-test")).await;
     match missing {
         Err(BlobError::Io(e)) => assert!(e.to_string().contains("/nonexistent/ferry-blob-test"), "{e}"),
         other => panic!("expected an I/O error naming the file, got {other:?}"),

@@ -3,12 +3,14 @@
 
 mod support;
 
-use ferry_domain::{EntityState, ErrorFilter, MessageState, NewRow};
+use ferry_domain::{
+    AuthorizedApp, EntityState, ErrorFilter, Job, MessageState, NewRow, Origin, Project, ProjectEntity,
+};
 use ferry_integration::EnqueueRequest;
 use ferry_model::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use support::{ATOMIC_PACKAGE_JOB, Harness, JOB, NO_COMPANY_JOB, PACKAGE_JOB, format_job, utf16le};
+use support::{APP, ATOMIC_PACKAGE_JOB, Harness, JOB, NO_COMPANY_JOB, PACKAGE_JOB, format_job, utf16le};
 
 on_both!(
     csv_files_import_and_bad_rows_are_reported,
@@ -21,6 +23,7 @@ on_both!(
     enqueues_without_a_company_land_in_the_apps_default_company,
     all_or_nothing_imports_do_not_block_other_writers,
     a_messages_last_batch_is_recorded_with_its_end,
+    rows_find_lookups_an_earlier_batch_wrote,
 );
 
 async fn csv_files_import_and_bad_rows_are_reported(h: Harness) {
@@ -453,4 +456,31 @@ async fn a_messages_last_batch_is_recorded_with_its_end(h: Harness) {
     }
     assert_eq!(h.count("CustomerGroups").await, 11);
     h.stop().await;
+}
+
+/// A row may look up a row of its own file that an earlier batch wrote (an account's parent
+/// account): that batch may still be committing while the next batch's lookups are read, and
+/// the row is imported, not rejected.
+async fn rows_find_lookups_an_earlier_batch_wrote(h: Harness) {
+    const ACCOUNTS_JOB: &str = "b2c3d4e5-0000-4000-8000-000000000003";
+    let entity = ProjectEntity { format: "CSV".into(), ..ProjectEntity::new("Account") };
+    h.service.put_project(Project::new("Accounts", vec![entity]), Origin::Api).await.unwrap();
+    let job = Job {
+        apps: vec![AuthorizedApp { client_id: APP.into(), enabled: true }],
+        ..Job::new(ACCOUNTS_JOB, "Accounts")
+    };
+    h.service.put_job(job, Origin::Api).await.unwrap();
+    // In batches of 7 rows, each account's parent is the account 7 rows before it: every row
+    // after the first batch looks up a row of the batch before.
+    let id = |n: u32| format!("00000000-0000-4000-8000-{n:012}");
+    let mut csv = String::from("ACCOUNTID,NAME,PARENTACCOUNTID\n");
+    for n in 1..=60 {
+        let parent = if n <= 7 { String::new() } else { id(n - 7) };
+        csv.push_str(&format!("{},Account {n},{parent}\n", id(n)));
+    }
+    let message = h.enqueue(ACCOUNTS_JOB, Some("Account"), csv.into_bytes()).await;
+    let view = h.wait(&message).await;
+    assert_eq!(view.message.state, MessageState::Processed, "{:?}", view.reason);
+    assert_eq!((view.message.counters.inserted, view.message.counters.rejected), (60, 0));
+    assert_eq!(h.count("accounts").await, 60);
 }

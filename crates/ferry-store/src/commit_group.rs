@@ -61,29 +61,49 @@ impl CommitGroup {
     /// Runs `op` inside the open group's transaction (beginning one if none is open) and waits
     /// until that transaction committed.
     pub(crate) async fn write<T>(&self, op: impl AsyncFnOnce(&mut Conn) -> StoreResult<T>) -> StoreResult<T> {
-        let (result, mut ended) = {
-            let mut state = self.shared.state.lock().await;
-            repair(&mut state).await;
-            if state.open.is_none() {
-                let conn = self.shared.pool.begin().await?;
-                state.open = Some((conn, watch::channel(None).0));
-            }
-            let ended = state.open.as_ref().map(|(_, end)| end.subscribe()).expect("a group is open");
-            let mut member = Member::enter(state).await?;
-            let result = op(member.conn()).await;
-            let state = member.leave(result.is_ok()).await?;
-            // Still holding the writer: the wake-up cannot be lost to a cancellation.
-            let _ = self.wake.try_send(());
-            drop(state);
-            (result, ended)
-        };
-        let value = result?;
-        let end = ended
+        let (value, commit) = self.write_committing(op).await?;
+        commit.wait().await?;
+        Ok(value)
+    }
+
+    /// Runs `op` like [`write`](Self::write), but answers as soon as its work is done, with the
+    /// commit under way: the caller may prepare its next write while the group commits, and
+    /// learns from [`CommitWait::wait`] whether and when this one is durable.
+    pub(crate) async fn write_committing<T>(
+        &self,
+        op: impl AsyncFnOnce(&mut Conn) -> StoreResult<T>,
+    ) -> StoreResult<(T, CommitWait)> {
+        let mut state = self.shared.state.lock().await;
+        repair(&mut state).await;
+        if state.open.is_none() {
+            let conn = self.shared.pool.begin().await?;
+            state.open = Some((conn, watch::channel(None).0));
+        }
+        let ended = state.open.as_ref().map(|(_, end)| end.subscribe()).expect("a group is open");
+        let mut member = Member::enter(state).await?;
+        let result = op(member.conn()).await;
+        let state = member.leave(result.is_ok()).await?;
+        // Still holding the writer: the wake-up cannot be lost to a cancellation.
+        let _ = self.wake.try_send(());
+        drop(state);
+        Ok((result?, CommitWait(ended)))
+    }
+}
+
+/// The commit of the group a write joined. Dropping it does not stop the commit (the committer
+/// was woken when the write ended); it only gives up learning how it went.
+pub(crate) struct CommitWait(watch::Receiver<Option<GroupEnd>>);
+
+impl CommitWait {
+    /// Answers once the group committed, or with the failure that rolled it back.
+    pub(crate) async fn wait(mut self) -> StoreResult<()> {
+        let end = self
+            .0
             .wait_for(Option::is_some)
             .await
             .map_err(|_| group_failed(SqlErrorKind::Other, "the writer stopped"))?;
         match end.clone().flatten() {
-            None => Ok(value),
+            None => Ok(()),
             Some((kind, message)) => Err(group_failed(kind, &message)),
         }
     }

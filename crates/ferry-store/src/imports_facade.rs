@@ -6,7 +6,7 @@ use crate::inline_files::{self, InlineFile};
 use crate::messages;
 use crate::queue::{self, ClaimLimits};
 use crate::upsert::{self, BatchCounts, Fence, LookupMiss};
-use crate::{RunRecords, Store, StoreResult};
+use crate::{Committing, RunRecords, Store, StoreResult};
 use ferry_domain::{
     EntityResult, ErrorFilter, ErrorRecord, Job, LanePosition, Message, MessageFilter, MessageOutcome, NewMessage,
     NewRow, Origin, Project, QueueStats, RowCounters, earlier, later,
@@ -350,10 +350,23 @@ impl Store {
         fence: Option<&Fence>,
         records: &RunRecords,
     ) -> StoreResult<BatchCounts> {
+        self.import_batch_committing(entity, rows, update_fields, fence, records).await?.durable().await
+    }
+
+    /// [`import_batch`](Self::import_batch), answering once the batch is written, with its commit
+    /// possibly under way: an import prepares its next batch while this one commits.
+    pub async fn import_batch_committing(
+        &self,
+        entity: &Entity,
+        rows: &[NewRow],
+        update_fields: Option<&[usize]>,
+        fence: Option<&Fence>,
+        records: &RunRecords,
+    ) -> StoreResult<Committing<BatchCounts>> {
         let catalog = self.catalog();
         let now = self.now();
-        let counts = self
-            .write(async |conn| {
+        let (counts, commit) = self
+            .write_committing(async |conn| {
                 // The records go with a small batch's write (one statement on PostgreSQL).
                 let mut write = Batch::independent();
                 let counts = upsert::import_batch(
@@ -372,11 +385,11 @@ impl Store {
                 Ok(counts)
             })
             .await?;
-        if counts.inserted + counts.updated > 0 {
-            self.changed();
+        let wrote = counts.inserted + counts.updated > 0;
+        if wrote {
             self.count_inserts(entity, counts.inserted);
         }
-        Ok(counts)
+        Ok(Committing { value: counts, commit, changed: wrote.then(|| self.clone()) })
     }
 
     /// Upserts every batch `batches` yields — of one or more entities, already read and

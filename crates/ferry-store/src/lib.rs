@@ -102,6 +102,35 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// A write whose work is done and whose commit may still be under way (SQLite commits writes in
+/// groups): [`durable`](Self::durable) answers its value once it is durable. A writer with more
+/// to write prepares it meanwhile. On PostgreSQL the write is durable when this is handed out.
+#[must_use = "a write is not known to be durable until `durable` answers"]
+pub struct Committing<T> {
+    value: T,
+    commit: Option<commit_group::CommitWait>,
+    /// Told of the change once it is durable (replication waits for that).
+    changed: Option<Store>,
+}
+
+impl<T> Committing<T> {
+    /// A value whose write is durable already.
+    pub fn settled(value: T) -> Committing<T> {
+        Committing { value, commit: None, changed: None }
+    }
+
+    /// Waits until the write is durable; an error means it was rolled back.
+    pub async fn durable(self) -> StoreResult<T> {
+        if let Some(commit) = self.commit {
+            commit.wait().await?;
+        }
+        if let Some(store) = self.changed {
+            store.changed();
+        }
+        Ok(self.value)
+    }
+}
+
 impl Store {
     /// Opens a store from a URL: `sqlite://path/to/file.db` or `postgres://…`. Does not migrate.
     /// Every time the store writes or compares against comes from `clock`.
@@ -161,6 +190,18 @@ impl Store {
         let out = op(&mut conn).await?;
         conn.commit().await?;
         Ok(out)
+    }
+
+    /// Runs `op` like [`write`](Self::write), answering as soon as its work is done: on SQLite
+    /// with the group's commit still under way (the wait for it is the answer's second half).
+    async fn write_committing<T>(
+        &self,
+        op: impl AsyncFnOnce(&mut Conn) -> StoreResult<T>,
+    ) -> StoreResult<(T, Option<commit_group::CommitWait>)> {
+        match &self.inner.group {
+            Some(group) => group.write_committing(op).await.map(|(value, commit)| (value, Some(commit))),
+            None => Ok((self.write(op).await?, None)),
+        }
     }
 
     /// Runs `op`, each of whose statements is a complete write on its own (it may commit alone;

@@ -91,7 +91,6 @@ impl<'e> EntityTable<'e> {
         format!("{} {}{not_null}", quote(&field.name), self.sql_type(&field.ty))
     }
 
-    /// The columns of the natural key, in order, including the company.
     /// What a batch of `rows` writes: the key fields and every field some row gives a value
     /// (columns null in every row would be written as null anyway, and on wide entities most
     /// are: binding them dominated the cost), and the insert's columns — the bookkeeping ones,
@@ -114,6 +113,7 @@ impl<'e> EntityTable<'e> {
         (fields, columns)
     }
 
+    /// The columns of the natural key, in order, including the company.
     pub(crate) fn key_columns(&self) -> Vec<String> {
         let mut cols = Vec::new();
         if self.entity.company_specific {

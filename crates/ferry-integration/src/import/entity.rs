@@ -13,7 +13,7 @@ use crate::run::{RunError, RunState};
 use ferry_domain::{ErrorRecord, NewRow, Stage};
 use ferry_formats::SourceRecord;
 use ferry_formats::writer::RecordWriter;
-use ferry_store::{BatchCounts, INLINE_FILE_MAX, InlineFile, StoreError};
+use ferry_store::{BatchCounts, Committing, INLINE_FILE_MAX, InlineFile, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -103,6 +103,9 @@ pub(crate) async fn import_entity(
     let mut end: Option<SourceEnd> = None;
     // An event already received, to handle next.
     let mut next: Option<SourceEvent> = None;
+    // The batch written last, while its commit may be under way: the next batch is read and its
+    // lookups checked meanwhile, and it is settled (durable, counted) before the next is written.
+    let mut committing: Option<Committing<BatchCounts>> = None;
     loop {
         let Some(event) = (match next.take() {
             Some(event) => Some(event),
@@ -139,8 +142,14 @@ pub(crate) async fn import_entity(
             .map(|(s, record)| ((s.row, record), NewRow { company: s.company, values: s.values }))
             .unzip();
         // Lookups to other entities, checked for the whole batch at once.
-        let misses = run.ctx.store.missing_lookups(&entity, &rows).await?;
-        let misses = run.unresolved(&entity, &rows, misses);
+        let mut misses = run.unresolved(&entity, &rows, run.ctx.store.missing_lookups(&entity, &rows).await?);
+        if let Some(written) = committing.take() {
+            outcome.counts += written.durable().await?;
+            if !misses.is_empty() {
+                // Looked up before the batch before committed, which may hold them: again.
+                misses = run.unresolved(&entity, &rows, run.ctx.store.missing_lookups(&entity, &rows).await?);
+            }
+        }
         if !misses.is_empty() {
             let mut by_row: BTreeMap<usize, Vec<ErrorDraft>> = BTreeMap::new();
             for miss in misses {
@@ -188,10 +197,11 @@ pub(crate) async fn import_entity(
                         following => next = following,
                     }
                 }
-                let written = write_batch(run, &spec, &batch.mapped_fields, rows, sources, &mut errors).await?;
-                outcome.counts += written.0;
-                outcome.target_errors += written.1.len() as i64;
-                for record in written.1 {
+                let (counts, refused) =
+                    write_batch(run, &spec, &batch.mapped_fields, rows, sources, &mut errors).await?;
+                committing = Some(counts);
+                outcome.target_errors += refused.len() as i64;
+                for record in refused {
                     rejected_file
                         .get_or_insert_with(|| RejectedFile::new(run, &spec, position))
                         .write(&batch.columns, &record);
@@ -200,6 +210,9 @@ pub(crate) async fn import_entity(
         }
         run.store_errors(errors).await?;
         run.add_progress(super::counters_of(&outcome));
+    }
+    if let Some(written) = committing {
+        outcome.counts += written.durable().await?;
     }
     let _ = reader.await;
     if let Some((path, writer)) = spill {
@@ -229,7 +242,7 @@ pub(crate) async fn import_entity(
             run.record_file(InlineFile { key, message_id: run.message.id.clone(), content });
         }
         Some(Spooled::File(path)) => {
-            run.ctx.blobs.put_file(&key, &path).await?;
+            run.ctx.blobs.put_file_moving(&key, &path).await?;
         }
         None => {}
     }
@@ -243,6 +256,7 @@ pub(crate) async fn write_tail(run: &RunState, tail: Tail) -> Result<(BatchCount
     let mut errors = Vec::new();
     let (counts, refused) =
         write_batch(run, &tail.spec, &tail.mapped_fields, tail.rows, tail.sources, &mut errors).await?;
+    let counts = counts.durable().await?;
     run.store_errors(errors).await?;
     if !refused.is_empty() {
         let mut file = RejectedFile::new(run, &tail.spec, tail.position);
@@ -255,8 +269,8 @@ pub(crate) async fn write_tail(run: &RunState, tail: Tail) -> Result<(BatchCount
 }
 
 /// Upserts one batch; if the database refuses it as a whole (not transiently), writes the
-/// rows one by one so only the refused rows are rejected. Answers the counts and the records
-/// of refused rows.
+/// rows one by one so only the refused rows are rejected. Answers the counts — once the batch
+/// is durable, when written whole — and the records of refused rows.
 async fn write_batch(
     run: &RunState,
     spec: &SourceSpec,
@@ -264,7 +278,7 @@ async fn write_batch(
     rows: Vec<NewRow>,
     sources: Vec<(u64, SourceRecord)>,
     errors: &mut Vec<ErrorRecord>,
-) -> Result<(BatchCounts, Vec<SourceRecord>), RunError> {
+) -> Result<(Committing<BatchCounts>, Vec<SourceRecord>), RunError> {
     let entity = &spec.entity;
     match upsert(run, entity, &rows, mapped_fields).await {
         Ok(counts) => {
@@ -281,7 +295,7 @@ async fn write_batch(
     for (row, (row_number, record)) in rows.into_iter().zip(sources) {
         let key = describe_key(entity, &row.company, &row.values);
         match upsert(run, entity, std::slice::from_ref(&row), mapped_fields).await {
-            Ok(c) => counts += c,
+            Ok(c) => counts += c.durable().await?,
             Err(e) if e.is_row_level() => {
                 let (code, field) = match &e {
                     StoreError::LookupMissing { field, .. } => ("lookup_missing", Some(field.clone())),
@@ -304,19 +318,20 @@ async fn write_batch(
             Err(e) => return Err(e.into()),
         }
     }
-    Ok((counts, refused))
+    Ok((Committing::settled(counts), refused))
 }
 
 /// Upserts rows, fenced by the run's lease, with the records the run has waiting; a failed
-/// write gives them back for the next.
+/// write gives them back for the next. Answers once they are written, their commit under way.
 async fn upsert(
     run: &RunState,
     entity: &ferry_model::Entity,
     rows: &[NewRow],
     mapped_fields: &[usize],
-) -> Result<BatchCounts, StoreError> {
+) -> Result<Committing<BatchCounts>, StoreError> {
     let records = run.take_records();
-    let written = run.ctx.store.import_batch(entity, rows, Some(mapped_fields), Some(&run.fence), &records).await;
+    let written =
+        run.ctx.store.import_batch_committing(entity, rows, Some(mapped_fields), Some(&run.fence), &records).await;
     if written.is_err() {
         run.put_back_records(records);
     }
@@ -369,7 +384,7 @@ impl RejectedFile {
         if writer.finish().is_err() {
             return Ok(());
         }
-        run.ctx.blobs.put_file(&self.key, &path).await?;
+        run.ctx.blobs.put_file_moving(&self.key, &path).await?;
         Ok(())
     }
 }
