@@ -5,7 +5,7 @@
 //! (`super::apply_spills`). The last batch of a message can instead go in with the message's end,
 //! in one transaction (a [`Tail`]).
 
-use super::source::{ErrorDraft, Rejected, SourceEnd, SourceEvent, SourceSpec, read_source};
+use super::source::{ErrorDraft, Rejected, SourceEnd, SourceEvent, SourceSpec, WrittenRows, read_source};
 use super::spill::SpillWriter;
 use super::spool::{Spool, Spooled};
 use super::validate::describe_key;
@@ -88,12 +88,14 @@ pub(crate) async fn import_entity(
     };
     // One batch waits while one is written and one is read: memory stays at about three batches.
     let (tx, mut rx) = mpsc::channel::<SourceEvent>(1);
+    // Written batches go back to the reader to be freed; at most one waits.
+    let (written, to_free) = std::sync::mpsc::sync_channel::<WrittenRows>(1);
     let cancel = Arc::new(AtomicBool::new(false));
     let reader = {
         let spec = spec.clone();
         let cancel = cancel.clone();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(|| read_source(spec, staging, tx, cancel)))
+        tokio::task::spawn_blocking(move || span.in_scope(|| read_source(spec, staging, tx, to_free, cancel)))
     };
     let _stop_reader = StopOnDrop(cancel);
     let entity = spec.entity.clone();
@@ -198,7 +200,7 @@ pub(crate) async fn import_entity(
                     }
                 }
                 let (counts, refused) =
-                    write_batch(run, &spec, &batch.mapped_fields, rows, sources, &mut errors).await?;
+                    write_batch(run, &spec, &batch.mapped_fields, rows, sources, &mut errors, Some(&written)).await?;
                 committing = Some(counts);
                 outcome.target_errors += refused.len() as i64;
                 for record in refused {
@@ -255,7 +257,7 @@ pub(crate) async fn import_entity(
 pub(crate) async fn write_tail(run: &RunState, tail: Tail) -> Result<(BatchCounts, i64), RunError> {
     let mut errors = Vec::new();
     let (counts, refused) =
-        write_batch(run, &tail.spec, &tail.mapped_fields, tail.rows, tail.sources, &mut errors).await?;
+        write_batch(run, &tail.spec, &tail.mapped_fields, tail.rows, tail.sources, &mut errors, None).await?;
     let counts = counts.durable().await?;
     run.store_errors(errors).await?;
     if !refused.is_empty() {
@@ -270,7 +272,8 @@ pub(crate) async fn write_tail(run: &RunState, tail: Tail) -> Result<(BatchCount
 
 /// Upserts one batch; if the database refuses it as a whole (not transiently), writes the
 /// rows one by one so only the refused rows are rejected. Answers the counts — once the batch
-/// is durable, when written whole — and the records of refused rows.
+/// is durable, when written whole — and the records of refused rows. A batch written whole is
+/// freed by the reader (`free`) or, when it has one waiting, by another thread: not by the writer.
 async fn write_batch(
     run: &RunState,
     spec: &SourceSpec,
@@ -278,13 +281,20 @@ async fn write_batch(
     rows: Vec<NewRow>,
     sources: Vec<(u64, SourceRecord)>,
     errors: &mut Vec<ErrorRecord>,
+    free: Option<&std::sync::mpsc::SyncSender<WrittenRows>>,
 ) -> Result<(Committing<BatchCounts>, Vec<SourceRecord>), RunError> {
     let entity = &spec.entity;
     match upsert(run, entity, &rows, mapped_fields).await {
         Ok(counts) => {
-            // Freeing a batch's many values is not the writer's work: another thread does it
-            // while the next batch is written.
-            tokio::task::spawn_blocking(move || drop((rows, sources)));
+            let left = match free {
+                Some(reader) => reader.try_send((rows, sources)).err().map(|e| match e {
+                    std::sync::mpsc::TrySendError::Full(w) | std::sync::mpsc::TrySendError::Disconnected(w) => w,
+                }),
+                None => Some((rows, sources)),
+            };
+            if let Some(written) = left {
+                tokio::task::spawn_blocking(move || drop(written));
+            }
             return Ok((counts, Vec::new()));
         }
         Err(e) if e.is_row_level() => {}
