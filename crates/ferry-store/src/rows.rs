@@ -1,6 +1,7 @@
 //! Reads and writes of entity rows, written once over [`Conn`] for both backends. Every write
-//! takes its change versions before it touches rows (see [`allocate_versions`]; on PostgreSQL a
-//! one-statement write takes them in that statement).
+//! takes its change versions before it touches rows (see [`allocate_versions`]; an insert of the
+//! rows one statement holds takes them in that statement — on SQLite from the clock bumped in
+//! the same request).
 
 use crate::error::{StoreError, StoreResult};
 use crate::model::RowQuery;
@@ -10,7 +11,7 @@ use chrono::{DateTime, Utc};
 use ferry_domain::{Changes, CompanyScope, NewRow, RowKey, StoredRow, Tombstone};
 use ferry_model::{Catalog, Entity, Value};
 use ferry_query::BoundExpr;
-use ferry_sql::{ColType, Conn, Dialect, RowExt, Sql};
+use ferry_sql::{Batch, ColType, Conn, Dialect, RowExt, Sql};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use uuid::Uuid;
@@ -177,15 +178,26 @@ pub(crate) async fn insert(
     let originals = rows.clone();
     let lookup_rows: Vec<PartialRow<'_>> =
         originals.iter().map(|r| (r.company.as_deref(), r.values.iter().enumerate().collect())).collect();
-    // PostgreSQL takes each statement's versions in the statement itself (one round trip less),
-    // and checks one row's lookups in its insert: only when that inserted nothing are they read,
-    // to name the missing one.
+    let table = EntityTable::new(entity, conn.dialect());
+    let mut columns = vec![quote(ID)];
+    if entity.company_specific {
+        columns.push(quote(COMPANY));
+    }
+    columns.extend([quote(CREATED_AT), quote(MODIFIED_AT), quote(VERSION)]);
+    let fields: Vec<usize> = table.stored_fields().collect();
+    columns.extend(fields.iter().map(|&i| quote(&entity.fields[i].name)));
+    let rows_per_statement = (PARAMS_PER_STATEMENT_MAX / columns.len()).max(1);
+    // Each statement takes its versions itself (one round trip less): on PostgreSQL from the
+    // sequence, on SQLite — when the rows fit one statement — from the clock bumped in the same
+    // request, each row's version counted back from it. One row's lookups are checked in its
+    // insert: only when that inserted nothing are they read, to name the missing one.
     let postgres = conn.dialect() == Dialect::Postgres;
-    let mut guarded = postgres && rows.len() == 1;
+    let own_versions = postgres || rows.len() <= rows_per_statement;
+    let mut guarded = own_versions && rows.len() == 1;
     if !guarded {
         check_lookups(conn, catalog, entity, &lookup_rows).await?;
     }
-    let first_version = if postgres { 0 } else { allocate_versions(conn, rows.len()).await? };
+    let first_version = if own_versions { 0 } else { allocate_versions(conn, rows.len()).await? };
     let mut stored: Vec<StoredRow> = rows
         .into_iter()
         .enumerate()
@@ -209,15 +221,6 @@ pub(crate) async fn insert(
         })
         .collect();
 
-    let table = EntityTable::new(entity, conn.dialect());
-    let mut columns = vec![quote(ID)];
-    if entity.company_specific {
-        columns.push(quote(COMPANY));
-    }
-    columns.extend([quote(CREATED_AT), quote(MODIFIED_AT), quote(VERSION)]);
-    let fields: Vec<usize> = table.stored_fields().collect();
-    columns.extend(fields.iter().map(|&i| quote(&entity.fields[i].name)));
-    let rows_per_statement = (PARAMS_PER_STATEMENT_MAX / columns.len()).max(1);
     'statements: loop {
         for chunk in stored.chunks_mut(rows_per_statement) {
             let mut sql = Sql::new(conn.dialect());
@@ -227,6 +230,7 @@ pub(crate) async fn insert(
             }
             sql.push("INSERT INTO ").push(&table.name).push(" (").push(&columns.join(", "));
             sql.push(if guarded { ") SELECT " } else { ") VALUES " });
+            let last = chunk.len() - 1;
             for (n, row) in chunk.iter().enumerate() {
                 if !guarded {
                     sql.push(if n == 0 { "(" } else { ", (" });
@@ -239,6 +243,8 @@ pub(crate) async fn insert(
                 sql.push(", ").param(Value::DateTime(now));
                 if postgres {
                     sql.push(&format!(", (SELECT first FROM v) + {n}"));
+                } else if own_versions {
+                    sql.push(&format!(", (SELECT version FROM ferry_clock WHERE id = 1) - {}", last - n));
                 } else {
                     sql.push(", ").param(Value::Int(row.version));
                 }
@@ -253,21 +259,42 @@ pub(crate) async fn insert(
             if guarded {
                 push_lookups_exist(&mut sql, catalog, entity, &chunk[0]);
             }
-            if !postgres {
+            if !own_versions {
                 conn.run(sql).await.map_err(|e| conflict_or(e.into(), entity, chunk))?;
                 continue;
             }
-            sql.push(" RETURNING (SELECT first FROM v)");
-            let answered =
-                conn.query(sql, &[ColType::Int64]).await.map_err(|e| conflict_or(e.into(), entity, chunk))?;
-            let Some(first) = answered.first() else {
+            // The first version the statement took, or none when the guard inserted nothing.
+            let first = if postgres {
+                sql.push(" RETURNING (SELECT first FROM v)");
+                let answered =
+                    conn.query(sql, &[ColType::Int64]).await.map_err(|e| conflict_or(e.into(), entity, chunk))?;
+                answered.first().map(|r| r.int(0)).transpose()?
+            } else {
+                sql.push(&format!(" RETURNING {}", quote(VERSION)));
+                let mut request = Batch::new();
+                request.push(
+                    "UPDATE ferry_clock SET version = version + $1 WHERE id = 1",
+                    vec![Value::Int(chunk.len() as i64)],
+                );
+                let (text, args) = sql.into_parts();
+                request.push(text, args);
+                let answered = conn
+                    .fetch_batch(request, &[ColType::Int64])
+                    .await
+                    .map_err(|e| conflict_or(e.into(), entity, chunk))?;
+                let mut newest = None;
+                for row in &answered {
+                    newest = newest.max(Some(row.int(0)?));
+                }
+                newest.map(|v| v - last as i64)
+            };
+            let Some(first) = first else {
                 // A lookup names no record: say which. Should they all be there by now, insert
                 // again without the guard.
                 check_lookups(conn, catalog, entity, &lookup_rows).await?;
                 guarded = false;
                 continue 'statements;
             };
-            let first = first.int(0)?;
             for (n, row) in chunk.iter_mut().enumerate() {
                 row.version = first + n as i64;
             }
