@@ -458,9 +458,9 @@ async fn a_messages_last_batch_is_recorded_with_its_end(h: Harness) {
     h.stop().await;
 }
 
-/// A row may look up a row of its own file that an earlier batch wrote (an account's parent
-/// account): that batch may still be committing while the next batch's lookups are read, and
-/// the row is imported, not rejected.
+/// A row may look up another row of its own file (an account's parent account), in its own
+/// batch or an earlier one — which may still be committing while the next batch's lookups are
+/// read: the row is imported, not rejected. A parent that is nowhere is still a missing lookup.
 async fn rows_find_lookups_an_earlier_batch_wrote(h: Harness) {
     const ACCOUNTS_JOB: &str = "b2c3d4e5-0000-4000-8000-000000000003";
     let entity = ProjectEntity { format: "CSV".into(), ..ProjectEntity::new("Account") };
@@ -470,17 +470,24 @@ async fn rows_find_lookups_an_earlier_batch_wrote(h: Harness) {
         ..Job::new(ACCOUNTS_JOB, "Accounts")
     };
     h.service.put_job(job, Origin::Api).await.unwrap();
-    // In batches of 7 rows, each account's parent is the account 7 rows before it: every row
-    // after the first batch looks up a row of the batch before.
+    // In batches of 7 rows: each account's parent is the account before it (the first row of a
+    // batch looks up the last row of the batch before); the last account's parent does not exist.
     let id = |n: u32| format!("00000000-0000-4000-8000-{n:012}");
     let mut csv = String::from("ACCOUNTID,NAME,PARENTACCOUNTID\n");
     for n in 1..=60 {
-        let parent = if n <= 7 { String::new() } else { id(n - 7) };
+        let parent = match n {
+            1 => String::new(),
+            60 => id(999),
+            n => id(n - 1),
+        };
         csv.push_str(&format!("{},Account {n},{parent}\n", id(n)));
     }
     let message = h.enqueue(ACCOUNTS_JOB, Some("Account"), csv.into_bytes()).await;
     let view = h.wait(&message).await;
-    assert_eq!(view.message.state, MessageState::Processed, "{:?}", view.reason);
-    assert_eq!((view.message.counters.inserted, view.message.counters.rejected), (60, 0));
-    assert_eq!(h.count("accounts").await, 60);
+    assert_eq!(view.message.state, MessageState::ProcessedWithErrors, "{:?}", view.reason);
+    assert_eq!((view.message.counters.inserted, view.message.counters.rejected), (59, 1));
+    let errors = h.service.errors(&message, &ErrorFilter { limit: 10, ..Default::default() }).await.unwrap();
+    let summary: Vec<(Option<i64>, &str)> = errors.iter().map(|e| (e.row, e.code.as_str())).collect();
+    assert_eq!(summary, [(Some(61), "lookup_missing")]);
+    assert_eq!(h.count("accounts").await, 59);
 }

@@ -76,7 +76,9 @@ pub(crate) async fn check_lookups(
     }
 }
 
-/// Every lookup value in `rows` that names no record of its target entity.
+/// Every lookup value in `rows` that names no record of its target entity. A lookup into the
+/// rows' own entity is also met by one of `rows` (when they hold its key): they are written
+/// together, as an account and its parent account in one file.
 pub(crate) async fn find_missing_lookups(
     conn: &mut Conn,
     catalog: &Catalog,
@@ -125,6 +127,16 @@ pub(crate) async fn find_missing_lookups(
                 let found: HashSet<String> =
                     found.into_iter().map(|mut r| r.remove(0).to_text().unwrap_or_default()).collect();
                 missing.extend(chunk.iter().map(|v| lookup_text(v).into_owned()).filter(|v| !found.contains(v)));
+            }
+            if target.collection == entity.collection {
+                for (row_company, values) in rows {
+                    let scope = if target.company_specific { *row_company } else { None };
+                    for &(i, value) in values {
+                        if i == target_field && scope == company && !value.is_null() {
+                            missing.remove(lookup_text(value).as_ref());
+                        }
+                    }
+                }
             }
             if missing.is_empty() {
                 continue;

@@ -412,7 +412,11 @@ async fn existing_rows(
 
 /// The company and lookup-field values of each row (what lookup checks need).
 fn lookup_values<'r>(entity: &Entity, rows: &'r [NewRow]) -> Vec<crate::rows::PartialRow<'r>> {
-    let lookups: Vec<usize> = (0..entity.fields.len()).filter(|&i| entity.fields[i].lookup.is_some()).collect();
+    // The lookup fields, and the key when a lookup names this entity: the batch's own rows count.
+    let self_lookup = entity.fields.iter().any(|f| f.lookup.as_ref().is_some_and(|l| l.entity == entity.collection));
+    let lookups: Vec<usize> = (0..entity.fields.len())
+        .filter(|&i| entity.fields[i].lookup.is_some() || (self_lookup && entity.key.contains(&i)))
+        .collect();
     rows.iter().map(|r| (r.company.as_deref(), lookups.iter().map(|&i| (i, &r.values[i])).collect())).collect()
 }
 
