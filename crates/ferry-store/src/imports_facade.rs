@@ -263,6 +263,7 @@ impl Store {
                     None,
                     now,
                     Some(&mut write),
+                    false,
                 )
                 .await?;
                 let (outcome, records) = end(counts);
@@ -350,11 +351,13 @@ impl Store {
         fence: Option<&Fence>,
         records: &RunRecords,
     ) -> StoreResult<BatchCounts> {
-        self.import_batch_committing(entity, rows, update_fields, fence, records).await?.durable().await
+        self.import_batch_committing(entity, rows, update_fields, fence, records, false).await?.durable().await
     }
 
     /// [`import_batch`](Self::import_batch), answering once the batch is written, with its commit
-    /// possibly under way: an import prepares its next batch while this one commits.
+    /// possibly under way: an import prepares its next batch while this one commits. With
+    /// `expect_new` (no earlier batch of the import met a stored key), PostgreSQL tries the batch's
+    /// `COPY` before reading stored rows.
     pub async fn import_batch_committing(
         &self,
         entity: &Entity,
@@ -362,6 +365,7 @@ impl Store {
         update_fields: Option<&[usize]>,
         fence: Option<&Fence>,
         records: &RunRecords,
+        expect_new: bool,
     ) -> StoreResult<Committing<BatchCounts>> {
         let catalog = self.catalog();
         let now = self.now();
@@ -378,6 +382,7 @@ impl Store {
                     fence,
                     now,
                     Some(&mut write),
+                    expect_new,
                 )
                 .await?;
                 records.push_onto(&mut write);
@@ -422,6 +427,7 @@ impl Store {
                         fence,
                         now,
                         None,
+                        false,
                     )
                     .await?;
                     if n.inserted > 0 {

@@ -214,10 +214,7 @@ pub(crate) async fn insert(
         .into_iter()
         .enumerate()
         .map(|(n, row)| {
-            let id = match entity.primary_id.map(|i| &row.values[i]) {
-                Some(Value::Guid(g)) => *g,
-                _ => Uuid::now_v7(),
-            };
+            let id = crate::upsert::row_id(entity, &row);
             let mut values = row.values;
             if let Some(i) = entity.primary_id {
                 values[i] = Value::Guid(id);

@@ -67,7 +67,9 @@ impl Fence {
 /// first (a missing lookup fails the batch: callers validate lookups beforehand with
 /// [`crate::Store::missing_lookups`]); SQLite's write lock is already held (`BEGIN IMMEDIATE`).
 /// With `deferred`, a small batch's writing statements are added to it instead of run: the caller
-/// sends them with statements of its own, as one request.
+/// sends them with statements of its own, as one request. With `expect_new` (no batch of the
+/// caller's import met an existing key so far), a large PostgreSQL batch is first `COPY`ed
+/// straight into the table without reading the stored rows — read only if a key exists after all.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn import_batch(
     conn: &mut Conn,
@@ -78,6 +80,7 @@ pub(crate) async fn import_batch(
     fence: Option<&Fence>,
     now: DateTime<Utc>,
     deferred: Option<&mut Batch>,
+    expect_new: bool,
 ) -> StoreResult<BatchCounts> {
     if let Some(f) = fence {
         queue::fence(conn, &f.message_id, &f.holder, f.lease_until(now), now).await?;
@@ -104,6 +107,26 @@ pub(crate) async fn import_batch(
         }
         (_, deferred) => deferred,
     };
+    let mut update_set: Vec<String> =
+        updated_fields.iter().map(|&i| format!("{c} = excluded.{c}", c = quote(&entity.fields[i].name))).collect();
+    update_set.push(format!("{c} = excluded.{c}", c = quote(MODIFIED_AT)));
+    update_set.push(format!("{c} = excluded.{c}", c = quote(VERSION)));
+    let conflict_target = table.key_columns().join(", ");
+    if expect_new && conn.dialect() == Dialect::Postgres && rows.len() >= COPY_ROWS_MIN {
+        let writes: Vec<(Uuid, &NewRow)> = rows.iter().map(|row| (row_id(entity, row), row)).collect();
+        let (fields, columns) = table.written_columns(rows.iter());
+        let merge = Merge {
+            table: &table,
+            fields: &fields,
+            columns: &columns,
+            conflict_target: conflict_target.clone(),
+            update_set: update_set.clone(),
+        };
+        let first_version = allocate_versions(conn, writes.len()).await?;
+        if merge.copy_straight(conn, &writes, first_version, now).await? {
+            return Ok(BatchCounts { inserted: rows.len() as u64, ..BatchCounts::default() });
+        }
+    }
     let existing = existing_rows(conn, &table, rows).await?;
     let mut counts = BatchCounts::default();
     let mut writes: Vec<(Uuid, &NewRow)> = Vec::with_capacity(rows.len());
@@ -117,11 +140,7 @@ pub(crate) async fn import_batch(
             }
             None => {
                 counts.inserted += 1;
-                let id = match entity.primary_id.map(|i| &row.values[i]) {
-                    Some(Value::Guid(g)) => *g,
-                    _ => Uuid::now_v7(),
-                };
-                writes.push((id, row));
+                writes.push((row_id(entity, row), row));
             }
         }
     }
@@ -130,11 +149,6 @@ pub(crate) async fn import_batch(
     }
 
     let (fields, columns) = table.written_columns(writes.iter().map(|(_, row)| *row));
-    let mut update_set: Vec<String> =
-        updated_fields.iter().map(|&i| format!("{c} = excluded.{c}", c = quote(&entity.fields[i].name))).collect();
-    update_set.push(format!("{c} = excluded.{c}", c = quote(MODIFIED_AT)));
-    update_set.push(format!("{c} = excluded.{c}", c = quote(VERSION)));
-    let conflict_target = table.key_columns().join(", ");
 
     if conn.dialect() == Dialect::Postgres {
         let merge = Merge { table: &table, fields: &fields, columns: &columns, conflict_target, update_set };
@@ -221,13 +235,8 @@ impl Merge<'_> {
         first_version: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        if all_new {
-            conn.savepoint(COPY_SAVEPOINT).await?;
-            match self.copy_into(conn, &self.table.name, &writes, first_version, now).await {
-                Ok(()) => return Ok(conn.release_savepoint(COPY_SAVEPOINT).await?),
-                Err(e) if e.is_unique_violation() => conn.rollback_to_savepoint(COPY_SAVEPOINT).await?,
-                Err(e) => return Err(e),
-            }
+        if all_new && self.copy_straight(conn, &writes, first_version, now).await? {
+            return Ok(());
         }
         let columns = self.columns.join(", ");
         conn.execute(
@@ -242,6 +251,29 @@ impl Merge<'_> {
         conn.execute(&self.insert_from(&format!("SELECT {columns} FROM {COPY_STAGE}")), ()).await?;
         conn.execute(&format!("DROP TABLE {COPY_STAGE}"), ()).await?;
         Ok(())
+    }
+
+    /// `COPY`s `writes` straight into the entity's table under a savepoint; false, having written
+    /// nothing, when one of their keys exists.
+    async fn copy_straight(
+        &self,
+        conn: &mut Conn,
+        writes: &[(Uuid, &NewRow)],
+        first_version: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        conn.savepoint(COPY_SAVEPOINT).await?;
+        match self.copy_into(conn, &self.table.name, writes, first_version, now).await {
+            Ok(()) => {
+                conn.release_savepoint(COPY_SAVEPOINT).await?;
+                Ok(true)
+            }
+            Err(e) if e.is_unique_violation() => {
+                conn.rollback_to_savepoint(COPY_SAVEPOINT).await?;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// `COPY table (columns) FROM STDIN` of `writes`, versions counted from `first_version`.
@@ -411,6 +443,14 @@ async fn existing_rows(
 }
 
 /// The company and lookup-field values of each row (what lookup checks need).
+/// The id a new row gets: its primary id when it has one, else a new (time-ordered) one.
+pub(crate) fn row_id(entity: &Entity, row: &NewRow) -> Uuid {
+    match entity.primary_id.map(|i| &row.values[i]) {
+        Some(Value::Guid(g)) => *g,
+        _ => Uuid::now_v7(),
+    }
+}
+
 fn lookup_values<'r>(entity: &Entity, rows: &'r [NewRow]) -> Vec<crate::rows::PartialRow<'r>> {
     // The lookup fields, and the key when a lookup names this entity: the batch's own rows count.
     let self_lookup = entity.fields.iter().any(|f| f.lookup.as_ref().is_some_and(|l| l.entity == entity.collection));

@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use ferry_domain::NewRow;
 use ferry_model::Value;
 use ferry_sql::{ColType, SqliteDirect, SqliteStatement, SqliteValue};
-use uuid::Uuid;
 
 /// Upserts `rows` (no key twice) into `table`; existing rows take `updated_fields`.
 pub(crate) fn import_rows(
@@ -44,11 +43,7 @@ pub(crate) fn import_rows(
     let mut counts = BatchCounts::default();
     for row in rows {
         let next = version + 1;
-        let id = match entity.primary_id.map(|i| &row.values[i]) {
-            Some(Value::Guid(g)) => *g,
-            _ => Uuid::now_v7(),
-        };
-        insert.bind(&Value::Guid(id))?;
+        insert.bind(&Value::Guid(crate::upsert::row_id(entity, row)))?;
         if entity.company_specific {
             insert.bind_text(row.company.as_deref().unwrap_or_default())?;
         }

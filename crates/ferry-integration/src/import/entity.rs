@@ -108,6 +108,8 @@ pub(crate) async fn import_entity(
     // The batch written last, while its commit may be under way: the next batch is read and its
     // lookups checked meanwhile, and it is settled (durable, counted) before the next is written.
     let mut committing: Option<Committing<BatchCounts>> = None;
+    // Whether a batch met stored rows: until one does, PostgreSQL copies a batch before it reads.
+    let mut met_stored = false;
     loop {
         let Some(event) = (match next.take() {
             Some(event) => Some(event),
@@ -146,7 +148,9 @@ pub(crate) async fn import_entity(
         // Lookups to other entities, checked for the whole batch at once.
         let mut misses = run.unresolved(&entity, &rows, run.ctx.store.missing_lookups(&entity, &rows).await?);
         if let Some(written) = committing.take() {
-            outcome.counts += written.durable().await?;
+            let counts = written.durable().await?;
+            met_stored |= counts.updated + counts.unchanged > 0;
+            outcome.counts += counts;
             if !misses.is_empty() {
                 // Looked up before the batch before committed, which may hold them: again.
                 misses = run.unresolved(&entity, &rows, run.ctx.store.missing_lookups(&entity, &rows).await?);
@@ -199,8 +203,17 @@ pub(crate) async fn import_entity(
                         following => next = following,
                     }
                 }
-                let (counts, refused) =
-                    write_batch(run, &spec, &batch.mapped_fields, rows, sources, &mut errors, Some(&written)).await?;
+                let (counts, refused) = write_batch(
+                    run,
+                    &spec,
+                    &batch.mapped_fields,
+                    rows,
+                    sources,
+                    &mut errors,
+                    Some(&written),
+                    !met_stored,
+                )
+                .await?;
                 committing = Some(counts);
                 outcome.target_errors += refused.len() as i64;
                 for record in refused {
@@ -257,7 +270,7 @@ pub(crate) async fn import_entity(
 pub(crate) async fn write_tail(run: &RunState, tail: Tail) -> Result<(BatchCounts, i64), RunError> {
     let mut errors = Vec::new();
     let (counts, refused) =
-        write_batch(run, &tail.spec, &tail.mapped_fields, tail.rows, tail.sources, &mut errors, None).await?;
+        write_batch(run, &tail.spec, &tail.mapped_fields, tail.rows, tail.sources, &mut errors, None, false).await?;
     let counts = counts.durable().await?;
     run.store_errors(errors).await?;
     if !refused.is_empty() {
@@ -274,6 +287,8 @@ pub(crate) async fn write_tail(run: &RunState, tail: Tail) -> Result<(BatchCount
 /// rows one by one so only the refused rows are rejected. Answers the counts — once the batch
 /// is durable, when written whole — and the records of refused rows. A batch written whole is
 /// freed by the reader (`free`) or, when it has one waiting, by another thread: not by the writer.
+/// `expect_new`: no batch before met stored rows ([`ferry_store::Store::import_batch_committing`]).
+#[allow(clippy::too_many_arguments)]
 async fn write_batch(
     run: &RunState,
     spec: &SourceSpec,
@@ -282,9 +297,10 @@ async fn write_batch(
     sources: Vec<(u64, SourceRecord)>,
     errors: &mut Vec<ErrorRecord>,
     free: Option<&std::sync::mpsc::SyncSender<WrittenRows>>,
+    expect_new: bool,
 ) -> Result<(Committing<BatchCounts>, Vec<SourceRecord>), RunError> {
     let entity = &spec.entity;
-    match upsert(run, entity, &rows, mapped_fields).await {
+    match upsert(run, entity, &rows, mapped_fields, expect_new).await {
         Ok(counts) => {
             let left = match free {
                 Some(reader) => reader.try_send((rows, sources)).err().map(|e| match e {
@@ -304,7 +320,7 @@ async fn write_batch(
     let mut refused = Vec::new();
     for (row, (row_number, record)) in rows.into_iter().zip(sources) {
         let key = describe_key(entity, &row.company, &row.values);
-        match upsert(run, entity, std::slice::from_ref(&row), mapped_fields).await {
+        match upsert(run, entity, std::slice::from_ref(&row), mapped_fields, false).await {
             Ok(c) => counts += c.durable().await?,
             Err(e) if e.is_row_level() => {
                 let (code, field) = match &e {
@@ -338,10 +354,12 @@ async fn upsert(
     entity: &ferry_model::Entity,
     rows: &[NewRow],
     mapped_fields: &[usize],
+    expect_new: bool,
 ) -> Result<Committing<BatchCounts>, StoreError> {
     let records = run.take_records();
+    let store = &run.ctx.store;
     let written =
-        run.ctx.store.import_batch_committing(entity, rows, Some(mapped_fields), Some(&run.fence), &records).await;
+        store.import_batch_committing(entity, rows, Some(mapped_fields), Some(&run.fence), &records, expect_new).await;
     if written.is_err() {
         run.put_back_records(records);
     }

@@ -1,8 +1,9 @@
 //! Large import batches — on PostgreSQL the bulk path (new rows `COPY`ed straight into the table,
 //! others into a temporary table, then one merge): every type and awkward text survives it,
 //! counts and versions are those of the small path, several large batches in one transaction (an
-//! all-or-nothing import) work, and a key another writer inserts after the batch looked for it
-//! is updated, not refused.
+//! all-or-nothing import) work, a key another writer inserts after the batch looked for it
+//! is updated, not refused, and a batch copied before anything is read (no earlier batch of its
+//! import met a stored key) is merged when a key exists after all.
 
 use crate::support::{ALL_TYPES, Db, catalog_with, entity, row, s};
 use chrono::{NaiveDate, TimeZone, Utc};
@@ -127,4 +128,27 @@ pub async fn a_key_inserted_after_the_read_is_merged_not_refused(Db { store, url
     sqlx::query("COMMIT").execute(&mut other).await.unwrap();
     import.await.unwrap().expect("the batch is merged over the racer's row");
     assert_stored(&store, &all, &rows).await;
+}
+
+/// A batch its import expects to be new is copied before anything is read; when some of its keys
+/// exist after all, it is read and merged like any batch: the same counts, the same rows.
+pub async fn a_batch_expected_new_is_merged_when_a_key_exists(Db { store, .. }: Db) {
+    let catalog = catalog_with(ALL_TYPES);
+    let all = entity(&catalog, "AllTypes");
+    let none = RunRecords::default();
+    let first: Vec<NewRow> = (0..ROWS).map(|n| row_n(&all, n, "first")).collect();
+    let c =
+        store.import_batch_committing(&all, &first, None, None, &none, true).await.unwrap().durable().await.unwrap();
+    assert_eq!((c.inserted, c.updated, c.unchanged), (ROWS as u64, 0, 0));
+    assert_stored(&store, &all, &first).await;
+
+    // Its first half is stored already (every even row changed), its second half is new.
+    let memo = |n: usize| if n.is_multiple_of(2) { "second" } else { "first" };
+    let second: Vec<NewRow> = (ROWS / 2..ROWS + ROWS / 2).map(|n| row_n(&all, n, memo(n))).collect();
+    let changed = (ROWS / 2..ROWS).filter(|n| n.is_multiple_of(2) && !n.is_multiple_of(7)).count() as u64;
+    let c =
+        store.import_batch_committing(&all, &second, None, None, &none, true).await.unwrap().durable().await.unwrap();
+    assert_eq!((c.inserted, c.updated, c.unchanged), ((ROWS / 2) as u64, changed, (ROWS / 2) as u64 - changed));
+    assert_stored(&store, &all, &second).await;
+    assert_stored(&store, &all, &first[..ROWS / 2]).await;
 }

@@ -60,6 +60,7 @@ conformance!(
     queue::errors_are_stored_fenced_and_paged,
     bulk::large_import_batches_round_trip_every_type,
     bulk::a_key_inserted_after_the_read_is_merged_not_refused,
+    bulk::a_batch_expected_new_is_merged_when_a_key_exists,
     small_messages::a_last_batch_goes_in_with_the_end_or_not_at_all,
     small_messages::claims_take_many_small_messages_and_few_large_ones,
 );
