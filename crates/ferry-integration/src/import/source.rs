@@ -124,7 +124,7 @@ pub(crate) fn read_source(
 
 /// A batch the writer is done with, handed back to the reader to free: the reader allocated its
 /// values, and memory freed on the thread that allocated it takes the allocator's cheap path
-/// (freed on another thread, a batch cost more CPU than the reader spent building it).
+/// (freed on a third thread, 5,000 rows took ~6 ms of CPU, next to the reader's 14 ms for them).
 pub(crate) type WrittenRows = (Vec<NewRow>, Vec<(u64, SourceRecord)>);
 
 /// Where the reader sends its batches, and gets written ones back to free.
