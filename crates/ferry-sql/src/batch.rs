@@ -60,6 +60,17 @@ impl Batch {
         self.statements
     }
 
+    /// Whether PostgreSQL runs this batch with `other` appended as one statement
+    /// ([`fused`](Self::fused)), which then commits or fails as a whole also outside a
+    /// transaction block.
+    pub fn fuses_into_one_with(&self, other: &Batch) -> bool {
+        let both = || self.statements.iter().chain(&other.statements);
+        self.independent
+            && other.independent
+            && !both().any(|(sql, _)| has_own_with(sql))
+            && both().map(|(_, args)| args.0.len()).sum::<usize>() <= FUSED_PARAMS_MAX
+    }
+
     /// The statements as PostgreSQL runs them: an independent batch fused into as few statements
     /// as its parameters allow, each `WITH s1 AS (second), s2 AS (third) first`. A statement that
     /// has a `WITH` of its own runs alone (data-modifying `WITH` queries cannot nest).
@@ -71,7 +82,7 @@ impl Batch {
         let mut group: Vec<(String, Args)> = Vec::new();
         let mut params = 0;
         for (sql, args) in self.statements {
-            let alone = sql.trim_start().get(..4).is_some_and(|w| w.eq_ignore_ascii_case("with"));
+            let alone = has_own_with(&sql);
             if alone || params + args.0.len() > FUSED_PARAMS_MAX {
                 out.extend(fuse(std::mem::take(&mut group))?);
                 params = 0;
@@ -100,6 +111,11 @@ impl Batch {
         }
         Ok((text, Args(args)))
     }
+}
+
+/// Whether a statement starts with `WITH` queries of its own (it cannot be fused: they do not nest).
+fn has_own_with(sql: &str) -> bool {
+    sql.trim_start().get(..4).is_some_and(|w| w.eq_ignore_ascii_case("with"))
 }
 
 /// Appends `sql` to `out` with each `$n` (outside `'…'`) as `?`, and `own[n - 1]` to `args`. A
@@ -209,6 +225,24 @@ mod tests {
         ordered.push("UPDATE c SET n = n + 1", ());
         ordered.push("INSERT INTO m SELECT n FROM c", ());
         assert_eq!(ordered.fused().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn one_statement_is_promised_only_when_fusing_gives_one() {
+        let mut end = Batch::independent();
+        end.push("UPDATE m SET s = $2 WHERE id = $1 RETURNING id", vec![int(1), int(2)]);
+        let mut plain = Batch::independent();
+        plain.push("INSERT INTO a VALUES ($1)", vec![int(1)]);
+        assert!(end.fuses_into_one_with(&plain));
+        let mut own_with = Batch::independent();
+        own_with.push("WITH x AS (SELECT 1) INSERT INTO b SELECT * FROM x", ());
+        assert!(!end.fuses_into_one_with(&own_with));
+        let mut ordered = Batch::new();
+        ordered.push("INSERT INTO a VALUES ($1)", vec![int(1)]);
+        assert!(!end.fuses_into_one_with(&ordered));
+        let mut many = Batch::independent();
+        many.push("INSERT INTO a SELECT 1", vec![int(0); super::FUSED_PARAMS_MAX]);
+        assert!(!end.fuses_into_one_with(&many), "more parameters than one statement takes");
     }
 
     #[test]

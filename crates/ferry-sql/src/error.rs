@@ -46,6 +46,14 @@ impl SqlError {
     pub fn is_transient(&self) -> bool {
         self.kind == SqlErrorKind::Unavailable
     }
+
+    /// The database's own code for the error (PostgreSQL's SQLSTATE), when it gave one.
+    pub fn database_code(&self) -> Option<String> {
+        match &self.source {
+            Some(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        }
+    }
 }
 
 impl From<sqlx::Error> for SqlError {

@@ -249,32 +249,65 @@ impl Store {
     ) -> StoreResult<(BatchCounts, MessageOutcome)> {
         let catalog = self.catalog();
         let now = self.now();
-        let (counts, outcome) = self
-            .write(async |conn| {
-                // No fence first: the end's guarded update below fails the whole transaction.
-                // A small batch's write goes with the end (one statement on PostgreSQL).
-                let mut write = Batch::independent();
-                let counts = upsert::import_batch(
-                    &mut *conn,
-                    &catalog,
-                    entity,
-                    rows,
-                    update_fields,
-                    None,
-                    now,
-                    Some(&mut write),
-                    false,
-                )
+        let (id, holder) = (&fence.message_id, &fence.holder);
+        // The batch's write and the records, to go with the end.
+        let prepare = async |conn: &mut Conn| {
+            // No fence first: the end's guarded update fails the whole write.
+            let mut write = Batch::independent();
+            let counts = upsert::import_batch(
+                &mut *conn,
+                &catalog,
+                entity,
+                rows,
+                update_fields,
+                None,
+                now,
+                Some(&mut write),
+                false,
+            )
+            .await?;
+            let (outcome, records) = end(counts);
+            records.push_onto(&mut write);
+            StoreResult::Ok((counts, outcome, write))
+        };
+        // The clock is read inside the write, so the end precedes the commit.
+        let in_transaction = async |conn: &mut Conn, outcome: &MessageOutcome, write: Batch| match queue::finish(
+            conn,
+            id,
+            holder,
+            outcome,
+            write,
+            self.now(),
+        )
+        .await?
+        {
+            true => Ok(()),
+            false => Err(crate::StoreError::LeaseLost { message_id: id.clone() }),
+        };
+        let (counts, outcome) = if self.dialect() == ferry_sql::Dialect::Postgres && rows.len() < upsert::COPY_ROWS_MIN
+        {
+            // A batch too small to be copied goes with the end as one statement that commits by
+            // itself (no `BEGIN` and `COMMIT` round trips), the lease checked inside it; should
+            // they not fuse into one, they are ended in a transaction.
+            let (counts, outcome, left) = self
+                .write_autocommit(async |conn| {
+                    let (counts, outcome, write) = prepare(conn).await?;
+                    let left = queue::finish_alone(conn, id, holder, &outcome, write, self.now()).await?;
+                    Ok((counts, outcome, left))
+                })
                 .await?;
-                let (outcome, records) = end(counts);
-                records.push_onto(&mut write);
-                // The clock is read inside the transaction, so the end precedes the commit.
-                if !queue::finish(conn, &fence.message_id, &fence.holder, &outcome, write, self.now()).await? {
-                    return Err(crate::StoreError::LeaseLost { message_id: fence.message_id.clone() });
-                }
+            if let Some(write) = left {
+                self.write(async |conn| in_transaction(conn, &outcome, write).await).await?;
+            }
+            (counts, outcome)
+        } else {
+            self.write(async |conn| {
+                let (counts, outcome, write) = prepare(conn).await?;
+                in_transaction(conn, &outcome, write).await?;
                 Ok((counts, outcome))
             })
-            .await?;
+            .await?
+        };
         self.queue_changed();
         if counts.inserted + counts.updated > 0 {
             self.changed();

@@ -423,6 +423,45 @@ pub(crate) async fn finish(
     with: Batch,
     now: DateTime<Utc>,
 ) -> StoreResult<bool> {
+    let mut batch = end_batch(id, holder, outcome, now, false);
+    batch.append(with);
+    Ok(!conn.fetch_batch(batch, &[ColType::Text]).await?.is_empty())
+}
+
+/// [`finish`] outside a transaction block, on PostgreSQL: the end and `with` as one statement
+/// that commits by itself, or writes nothing — a lost lease fails it with
+/// [`StoreError::LeaseLost`](crate::StoreError::LeaseLost). When they would not fuse into one
+/// statement, nothing runs and `with` comes back, for the caller to end the message in a
+/// transaction.
+pub(crate) async fn finish_alone(
+    conn: &mut Conn,
+    id: &str,
+    holder: &str,
+    outcome: &MessageOutcome,
+    with: Batch,
+    now: DateTime<Utc>,
+) -> StoreResult<Option<Batch>> {
+    let mut batch = end_batch(id, holder, outcome, now, true);
+    if !batch.fuses_into_one_with(&with) {
+        return Ok(Some(with));
+    }
+    batch.append(with);
+    match conn.fetch_batch(batch, &[ColType::Bool]).await {
+        Ok(_) => Ok(None),
+        Err(e) if e.database_code().as_deref() == Some(LEASE_LOST_CODE) => {
+            Err(crate::StoreError::LeaseLost { message_id: id.to_owned() })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The SQLSTATE `ferry_require_lease` raises (PostgreSQL migration 0009).
+const LEASE_LOST_CODE: &str = "FL001";
+
+/// The statements that end a message: its guarded update first (or, `fenced_in_statement`, a
+/// check of it that fails the fused statement when it found no lease), then its lanes freed and
+/// the watermarks it reached.
+fn end_batch(id: &str, holder: &str, outcome: &MessageOutcome, now: DateTime<Utc>, fenced_in_statement: bool) -> Batch {
     let c = outcome.counters;
     let mut args = vec![
         text(id),
@@ -456,11 +495,15 @@ pub(crate) async fn finish(
     // The end, the freed lanes, the records and the watermarks in one request — one statement
     // on PostgreSQL (other nodes are woken after the commit, [`crate::Store::queue_changed`]).
     // Whatever follows the end goes unconditionally: when the end found no lease, the caller
-    // rolls it all back.
+    // rolls it all back (or, fenced in the statement, the statement fails).
     let mut batch = Batch::independent();
+    if fenced_in_statement {
+        // The fused statement's main query, reading the end's update (the first `WITH` query,
+        // `s1`): it raises — undoing everything the statement did — when that found no lease.
+        batch.push("SELECT ferry_require_lease(EXISTS (SELECT 1 FROM s1))", Vec::<Value>::new());
+    }
     batch.push(sql, Args::nulls_as_text(args));
     batch.push("DELETE FROM ferry_message_lanes WHERE message_id = $1", vec![text(id)]);
-    batch.append(with);
     // One watermark per entity of a scope (a project may name an entity twice): the batch's
     // statements touch no row twice.
     let mut watermarks: Vec<&ferry_domain::Watermark> = Vec::new();
@@ -474,7 +517,7 @@ pub(crate) async fn finish(
     for w in watermarks {
         crate::exports::put_watermark(&mut batch, w, now);
     }
-    Ok(!conn.fetch_batch(batch, &[ColType::Text]).await?.is_empty())
+    batch
 }
 
 /// Cancels a message that has not started: it ends `Canceled` with `reason` and frees its

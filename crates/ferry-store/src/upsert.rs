@@ -22,7 +22,7 @@ use uuid::Uuid;
 const PARAMS_PER_STATEMENT_MAX: usize = 30_000;
 /// PostgreSQL batches of at least this many written rows go through `COPY` (smaller ones, such
 /// as the one-row retries that isolate a refused row, through one array statement).
-const COPY_ROWS_MIN: usize = 64;
+pub(crate) const COPY_ROWS_MIN: usize = 64;
 /// Most rows of a SQLite batch read and written by statements the driver keeps prepared, the
 /// write joining its caller's request; others are written directly (`upsert_sqlite.rs`).
 const SQLITE_SMALL_BATCH_MAX: usize = 64;
