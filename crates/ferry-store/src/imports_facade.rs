@@ -233,7 +233,8 @@ impl Store {
     }
 
     /// Upserts a message's last batch and ends the message in ONE transaction — a small message's
-    /// batch and end cost one commit. The outcome depends on what the batch did: `end` turns the
+    /// batch and end cost one commit (on PostgreSQL, for a batch too small to copy, one statement
+    /// outside a transaction block). The outcome depends on what the batch did: `end` turns the
     /// batch's counts into the outcome and the records written with it. The end's update,
     /// guarded by the lease, fences the batch too: a run that lost its lease writes nothing
     /// ([`StoreError::LeaseLost`](crate::StoreError::LeaseLost)). A row-level error
@@ -271,18 +272,9 @@ impl Store {
             StoreResult::Ok((counts, outcome, write))
         };
         // The clock is read inside the write, so the end precedes the commit.
-        let in_transaction = async |conn: &mut Conn, outcome: &MessageOutcome, write: Batch| match queue::finish(
-            conn,
-            id,
-            holder,
-            outcome,
-            write,
-            self.now(),
-        )
-        .await?
-        {
-            true => Ok(()),
-            false => Err(crate::StoreError::LeaseLost { message_id: id.clone() }),
+        let in_transaction = async |conn: &mut Conn, outcome: &MessageOutcome, write: Batch| {
+            let held = queue::finish(conn, id, holder, outcome, write, self.now()).await?;
+            if held { Ok(()) } else { Err(crate::StoreError::LeaseLost { message_id: id.clone() }) }
         };
         let (counts, outcome) = if self.dialect() == ferry_sql::Dialect::Postgres && rows.len() < upsert::COPY_ROWS_MIN
         {
