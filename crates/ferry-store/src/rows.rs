@@ -186,10 +186,6 @@ pub(crate) async fn insert(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    // The rows move into the answer; their lookups are checked on a copy.
-    let originals = rows.clone();
-    let lookup_rows: Vec<PartialRow<'_>> =
-        originals.iter().map(|r| (r.company.as_deref(), r.values.iter().enumerate().collect())).collect();
     let table = EntityTable::new(entity, conn.dialect());
     let mut columns = vec![quote(ID)];
     if entity.company_specific {
@@ -207,7 +203,7 @@ pub(crate) async fn insert(
     let own_versions = postgres || rows.len() <= rows_per_statement;
     let mut guarded = own_versions && rows.len() == 1;
     if !guarded {
-        check_lookups(conn, catalog, entity, &lookup_rows).await?;
+        check_lookups(conn, catalog, entity, &whole_rows(rows.iter().map(|r| (&r.company, &r.values)))).await?;
     }
     let first_version = if own_versions { 0 } else { allocate_versions(conn, rows.len()).await? };
     let mut stored: Vec<StoredRow> = rows
@@ -230,7 +226,9 @@ pub(crate) async fn insert(
         })
         .collect();
 
-    'statements: loop {
+    loop {
+        // Whether the guard inserted nothing: a lookup names no record.
+        let mut refused = false;
         for chunk in stored.chunks_mut(rows_per_statement) {
             let mut sql = Sql::new(conn.dialect());
             if postgres {
@@ -298,19 +296,26 @@ pub(crate) async fn insert(
                 newest.map(|v| v - last as i64)
             };
             let Some(first) = first else {
-                // A lookup names no record: say which. Should they all be there by now, insert
-                // again without the guard.
-                check_lookups(conn, catalog, entity, &lookup_rows).await?;
-                guarded = false;
-                continue 'statements;
+                refused = true;
+                break;
             };
             for (n, row) in chunk.iter_mut().enumerate() {
                 row.version = first + n as i64;
             }
         }
-        break;
+        if !refused {
+            return Ok(stored);
+        }
+        // Say which lookup names no record. Should they all be there by now, insert again
+        // without the guard.
+        check_lookups(conn, catalog, entity, &whole_rows(stored.iter().map(|r| (&r.company, &r.values)))).await?;
+        guarded = false;
     }
-    Ok(stored)
+}
+
+/// Every value of each row, for lookup checks.
+fn whole_rows<'a>(rows: impl Iterator<Item = (&'a Option<String>, &'a Vec<Value>)>) -> Vec<PartialRow<'a>> {
+    rows.map(|(company, values)| (company.as_deref(), values.iter().enumerate().collect())).collect()
 }
 
 /// ` WHERE EXISTS (…) AND …`: every lookup value of `row` names a record of its target (nothing

@@ -119,8 +119,8 @@ pub(crate) async fn import_batch(
             table: &table,
             fields: &fields,
             columns: &columns,
-            conflict_target: conflict_target.clone(),
-            update_set: update_set.clone(),
+            conflict_target: &conflict_target,
+            update_set: &update_set,
         };
         let first_version = allocate_versions(conn, writes.len()).await?;
         if merge.copy_straight(conn, &writes, first_version, now).await? {
@@ -151,7 +151,13 @@ pub(crate) async fn import_batch(
     let (fields, columns) = table.written_columns(writes.iter().map(|(_, row)| *row));
 
     if conn.dialect() == Dialect::Postgres {
-        let merge = Merge { table: &table, fields: &fields, columns: &columns, conflict_target, update_set };
+        let merge = Merge {
+            table: &table,
+            fields: &fields,
+            columns: &columns,
+            conflict_target: &conflict_target,
+            update_set: &update_set,
+        };
         if writes.len() >= COPY_ROWS_MIN {
             let first_version = allocate_versions(conn, writes.len()).await?;
             merge.by_copy(conn, writes, counts.updated == 0, first_version, now).await?;
@@ -204,8 +210,8 @@ struct Merge<'a> {
     /// Entity fields written, in column order after the bookkeeping columns.
     fields: &'a [usize],
     columns: &'a [String],
-    conflict_target: String,
-    update_set: Vec<String>,
+    conflict_target: &'a str,
+    update_set: &'a [String],
 }
 
 impl Merge<'_> {
@@ -442,7 +448,6 @@ async fn existing_rows(
     Ok(found)
 }
 
-/// The company and lookup-field values of each row (what lookup checks need).
 /// The id a new row gets: its primary id when it has one, else a new (time-ordered) one.
 pub(crate) fn row_id(entity: &Entity, row: &NewRow) -> Uuid {
     match entity.primary_id.map(|i| &row.values[i]) {
@@ -451,6 +456,7 @@ pub(crate) fn row_id(entity: &Entity, row: &NewRow) -> Uuid {
     }
 }
 
+/// The company and lookup-field values of each row (what lookup checks need).
 fn lookup_values<'r>(entity: &Entity, rows: &'r [NewRow]) -> Vec<crate::rows::PartialRow<'r>> {
     // The lookup fields, and the key when a lookup names this entity: the batch's own rows count.
     let self_lookup = entity.fields.iter().any(|f| f.lookup.as_ref().is_some_and(|l| l.entity == entity.collection));
