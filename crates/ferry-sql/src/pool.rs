@@ -21,12 +21,14 @@ pub struct PoolOptions {
 }
 
 /// What a SQLite pool is for.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct SqliteOptions {
     /// Readers never write; a writer pool of one connection queues writers (SQLite has one).
     pub read_only: bool,
     /// Page cache per connection, in KiB.
     pub cache_kib: Option<u32>,
+    /// WAL pages after which a commit also checkpoints (SQLite's default: 1,000).
+    pub wal_autocheckpoint_pages: Option<u32>,
 }
 
 /// Connections to one database.
@@ -133,6 +135,9 @@ impl Pool {
             .statement_cache_capacity(SQLITE_STATEMENT_CACHE);
         if let Some(kib) = sqlite.cache_kib {
             connect = connect.pragma("cache_size", format!("-{kib}"));
+        }
+        if let Some(pages) = sqlite.wal_autocheckpoint_pages {
+            connect = connect.pragma("wal_autocheckpoint", pages.to_string());
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)

@@ -25,7 +25,7 @@ const SELECT: &str = "SELECT k, s, i, r, b, d, day, at, g FROM t ORDER BY k";
 async fn open(dir: &tempfile::TempDir) -> Pool {
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let options = PoolOptions { max_connections: 1, acquire_timeout: Duration::from_secs(5) };
-    let pool = Pool::sqlite(&url, options, SqliteOptions { read_only: false, cache_kib: None }).await.unwrap();
+    let pool = Pool::sqlite(&url, options, SqliteOptions::default()).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
     let table = "CREATE TABLE t (k INTEGER PRIMARY KEY, s TEXT, i INTEGER, r REAL, b INTEGER, d TEXT, day TEXT, \
                  at TEXT, g TEXT)";

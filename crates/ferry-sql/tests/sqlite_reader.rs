@@ -22,7 +22,7 @@ const COLS: [ColType; 9] = [
 async fn open(dir: &tempfile::TempDir) -> (Pool, SqliteReader) {
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let options = PoolOptions { max_connections: 1, acquire_timeout: Duration::from_secs(5) };
-    let pool = Pool::sqlite(&url, options, SqliteOptions { read_only: false, cache_kib: None }).await.unwrap();
+    let pool = Pool::sqlite(&url, options, SqliteOptions::default()).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
     conn.execute(
         "CREATE TABLE t (s TEXT, i INTEGER, l INTEGER, r REAL, b INTEGER, d TEXT, day TEXT, at TEXT, g TEXT)",

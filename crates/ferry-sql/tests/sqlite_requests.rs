@@ -9,7 +9,7 @@ use std::time::Duration;
 async fn writer(dir: &tempfile::TempDir) -> Conn {
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let options = PoolOptions { max_connections: 1, acquire_timeout: Duration::from_secs(5) };
-    let pool = Pool::sqlite(&url, options, SqliteOptions { read_only: false, cache_kib: None }).await.unwrap();
+    let pool = Pool::sqlite(&url, options, SqliteOptions::default()).await.unwrap();
     let mut conn = pool.begin().await.unwrap();
     conn.execute("CREATE TABLE t (a TEXT, b TEXT)", ()).await.unwrap();
     conn

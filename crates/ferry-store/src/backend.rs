@@ -16,35 +16,52 @@ const POSTGRES_CONNECTIONS: u32 = 16;
 const SQLITE_READERS: u32 = 4;
 /// Page cache of each SQLite reader connection.
 const READER_CACHE_KIB: u32 = 8_000;
+/// WAL pages (64 MiB) after which the SQLite writer checkpoints by itself: a safety net for when
+/// the background checkpointer (`checkpointer.rs`) falls behind; the WAL restarts from its
+/// beginning only after a checkpoint that caught up with the writer.
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 16_384;
 
 /// The pools of one database: writes go to `writer`, reads to `reader` (the same pool on
-/// PostgreSQL); on SQLite, reads of entity rows to `rows`.
+/// PostgreSQL); on SQLite, reads of entity rows to `rows`, and WAL checkpoints to `checkpoints`.
 pub(crate) struct Pools {
     pub(crate) writer: Pool,
     pub(crate) reader: Pool,
     pub(crate) rows: Option<SqliteReader>,
+    pub(crate) checkpoints: Option<Pool>,
 }
 
 /// Opens the database of `url`: `sqlite://path/to/file.db` or `postgres://…`.
 pub(crate) async fn open(url: &str) -> StoreResult<Pools> {
     if url.starts_with("sqlite:") {
         let writer_options = PoolOptions { max_connections: 1, acquire_timeout: Duration::from_secs(60) };
-        let writer = Pool::sqlite(url, writer_options, SqliteOptions { read_only: false, cache_kib: Some(32_000) })
+        let writer_sqlite = SqliteOptions {
+            cache_kib: Some(32_000),
+            wal_autocheckpoint_pages: Some(WRITER_AUTOCHECKPOINT_PAGES),
+            ..SqliteOptions::default()
+        };
+        let writer = Pool::sqlite(url, writer_options, writer_sqlite).await.map_err(|e| bad_url(url, e))?;
+        // One connection that only checkpoints: it writes the database file, so it cannot be a
+        // read-only reader; its small cache is never read from.
+        let one = PoolOptions { max_connections: 1, acquire_timeout: Duration::from_secs(30) };
+        let checkpoints = Pool::sqlite(url, one, SqliteOptions { cache_kib: Some(64), ..SqliteOptions::default() })
             .await
             .map_err(|e| bad_url(url, e))?;
         let reader_options = PoolOptions { max_connections: SQLITE_READERS, acquire_timeout: Duration::from_secs(30) };
         // Readers keep small page caches (the OS caches the file for all of them): a long read,
         // an export or a paged OData query, must not grow the process by 32 MB per connection.
-        let reader =
-            Pool::sqlite(url, reader_options, SqliteOptions { read_only: true, cache_kib: Some(READER_CACHE_KIB) })
-                .await
-                .map_err(|e| bad_url(url, e))?;
+        let reader = Pool::sqlite(
+            url,
+            reader_options,
+            SqliteOptions { read_only: true, cache_kib: Some(READER_CACHE_KIB), ..SqliteOptions::default() },
+        )
+        .await
+        .map_err(|e| bad_url(url, e))?;
         let rows = SqliteReader::new(url, SQLITE_READERS as usize, READER_CACHE_KIB).map_err(|e| bad_url(url, e))?;
-        Ok(Pools { writer, reader, rows: Some(rows) })
+        Ok(Pools { writer, reader, rows: Some(rows), checkpoints: Some(checkpoints) })
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let options = PoolOptions { max_connections: POSTGRES_CONNECTIONS, acquire_timeout: Duration::from_secs(30) };
         let pool = Pool::postgres(url, options, "ferry").await.map_err(|e| bad_url(url, e))?;
-        Ok(Pools { writer: pool.clone(), reader: pool, rows: None })
+        Ok(Pools { writer: pool.clone(), reader: pool, rows: None, checkpoints: None })
     } else {
         Err(StoreError::BadUrl(format!("'{}' is neither sqlite://… nor postgres://…", redact_url(url))))
     }

@@ -16,6 +16,7 @@
 //! write's first statement, in the same request ([`Conn::execute_deferred`]); a write that sent
 //! no statement has no savepoint and nothing to undo.
 
+use crate::checkpointer::Checkpointer;
 use crate::error::{StoreError, StoreResult};
 use ferry_sql::{Conn, Pool, SqlError, SqlErrorKind};
 use std::sync::Arc;
@@ -49,12 +50,12 @@ struct State {
 }
 
 impl CommitGroup {
-    /// Group commits on `pool` (SQLite's one writer connection); spawns the committer task,
-    /// which ends when the group is dropped.
-    pub(crate) fn new(pool: Pool) -> CommitGroup {
+    /// Group commits on `pool` (SQLite's one writer connection) and tells `checkpoints` after
+    /// each; spawns the committer task, which ends when the group is dropped.
+    pub(crate) fn new(pool: Pool, checkpoints: Pool) -> CommitGroup {
         let shared = Arc::new(Shared { pool, state: Mutex::new(State::default()) });
         let (wake, woken) = mpsc::channel(1);
-        tokio::spawn(commit_loop(shared.clone(), woken));
+        tokio::spawn(commit_loop(shared.clone(), woken, Checkpointer::start(checkpoints)));
         CommitGroup { shared, wake }
     }
 
@@ -191,13 +192,16 @@ fn group_failed(kind: SqlErrorKind, message: &str) -> StoreError {
 
 /// Commits the open group whenever woken: by then every write queued before the committer has
 /// joined it.
-async fn commit_loop(shared: Arc<Shared>, mut woken: mpsc::Receiver<()>) {
+async fn commit_loop(shared: Arc<Shared>, mut woken: mpsc::Receiver<()>, checkpointer: Checkpointer) {
     while woken.recv().await.is_some() {
         let mut state = shared.state.lock().await;
         repair(&mut state).await;
         let Some((conn, end)) = state.open.take() else { continue };
         let outcome = match conn.commit().await {
-            Ok(()) => None,
+            Ok(()) => {
+                checkpointer.committed();
+                None
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "a group commit failed; its writes report the failure");
                 Some((e.kind, Arc::from(e.message.as_str())))

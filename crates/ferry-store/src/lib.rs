@@ -8,6 +8,8 @@
 //! signing keys), `definitions.rs` (data projects and recurring jobs), `queue.rs` (the import
 //! queue's state transitions), `messages.rs` (messages, entity results, errors), and
 //! `replication.rs` (profiles, status, retry set, leases, settings) hold the operations;
+//! On SQLite, `commit_group.rs` commits concurrent writes together and `checkpointer.rs` copies
+//! the WAL into the database file off the writer's path.
 //! `literals.rs` spells enumerations as SQL literals and `persisted.rs` writes the versioned
 //! JSON of definitions. The façade is split by area: this file (rows, apps, keys),
 //! `imports_facade.rs` and `replication_facade.rs`. The conformance suite in
@@ -15,6 +17,7 @@
 
 mod apps;
 mod backend;
+mod checkpointer;
 mod commit_group;
 mod definitions;
 mod delivery;
@@ -137,7 +140,7 @@ impl Store {
     pub async fn open(url: &str, clock: SharedClock) -> StoreResult<Store> {
         let pools = backend::open(url).await?;
         let group =
-            matches!(pools.writer, Pool::Sqlite(_)).then(|| commit_group::CommitGroup::new(pools.writer.clone()));
+            pools.checkpoints.map(|checkpoints| commit_group::CommitGroup::new(pools.writer.clone(), checkpoints));
         let peers = match &pools.writer {
             Pool::Postgres(pool, _) => Some((
                 peers::PeerNotifier::start(pool.clone(), "ferry_changes"),

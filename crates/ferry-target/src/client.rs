@@ -88,7 +88,7 @@ impl Target {
                 if spec.schema.as_deref().is_some_and(|s| s != "main") {
                     return Err(TargetError::Config("SQLite targets have one schema, main".into()));
                 }
-                let pool = Pool::sqlite(url, options, SqliteOptions { read_only: false, cache_kib: None }).await?;
+                let pool = Pool::sqlite(url, options, SqliteOptions::default()).await?;
                 (pool, &Sqlite, "main".to_string())
             }
         };

@@ -6,6 +6,7 @@ mod queue;
 mod replication;
 mod rows;
 mod small_messages;
+mod sqlite_wal;
 mod support;
 mod versions;
 
