@@ -1,7 +1,8 @@
 //! Step `file`: the big Customers V3 CSV enqueued through the plain job until it is final, with
 //! the server's RSS sampled at every poll and its peak (`VmHWM`) afterwards; then the same file
 //! loaded by the database's own CSV loader into a plain table (no key, text columns) with ferry
-//! idle — `sqlite3 .import` or `psql \copy` — as the reference.
+//! idle — `sqlite3 .import` or `psql \copy` — as the reference, and into a copy of ferry's table
+//! as the floor (`floor.rs`).
 
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -114,6 +115,21 @@ pub async fn run(run: &mut Run<'_>) -> Result<()> {
         ("ratio_e2e", json!(ratio_e2e)),
         ("ratio_processing", json!(ratio_processing)),
     ] {
+        run.set(key, value);
+    }
+
+    // The floor: the same tools loading the file into a copy of ferry's table.
+    let (count, load, command) = super::floor::floor(run).await?;
+    let floor_rate = per_second(count as f64, load);
+    line("floor", backend, &format!("{count} rows  {load:.2} s  {floor_rate:.0} rows/s  ({command})"));
+    if count != file.rows {
+        run.problems.push(format!("the floor loaded {count} rows, not {}", file.rows));
+    }
+    let ratio_floor = processing_rate.filter(|v| *v > 0.0 && floor_rate > 0.0).map(|v| v / floor_rate);
+    line("ratio", backend, &format!("ferry processing / floor (rows/s over rows/s): {}", shown(ratio_floor, 3)));
+    for (key, value) in
+        [("floor_s", json!(load)), ("floor_rows_s", json!(floor_rate)), ("ratio_floor_processing", json!(ratio_floor))]
+    {
         run.set(key, value);
     }
     Ok(())

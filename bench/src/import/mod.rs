@@ -9,6 +9,7 @@
 mod aon;
 mod big;
 mod files;
+mod floor;
 mod many;
 mod queue;
 mod table;
