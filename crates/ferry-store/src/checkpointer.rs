@@ -15,29 +15,38 @@ use tokio::sync::mpsc;
 /// Least time from one checkpoint to the next.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 
+#[derive(Clone)]
 pub(crate) struct Checkpointer {
     /// Holds at most one wake-up: one checkpoint copies whatever was committed before it.
     wake: mpsc::Sender<()>,
+    pool: Pool,
 }
 
 impl Checkpointer {
     /// Checkpoints through `pool` (one read-write connection) when woken; the task ends when
-    /// the checkpointer is dropped.
+    /// every clone of the checkpointer is dropped or the pool is closed.
     pub(crate) fn start(pool: Pool) -> Checkpointer {
         let (wake, woken) = mpsc::channel(1);
-        tokio::spawn(checkpoint_loop(pool, woken));
-        Checkpointer { wake }
+        tokio::spawn(checkpoint_loop(pool.clone(), woken));
+        Checkpointer { wake, pool }
     }
 
     /// Something was committed.
     pub(crate) fn committed(&self) {
         let _ = self.wake.try_send(());
     }
+
+    /// Closes the connection (before the writer's, so the writer's is the database's last).
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
 }
 
 async fn checkpoint_loop(pool: Pool, mut woken: mpsc::Receiver<()>) {
-    while woken.recv().await.is_some() {
-        if let Err(e) = checkpoint(&pool).await {
+    while woken.recv().await.is_some() && !pool.is_closed() {
+        if let Err(e) = checkpoint(&pool).await
+            && !pool.is_closed()
+        {
             tracing::warn!(error = %e, "a WAL checkpoint failed; the writer checkpoints past 64 MiB of WAL");
         }
         tokio::time::sleep(CHECKPOINT_INTERVAL).await;

@@ -33,6 +33,7 @@ pub(crate) struct CommitGroup {
     shared: Arc<Shared>,
     /// Wakes the committer; holds at most one wake-up (one is enough to commit what is open).
     wake: mpsc::Sender<()>,
+    checkpointer: Checkpointer,
 }
 
 struct Shared {
@@ -55,8 +56,14 @@ impl CommitGroup {
     pub(crate) fn new(pool: Pool, checkpoints: Pool) -> CommitGroup {
         let shared = Arc::new(Shared { pool, state: Mutex::new(State::default()) });
         let (wake, woken) = mpsc::channel(1);
-        tokio::spawn(commit_loop(shared.clone(), woken, Checkpointer::start(checkpoints)));
-        CommitGroup { shared, wake }
+        let checkpointer = Checkpointer::start(checkpoints);
+        tokio::spawn(commit_loop(shared.clone(), woken, checkpointer.clone()));
+        CommitGroup { shared, wake, checkpointer }
+    }
+
+    /// Stops checkpointing (the store is closing).
+    pub(crate) async fn close(&self) {
+        self.checkpointer.close().await;
     }
 
     /// Runs `op` inside the open group's transaction (beginning one if none is open) and waits

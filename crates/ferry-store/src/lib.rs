@@ -7,9 +7,9 @@
 //! (set-based import by natural key), `schema.rs` (entity tables), `apps.rs` (client apps and
 //! signing keys), `definitions.rs` (data projects and recurring jobs), `queue.rs` (the import
 //! queue's state transitions), `messages.rs` (messages, entity results, errors), and
-//! `replication.rs` (profiles, status, retry set, leases, settings) hold the operations;
-//! On SQLite, `commit_group.rs` commits concurrent writes together and `checkpointer.rs` copies
-//! the WAL into the database file off the writer's path.
+//! `replication.rs` (profiles, status, retry set, leases, settings) hold the operations. On
+//! SQLite, `commit_group.rs` commits concurrent writes together and `checkpointer.rs` copies the
+//! WAL into the database file off the writer's path.
 //! `literals.rs` spells enumerations as SQL literals and `persisted.rs` writes the versioned
 //! JSON of definitions. The façade is split by area: this file (rows, apps, keys),
 //! `imports_facade.rs` and `replication_facade.rs`. The conformance suite in
@@ -246,6 +246,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(group) = &self.inner.group {
+            group.close().await;
+        }
         self.inner.reader.close().await;
         self.inner.writer.close().await;
     }

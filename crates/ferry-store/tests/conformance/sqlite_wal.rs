@@ -1,6 +1,6 @@
 //! SQLite only: what is committed reaches the database file while ferry runs — the WAL is
 //! checkpointed off the writer's path, not left to grow until the writer's own threshold
-//! (64 MiB) or a restart.
+//! (64 MiB) or a restart — and a closed store is one file.
 
 use crate::support::{ALL_TYPES, catalog_with, entity, open, row, s};
 use std::time::{Duration, Instant};
@@ -29,4 +29,8 @@ async fn commits_reach_the_database_file_without_a_restart() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(opened.store.row_versions(&all).await.unwrap().len(), 400);
+    // Closed, the store leaves one file: the last connection checkpointed and removed the WAL.
+    opened.store.close().await;
+    let wal = std::path::PathBuf::from(format!("{}-wal", file.display()));
+    assert!(std::fs::metadata(&wal).map_or(true, |m| m.len() == 0), "{} is left after close", wal.display());
 }
