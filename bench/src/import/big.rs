@@ -127,9 +127,19 @@ pub async fn run(run: &mut Run<'_>) -> Result<()> {
     }
     let ratio_floor = processing_rate.filter(|v| *v > 0.0 && floor_rate > 0.0).map(|v| v / floor_rate);
     line("ratio", backend, &format!("ferry processing / floor (rows/s over rows/s): {}", shown(ratio_floor, 3)));
-    for (key, value) in
-        [("floor_s", json!(load)), ("floor_rows_s", json!(floor_rate)), ("ratio_floor_processing", json!(ratio_floor))]
-    {
+    // What the server keeps once idle, the reference and the floor having run meanwhile.
+    let idle = run.server.rss_mib();
+    line(
+        "memory",
+        backend,
+        &format!("RSS {} MiB idle after the import (after the reference and the floor)", mib(idle)),
+    );
+    for (key, value) in [
+        ("floor_s", json!(load)),
+        ("floor_rows_s", json!(floor_rate)),
+        ("ratio_floor_processing", json!(ratio_floor)),
+        ("rss_idle_after_import_mib", json!(idle)),
+    ] {
         run.set(key, value);
     }
     Ok(())

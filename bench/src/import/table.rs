@@ -22,6 +22,7 @@ const ROWS: &[(&str, &str)] = &[
     ("floor_s", "floor load (ferry's table shape) s"),
     ("floor_rows_s", "floor rows/s"),
     ("ratio_floor_processing", "ratio ferry processing / floor"),
+    ("rss_idle_after_import_mib", "RSS idle after the import MiB"),
     ("rss_start_mib", "RSS after start MiB"),
     ("rss_refdata_mib", "RSS after the reference data MiB"),
     ("peak_rss_import_mib", "peak RSS after import MiB (aim < 256)"),
