@@ -127,13 +127,17 @@ pub async fn run(run: &mut Run<'_>) -> Result<()> {
     }
     let ratio_floor = processing_rate.filter(|v| *v > 0.0 && floor_rate > 0.0).map(|v| v / floor_rate);
     line("ratio", backend, &format!("ferry processing / floor (rows/s over rows/s): {}", shown(ratio_floor, 3)));
-    // What the server keeps once idle, the reference and the floor having run meanwhile.
-    let idle = run.server.rss_mib();
-    line(
-        "memory",
-        backend,
-        &format!("RSS {} MiB idle after the import (after the reference and the floor)", mib(idle)),
-    );
+    // What the server keeps once idle: the reference and the floor ran meanwhile, and the
+    // allocator returns freed pages to the system after a delay — the lowest of 2 s of samples.
+    let mut idle = run.server.rss_mib();
+    for _ in 0..10 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        idle = match (idle, run.server.rss_mib()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    line("memory", backend, &format!("RSS {} MiB idle after the import (lowest of 2 s of samples)", mib(idle)));
     for (key, value) in [
         ("floor_s", json!(load)),
         ("floor_rows_s", json!(floor_rate)),
