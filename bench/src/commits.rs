@@ -6,7 +6,7 @@
 //!
 //! pgbench runs at least [`POSTGRES_REFERENCE_COMMITS`] and its own rate is taken (connections
 //! excluded): 5,000 commits from 16 clients end in a third of a second, of which opening the
-//! connections and the first plans are a quarter — a reference ferry's warm, seconds-long runs
+//! connections and the first plans are a fifth — a reference ferry's warm, seconds-long runs
 //! would beat unfairly.
 
 use anyhow::{Context as _, Result};
