@@ -2,13 +2,14 @@
 //! and records the documentation `/openapi.json` is generated from (`routes/openapi.rs`), so
 //! the two cannot drift.
 
+mod dispatch;
 mod openapi;
 pub(crate) use openapi::openapi;
 
 use crate::error::ApiError;
 use crate::{ApiState, auth, connector, delivery, dmf, exporter, import_admin, messages, oauth, odata, ops};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -250,7 +251,7 @@ pub(crate) fn build(state: ApiState) -> (Router, Vec<RouteDoc>) {
         ],
     );
     t.add(true, "/data", any(odata::handle), &entity_docs[..1]);
-    t.add(true, "/data/{*path}", any(data_path), &entity_docs[1..]);
+    t.add(true, "/data/{*path}", any(dispatch::data_path), &entity_docs[1..]);
     t.add(true, "/api/data/v9.2", any(odata::handle), &[]);
     t.add(true, "/api/data/v9.2/{*path}", any(odata::handle), dataverse_docs);
     t.add(true, "/Metadata/{*path}", any(odata::handle), metadata_docs);
@@ -549,55 +550,13 @@ pub(crate) fn build(state: ApiState) -> (Router, Vec<RouteDoc>) {
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     let router = public
         .merge(secured)
-        .fallback(case_insensitive_fallback)
+        .fallback(dispatch::case_insensitive_fallback)
         .layer(axum::middleware::from_fn(ops::record_metrics))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::new(crate::error::ErrorKind::Internal, "an internal error occurred").into_response()
         }))
         .with_state(state);
     (router, docs)
-}
-
-/// Paths and entity-set names match without regard to case (`/Data/customergroups`,
-/// `/metadata/DataEntities`): anything the exact routes missed that belongs to the entity API
-/// lands here.
-async fn case_insensitive_fallback(State(state): State<ApiState>, request: Request) -> Response {
-    let lower = request.uri().path().to_ascii_lowercase();
-    let is_entity_api = ["/data", "/api/data/v9.2", "/metadata/"]
-        .iter()
-        .any(|p| lower == *p || lower.starts_with(&format!("{}/", p.trim_end_matches('/'))));
-    if !is_entity_api {
-        return ApiError::not_found(format!("no endpoint at {}; see /openapi.json", request.uri().path()))
-            .into_response();
-    }
-    let (mut parts, body) = request.into_parts();
-    let (principal, permit) = match auth::admit(&state, &parts.headers).await {
-        Ok(admitted) => admitted,
-        Err(e) => return e.into_response(),
-    };
-    parts.extensions.insert(principal);
-    let body = match axum::body::to_bytes(body, BODY_LIMIT_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            return ApiError::new(crate::error::ErrorKind::PayloadTooLarge, "the request body is too large")
-                .into_response();
-        }
-    };
-    if let Some(action) = dmf::action_in_path(parts.uri.path()) {
-        let principal = parts.extensions.get::<ferry_auth::Principal>().cloned().expect("inserted above");
-        let response = dmf::run(&state, &principal, &parts.method, &action, &body).await;
-        return permit.hold_until_sent(response.unwrap_or_else(|e| e.into_response()));
-    }
-    permit.hold_until_sent(odata::dispatch(state, parts, body).await)
-}
-
-/// `/data/{*path}`: the DMF actions when the entity set is spelled in another case than the
-/// exact route's, else the entity API.
-async fn data_path(State(state): State<ApiState>, request: Request) -> Response {
-    match dmf::action_in_path(request.uri().path()) {
-        Some(action) => dmf::handle_request(state, &action, request).await,
-        None => odata::handle(State(state), request).await,
-    }
 }
 
 async fn openapi_json(State(state): State<ApiState>) -> Response {
